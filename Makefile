@@ -1,0 +1,40 @@
+# rose-factory. Every target installs what it needs first (idempotently), from the npm registry only.
+BUN := node_modules/.bin/bun
+AGENT ?=
+
+.PHONY: demo test check once bench engines deps clean
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.installed
+
+# The real Claude Code and Codex CLIs the engine tests run (~700 MB, kept out of the main install).
+engines/node_modules/.installed: engines/package.json engines/package-lock.json
+	npm ci --prefix engines --no-audit --no-fund
+	@touch $@
+
+engines: engines/node_modules/.installed
+
+demo: deps
+	$(BUN) scripts/demo.ts
+
+test: deps engines
+	@bash test/run-all.sh
+
+check: deps
+	node_modules/.bin/tsc --noEmit -p .
+	node_modules/.bin/oxlint --deny-warnings lib scripts test bench
+	npx --no-install tsx scripts/start.ts --help > /dev/null && echo "tsx smoke: start --help runs on node"
+
+once: deps
+	@test -n "$(AGENT)" || (echo "usage: make once AGENT=<name from agents.yaml>" >&2; exit 2)
+	$(BUN) scripts/start.ts --once --agent $(AGENT)
+
+bench: deps
+	$(BUN) bench/poll.ts
+	$(BUN) bench/idle-tick.ts
+
+clean:
+	rm -rf node_modules engines/node_modules

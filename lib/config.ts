@@ -1,0 +1,170 @@
+/**
+ * agents.yaml: one zod schema, strict (an unknown key is an error that names it). Types come from
+ * z.infer. Loading checks what zod cannot: duplicate names, unset token env vars, modes not built yet.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parse as parseYaml, YAMLParseError } from 'yaml'
+import { z } from 'zod'
+import { FactoryError } from './errors.ts'
+
+const nameRe = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/
+
+const trackerSchema = z.strictObject({
+  mode: z.enum(['api_key', 'agent_session']),
+  token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'),
+  /** Linear user ids or emails whose comments may trigger a rerun (absent = anyone). */
+  allow_commenters: z.array(z.string()).optional(),
+})
+
+const repoSchema = z.strictObject({
+  url: z.string().min(1),
+  base: z.string().min(1).default('main'),
+  bootstrap: z.string().optional(),
+  bootstrap_timeout_seconds: z.number().int().positive().default(300),
+  /** owner/name of the GitHub repository for PRs, when `url` is not a github.com URL (mirror, local path). */
+  github: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'must look like owner/name').optional(),
+})
+
+const claudeSchema = z.strictObject({
+  permission_mode: z.enum(['acceptEdits', 'bypassPermissions', 'default', 'plan']).default('bypassPermissions'),
+  allowed_tools: z.array(z.string()).optional(),
+  model: z.string().optional(),
+  max_turns: z.number().int().positive().optional(),
+  bin: z.string().optional(),
+})
+
+const codexSchema = z.strictObject({
+  sandbox: z.enum(['read-only', 'workspace-write', 'danger-full-access']).default('workspace-write'),
+  model: z.string().optional(),
+  config: z.array(z.string()).optional(),
+  bin: z.string().optional(),
+})
+
+const limitsSchema = z.strictObject({
+  stall_seconds: z.number().positive().default(300),
+  timeout_minutes: z.number().positive().default(60),
+  max_attempts: z.number().int().positive().default(3),
+  max_cost_usd: z.number().positive().optional(),
+})
+
+const agentSchema = z.strictObject({
+  name: z.string().regex(nameRe, 'must be lowercase letters, digits and dashes (e.g. benoit-codex)'),
+  engine: z.enum(['claude', 'codex', 'console']),
+  tracker: trackerSchema,
+  repo: repoSchema,
+  runtime: z.strictObject({ provider: z.enum(['none']) }).default({ provider: 'none' }),
+  concurrency: z.number().int().positive().max(64).default(2),
+  claude: claudeSchema.optional(),
+  codex: codexSchema.optional(),
+  limits: limitsSchema.default({ stall_seconds: 300, timeout_minutes: 60, max_attempts: 3 }),
+  github: z.strictObject({ token_env: z.string() }).default({ token_env: 'FACTORY_GITHUB_TOKEN' }),
+})
+
+export const configSchema = z.strictObject({
+  poll_interval_seconds: z.number().positive().default(30),
+  /** Runs at once on this machine, across agents. */
+  max_concurrency: z.number().int().positive().default(4),
+  agents: z.array(agentSchema).min(1, 'list at least one agent'),
+})
+
+export type FactoryConfig = z.infer<typeof configSchema>
+export type AgentConfig = z.infer<typeof agentSchema>
+
+/** Where the factory keeps its state: $FACTORY_HOME, default ~/rose-factory. */
+export function factoryHome(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.FACTORY_HOME || join(homedir(), 'rose-factory'))
+}
+
+/** The config file path: --config, else $FACTORY_HOME/agents.yaml. */
+export function configPath(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(explicit ?? join(factoryHome(env), 'agents.yaml'))
+}
+
+/** Format a zod issue path like `agents[1].repo.url`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = ''
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p)
+  return out || '(top level)'
+}
+
+/** Parse and validate config text; throws FactoryError config_invalid naming file, key path and fix. */
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): FactoryConfig {
+  let raw: unknown
+  try {
+    raw = parseYaml(text)
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` (line ${err.linePos[0].line}, column ${err.linePos[0].col})` : ''
+    throw new FactoryError('config_invalid', `${file}${where}: not valid YAML: ${(err as Error).message.split('\n')[0]}`, {
+      fix: 'fix the YAML syntax (indentation, quotes) at that line; agents.example.yaml shows the shape',
+    })
+  }
+  const parsed = configSchema.safeParse(raw ?? {})
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      if (i.code === 'unrecognized_keys') {
+        const base = formatPath(i.path)
+        return i.keys.map((k) => `${base === '(top level)' ? k : `${base}.${k}`}: unknown key "${k}"`).join('\n  ')
+      }
+      return `${formatPath(i.path)}: ${i.message}`
+    })
+    throw new FactoryError('config_invalid', `${file}: invalid config\n  ${lines.join('\n  ')}`, {
+      fix: 'correct the keys named above; agents.example.yaml and the README list every key',
+    })
+  }
+  const config = parsed.data
+  const seen = new Set<string>()
+  config.agents.forEach((a, i) => {
+    if (seen.has(a.name)) {
+      throw new FactoryError('config_invalid', `${file}: agents[${i}].name: "${a.name}" is used twice`, { fix: 'give each agent a unique name' })
+    }
+    seen.add(a.name)
+    if (a.tracker.mode === 'agent_session') {
+      throw new FactoryError('config_invalid', `${file}: agents[${i}].tracker.mode: agent_session needs the relay, which this version does not have yet`, {
+        fix: 'use mode: api_key with a personal API key of the agent user',
+      })
+    }
+    if (!env[a.tracker.token_env]) {
+      throw new FactoryError('config_invalid', `${file}: agents[${i}].tracker.token_env: environment variable ${a.tracker.token_env} is not set`, {
+        fix: `export ${a.tracker.token_env}=<the Linear API key of agent ${a.name}'s user> (Linear: Settings > Security & access > Personal API keys)`,
+      })
+    }
+  })
+  return config
+}
+
+/** Read and validate the config file (FactoryError config_missing / config_invalid). */
+export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env): { config: FactoryConfig; path: string } {
+  const path = configPath(explicit, env)
+  if (!existsSync(path)) {
+    throw new FactoryError('config_missing', `no config at ${path}`, {
+      fix: `copy agents.example.yaml to ${path} and edit it, or pass --config PATH`,
+    })
+  }
+  return { config: parseConfig(readFileSync(path, 'utf8'), path, env), path }
+}
+
+/** The agent called `name`, or a usage error listing the known names. */
+export function pickAgent(config: FactoryConfig, name: string): AgentConfig {
+  const agent = config.agents.find((a) => a.name === name)
+  if (!agent) {
+    throw new FactoryError('usage', `unknown agent "${name}"`, { fix: `use one of: ${config.agents.map((a) => a.name).join(', ')}` })
+  }
+  return agent
+}
+
+/** Agents selected by --agent (none = all). */
+export function selectAgents(config: FactoryConfig, name?: string): AgentConfig[] {
+  return name ? [pickAgent(config, name)] : config.agents
+}
+
+/** Linear's GraphQL endpoint (LINEAR_API_URL overrides, for the sandbox and proxies). */
+export function linearApiUrl(env: NodeJS.ProcessEnv = process.env): string {
+  return env.LINEAR_API_URL || 'https://api.linear.app/graphql'
+}
+
+/** GitHub's REST endpoint (GITHUB_API_URL overrides). */
+export function githubApiUrl(env: NodeJS.ProcessEnv = process.env): string {
+  return (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '')
+}

@@ -1,0 +1,54 @@
+/**
+ * What every step needs for one agent, built once per process: config, paths, the tracker and
+ * the injectable side effects (deps) with their real defaults, so tests swap them without mocks.
+ */
+import type { ConsolaInstance } from 'consola'
+import { type AgentConfig, type FactoryConfig, factoryHome, linearApiUrl, githubApiUrl } from './config.ts'
+import { logger } from './log.ts'
+import { layout } from './paths.ts'
+import { createLinearTracker } from './tracker/linear.ts'
+import type { Tracker } from './tracker/types.ts'
+
+export interface AgentContext {
+  config: FactoryConfig
+  configPath: string
+  agent: AgentConfig
+  home: string
+  paths: ReturnType<typeof layout>
+  tracker: Tracker
+  env: NodeJS.ProcessEnv
+  log: ConsolaInstance
+  dryRun: boolean
+  githubApi: string
+  now: () => Date
+}
+
+export interface ContextOptions {
+  config: FactoryConfig
+  configPath: string
+  agent: AgentConfig
+  env?: NodeJS.ProcessEnv
+  dryRun?: boolean
+  tag?: string
+  tracker?: Tracker
+  now?: () => Date
+}
+
+/** Build the context for one agent (the tracker talks to LINEAR_API_URL with the agent's key). */
+export function agentContext(opts: ContextOptions): AgentContext {
+  const env = opts.env ?? process.env
+  const home = factoryHome(env)
+  return {
+    config: opts.config,
+    configPath: opts.configPath,
+    agent: opts.agent,
+    home,
+    paths: layout(home),
+    tracker: opts.tracker ?? createLinearTracker({ apiKey: env[opts.agent.tracker.token_env]!, apiUrl: linearApiUrl(env) }),
+    env,
+    log: logger(opts.tag ?? opts.agent.name),
+    dryRun: opts.dryRun ?? false,
+    githubApi: githubApiUrl(env),
+    now: opts.now ?? (() => new Date()),
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * The loop: for each agent, tick = poll -> record -> dispatch. Each issue runs in a child process
+ * (scripts/run.ts) so a crash cannot take the loop down. Poll failures back off (until Linear's
+ * reset for rate limits, exponentially otherwise) and the loop goes on; nothing queued is lost,
+ * because queued issues live in state.json until a run takes them.
+ */
+import { fileURLToPath } from 'node:url'
+import type { AgentConfig, FactoryConfig } from './config.ts'
+import { agentContext, type AgentContext } from './context.ts'
+import { asFactoryError } from './errors.ts'
+import { inspectLock } from './lock.ts'
+import { logger } from './log.ts'
+import { pollAgent, recordPollError, type PollPlan } from './poller.ts'
+import { type ChildHandle, spawnScript } from './proc.ts'
+import { readState } from './state.ts'
+import type { Tracker } from './tracker/types.ts'
+import { ensureBaseRepo } from './workspace.ts'
+import { dispatchOrder } from './workflow.ts'
+import { issueLockPath, LOCK_STALE_MS } from './claim.ts'
+
+const RUN_SCRIPT = fileURLToPath(new URL('../scripts/run.ts', import.meta.url))
+
+export interface DriverOptions {
+  config: FactoryConfig
+  configPath: string
+  agents: AgentConfig[]
+  dryRun: boolean
+  env?: NodeJS.ProcessEnv
+  /** Test seam: how a run is started (default: a child process running scripts/run.ts). */
+  spawnRun?: (agent: AgentConfig, issueId: string) => ChildHandle
+  tracker?: (agent: AgentConfig) => Tracker
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+  now?: () => number
+}
+
+export interface RunOutcome {
+  agent: string
+  identifier: string
+  exitCode: number | null
+}
+
+export interface TickReport {
+  agent: string
+  ok: boolean
+  error?: { code: string; message: string }
+  plan?: PollPlan
+  started: string[]
+}
+
+/** Poll backoff after `failures` consecutive failures: 30 s doubling, capped at 5 min. */
+export function pollBackoffMs(failures: number): number {
+  return Math.min(30_000 * 2 ** Math.max(0, failures - 1), 300_000)
+}
+
+/** Build a driver; `tick()` runs one round for every agent, `loop()` runs until `stop()`. */
+export function createDriver(opts: DriverOptions) {
+  const log = logger('start')
+  const env = opts.env ?? process.env
+  const now = opts.now ?? Date.now
+  const contexts = new Map<string, AgentContext>()
+  const running = new Map<string, { agent: string; identifier: string; child: ChildHandle }>()
+  const backoff = new Map<string, { until: number; failures: number }>()
+  const outcomes: RunOutcome[] = []
+  const stopper = new AbortController()
+
+  const ctxFor = (agent: AgentConfig) => {
+    let ctx = contexts.get(agent.name)
+    if (!ctx) {
+      ctx = agentContext({ config: opts.config, configPath: opts.configPath, agent, env, dryRun: opts.dryRun, tag: 'start', tracker: opts.tracker?.(agent) })
+      contexts.set(agent.name, ctx)
+    }
+    return ctx
+  }
+
+  const spawnRun =
+    opts.spawnRun ??
+    ((agent: AgentConfig, issueId: string) => spawnScript(RUN_SCRIPT, ['--config', opts.configPath, '--agent', agent.name, '--issue', issueId, '--no-fetch'], { env }))
+
+  async function tickAgent(agent: AgentConfig): Promise<TickReport> {
+    const ctx = ctxFor(agent)
+    const b = backoff.get(agent.name)
+    if (b && b.until > now()) {
+      return { agent: agent.name, ok: false, error: { code: 'backoff', message: `backing off until ${new Date(b.until).toISOString()}` }, started: [] }
+    }
+    let plan: PollPlan & { requests: number }
+    try {
+      plan = await pollAgent(ctx)
+      backoff.delete(agent.name)
+    } catch (err) {
+      const e = asFactoryError(err)
+      const failures = (b?.failures ?? 0) + 1
+      const resetAt = Number(e.details?.resetAt ?? 0)
+      const until = e.code === 'tracker_rate_limited' && resetAt > now() ? resetAt : now() + pollBackoffMs(failures)
+      backoff.set(agent.name, { until, failures })
+      log.error(`${agent.name}: poll failed: ${e.describe()}`)
+      log.info(`${agent.name}: next poll not before ${new Date(until).toISOString()}`)
+      try {
+        recordPollError(ctx, e.code, e.message)
+      } catch {}
+      return { agent: agent.name, ok: false, error: { code: e.code, message: e.message }, started: [] }
+    }
+    for (const { issue, decision } of plan.items) {
+      const what = decision.action === 'queue' ? `queue (${decision.reason}${decision.reason === 'comment' ? `, ${decision.commentCount} new` : ''})` : `skip (${decision.reason})`
+      log.info(`${agent.name}: ${issue.identifier} [${issue.state.name}] ${what}`)
+    }
+    if (plan.items.length === 0) log.debug(`${agent.name}: nothing changed since ${plan.cursorBefore ?? 'the start'}`)
+    if (opts.dryRun) return { agent: agent.name, ok: true, plan, started: [] }
+    const started = await dispatch(agent)
+    return { agent: agent.name, ok: true, plan, started }
+  }
+
+  /** Start runs for queued issues, within the agent's and the machine's concurrency. */
+  async function dispatch(agent: AgentConfig): Promise<string[]> {
+    if (stopper.signal.aborted) return []
+    const ctx = ctxFor(agent)
+    const records = Object.values(readState(ctx.paths.state).agents[agent.name]?.issues ?? {})
+    const mine = [...running.values()].filter((r) => r.agent === agent.name).length
+    const slots = Math.min(agent.concurrency - mine, opts.config.max_concurrency - running.size)
+    const queued = records
+      .filter((r) => r.phase === 'queued' && !running.has(`${agent.name}/${r.id}`))
+      .filter((r) => !inspectLock(issueLockPath(ctx, r.identifier), LOCK_STALE_MS).owner)
+      .sort((a, b) => dispatchOrder(a.snapshot, b.snapshot))
+    const pick = queued.slice(0, Math.max(0, slots))
+    if (pick.length === 0) return []
+    try {
+      await ensureBaseRepo(ctx, { fetch: true })
+    } catch (err) {
+      log.error(`${agent.name}: cannot update the base clone; ${pick.length} issue(s) stay queued: ${asFactoryError(err).describe()}`)
+      return []
+    }
+    for (const r of pick) {
+      const child = spawnRun(agent, r.id)
+      const key = `${agent.name}/${r.id}`
+      running.set(key, { agent: agent.name, identifier: r.identifier, child })
+      log.info(`${agent.name}: ${r.identifier} started (pid ${child.pid})`)
+      void child.exited.then((code) => {
+        running.delete(key)
+        outcomes.push({ agent: agent.name, identifier: r.identifier, exitCode: code })
+        log.info(`${agent.name}: ${r.identifier} ${code === 0 ? 'finished' : `failed (exit ${code})`}`)
+        if (!oncePending) void dispatch(agent).catch((e) => log.error(asFactoryError(e).describe()))
+      })
+    }
+    return pick.map((r) => r.identifier)
+  }
+
+  let oncePending = false
+
+  /** One tick for every agent. */
+  async function tick(): Promise<TickReport[]> {
+    const reports: TickReport[] = []
+    for (const agent of opts.agents) reports.push(await tickAgent(agent))
+    return reports
+  }
+
+  /** Wait for every running child to exit. */
+  async function drain(): Promise<void> {
+    while (running.size > 0) await Promise.race([...running.values()].map((r) => r.child.exited))
+  }
+
+  const sleep =
+    opts.sleep ??
+    ((ms: number, signal: AbortSignal) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms)
+        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true })
+      }))
+
+  return {
+    outcomes,
+    running,
+    tick,
+    drain,
+    /** `--once`: one tick, wait for the runs it started; true when everything succeeded. */
+    async once(): Promise<{ ok: boolean; reports: TickReport[]; outcomes: RunOutcome[] }> {
+      oncePending = true
+      const reports = await tick()
+      await drain()
+      const ok = reports.every((r) => r.ok) && outcomes.every((o) => o.exitCode === 0)
+      return { ok, reports, outcomes }
+    },
+    /** Tick every poll interval until stop(). */
+    async loop(): Promise<void> {
+      while (!stopper.signal.aborted) {
+        await tick()
+        await sleep(opts.config.poll_interval_seconds * 1000, stopper.signal)
+      }
+    },
+    /** Stop ticking, ask running children to stop, wait for them (SIGKILL after `graceMs`). */
+    async stop(graceMs = 15_000): Promise<void> {
+      stopper.abort()
+      for (const r of running.values()) r.child.kill('SIGTERM')
+      const timer = setTimeout(() => {
+        for (const r of running.values()) r.child.kill('SIGKILL')
+      }, graceMs)
+      await drain()
+      clearTimeout(timer)
+    },
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The run-engine step: build the prompt from the issue and the human comments since the last
+ * run, run the agent's engine in the worktree with a scrubbed env (invariant 6), and record the
+ * result in state.json before anything else happens (so a crash after it never reruns the engine).
+ */
+import { join } from 'node:path'
+import type { AgentContext } from './context.ts'
+import { createEngine } from './engines/index.ts'
+import { engineEnv } from './engines/env.ts'
+import type { Engine, EngineEvent, EngineResult } from './engines/types.ts'
+import { buildPrompt, humanComments } from './prompt.ts'
+import { agentState, type IssueRecord, type RunRecord, updateState } from './state.ts'
+import type { TrackerIssue } from './tracker/types.ts'
+import { issueLogDir } from './workspace.ts'
+import type { WorktreePlan } from './workspace.ts'
+import { lastCommentsUpTo } from './workflow.ts'
+
+export interface EnginePlan {
+  prompt: string
+  resume?: string
+  commentsUpTo?: string
+  logPath: string
+  timeoutMs: number
+  stallMs: number
+}
+
+/** Decide what the engine gets: prompt, session to resume, limits, log path. Pure apart from the log dir. */
+export function planEngineRun(ctx: AgentContext, issue: TrackerIssue, record: IssueRecord, runNumber: number, viewerId: string, branch: string): EnginePlan {
+  const earlier = record.runs.filter((r) => r.n < runNumber)
+  const previous = [...earlier].reverse().find((r) => r.reportedAt)
+  const since = lastCommentsUpTo({ ...record, runs: earlier })
+  const comments = humanComments(issue, viewerId, since, ctx.agent.tracker.allow_commenters)
+  return {
+    prompt: buildPrompt({ issue, branch, comments, previous: previous ? { n: previous.n, summary: previous.summary } : undefined }),
+    resume: previous ? record.sessionId : undefined,
+    commentsUpTo: comments.at(-1)?.createdAt ?? since,
+    logPath: join(issueLogDir(ctx, issue.identifier), `run-${runNumber}.log`),
+    timeoutMs: ctx.agent.limits.timeout_minutes * 60_000,
+    stallMs: ctx.agent.limits.stall_seconds * 1000,
+  }
+}
+
+/** Run the engine and record its result as run `runNumber`. */
+export async function runEngineStep(
+  ctx: AgentContext,
+  args: { issue: TrackerIssue; record: IssueRecord; runNumber: number; viewerId: string; worktree: WorktreePlan; signal?: AbortSignal; engine?: Engine; onEvent?: (e: EngineEvent) => void },
+): Promise<EngineResult> {
+  const plan = planEngineRun(ctx, args.issue, args.record, args.runNumber, args.viewerId, args.worktree.branch)
+  const engine = args.engine ?? (await createEngine(ctx.agent))
+  updateState(ctx.paths.state, (d) => {
+    const r = agentState(d, ctx.agent.name).issues[args.issue.id]
+    if (r) r.phase = 'running'
+  })
+  ctx.log.info(`${args.issue.identifier}: run #${args.runNumber} with ${engine.name}${plan.resume ? ` (resuming ${plan.resume})` : ''}; transcript ${plan.logPath}`)
+  const result = await engine.run({
+    prompt: plan.prompt,
+    cwd: args.worktree.path,
+    env: engineEnv(ctx.agent.engine, ctx.env, ctx.agent.tracker.token_env),
+    resume: plan.resume,
+    signal: args.signal,
+    timeoutMs: plan.timeoutMs,
+    stallMs: plan.stallMs,
+    logPath: plan.logPath,
+    onEvent: args.onEvent,
+  })
+  updateState(ctx.paths.state, (d) => {
+    const r = agentState(d, ctx.agent.name).issues[args.issue.id]
+    if (!r) return
+    const run = r.runs.find((x) => x.n === args.runNumber)
+    if (run) Object.assign(run, runFields(result, plan, ctx.now()))
+    if (result.sessionId) r.sessionId = result.sessionId
+    r.phase = 'reporting'
+  })
+  return result
+}
+
+function runFields(result: EngineResult, plan: EnginePlan, now: Date): Partial<RunRecord> {
+  return {
+    endedAt: now.toISOString(),
+    status: result.status,
+    summary: result.summary.slice(0, 20_000),
+    errorCode: result.errorCode,
+    sessionId: result.sessionId,
+    costUsd: result.costUsd,
+    usage: result.usage,
+    commentsUpTo: plan.commentsUpTo,
+    logPath: result.logPath,
+  }
+}

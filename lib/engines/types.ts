@@ -1,0 +1,57 @@
+/** The Engine interface (DESIGN.md "Engines"): one run of a coding agent in a worktree. */
+
+export type EngineName = 'claude' | 'codex' | 'console'
+
+export type EngineStatus = 'success' | 'failed' | 'timeout' | 'stalled' | 'cancelled'
+
+export interface EngineUsage {
+  inputTokens: number
+  outputTokens: number
+  cachedInputTokens?: number
+}
+
+/** A progress event streamed to the caller while the engine runs. */
+export type EngineEvent =
+  | { kind: 'started'; sessionId?: string }
+  | { kind: 'thought'; text: string }
+  | { kind: 'action'; tool: string; input: string }
+  | { kind: 'action_result'; tool: string; output: string; isError?: boolean }
+  | { kind: 'text'; text: string }
+  | { kind: 'error'; message: string }
+
+export interface EngineRunInput {
+  prompt: string
+  cwd: string
+  /** The already-scrubbed environment for the engine process. */
+  env: Record<string, string>
+  /** Session / thread id of a previous run of the same issue, to resume. */
+  resume?: string
+  signal?: AbortSignal
+  /** Hard timeout for the whole run. */
+  timeoutMs: number
+  /** Kill when the engine prints nothing for this long. */
+  stallMs: number
+  /** Where the full transcript of this run is written. */
+  logPath: string
+  onEvent?: (event: EngineEvent) => void
+}
+
+export interface EngineResult {
+  status: EngineStatus
+  /** The engine's final text (or the error that ended it). */
+  summary: string
+  sessionId?: string
+  usage?: EngineUsage
+  costUsd?: number
+  exitCode: number | null
+  logPath: string
+  /** Failure code when status is not success (engine_failed, engine_timeout, ...). */
+  errorCode?: 'engine_failed' | 'engine_timeout' | 'engine_stalled' | 'engine_cancelled' | 'engine_missing'
+  /** Lines of output that did not parse as the engine's format. */
+  malformedLines?: number
+}
+
+export interface Engine {
+  readonly name: EngineName
+  run(input: EngineRunInput): Promise<EngineResult>
+}

@@ -1,0 +1,67 @@
+/**
+ * git through argv arrays (never a shell string). Tokens never reach .git/config or remote URLs
+ * (invariant 6): an authenticated push gets the token through GIT_ASKPASS for that one command.
+ */
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { FactoryError } from './errors.ts'
+import { run, type RunResult } from './proc.ts'
+import { scrub } from './log.ts'
+
+/** Env for git: no prompts, no pager, a fixed identity for commits, no user config surprises. */
+export function gitEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
+  return {
+    ...env,
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_PAGER: 'cat',
+    GIT_AUTHOR_NAME: env.GIT_AUTHOR_NAME ?? 'rose-factory',
+    GIT_AUTHOR_EMAIL: env.GIT_AUTHOR_EMAIL ?? 'rose-factory@localhost',
+    GIT_COMMITTER_NAME: env.GIT_COMMITTER_NAME ?? 'rose-factory',
+    GIT_COMMITTER_EMAIL: env.GIT_COMMITTER_EMAIL ?? 'rose-factory@localhost',
+    ...extra,
+  }
+}
+
+/** Run git; a non-zero exit is a git_failed error carrying the (redacted) stderr. */
+export async function git(args: string[], opts: { cwd?: string; env?: Record<string, string>; allowFail?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
+  const res = await run(['git', ...args], { cwd: opts.cwd, env: opts.env ?? gitEnv(), timeoutMs: opts.timeoutMs ?? 10 * 60_000 })
+  if (res.exitCode !== 0 && !opts.allowFail) {
+    throw new FactoryError('git_failed', `git ${args.join(' ')} failed (exit ${res.exitCode}${res.killed ? `, ${res.killed}` : ''}): ${scrub(res.stderr.trim() || res.stdout.trim()).slice(0, 2000)}`, {
+      fix: 'see the git message; check the repo URL, base branch and credentials',
+    })
+  }
+  return res
+}
+
+/** Trimmed stdout of a git command. */
+export async function gitOut(args: string[], cwd: string): Promise<string> {
+  return (await git(args, { cwd })).stdout.trim()
+}
+
+/** True when the remote URL is a local path or file:// URL (no auth, no PR). */
+export function isLocalRemote(url: string): boolean {
+  return url.startsWith('/') || url.startsWith('./') || url.startsWith('../') || url.startsWith('file://')
+}
+
+/**
+ * Write (once) an askpass helper that answers git's prompts from env vars set only on the push
+ * command: the token lives in that process's env, not in any file or URL.
+ */
+export function askpassScript(home: string): string {
+  const dir = join(home, 'bin')
+  const path = join(dir, 'git-askpass.sh')
+  if (!existsSync(path)) {
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(path, '#!/bin/sh\ncase "$1" in\n  Username*) printf "%s\\n" "${ROSE_GIT_USERNAME:-x-access-token}" ;;\n  *) printf "%s\\n" "$ROSE_GIT_PASSWORD" ;;\nesac\n')
+    chmodSync(path, 0o700)
+  }
+  return path
+}
+
+/** Env for an authenticated git network command (https remotes with a token). */
+export function authEnv(home: string, token: string | undefined): Record<string, string> {
+  if (!token) return gitEnv()
+  return gitEnv({ GIT_ASKPASS: askpassScript(home), ROSE_GIT_PASSWORD: token, ROSE_GIT_USERNAME: 'x-access-token' })
+}

@@ -1,0 +1,40 @@
+/**
+ * Logs through consola with a tag per script. Every message passes through the redactor, so a
+ * token that ends up in an error message (a URL, a git stderr line) is never printed.
+ */
+import { createConsola, type ConsolaInstance } from 'consola'
+import { redact, secretValues } from './secrets.ts'
+
+let secrets: string[] | null = null
+
+/** Secret values currently in the environment (cached; call resetRedaction after changing env). */
+function currentSecrets(): string[] {
+  secrets ??= secretValues(process.env)
+  return secrets
+}
+
+/** Forget the cached secret list (tests that change process.env). */
+export function resetRedaction(): void {
+  secrets = null
+}
+
+/** Redact every known secret value from a string. */
+export function scrub(text: string): string {
+  return redact(text, currentSecrets())
+}
+
+/** A logger tagged with the script's name; everything it prints is redacted. Logs go to stderr. */
+export function logger(tag: string): ConsolaInstance {
+  const level = process.env.ROSE_LOG_LEVEL ? Number(process.env.ROSE_LOG_LEVEL) : process.env.DEBUG ? 4 : 3
+  const base = createConsola({ level, stdout: process.stderr, stderr: process.stderr })
+  base.setReporters([
+    {
+      log(obj) {
+        const msg = obj.args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a))).join(' ')
+        const time = new Date(obj.date).toISOString().slice(11, 19)
+        process.stderr.write(`${time} [${obj.tag || tag}] ${obj.type === 'log' || obj.type === 'info' ? '' : `${obj.type}: `}${scrub(msg)}\n`)
+      },
+    },
+  ])
+  return base.withTag(tag)
+}

@@ -1,0 +1,201 @@
+/**
+ * The one place that spawns processes. node:child_process works under both Bun and Node, so the
+ * scripts also run under tsx. Argv arrays only (invariant 7): never a shell string built from
+ * issue text. Failures come back as values (exitCode, signal, timedOut), never as throws,
+ * except when the binary itself is missing.
+ */
+import { spawn as nodeSpawn } from 'node:child_process'
+import { FactoryError } from './errors.ts'
+
+export interface RunOptions {
+  cwd?: string
+  env?: Record<string, string | undefined>
+  /** Text written to stdin, then stdin is closed. Without it stdin is /dev/null. */
+  input?: string
+  /** Kill the process group after this long with no output on stdout/stderr. */
+  stallMs?: number
+  /** Kill the process group after this long in all. */
+  timeoutMs?: number
+  /** Kill the process group when aborted. */
+  signal?: AbortSignal
+  /** SIGTERM first, SIGKILL after this grace. */
+  killGraceMs?: number
+  /** Called with each complete stdout line. */
+  onLine?: (line: string) => void
+  /** Called with each complete stderr line. */
+  onErrLine?: (line: string) => void
+  /** Keep at most this many bytes of stdout/stderr in the result (default 1 MiB each). */
+  maxBuffer?: number
+}
+
+export interface RunResult {
+  argv: string[]
+  exitCode: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  /** Why we killed it, if we did. */
+  killed: 'stall' | 'timeout' | 'abort' | null
+  pid: number | undefined
+  durationMs: number
+}
+
+/** Spawn `argv[0]` with `argv[1..]` in its own process group and wait for it to end. */
+export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const started = Date.now()
+  const maxBuffer = opts.maxBuffer ?? 1024 * 1024
+  return new Promise((resolve, reject) => {
+    let child: ReturnType<typeof nodeSpawn>
+    try {
+      child = nodeSpawn(argv[0]!, argv.slice(1), {
+        cwd: opts.cwd,
+        env: (opts.env ?? process.env) as NodeJS.ProcessEnv,
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        detached: true,
+      })
+    } catch (err) {
+      reject(missingBinary(argv[0]!, err))
+      return
+    }
+    let stdout = ''
+    let stderr = ''
+    let outRest = ''
+    let errRest = ''
+    let killed: RunResult['killed'] = null
+    let killTimer: ReturnType<typeof setTimeout> | undefined
+    let stallTimer: ReturnType<typeof setTimeout> | undefined
+    let hardTimer: ReturnType<typeof setTimeout> | undefined
+    let settled = false
+
+    const killGroup = (why: NonNullable<RunResult['killed']>) => {
+      if (killed || settled) return
+      killed = why
+      signalGroup(child.pid, 'SIGTERM')
+      killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), opts.killGraceMs ?? 2000)
+    }
+    const armStall = () => {
+      if (!opts.stallMs) return
+      if (stallTimer) clearTimeout(stallTimer)
+      stallTimer = setTimeout(() => killGroup('stall'), opts.stallMs)
+    }
+    armStall()
+    if (opts.timeoutMs) hardTimer = setTimeout(() => killGroup('timeout'), opts.timeoutMs)
+    const onAbort = () => killGroup('abort')
+    if (opts.signal) {
+      if (opts.signal.aborted) queueMicrotask(onAbort)
+      else opts.signal.addEventListener('abort', onAbort, { once: true })
+    }
+
+    child.stdout!.setEncoding('utf8')
+    child.stderr!.setEncoding('utf8')
+    child.stdout!.on('data', (chunk: string) => {
+      armStall()
+      if (stdout.length < maxBuffer) stdout += chunk
+      if (opts.onLine) {
+        const parts = (outRest + chunk).split('\n')
+        outRest = parts.pop() ?? ''
+        for (const p of parts) opts.onLine(p)
+      }
+    })
+    child.stderr!.on('data', (chunk: string) => {
+      armStall()
+      if (stderr.length < maxBuffer) stderr += chunk
+      if (opts.onErrLine) {
+        const parts = (errRest + chunk).split('\n')
+        errRest = parts.pop() ?? ''
+        for (const p of parts) opts.onErrLine(p)
+      }
+    })
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => {})
+      child.stdin!.end(opts.input)
+    }
+    child.on('error', (err) => {
+      if (settled) return
+      settled = true
+      cleanup()
+      reject(missingBinary(argv[0]!, err))
+    })
+    child.on('close', (code, sig) => {
+      if (settled) return
+      settled = true
+      if (outRest && opts.onLine) opts.onLine(outRest)
+      if (errRest && opts.onErrLine) opts.onErrLine(errRest)
+      // The leader is gone; make sure nothing it started outlives it when we killed it.
+      if (killed) signalGroup(child.pid, 'SIGKILL')
+      cleanup()
+      resolve({ argv, exitCode: code, signal: sig, stdout, stderr, killed, pid: child.pid, durationMs: Date.now() - started })
+    })
+    function cleanup() {
+      if (stallTimer) clearTimeout(stallTimer)
+      if (hardTimer) clearTimeout(hardTimer)
+      if (killTimer) clearTimeout(killTimer)
+      opts.signal?.removeEventListener('abort', onAbort)
+    }
+  })
+}
+
+/** Send `sig` to the process group led by `pid`; a group already gone is fine. */
+export function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (!pid) return
+  try {
+    process.kill(-pid, sig)
+  } catch {
+    try {
+      process.kill(pid, sig)
+    } catch {}
+  }
+}
+
+/** True when a process with this pid exists on this host. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+function missingBinary(bin: string, err: unknown): FactoryError {
+  const code = (err as NodeJS.ErrnoException)?.code
+  if (code === 'ENOENT') {
+    return new FactoryError('engine_missing', `cannot run "${bin}": not found on PATH`, {
+      fix: `install ${bin} or put it on PATH`,
+      cause: err,
+    })
+  }
+  return new FactoryError('internal', `cannot spawn "${bin}": ${(err as Error)?.message ?? err}`, { cause: err })
+}
+
+export interface ChildHandle {
+  pid: number | undefined
+  /** Resolves with the exit code (null when killed by a signal). */
+  exited: Promise<number | null>
+  kill(sig?: NodeJS.Signals): void
+}
+
+/**
+ * Start another of our scripts as a child process with the same runtime (bun, or node with the
+ * tsx loader flags in execArgv), inheriting stdio so its tagged log lines reach the terminal.
+ */
+export function spawnScript(script: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildHandle {
+  const child = nodeSpawn(process.execPath, [...process.execArgv, script, ...args], {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', () => resolve(1))
+    child.on('exit', (code) => resolve(code))
+  })
+  return {
+    pid: child.pid,
+    exited,
+    kill(sig = 'SIGTERM') {
+      try {
+        child.kill(sig)
+      } catch {}
+    },
+  }
+}

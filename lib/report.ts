@@ -1,0 +1,157 @@
+/**
+ * The report step: commit what the engine left, push the branch, open or update the PR, post ONE
+ * summary comment (client-chosen id + marker), move the issue to In Review, record the run.
+ * planReport decides (pure); reportRun carries it out. Every action is idempotent, so a re-run
+ * after a crash at any line finishes the job without duplicating anything (invariant 1).
+ */
+import type { AgentContext } from './context.ts'
+import { FactoryError } from './errors.ts'
+import { git, gitOut, isLocalRemote } from './git.ts'
+import { parseGitHubUrl, type GitHubRepo, upsertPullRequest } from './github.ts'
+import { COMMENT_MARKER } from './prompt.ts'
+import { agentState, type IssueRecord, type RunRecord, updateState } from './state.ts'
+import type { TrackerIssue, WorkflowState } from './tracker/types.ts'
+import { remoteEnv } from './workspace.ts'
+import { reviewState, summaryCommentId } from './workflow.ts'
+
+export interface ReportInput {
+  agent: string
+  engine: string
+  issue: TrackerIssue
+  run: RunRecord
+  branch: string
+  base: string
+  repoUrl: string
+  githubRepo?: string
+  hasGitHubToken: boolean
+  /** Commits on the branch beyond origin/base, after the commit step. */
+  commitsAhead: number
+  headCommit?: string
+  prUrl?: string
+}
+
+export interface ReportPlan {
+  commitMessage: string
+  push: boolean
+  pr: { repo: GitHubRepo; title: string; body: string } | null
+  prSkipped?: string
+  comment: { id: string; body: string }
+  moveTo: WorkflowState | null
+  outcome: 'success' | 'no_changes' | 'failed'
+}
+
+/** The GitHub repository for PRs: repo.github, else parsed from a github.com URL. */
+export function githubRepoFor(repoUrl: string, explicit?: string): GitHubRepo | null {
+  if (explicit) {
+    const [owner, name] = explicit.split('/')
+    return { owner: owner!, name: name! }
+  }
+  return parseGitHubUrl(repoUrl)
+}
+
+/** Decide commit message, push, PR, comment and state move for a finished engine run. Pure. */
+export function planReport(input: ReportInput): ReportPlan {
+  const { issue, run } = input
+  const succeeded = run.status === 'success'
+  const outcome: ReportPlan['outcome'] = !succeeded ? 'failed' : input.commitsAhead === 0 ? 'no_changes' : 'success'
+  const repo = githubRepoFor(input.repoUrl, input.githubRepo)
+  let prSkipped: string | undefined
+  if (!repo) prSkipped = isLocalRemote(input.repoUrl) ? 'origin is a local path, not GitHub' : 'origin is not a GitHub repository'
+  else if (!input.hasGitHubToken) prSkipped = 'no GitHub token (set FACTORY_GITHUB_TOKEN)'
+  else if (input.commitsAhead === 0) prSkipped = 'no commits on the branch'
+  const title = `${issue.identifier}: ${issue.title}`
+  const prBody = [`Resolves [${issue.identifier}](${issue.url}).`, '', run.summary?.trim() || '', '', `Run #${run.n} by rose-factory (${input.engine}).`].join('\n')
+  const lines: string[] = []
+  if (outcome === 'failed') {
+    lines.push(`**Run #${run.n} failed** (${run.errorCode ?? run.status}).`, '', quote(run.summary || 'no output'), '')
+    lines.push('A human may need to look; a new comment here starts another run.')
+  } else {
+    lines.push(outcome === 'no_changes' ? `**Run #${run.n} finished without changes.**` : `**Run #${run.n} finished.**`, '', run.summary?.trim() || '(no summary)', '')
+    const pr = input.prUrl ? `PR: ${input.prUrl}` : prSkipped && input.commitsAhead > 0 ? `No PR: ${prSkipped}.` : undefined
+    if (pr) lines.push(pr)
+    if (input.commitsAhead > 0) lines.push(`Branch: \`${input.branch}\`${input.headCommit ? ` at \`${input.headCommit.slice(0, 12)}\`` : ''}`)
+  }
+  const cost = run.costUsd !== undefined && run.costUsd > 0 ? ` · $${run.costUsd.toFixed(4)}` : ''
+  lines.push('', `_${COMMENT_MARKER} (${input.agent}, ${input.engine}, run #${run.n}${cost})._`)
+  return {
+    commitMessage: `${title}\n\nRun #${run.n} by rose-factory (${input.engine}).\nLinear: ${issue.url}\n`,
+    push: input.commitsAhead > 0,
+    pr: repo && !prSkipped ? { repo, title, body: prBody } : null,
+    prSkipped,
+    comment: { id: summaryCommentId(input.agent, issue.id, run.n), body: lines.join('\n') },
+    moveTo: outcome === 'failed' ? null : (reviewState(issue.team.states) ?? null),
+    outcome,
+  }
+}
+
+function quote(text: string): string {
+  return text
+    .trim()
+    .slice(0, 4000)
+    .split('\n')
+    .map((l) => `> ${l}`)
+    .join('\n')
+}
+
+/** Commit everything the engine left uncommitted; returns the new head or null when clean. */
+export async function commitAll(cwd: string, message: string): Promise<string | null> {
+  const status = await gitOut(['status', '--porcelain'], cwd)
+  if (!status) return null
+  await git(['add', '-A'], { cwd })
+  await git(['commit', '-q', '--no-verify', '-m', message], { cwd })
+  return gitOut(['rev-parse', 'HEAD'], cwd)
+}
+
+/** Carry out the report for run `runNumber` of an issue whose engine result is recorded. */
+export async function reportRun(ctx: AgentContext, args: { issue: TrackerIssue; record: IssueRecord; runNumber: number; worktree: string; branch: string }): Promise<ReportPlan> {
+  const run = args.record.runs.find((r) => r.n === args.runNumber)
+  if (!run || run.status === 'running') {
+    throw new FactoryError('usage', `${args.issue.identifier} run #${args.runNumber} has no engine result to report`, { fix: 'run the run-engine step first' })
+  }
+  const { agent } = ctx
+  const token = ctx.env[agent.github.token_env] || ctx.env.GITHUB_TOKEN
+  const base = `origin/${agent.repo.base}`
+  const draft = (ahead: number, head?: string, prUrl?: string) =>
+    planReport({ agent: agent.name, engine: agent.engine, issue: args.issue, run, branch: args.branch, base: agent.repo.base, repoUrl: agent.repo.url, githubRepo: agent.repo.github, hasGitHubToken: !!token, commitsAhead: ahead, headCommit: head, prUrl })
+
+  if (run.status === 'success' && !ctx.dryRun) await commitAll(args.worktree, draft(1).commitMessage)
+  const ahead = Number(await gitOut(['rev-list', '--count', `${base}..HEAD`], args.worktree))
+  const head = await gitOut(['rev-parse', 'HEAD'], args.worktree)
+  let plan = draft(ahead, head, args.record.prUrl)
+  if (ctx.dryRun) return plan
+
+  if (plan.push) {
+    await git(['push', '--porcelain', 'origin', `HEAD:refs/heads/${args.branch}`], { cwd: args.worktree, env: remoteEnv(ctx) })
+    ctx.log.info(`${args.issue.identifier}: pushed ${args.branch} (${ahead} commit${ahead === 1 ? '' : 's'} ahead of ${base})`)
+  }
+  let prUrl = args.record.prUrl
+  if (plan.pr && token) {
+    const pr = await upsertPullRequest({ repo: plan.pr.repo, head: args.branch, base: agent.repo.base, title: plan.pr.title, body: plan.pr.body }, { apiUrl: ctx.githubApi, token })
+    prUrl = pr.url
+    ctx.log.info(`${args.issue.identifier}: PR ${pr.created ? 'opened' : 'updated'} ${pr.url}`)
+    updateState(ctx.paths.state, (d) => {
+      const r = agentState(d, agent.name).issues[args.issue.id]
+      if (r) r.prUrl = pr.url
+    })
+    await ctx.tracker.attachUrl({ issueId: args.issue.id, url: pr.url, title: `PR #${pr.number}: ${plan.pr.title}` })
+  } else if (plan.prSkipped && plan.push) {
+    ctx.log.info(`${args.issue.identifier}: no PR: ${plan.prSkipped}`)
+  }
+  plan = draft(ahead, head, prUrl)
+  const posted = await ctx.tracker.createComment({ id: plan.comment.id, issueId: args.issue.id, body: plan.comment.body })
+  ctx.log.info(`${args.issue.identifier}: summary comment ${posted.created ? 'posted' : 'already there'}`)
+  if (plan.moveTo && args.issue.state.id !== plan.moveTo.id) {
+    await ctx.tracker.moveIssue(args.issue.id, plan.moveTo.id)
+    ctx.log.info(`${args.issue.identifier}: moved to ${plan.moveTo.name}`)
+  }
+  updateState(ctx.paths.state, (d) => {
+    const r = agentState(d, agent.name).issues[args.issue.id]
+    if (!r) return
+    const rr = r.runs.find((x) => x.n === args.runNumber)
+    if (rr) Object.assign(rr, { reportedAt: ctx.now().toISOString(), commentId: plan.comment.id, commit: plan.push ? head : undefined, prUrl, status: plan.outcome === 'no_changes' ? 'no_changes' : rr.status })
+    r.phase = plan.outcome === 'failed' ? 'failed' : 'done'
+    r.lastError = plan.outcome === 'failed' ? { code: run.errorCode ?? 'run_failed', message: (run.summary ?? '').slice(0, 500) } : undefined
+    if (plan.moveTo) r.snapshot = { ...r.snapshot, state: plan.moveTo }
+  })
+  return plan
+}

@@ -1,0 +1,78 @@
+/**
+ * Invariant 6: engine processes never see LLM API keys or factory tokens. The env handed to an
+ * engine is scrubbed by the named deny-list below (exact names and prefixes), plus the agent's
+ * own token_env. Tokens are also redacted from anything we log.
+ */
+
+/** Exact variable names that never reach an engine process. */
+export const DENIED_ENV_NAMES: readonly string[] = [
+  'OPENAI_API_KEY',
+  'OPENAI_ORG_ID',
+  'ANTHROPIC_API_KEY',
+  'ANTHROPIC_AUTH_TOKEN',
+  'AZURE_OPENAI_API_KEY',
+  'GEMINI_API_KEY',
+  'GOOGLE_API_KEY',
+  'GOOGLE_GENERATIVE_AI_API_KEY',
+  'MISTRAL_API_KEY',
+  'GROQ_API_KEY',
+  'DEEPSEEK_API_KEY',
+  'XAI_API_KEY',
+  'OPENROUTER_API_KEY',
+  'TOGETHER_API_KEY',
+  'FIREWORKS_API_KEY',
+  'PERPLEXITY_API_KEY',
+  'COHERE_API_KEY',
+  'HF_TOKEN',
+  'HUGGINGFACE_API_KEY',
+  'AWS_BEARER_TOKEN_BEDROCK',
+  'FACTORY_GITHUB_TOKEN',
+  'GITHUB_TOKEN',
+  'GH_TOKEN',
+  'FACTORY_RELAY_WORKER_TOKEN',
+  'CLAUDE_AUTH_TOKEN',
+  'SENTRY_AUTH_TOKEN',
+  'SUPABASE_ACCESS_TOKEN',
+]
+
+/** Variable-name prefixes that never reach an engine process. */
+export const DENIED_ENV_PREFIXES: readonly string[] = ['LINEAR_', 'LANGFUSE_', 'FACTORY_SECRET_']
+
+/** True when `name` is on the deny-list (by exact name or prefix). */
+export function isDeniedEnv(name: string): boolean {
+  const upper = name.toUpperCase()
+  return DENIED_ENV_NAMES.includes(upper) || DENIED_ENV_PREFIXES.some((p) => upper.startsWith(p))
+}
+
+/** A copy of `env` without denied variables and without the `extra` names (e.g. the agent's token_env). */
+export function scrubEnv(env: NodeJS.ProcessEnv, extra: readonly string[] = []): Record<string, string> {
+  const drop = new Set(extra.map((n) => n.toUpperCase()))
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) continue
+    if (isDeniedEnv(k) || drop.has(k.toUpperCase())) continue
+    out[k] = v
+  }
+  return out
+}
+
+/** Values worth redacting: every denied variable's value of at least 8 characters. */
+export function secretValues(env: NodeJS.ProcessEnv, extra: readonly string[] = []): string[] {
+  const drop = new Set(extra.map((n) => n.toUpperCase()))
+  return Object.entries(env)
+    .filter(([k, v]) => v && v.length >= 8 && (isDeniedEnv(k) || drop.has(k.toUpperCase())))
+    .map(([, v]) => v as string)
+}
+
+/** Replace every secret value in `text` with `***`. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text
+  for (const s of secrets) if (s) out = out.split(s).join('***')
+  return out
+}
+
+/** Show a secret as its first 4 characters and a mask (config check). */
+export function mask(value: string | undefined): string {
+  if (!value) return '(unset)'
+  return value.length <= 8 ? '***' : `${value.slice(0, 4)}***`
+}

@@ -1,0 +1,147 @@
+/**
+ * state.json: the factory's durable memory (cursor per agent, one record per issue, its runs).
+ * Invariant 4: written atomically (temp file, fsync, rename) under a lock; a torn or corrupt
+ * file is reported with its path and never silently reset.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { z } from 'zod'
+import { FactoryError } from './errors.ts'
+import { lockSync } from './lock.ts'
+import type { TrackerIssue } from './tracker/types.ts'
+
+const runSchema = z.object({
+  n: z.number(),
+  startedAt: z.string(),
+  endedAt: z.string().optional(),
+  status: z.enum(['running', 'success', 'failed', 'timeout', 'stalled', 'cancelled', 'no_changes']),
+  summary: z.string().optional(),
+  errorCode: z.string().optional(),
+  sessionId: z.string().optional(),
+  costUsd: z.number().optional(),
+  usage: z.object({ inputTokens: z.number(), outputTokens: z.number(), cachedInputTokens: z.number().optional() }).optional(),
+  commit: z.string().optional(),
+  commentId: z.string().optional(),
+  /** createdAt of the newest human comment the run's prompt included. */
+  commentsUpTo: z.string().optional(),
+  logPath: z.string().optional(),
+  /** Set once the report step finished (comment posted, issue moved). */
+  reportedAt: z.string().optional(),
+  prUrl: z.string().optional(),
+})
+
+export const PHASES = ['queued', 'claimed', 'worktree', 'running', 'reporting', 'done', 'failed', 'escalated', 'released'] as const
+
+const issueRecordSchema = z.object({
+  id: z.string(),
+  identifier: z.string(),
+  title: z.string(),
+  phase: z.enum(PHASES),
+  /** The issue as last polled; the run works from it. */
+  snapshot: z.custom<TrackerIssue>((v) => typeof v === 'object' && v !== null),
+  queuedAt: z.string().optional(),
+  branch: z.string().optional(),
+  worktree: z.string().optional(),
+  prUrl: z.string().optional(),
+  sessionId: z.string().optional(),
+  runs: z.array(runSchema).default([]),
+  attempts: z.number().default(0),
+  nextRetryAt: z.string().optional(),
+  lastError: z.object({ code: z.string(), message: z.string() }).optional(),
+  updatedAt: z.string(),
+})
+
+const agentStateSchema = z.object({
+  /** The newest Linear timestamp covered by a durably recorded poll (invariant 3). */
+  cursor: z.string().nullable().default(null),
+  viewerId: z.string().optional(),
+  lastPollAt: z.string().optional(),
+  lastPollError: z.object({ code: z.string(), message: z.string(), at: z.string() }).optional(),
+  issues: z.record(z.string(), issueRecordSchema).default({}),
+})
+
+export const stateSchema = z.object({
+  version: z.literal(1),
+  agents: z.record(z.string(), agentStateSchema).default({}),
+})
+
+export type FactoryState = z.infer<typeof stateSchema>
+export type AgentState = z.infer<typeof agentStateSchema>
+export type IssueRecord = z.infer<typeof issueRecordSchema>
+export type RunRecord = z.infer<typeof runSchema>
+export type Phase = (typeof PHASES)[number]
+
+const EMPTY: FactoryState = { version: 1, agents: {} }
+
+/** Read state.json (missing = empty); a corrupt file is a state_corrupt error naming the path. */
+export function readState(path: string): FactoryState {
+  if (!existsSync(path)) return structuredClone(EMPTY)
+  const text = readFileSync(path, 'utf8')
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw corrupt(path, `not valid JSON (${(err as Error).message})`)
+  }
+  const parsed = stateSchema.safeParse(raw)
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]
+    throw corrupt(path, `unexpected shape at ${first?.path.join('.') || '(top)'}: ${first?.message}`)
+  }
+  return parsed.data
+}
+
+function corrupt(path: string, why: string): FactoryError {
+  return new FactoryError('state_corrupt', `${path} is corrupt: ${why}`, {
+    fix: `inspect the file; restore it from ${path}.bak if present, or move it aside to start over (issues may then be picked up again)`,
+  })
+}
+
+/** Write state.json atomically: temp file, fsync, rename, fsync the directory. */
+export function writeStateAtomic(path: string, state: FactoryState): void {
+  mkdirSync(dirname(path), { recursive: true })
+  const tmp = `${path}.${process.pid}.tmp`
+  const fd = openSync(tmp, 'w', 0o600)
+  try {
+    writeSync(fd, `${JSON.stringify(state, null, 1)}\n`)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  if (existsSync(path)) {
+    // Keep the previous good copy: the fix for a corrupt file names it.
+    try {
+      renameSync(path, `${path}.bak`)
+    } catch {}
+  }
+  renameSync(tmp, path)
+  try {
+    const dfd = openSync(dirname(path), 'r')
+    fsyncSync(dfd)
+    closeSync(dfd)
+  } catch {}
+}
+
+/** Read-modify-write state.json under its lock; `fn` mutates the draft and may return a value. */
+export function updateState<T>(path: string, fn: (draft: FactoryState) => T): T {
+  const lock = lockSync(`${path}.lock`, { staleMs: 30_000, waitMs: 15_000 })
+  if (!lock) {
+    throw new FactoryError('state_locked', `could not lock ${path}.lock within 15 s`, {
+      fix: 'another factory process holds it; if none runs, delete the .lock file',
+    })
+  }
+  try {
+    const draft = readState(path)
+    const out = fn(draft)
+    writeStateAtomic(path, draft)
+    return out
+  } finally {
+    lock.release()
+  }
+}
+
+/** The agent's state, created empty when absent. */
+export function agentState(state: FactoryState, agent: string): AgentState {
+  state.agents[agent] ??= { cursor: null, issues: {} }
+  return state.agents[agent]!
+}

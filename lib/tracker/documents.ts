@@ -1,0 +1,105 @@
+/**
+ * Every GraphQL document the factory sends to Linear. test/documents.test.ts validates each one
+ * against Linear's real schema (../shared/linear/schema.graphql). Keep `first` small where
+ * connections nest: Linear caps one query at 10,000 complexity points.
+ */
+
+/** Page sizes used by the poll document (complexity grows with their product). */
+export const POLL_PAGE = { issues: 50, comments: 20, states: 15, labels: 10 } as const
+
+const ISSUE_FIELDS = /* GraphQL */ `
+  fragment FactoryIssue on Issue {
+    id
+    identifier
+    number
+    title
+    description
+    url
+    branchName
+    priority
+    createdAt
+    updatedAt
+    state { id name type }
+    team {
+      id
+      key
+      states(first: $statesFirst) { nodes { id name type position } }
+    }
+    labels(first: $labelsFirst) { nodes { name } }
+    assignee { id name }
+    delegate { id name }
+    comments(first: $commentsFirst) {
+      nodes { id body createdAt user { id name email } }
+    }
+  }
+`
+
+/**
+ * The one read per idle tick: the viewer (to exclude our own comments) and the issues assigned
+ * or delegated to the viewer that changed (or got a comment) since the cursor.
+ */
+export const POLL_QUERY = /* GraphQL */ `
+  query FactoryPoll($filter: IssueFilter!, $first: Int!, $after: String, $commentsFirst: Int!, $statesFirst: Int!, $labelsFirst: Int!) {
+    viewer { id name }
+    issues(filter: $filter, first: $first, after: $after, orderBy: updatedAt) {
+      nodes { ...FactoryIssue }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+  ${ISSUE_FIELDS}
+`
+
+/** One issue by id or identifier (by-hand steps, and a fresh read before a run). */
+export const ISSUE_QUERY = /* GraphQL */ `
+  query FactoryIssue($id: String!, $commentsFirst: Int!, $statesFirst: Int!, $labelsFirst: Int!) {
+    viewer { id name }
+    issue(id: $id) { ...FactoryIssue }
+  }
+  ${ISSUE_FIELDS}
+`
+
+/** Move an issue to another workflow state. */
+export const ISSUE_MOVE_MUTATION = /* GraphQL */ `
+  mutation FactoryIssueMove($id: String!, $stateId: String!) {
+    issueUpdate(id: $id, input: { stateId: $stateId }) {
+      success
+      issue { id state { id name type } }
+    }
+  }
+`
+
+/** Post a comment with a client-chosen id (invariant 2: a retry cannot duplicate it). */
+export const COMMENT_CREATE_MUTATION = /* GraphQL */ `
+  mutation FactoryCommentCreate($id: String!, $issueId: String!, $body: String!) {
+    commentCreate(input: { id: $id, issueId: $issueId, body: $body }) {
+      success
+      comment { id }
+    }
+  }
+`
+
+/** Does a comment with this id exist already (after an ambiguous create)? */
+export const COMMENT_QUERY = /* GraphQL */ `
+  query FactoryComment($id: String!) {
+    comment(id: $id) { id issue { id } }
+  }
+`
+
+/** Link the PR to the issue (attachments with the same url + issue are updated, not duplicated). */
+export const ATTACH_URL_MUTATION = /* GraphQL */ `
+  mutation FactoryAttachPr($issueId: String!, $url: String!, $title: String!) {
+    attachmentLinkURL(issueId: $issueId, url: $url, title: $title) {
+      success
+    }
+  }
+`
+
+/** Every document above, by name (for the schema validation test). */
+export const ALL_DOCUMENTS: Record<string, string> = {
+  POLL_QUERY,
+  ISSUE_QUERY,
+  ISSUE_MOVE_MUTATION,
+  COMMENT_CREATE_MUTATION,
+  COMMENT_QUERY,
+  ATTACH_URL_MUTATION,
+}

@@ -1,0 +1,189 @@
+/**
+ * The api_key tracker: our own documents sent through @linear/sdk's rawRequest (no lazy models,
+ * no N+1). Linear's failures become FactoryErrors with codes; RATELIMITED carries the reset time
+ * from Linear's headers so callers can back off exactly that long.
+ */
+import { LinearClient, LinearError, LinearGraphQLClient, RatelimitedLinearError } from '@linear/sdk'
+import { z } from 'zod'
+import { FactoryError } from '../errors.ts'
+import {
+  ATTACH_URL_MUTATION,
+  COMMENT_CREATE_MUTATION,
+  COMMENT_QUERY,
+  ISSUE_MOVE_MUTATION,
+  ISSUE_QUERY,
+  POLL_PAGE,
+  POLL_QUERY,
+} from './documents.ts'
+import { normalizeIssue, rawIssueSchema, type Tracker, type TrackerIssue, type Viewer } from './types.ts'
+
+export interface LinearTrackerOptions {
+  apiKey: string
+  apiUrl: string
+  /** Per-request timeout. */
+  timeoutMs?: number
+  /** Retries for writes and single-issue reads (rate limits wait for the reset, capped). */
+  retries?: number
+  /** Longest single wait for a rate-limit reset before giving up with tracker_rate_limited. */
+  maxWaitMs?: number
+  sleep?: (ms: number) => Promise<void>
+  now?: () => number
+  /** Called after each HTTP request (counting, tests). */
+  onRequest?: (info: { operation: string; ok: boolean; complexity?: number }) => void
+}
+
+const viewerSchema = z.object({ id: z.string(), name: z.string() })
+const pollSchema = z.object({
+  viewer: viewerSchema,
+  issues: z.object({
+    nodes: z.array(rawIssueSchema),
+    pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullish() }),
+  }),
+})
+const issueSchema = z.object({ viewer: viewerSchema, issue: rawIssueSchema })
+
+const PAGE_VARS = { commentsFirst: POLL_PAGE.comments, statesFirst: POLL_PAGE.states, labelsFirst: POLL_PAGE.labels }
+
+/** The IssueFilter for one poll: assigned or delegated to the viewer, changed or commented since `cursor`. */
+export function pollFilter(cursor: string | null): Record<string, unknown> {
+  const mine = { or: [{ assignee: { isMe: { eq: true } } }, { delegate: { isMe: { eq: true } } }] }
+  if (!cursor) return { and: [mine, { state: { type: { nin: ['completed', 'canceled'] } } }] }
+  return { and: [mine, { or: [{ updatedAt: { gt: cursor } }, { comments: { some: { createdAt: { gt: cursor } } } }] }] }
+}
+
+/** Translate an SDK/transport error into a FactoryError with a code and a fix. */
+export function toTrackerError(err: unknown, operation: string, now = Date.now()): FactoryError {
+  if (err instanceof FactoryError) return err
+  if (err instanceof RatelimitedLinearError) {
+    const resetAt = err.requestsResetAt ?? err.complexityResetAt ?? (err.retryAfter ? now + err.retryAfter * 1000 : now + 60_000)
+    return new FactoryError('tracker_rate_limited', `Linear rate limit hit during ${operation}; resets at ${new Date(resetAt).toISOString()}`, {
+      fix: 'wait for the reset (the factory backs off by itself); poll less often or use fewer agents per key',
+      details: { resetAt },
+      cause: err,
+    })
+  }
+  if (err instanceof LinearError) {
+    const msg = err.errors?.[0]?.message ?? err.message
+    if (err.type === 'AuthenticationError' || err.status === 401) {
+      return new FactoryError('tracker_auth', `Linear refused the API key during ${operation}: ${msg}`, {
+        fix: "check the agent's token_env variable holds a valid Linear API key of the agent user",
+        cause: err,
+      })
+    }
+    if (/not found/i.test(msg)) {
+      return new FactoryError('tracker_not_found', `Linear: ${msg} (${operation})`, { fix: 'check the issue id or identifier', cause: err })
+    }
+    if (err.type === 'NetworkError' || err.type === 'InternalError' || (err.status ?? 0) >= 500 || err.status === undefined) {
+      return new FactoryError('tracker_unreachable', `Linear is unreachable or failing during ${operation}: ${msg}${err.status ? ` (HTTP ${err.status})` : ''}`, {
+        fix: 'check LINEAR_API_URL and the network; the factory retries with backoff',
+        cause: err,
+      })
+    }
+    return new FactoryError('tracker_error', `Linear error during ${operation}: ${msg}`, { fix: 'see the message; report it if it persists', cause: err })
+  }
+  const e = err as Error & { name?: string }
+  const timedOut = e?.name === 'TimeoutError' || e?.name === 'AbortError'
+  return new FactoryError('tracker_unreachable', `Linear is unreachable during ${operation}: ${timedOut ? 'request timed out' : (e?.message ?? String(err))}`, {
+    fix: 'check LINEAR_API_URL and the network; the factory retries with backoff',
+    cause: err,
+  })
+}
+
+/** Create the api_key tracker. */
+export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { requests: () => number } {
+  const client = new LinearClient({ apiKey: opts.apiKey, apiUrl: opts.apiUrl })
+  const sleep = opts.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
+  const now = opts.now ?? Date.now
+  let count = 0
+
+  async function once(operation: string, query: string, variables: Record<string, unknown>): Promise<unknown> {
+    const transport = new LinearGraphQLClient(client.options.apiUrl, { ...client.options, signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) })
+    count++
+    try {
+      const res = await transport.rawRequest<unknown, Record<string, unknown>>(query, variables)
+      opts.onRequest?.({ operation, ok: true, complexity: Number(res.headers?.get('x-complexity')) || undefined })
+      return res.data
+    } catch (err) {
+      opts.onRequest?.({ operation, ok: false })
+      throw toTrackerError(err, operation, now())
+    }
+  }
+
+  /** Retry rate limits (until the reset) and outages (exponential) up to `retries` times. */
+  async function withRetry(operation: string, query: string, variables: Record<string, unknown>): Promise<unknown> {
+    const retries = opts.retries ?? 4
+    for (let attemptNo = 0; ; attemptNo++) {
+      try {
+        return await once(operation, query, variables)
+      } catch (err) {
+        const e = err as FactoryError
+        const retryable = e.code === 'tracker_rate_limited' || e.code === 'tracker_unreachable'
+        if (!retryable || attemptNo >= retries) throw e
+        const wait =
+          e.code === 'tracker_rate_limited'
+            ? Math.max(0, Number(e.details?.resetAt ?? 0) - now()) + 50
+            : Math.min(1000 * 2 ** attemptNo, 15_000)
+        if (wait > (opts.maxWaitMs ?? 120_000)) throw e
+        await sleep(wait)
+      }
+    }
+  }
+
+  function parse<T>(schema: z.ZodType<T>, data: unknown, operation: string): T {
+    const parsed = schema.safeParse(data)
+    if (!parsed.success) {
+      throw new FactoryError('tracker_error', `unexpected response shape from Linear for ${operation}: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`, {
+        fix: 'the API may have changed; report this with the message',
+      })
+    }
+    return parsed.data
+  }
+
+  return {
+    requests: () => count,
+
+    async poll(cursor) {
+      const issues: TrackerIssue[] = []
+      let viewer: Viewer | undefined
+      let after: string | null = null
+      let requests = 0
+      // Paginate only when a page is full: an idle tick is exactly one request.
+      do {
+        const data = await once('poll', POLL_QUERY, { filter: pollFilter(cursor), first: POLL_PAGE.issues, after, ...PAGE_VARS })
+        requests++
+        const page = parse(pollSchema, data, 'poll')
+        viewer = page.viewer
+        issues.push(...page.issues.nodes.map(normalizeIssue))
+        after = page.issues.pageInfo.hasNextPage && page.issues.nodes.length >= POLL_PAGE.issues ? (page.issues.pageInfo.endCursor ?? null) : null
+      } while (after)
+      return { viewer: viewer!, issues, requests }
+    },
+
+    async getIssue(idOrKey) {
+      const data = await withRetry('issue', ISSUE_QUERY, { id: idOrKey, ...PAGE_VARS })
+      const parsed = parse(issueSchema, data, 'issue')
+      return { viewer: parsed.viewer, issue: normalizeIssue(parsed.issue) }
+    },
+
+    async moveIssue(issueId, stateId) {
+      const data = (await withRetry('issueUpdate', ISSUE_MOVE_MUTATION, { id: issueId, stateId })) as { issueUpdate?: { success?: boolean } }
+      if (!data?.issueUpdate?.success) throw new FactoryError('tracker_error', `Linear did not move issue ${issueId}`, { fix: 'check the workflow state exists in the issue team' })
+    },
+
+    async createComment(input) {
+      try {
+        await withRetry('commentCreate', COMMENT_CREATE_MUTATION, input)
+        return { created: true }
+      } catch (err) {
+        // A retried create whose first attempt landed: the id exists, so nothing is duplicated.
+        const existing = await once('comment', COMMENT_QUERY, { id: input.id }).catch(() => null)
+        if (existing) return { created: false }
+        throw err
+      }
+    },
+
+    async attachUrl(input) {
+      await withRetry('attachmentLinkURL', ATTACH_URL_MUTATION, input)
+    },
+  }
+}

@@ -1,0 +1,100 @@
+/** The tracker's view of Linear, normalized from our documents' responses. */
+import { z } from 'zod'
+
+export const workflowStateSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  type: z.string(),
+  position: z.number().optional(),
+})
+
+const userRefSchema = z.object({ id: z.string(), name: z.string().optional(), email: z.string().nullish() })
+
+export const commentSchema = z.object({
+  id: z.string(),
+  body: z.string(),
+  createdAt: z.string(),
+  user: userRefSchema.nullish(),
+})
+
+/** One issue as the poll / issue documents return it (GraphQL shape). */
+export const rawIssueSchema = z.object({
+  id: z.string(),
+  identifier: z.string(),
+  number: z.number(),
+  title: z.string(),
+  description: z.string().nullish(),
+  url: z.string(),
+  branchName: z.string(),
+  priority: z.number(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  state: workflowStateSchema,
+  team: z.object({ id: z.string(), key: z.string(), states: z.object({ nodes: z.array(workflowStateSchema) }) }),
+  labels: z.object({ nodes: z.array(z.object({ name: z.string() })) }),
+  assignee: userRefSchema.nullish(),
+  delegate: userRefSchema.nullish(),
+  comments: z.object({ nodes: z.array(commentSchema) }),
+})
+
+export type WorkflowState = z.infer<typeof workflowStateSchema>
+export type TrackerComment = z.infer<typeof commentSchema>
+
+/** An issue, flattened for the steps: labels as names, comments oldest first. */
+export interface TrackerIssue {
+  id: string
+  identifier: string
+  title: string
+  description: string
+  url: string
+  branchName: string
+  priority: number
+  createdAt: string
+  updatedAt: string
+  state: WorkflowState
+  team: { id: string; key: string; states: WorkflowState[] }
+  labels: string[]
+  assigneeId: string | null
+  delegateId: string | null
+  comments: TrackerComment[]
+}
+
+export interface Viewer {
+  id: string
+  name: string
+}
+
+/** Flatten a raw issue from a response into a TrackerIssue. */
+export function normalizeIssue(raw: z.infer<typeof rawIssueSchema>): TrackerIssue {
+  return {
+    id: raw.id,
+    identifier: raw.identifier,
+    title: raw.title,
+    description: raw.description ?? '',
+    url: raw.url,
+    branchName: raw.branchName,
+    priority: raw.priority,
+    createdAt: raw.createdAt,
+    updatedAt: raw.updatedAt,
+    state: raw.state,
+    team: { id: raw.team.id, key: raw.team.key, states: raw.team.states.nodes },
+    labels: raw.labels.nodes.map((l) => l.name),
+    assigneeId: raw.assignee?.id ?? null,
+    delegateId: raw.delegate?.id ?? null,
+    comments: [...raw.comments.nodes].sort((a, b) => a.createdAt.localeCompare(b.createdAt)),
+  }
+}
+
+/** The tracker as the steps see it (api_key mode now; agent_session mode goes through the relay). */
+export interface Tracker {
+  /** One read: the viewer and the issues assigned/delegated to it changed since `cursor`. */
+  poll(cursor: string | null): Promise<{ viewer: Viewer; issues: TrackerIssue[]; requests: number }>
+  /** One issue by id or identifier (e.g. "ENG-12"). */
+  getIssue(idOrKey: string): Promise<{ viewer: Viewer; issue: TrackerIssue }>
+  /** Move an issue to a workflow state. */
+  moveIssue(issueId: string, stateId: string): Promise<void>
+  /** Create a comment with a client-chosen id; `created: false` when it already existed. */
+  createComment(input: { id: string; issueId: string; body: string }): Promise<{ created: boolean }>
+  /** Attach a URL (the PR) to the issue; idempotent per url + issue. */
+  attachUrl(input: { issueId: string; url: string; title: string }): Promise<void>
+}

@@ -1,0 +1,145 @@
+/**
+ * The worktree step: one base clone per repo ($FACTORY_HOME/repos/<slug>, fetched once per tick),
+ * the issue's worktree ($FACTORY_HOME/worktrees/<agent>/<KEY>) on a sanitized branch from
+ * Linear's branchName started from origin/<base>, and a bootstrap that runs once with its log
+ * kept. Every step finds what a previous (crashed) run left and continues.
+ */
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { AgentContext } from './context.ts'
+import { FactoryError } from './errors.ts'
+import { authEnv, git, isLocalRemote } from './git.ts'
+import { assertUnder, safeJoin, sanitizeBranch, sanitizeKey } from './paths.ts'
+import { run } from './proc.ts'
+import { scrubEnv } from './secrets.ts'
+import type { TrackerIssue } from './tracker/types.ts'
+
+/** A directory name for a repo URL (sanitized, hashed when that changed it). */
+export function repoSlug(url: string): string {
+  return sanitizeKey(url.replace(/^[a-z+]+:\/\//i, '').replace(/^git@/, '').replace(/\.git\/?$/, ''))
+}
+
+function githubToken(ctx: AgentContext): string | undefined {
+  return ctx.env[ctx.agent.github.token_env] || ctx.env.GITHUB_TOKEN || undefined
+}
+
+/** Env for network git commands against the agent's origin (token only for https remotes). */
+export function remoteEnv(ctx: AgentContext): Record<string, string> {
+  const url = ctx.agent.repo.url
+  return authEnv(ctx.home, url.startsWith('https://') && !isLocalRemote(url) ? githubToken(ctx) : undefined)
+}
+
+/** The repository worktrees are added from: --repo-root, or the base clone (cloned and optionally fetched). */
+export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; repoRoot?: string }): Promise<string> {
+  if (opts.repoRoot) {
+    const root = opts.repoRoot
+    await git(['rev-parse', '--git-dir'], { cwd: root }).catch(() => {
+      throw new FactoryError('usage', `--repo-root ${root} is not a git checkout`, { fix: 'pass the path of an existing clone of the agent repo' })
+    })
+    if (opts.fetch) await git(['fetch', '--prune', 'origin'], { cwd: root, env: remoteEnv(ctx) })
+    return root
+  }
+  const path = safeJoin(ctx.paths.repos, repoSlug(ctx.agent.repo.url))
+  if (!existsSync(join(path, '.git'))) {
+    // Clone into a temp dir and rename: a crash mid-clone leaves no half repo at `path`.
+    const tmp = `${path}.cloning-${process.pid}`
+    rmSync(tmp, { recursive: true, force: true })
+    ctx.log.info(`cloning ${ctx.agent.repo.url} into ${path}`)
+    await git(['clone', '--no-checkout', '--origin', 'origin', '--', ctx.agent.repo.url, tmp], { env: remoteEnv(ctx) })
+    rmSync(path, { recursive: true, force: true })
+    renameSync(tmp, path)
+    return path
+  }
+  if (opts.fetch) await git(['fetch', '--prune', 'origin'], { cwd: path, env: remoteEnv(ctx) })
+  return path
+}
+
+export interface WorktreePlan {
+  path: string
+  branch: string
+  /** Where the branch starts when it does not exist yet. */
+  startPoint: string
+}
+
+/** Where the issue's worktree goes and on which branch. Pure apart from the root check. */
+export function planWorktree(ctx: AgentContext, issue: TrackerIssue): WorktreePlan {
+  return {
+    path: safeJoin(ctx.paths.worktrees, ctx.agent.name, issue.identifier),
+    branch: sanitizeBranch(issue.branchName, issue.identifier),
+    startPoint: `origin/${ctx.agent.repo.base}`,
+  }
+}
+
+async function refExists(repo: string, ref: string): Promise<boolean> {
+  return (await git(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { cwd: repo, allowFail: true })).exitCode === 0
+}
+
+/** Create the worktree (or find the existing one) and run the bootstrap once. */
+export async function ensureWorktree(ctx: AgentContext, issue: TrackerIssue, opts: { fetch: boolean; repoRoot?: string }): Promise<WorktreePlan & { created: boolean }> {
+  const plan = planWorktree(ctx, issue)
+  const repo = await ensureBaseRepo(ctx, opts)
+  await git(['check-ref-format', '--branch', plan.branch], { cwd: repo }).catch(() => {
+    throw new FactoryError('workspace_invalid_key', `branch name "${plan.branch}" (from Linear's "${issue.branchName}") is not valid for git`, {
+      fix: "rename the issue's branch in Linear, or report the name",
+    })
+  })
+  let created = false
+  const alive = existsSync(plan.path) && (await git(['rev-parse', '--is-inside-work-tree'], { cwd: plan.path, allowFail: true })).stdout.trim() === 'true'
+  if (!alive) {
+    // A directory left by a crash mid-add is not a worktree: prune git's record and start again.
+    rmSync(plan.path, { recursive: true, force: true })
+    await git(['worktree', 'prune'], { cwd: repo })
+    mkdirSync(join(plan.path, '..'), { recursive: true })
+    if (await refExists(repo, `refs/heads/${plan.branch}`)) {
+      await git(['worktree', 'add', '--', plan.path, plan.branch], { cwd: repo })
+    } else if (await refExists(repo, `refs/remotes/origin/${plan.branch}`)) {
+      await git(['worktree', 'add', '-b', plan.branch, '--', plan.path, `origin/${plan.branch}`], { cwd: repo })
+    } else {
+      if (!(await refExists(repo, plan.startPoint))) {
+        throw new FactoryError('git_failed', `${plan.startPoint} does not exist in ${ctx.agent.repo.url}`, {
+          fix: `set repo.base of agent ${ctx.agent.name} to an existing branch`,
+        })
+      }
+      await git(['worktree', 'add', '--no-track', '-b', plan.branch, '--', plan.path, plan.startPoint], { cwd: repo })
+    }
+    created = true
+    ctx.log.info(`${issue.identifier}: worktree ${plan.path} on ${plan.branch}`)
+  }
+  assertUnder(ctx.paths.worktrees, plan.path)
+  await bootstrap(ctx, issue, plan.path)
+  return { ...plan, created }
+}
+
+/** Per-issue log directory. */
+export function issueLogDir(ctx: AgentContext, identifier: string): string {
+  const dir = safeJoin(ctx.paths.logs, ctx.agent.name, identifier)
+  mkdirSync(dir, { recursive: true })
+  return dir
+}
+
+/** Run the agent's bootstrap command once per worktree (a marker beside its log records success). */
+export async function bootstrap(ctx: AgentContext, issue: TrackerIssue, cwd: string): Promise<void> {
+  const command = ctx.agent.repo.bootstrap
+  if (!command) return
+  const dir = issueLogDir(ctx, issue.identifier)
+  const marker = join(dir, 'bootstrap.done')
+  if (existsSync(marker)) return
+  const logPath = join(dir, 'bootstrap.log')
+  const out = createWriteStream(logPath)
+  ctx.log.info(`${issue.identifier}: bootstrap \`${command}\` (log: ${logPath})`)
+  // The command is the user's own config, never issue text, so a shell is fine here.
+  const res = await run(['sh', '-c', command], {
+    cwd,
+    env: scrubEnv(ctx.env, [ctx.agent.tracker.token_env, ctx.agent.github.token_env]),
+    timeoutMs: ctx.agent.repo.bootstrap_timeout_seconds * 1000,
+    onLine: (l) => out.write(`${l}\n`),
+    onErrLine: (l) => out.write(`[stderr] ${l}\n`),
+  })
+  await new Promise((r) => out.end(r))
+  if (res.exitCode !== 0) {
+    throw new FactoryError('bootstrap_failed', `bootstrap \`${command}\` ${res.killed ? `was killed (${res.killed})` : `exited ${res.exitCode}`} in ${cwd}`, {
+      fix: `read ${logPath}; fix repo.bootstrap of agent ${ctx.agent.name} (it reruns on the next attempt)`,
+    })
+  }
+  writeFileSync(marker, new Date().toISOString())
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bun
+/** claim: take one issue (ownership lock, a run in state.json) and move it to the team's started state. */
+import { defineCommand } from 'citty'
+import { claimIssue, acquireIssueLock, resolveIssue } from '../lib/claim.ts'
+import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+
+const command = defineCommand({
+  meta: { name: 'claim', description: 'Claim an issue: lock it, open its run, move it to In Progress (the team started state).' },
+  args: { ...commonArgs, issue: { type: 'string', description: 'issue id or identifier (ENG-12)' }, refresh: { type: 'boolean', description: 'read the issue from Linear even if state.json has it', default: false } },
+  async run({ args }) {
+    const ctx = await contextFromArgs(args, 'claim')
+    const ref = need(args.issue, 'issue', 'pass the issue: --issue ENG-12')
+    const { issue, viewerId } = await resolveIssue(ctx, ref, { refresh: args.refresh })
+    const lock = ctx.dryRun ? null : acquireIssueLock(ctx, issue.identifier, 'claim')
+    try {
+      const { plan } = await claimIssue(ctx, issue, viewerId)
+      const out = { issue: issue.identifier, run: plan.runNumber, resumesRun: plan.resumesRun, moveTo: plan.moveTo?.name ?? null, dryRun: ctx.dryRun }
+      if (args.json) printJson(out)
+      else ctx.log.info(`${issue.identifier}: run #${plan.runNumber}${plan.resumesRun ? ' (resumed)' : ''}; ${plan.moveTo ? `${ctx.dryRun ? 'would move' : 'moved'} to ${plan.moveTo.name}` : `stays in ${issue.state.name}`}`)
+    } finally {
+      lock?.stop()
+    }
+  },
+})
+
+export default command
+
+if (isEntry(import.meta.url)) await main(command)

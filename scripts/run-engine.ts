@@ -1,0 +1,45 @@
+#!/usr/bin/env bun
+/** run-engine: build the prompt and run the agent's engine in the issue's worktree. */
+import { defineCommand } from 'citty'
+import { acquireIssueLock, resolveIssue } from '../lib/claim.ts'
+import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+import { planEngineRun, runEngineStep } from '../lib/engine-step.ts'
+import { FactoryError } from '../lib/errors.ts'
+import { readState } from '../lib/state.ts'
+import { planWorktree } from '../lib/workspace.ts'
+
+const command = defineCommand({
+  meta: { name: 'run-engine', description: "Run the agent's engine (claude, codex or console) for the issue's open run, in its worktree. Claim and worktree first." },
+  args: { ...commonArgs, issue: { type: 'string', description: 'issue id or identifier (ENG-12)' } },
+  async run({ args }) {
+    const ctx = await contextFromArgs(args, 'run-engine')
+    const { issue, viewerId } = await resolveIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'))
+    const record = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[issue.id]
+    const run = record?.runs.at(-1)
+    if (!record || !run || run.reportedAt) throw new FactoryError('usage', `${issue.identifier} has no open run`, { fix: `claim it first: bun scripts/claim.ts --agent ${ctx.agent.name} --issue ${issue.identifier}` })
+    const wt = planWorktree(ctx, issue)
+    if (ctx.dryRun) {
+      const plan = planEngineRun(ctx, issue, record, run.n, viewerId, wt.branch)
+      if (args.json) printJson({ engine: ctx.agent.engine, cwd: wt.path, ...plan })
+      else process.stdout.write(`engine ${ctx.agent.engine} in ${wt.path}${plan.resume ? ` resuming ${plan.resume}` : ''}\n--- prompt ---\n${plan.prompt}`)
+      return
+    }
+    const lock = acquireIssueLock(ctx, issue.identifier, 'engine')
+    const abort = new AbortController()
+    const onSignal = () => abort.abort()
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    try {
+      const result = await runEngineStep(ctx, { issue, record, runNumber: run.n, viewerId, worktree: wt, signal: abort.signal })
+      if (args.json) printJson(result)
+      else ctx.log.info(`${issue.identifier}: ${result.status}: ${result.summary.split('\n')[0]}`)
+      if (result.status !== 'success') process.exitCode = 1
+    } finally {
+      lock.stop()
+    }
+  },
+})
+
+export default command
+
+if (isEntry(import.meta.url)) await main(command)

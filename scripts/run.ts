@@ -1,0 +1,31 @@
+#!/usr/bin/env bun
+/** run: one issue through claim -> worktree -> run-engine -> report, holding its lock (the driver's child). */
+import { defineCommand } from 'citty'
+import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+import { runIssue } from '../lib/runner.ts'
+
+const command = defineCommand({
+  meta: { name: 'run', description: 'Run one issue through every step (claim, worktree, engine, report). start runs this in a child process per issue.' },
+  args: {
+    ...commonArgs,
+    issue: { type: 'string', description: 'issue id or identifier (ENG-12)' },
+    'repo-root': { type: 'string', description: 'use this existing checkout instead of the base clone' },
+    fetch: { type: 'boolean', description: 'fetch origin first (--no-fetch when the caller fetched this tick)', default: true },
+    refresh: { type: 'boolean', description: 'read the issue from Linear even if state.json has it', default: false },
+  },
+  async run({ args }) {
+    const ctx = await contextFromArgs(args, 'run')
+    if (ctx.dryRun) throw new (await import('../lib/errors.ts')).FactoryError('usage', 'run has no --dry-run', { fix: 'use --dry-run on the single steps (claim, worktree, run-engine, report) or on start' })
+    const abort = new AbortController()
+    const onSignal = () => abort.abort()
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    const res = await runIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'), { fetch: args.fetch, repoRoot: args['repo-root'], signal: abort.signal, refresh: args.refresh })
+    if (args.json) printJson(res.ok ? res : { ...res, error: res.error.toJSON() })
+    if (!res.ok) process.exitCode = res.error.exitCode
+  },
+})
+
+export default command
+
+if (isEntry(import.meta.url)) await main(command)

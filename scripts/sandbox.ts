@@ -1,0 +1,273 @@
+#!/usr/bin/env bun
+/**
+ * The local Linear sandbox: `serve` runs it; the other verbs drive a running one over its admin
+ * API (/_sandbox/*), as a human would act in Linear (comment, assign, move) or to inject faults.
+ */
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { defineCommand, runCommand, runMain, showUsage, type ArgsDef } from 'citty'
+import { FactoryError } from '../lib/errors.ts'
+import { SANDBOX_URL_ENV, sandboxAdmin } from '../lib/sandbox/client.ts'
+import { startSandbox } from '../lib/sandbox/server.ts'
+
+
+const urlArg = {
+  url: { type: 'string', description: `The running sandbox (http://127.0.0.1:PORT, its /graphql URL works too; default $${SANDBOX_URL_ENV})`, valueHint: 'URL' },
+} as const satisfies ArgsDef
+
+function usage(message: string, fix: string): FactoryError {
+  return new FactoryError('usage', message, { fix })
+}
+
+/** citty accepts any flag; refuse the ones a verb does not define (a typo must not pass silently). */
+function strict(ctx: { rawArgs: string[]; args: { _: string[] } }, args: ArgsDef, verb: string): void {
+  const known = new Set<string>()
+  for (const [name, def] of Object.entries(args)) {
+    known.add(name)
+    known.add(name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`))
+    for (const a of [(def as { alias?: string | string[] }).alias ?? []].flat()) known.add(a)
+  }
+  for (const raw of ctx.rawArgs) {
+    if (!raw.startsWith('-') || raw === '-' || raw === '--') continue
+    const name = raw.replace(/^-+/, '').split('=')[0]!
+    if (!known.has(name) && !(name.startsWith('no-') && known.has(name.slice(3)))) {
+      throw usage(`unknown option ${raw} for "sandbox ${verb}"`, `run "sandbox ${verb} --help" to see its options`)
+    }
+  }
+  const extra = ctx.args._.filter((a) => a !== verb)
+  if (extra.length) throw usage(`unexpected argument ${JSON.stringify(extra[0])} for "sandbox ${verb}"`, `options take a --name; run "sandbox ${verb} --help"`)
+}
+
+function need(value: unknown, flag: string, example: string): string {
+  if (typeof value !== 'string' || !value.trim()) throw usage(`--${flag} is required`, `pass --${flag} ${example}`)
+  return value
+}
+
+function num(value: unknown, flag: string, min: number, max: number, int = true, example = int ? 1000 : 0.2): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (typeof value !== 'string' || !value.trim() || !Number.isFinite(n) || n < min || n > max || (int && !Number.isInteger(n))) {
+    throw usage(`--${flag} ${JSON.stringify(value)} is not ${int ? 'an integer' : 'a number'} from ${min} to ${max}`, `pass e.g. --${flag} ${example}`)
+  }
+  return n
+}
+
+const admin = sandboxAdmin
+
+const print = (value: unknown) => console.log(JSON.stringify(value, null, 2))
+
+const serveArgs = {
+  port: { type: 'string', description: 'Port to listen on (0 = any free port)', default: '0', valueHint: 'N' },
+  host: { type: 'string', description: 'Address to bind', default: '127.0.0.1', valueHint: 'ADDR' },
+  data: { type: 'string', description: 'JSON data file: loaded when it exists, rewritten after every change (default: in memory only)', valueHint: 'FILE' },
+  seed: { type: 'string', description: 'Seed JSON used when there is no data file yet, or with --reseed (default: a built-in demo seed)', valueHint: 'FILE' },
+  reseed: { type: 'boolean', description: 'Replace an existing data file with the seed' },
+  json: { type: 'boolean', description: 'Print one JSON line {url, baseUrl, users} instead of text' },
+} as const satisfies ArgsDef
+
+const serve = defineCommand({
+  meta: { name: 'serve', description: 'Run the sandbox until SIGINT/SIGTERM; prints its URL and the seeded users\' API keys' },
+  args: serveArgs,
+  async run(ctx) {
+    strict(ctx, serveArgs, 'serve')
+    const port = num(ctx.args.port, 'port', 0, 65535, true, 4000)!
+    let seed: unknown
+    if (ctx.args.seed) {
+      const path = resolve(ctx.args.seed)
+      try {
+        seed = JSON.parse(readFileSync(path, 'utf8'))
+      } catch (err) {
+        throw usage(`--seed ${path} is not a readable JSON file: ${err instanceof Error ? err.message : err}`, 'pass a seed file like test/fixtures/sandbox-seed.json')
+      }
+    }
+    if (ctx.args.reseed && !ctx.args.seed) throw usage('--reseed needs --seed FILE', 'pass --seed FILE with --reseed')
+    const dataPath = ctx.args.data ? resolve(ctx.args.data) : undefined
+    let sandbox
+    try {
+      sandbox = await startSandbox({ port, host: ctx.args.host, dataPath, seed: seed as never, reseed: ctx.args.reseed })
+    } catch (err) {
+      if (err instanceof FactoryError) throw err
+      const e = err as { name?: string; code?: string; message?: string }
+      if (e.name === 'SandboxError') throw usage(e.message ?? String(err), 'fix the seed file')
+      if (e.code === 'EADDRINUSE') throw usage(`--port ${port} is in use on ${ctx.args.host}`, 'pick another --port, or --port 0 for any free one')
+      throw err
+    }
+    const users = sandbox.store.data.users.map((u) => ({ name: u.name, email: u.email, apiKey: u.apiKey }))
+    if (ctx.args.json) {
+      console.log(JSON.stringify({ url: sandbox.url, baseUrl: sandbox.baseUrl, dataPath: dataPath ?? null, source: sandbox.source, users }))
+    } else {
+      console.log(`Linear sandbox: ${sandbox.url}`)
+      console.log(`admin API:      ${sandbox.baseUrl}/_sandbox/ (data, stats, faults, seed, comment, assign, move)`)
+      const from = sandbox.source === 'file' ? `loaded from ${dataPath}` : sandbox.source === 'seed' ? 'seeded from --seed' : 'the built-in demo seed'
+      console.log(`data:           ${dataPath ?? 'in memory (pass --data FILE to keep it)'}; ${from}${seed && sandbox.source === 'file' ? ' (--seed ignored: the data file exists; add --reseed to replace it)' : ''}`)
+      console.log('users (Authorization: <apiKey>):')
+      for (const u of users) console.log(`  ${u.email.padEnd(28)} ${u.apiKey}  ${u.name}`)
+      console.log('Ctrl-C stops it.')
+    }
+    await new Promise<void>((done) => {
+      const stop = (signal: string) => {
+        process.off('SIGINT', onInt)
+        process.off('SIGTERM', onTerm)
+        if (!ctx.args.json) console.log(`${signal}: stopping the sandbox`)
+        void sandbox.stop().then(done)
+      }
+      const onInt = () => stop('SIGINT')
+      const onTerm = () => stop('SIGTERM')
+      process.on('SIGINT', onInt)
+      process.on('SIGTERM', onTerm)
+    })
+  },
+})
+
+const seedArgs = { ...urlArg, file: { type: 'string', description: 'Seed JSON file (replaces all data)', valueHint: 'FILE' } } as const satisfies ArgsDef
+const seedCmd = defineCommand({
+  meta: { name: 'seed', description: 'Replace a running sandbox\'s data with a seed file' },
+  args: seedArgs,
+  async run(ctx) {
+    strict(ctx, seedArgs, 'seed')
+    const path = resolve(need(ctx.args.file, 'file', 'test/fixtures/sandbox-seed.json'))
+    let seed: unknown
+    try {
+      seed = JSON.parse(readFileSync(path, 'utf8'))
+    } catch (err) {
+      throw usage(`--file ${path} is not a readable JSON file: ${err instanceof Error ? err.message : err}`, 'pass a seed JSON file')
+    }
+    print(await admin(ctx.args.url, 'POST', 'seed', seed))
+  },
+})
+
+const commentArgs = {
+  ...urlArg,
+  issue: { type: 'string', description: 'Issue identifier or id', valueHint: 'ENG-1' },
+  user: { type: 'string', description: 'Author\'s email (a seeded user)', valueHint: 'EMAIL' },
+  body: { type: 'string', description: 'Comment text (Markdown)', valueHint: 'TEXT' },
+} as const satisfies ArgsDef
+const comment = defineCommand({
+  meta: { name: 'comment', description: 'Comment on an issue as a user (does not bump the issue\'s updatedAt, like Linear)' },
+  args: commentArgs,
+  async run(ctx) {
+    strict(ctx, commentArgs, 'comment')
+    print(await admin(ctx.args.url, 'POST', 'comment', { issue: need(ctx.args.issue, 'issue', 'ENG-1'), user: need(ctx.args.user, 'user', 'reviewer@sandbox.local'), body: need(ctx.args.body, 'body', '"Please add tests"') }))
+  },
+})
+
+const assignArgs = {
+  ...urlArg,
+  issue: { type: 'string', description: 'Issue identifier or id', valueHint: 'ENG-1' },
+  assignee: { type: 'string', description: 'Assignee email, or none to unassign', valueHint: 'EMAIL|none' },
+  delegate: { type: 'string', description: 'Delegate email, or none to clear (left as is when omitted)', valueHint: 'EMAIL|none' },
+} as const satisfies ArgsDef
+const assign = defineCommand({
+  meta: { name: 'assign', description: 'Set an issue\'s assignee and/or delegate' },
+  args: assignArgs,
+  async run(ctx) {
+    strict(ctx, assignArgs, 'assign')
+    const issue = need(ctx.args.issue, 'issue', 'ENG-1')
+    if (ctx.args.assignee === undefined && ctx.args.delegate === undefined) throw usage('give --assignee and/or --delegate', 'pass --assignee agent@sandbox.local (or none)')
+    const who = (v: string | undefined) => (v === undefined ? undefined : v === 'none' ? null : v)
+    print(await admin(ctx.args.url, 'POST', 'assign', { issue, assignee: who(ctx.args.assignee), delegate: who(ctx.args.delegate) }))
+  },
+})
+
+const moveArgs = {
+  ...urlArg,
+  issue: { type: 'string', description: 'Issue identifier or id', valueHint: 'ENG-1' },
+  state: { type: 'string', description: 'Workflow state name of the issue\'s team', valueHint: 'NAME' },
+} as const satisfies ArgsDef
+const move = defineCommand({
+  meta: { name: 'move', description: 'Move an issue to a workflow state by name' },
+  args: moveArgs,
+  async run(ctx) {
+    strict(ctx, moveArgs, 'move')
+    print(await admin(ctx.args.url, 'POST', 'move', { issue: need(ctx.args.issue, 'issue', 'ENG-1'), state: need(ctx.args.state, 'state', '"In Review"') }))
+  },
+})
+
+const statsArgs = {
+  ...urlArg,
+  json: { type: 'boolean', description: 'Print the stats as JSON' },
+  reset: { type: 'boolean', description: 'Reset the counters after printing them' },
+} as const satisfies ArgsDef
+const stats = defineCommand({
+  meta: { name: 'stats', description: 'Requests, operations, complexity and faults seen by /graphql' },
+  args: statsArgs,
+  async run(ctx) {
+    strict(ctx, statsArgs, 'stats')
+    const s = await admin(ctx.args.url, 'POST', 'stats', { reset: Boolean(ctx.args.reset) })
+    if (ctx.args.json) return print(s)
+    console.log(`requests ${s.requests} (queries ${s.queries}, mutations ${s.mutations}); faults injected ${s.faultsInjected}; refused while rate limited ${s.requestsDuringRateLimit}`)
+    console.log(`complexity: last ${s.complexity.last}, max ${s.complexity.max}, total ${s.complexity.total}`)
+    for (const [name, n] of Object.entries(s.byOperation as Record<string, number>)) console.log(`  ${name.padEnd(28)} ${n}`)
+  },
+})
+
+const faultArgs = {
+  ...urlArg,
+  rate: { type: 'string', description: 'Probability 0..1 that a /graphql request fails', valueHint: 'P' },
+  kinds: { type: 'string', description: 'Comma list of ratelimited, 5xx, timeout (default ratelimited,5xx)', valueHint: 'LIST' },
+  'reset-ms': { type: 'string', description: 'ratelimited: refuse every request for this long (default 1000)', valueHint: 'MS' },
+  'latency-ms': { type: 'string', description: 'Delay every /graphql response', valueHint: 'MS' },
+  'hang-ms': { type: 'string', description: 'timeout: hold the request this long, then drop it (default 30000)', valueHint: 'MS' },
+  'fail-next': { type: 'string', description: 'The next N requests fail (kinds round-robin)', valueHint: 'N' },
+  seed: { type: 'string', description: 'PRNG seed for --rate (repeatable runs)', valueHint: 'N' },
+  off: { type: 'boolean', description: 'Turn all faults off (and end a rate-limit window)' },
+} as const satisfies ArgsDef
+const faults = defineCommand({
+  meta: { name: 'faults', description: 'Show, set (replacing the previous setting) or turn off fault injection on /graphql' },
+  args: faultArgs,
+  async run(ctx) {
+    strict(ctx, faultArgs, 'faults')
+    const a = ctx.args
+    const given = ['rate', 'kinds', 'reset-ms', 'latency-ms', 'hang-ms', 'fail-next', 'seed'].filter((k) => a[k] !== undefined)
+    if (a.off && given.length) throw usage('--off cannot be combined with other fault options', 'use --off alone, or set the new faults without it')
+    if (!a.off && !given.length) return print(await admin(a.url, 'GET', 'faults'))
+    const kinds = a.kinds?.split(',').map((k) => k.trim()).filter(Boolean)
+    for (const k of kinds ?? []) if (!['ratelimited', '5xx', 'timeout'].includes(k)) throw usage(`--kinds: unknown kind ${JSON.stringify(k)}`, 'use a comma list of ratelimited, 5xx, timeout')
+    const body = a.off ? { off: true } : {
+      rate: num(a.rate, 'rate', 0, 1, false), kinds, resetMs: num(a['reset-ms'], 'reset-ms', 0, 86_400_000), latencyMs: num(a['latency-ms'], 'latency-ms', 0, 600_000),
+      hangMs: num(a['hang-ms'], 'hang-ms', 0, 600_000), failNext: num(a['fail-next'], 'fail-next', 0, 1_000_000), seed: num(a.seed, 'seed', 0, 2 ** 32 - 1),
+    }
+    print(await admin(a.url, 'POST', 'faults', body))
+  },
+})
+
+const command = defineCommand({
+  meta: { name: 'sandbox', description: 'A local Linear-compatible GraphQL API (a subset of Linear\'s schema) for tests, the demo and offline runs' },
+  subCommands: { serve, seed: seedCmd, comment, assign, move, stats, faults },
+})
+
+export default command
+
+/** The entry: help exits 0, bad usage 2, other failures 1. */
+export async function main(rawArgs: string[]): Promise<number> {
+  if (rawArgs.some((a) => a === '--help' || a === '-h')) {
+    await runMain(command, { rawArgs })
+    return 0
+  }
+  if (rawArgs.length === 0) {
+    await showUsage(command)
+    console.error('sandbox: give a command (serve, seed, comment, assign, move, stats, faults)')
+    return 2
+  }
+  try {
+    await runCommand(command, { rawArgs })
+    return 0
+  } catch (err) {
+    if (err instanceof FactoryError) {
+      console.error(err.describe())
+      return err.exitCode
+    }
+    if (err instanceof Error && err.name === 'CLIError') {
+      console.error(`sandbox: ${err.message}\n  fix: run "sandbox --help" (or "sandbox <command> --help")`)
+      return 2
+    }
+    console.error(err)
+    return 1
+  }
+}
+
+const isEntry = (import.meta as { main?: boolean }).main ?? (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url))
+if (isEntry) {
+  main(process.argv.slice(2)).then((code) => process.exit(code))
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bun
+/** start: the loop. For each agent, tick = poll -> record -> dispatch a child run per issue. */
+import { defineCommand } from 'citty'
+import { commonArgs, isEntry, main, printJson } from '../lib/cli.ts'
+import { loadConfig, selectAgents } from '../lib/config.ts'
+import { createDriver } from '../lib/driver.ts'
+import { logger } from '../lib/log.ts'
+
+const command = defineCommand({
+  meta: { name: 'start', description: 'Run the factory: poll every agent, run each new or commented issue in its own child process. Ctrl-C stops cleanly.' },
+  args: {
+    ...commonArgs,
+    agent: { type: 'string', description: 'only this agent (default: all agents in agents.yaml)' },
+    once: { type: 'boolean', description: 'one tick (one poll per agent), wait for the runs it started, exit 0 if all succeeded else 1 (for cron)', default: false },
+  },
+  async run({ args }) {
+    const log = logger('start')
+    const { config, path } = loadConfig(args.config)
+    const agents = selectAgents(config, args.agent)
+    const dryRun = args['dry-run']
+    const driver = createDriver({ config, configPath: path, agents, dryRun })
+    if (args.once || dryRun) {
+      const res = await driver.once()
+      if (args.json) printJson({ ok: res.ok, ticks: res.reports.map((r) => ({ agent: r.agent, ok: r.ok, error: r.error, started: r.started, items: r.plan?.items.map((i) => ({ identifier: i.issue.identifier, ...i.decision })) })), runs: res.outcomes })
+      else if (dryRun) {
+        for (const r of res.reports) {
+          if (r.error) process.stdout.write(`${r.agent}: poll failed: ${r.error.message}\n`)
+          const runs = r.plan?.items.filter((i) => i.decision.action === 'queue') ?? []
+          process.stdout.write(`${r.agent}: ${r.plan?.items.length ?? 0} changed issue(s); would run ${runs.length}${runs.length ? `: ${runs.map((i) => i.issue.identifier).join(', ')}` : ''} (dry run: nothing written)\n`)
+        }
+      } else log.info(`tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll failed' : ''}`)
+      process.exitCode = res.ok ? 0 : 1
+      return
+    }
+    let stopping = false
+    const stop = () => {
+      if (stopping) return
+      stopping = true
+      log.info(`stopping: waiting for ${driver.running.size} run(s) to stop (Ctrl-C again is ignored; they get 15 s)`)
+      void driver.stop()
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+    log.info(`running ${agents.map((a) => a.name).join(', ')}; polling every ${config.poll_interval_seconds} s (Ctrl-C to stop)`)
+    await driver.loop()
+    await driver.drain()
+    log.info('stopped')
+  },
+})
+
+export default command
+
+if (isEntry(import.meta.url)) await main(command)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bun
+/** status: what runs, what waits, what failed, per agent (table, or --json). */
+import { defineCommand } from 'citty'
+import { isEntry, main, printJson } from '../lib/cli.ts'
+import { factoryHome } from '../lib/config.ts'
+import { layout } from '../lib/paths.ts'
+import { readState } from '../lib/state.ts'
+import { statusRows, renderStatus } from '../lib/status.ts'
+
+const command = defineCommand({
+  meta: { name: 'status', description: 'Show per agent what runs, what is queued, what failed and what is done (from $FACTORY_HOME/state.json and the locks).' },
+  args: {
+    agent: { type: 'string', description: 'only this agent' },
+    json: { type: 'boolean', description: 'print the same as JSON', default: false },
+    all: { type: 'boolean', description: 'include done issues', default: false },
+  },
+  async run({ args }) {
+    const home = factoryHome()
+    const state = readState(layout(home).state)
+    const rows = statusRows(state, home, { agent: args.agent, includeDone: args.all })
+    if (args.json) printJson({ home, agents: Object.fromEntries(Object.entries(state.agents).filter(([n]) => !args.agent || n === args.agent).map(([n, a]) => [n, { cursor: a.cursor, lastPollAt: a.lastPollAt, lastPollError: a.lastPollError }])), issues: rows })
+    else process.stdout.write(renderStatus(rows, state))
+  },
+})
+
+export default command
+
+if (isEntry(import.meta.url)) await main(command)

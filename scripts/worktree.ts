@@ -1,0 +1,43 @@
+#!/usr/bin/env bun
+/** worktree: base clone (fetched) + the issue's worktree + bootstrap, idempotent. */
+import { defineCommand } from 'citty'
+import { acquireIssueLock, resolveIssue } from '../lib/claim.ts'
+import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+import { agentState, updateState } from '../lib/state.ts'
+import { ensureWorktree, planWorktree } from '../lib/workspace.ts'
+
+const command = defineCommand({
+  meta: { name: 'worktree', description: "Create (or find) the issue's git worktree on its branch from origin/<base>, and run the bootstrap once." },
+  args: {
+    ...commonArgs,
+    issue: { type: 'string', description: 'issue id or identifier (ENG-12)' },
+    'repo-root': { type: 'string', description: 'use this existing checkout instead of the base clone' },
+    fetch: { type: 'boolean', description: 'fetch origin first (--no-fetch to skip)', default: true },
+  },
+  async run({ args }) {
+    const ctx = await contextFromArgs(args, 'worktree')
+    const { issue } = await resolveIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'))
+    if (ctx.dryRun) {
+      const plan = planWorktree(ctx, issue)
+      if (args.json) printJson({ ...plan, dryRun: true })
+      else ctx.log.info(`would create ${plan.path} on ${plan.branch} from ${plan.startPoint}`)
+      return
+    }
+    const lock = acquireIssueLock(ctx, issue.identifier, 'worktree')
+    try {
+      const wt = await ensureWorktree(ctx, issue, { fetch: args.fetch, repoRoot: args['repo-root'] })
+      updateState(ctx.paths.state, (d) => {
+        const r = agentState(d, ctx.agent.name).issues[issue.id]
+        if (r) Object.assign(r, { branch: wt.branch, worktree: wt.path })
+      })
+      if (args.json) printJson(wt)
+      else ctx.log.info(`${issue.identifier}: ${wt.created ? 'created' : 'found'} ${wt.path} on ${wt.branch}`)
+    } finally {
+      lock.stop()
+    }
+  },
+})
+
+export default command
+
+if (isEntry(import.meta.url)) await main(command)

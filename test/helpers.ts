@@ -1,0 +1,125 @@
+/** Shared test set-up: a temp FACTORY_HOME, a sandbox with a seed, a bare git origin, and the scripts spawned for real. */
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { type Sandbox, type SandboxSeed, startSandbox } from '../lib/sandbox/server.ts'
+
+export const ROOT = resolve(import.meta.dir, '..')
+
+/** A fresh temp directory (removed by the caller's cleanup). */
+export function tempDir(prefix = 'rose-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+/** Run git synchronously (test set-up only). */
+export function gitSync(args: string[], cwd?: string): string {
+  return execFileSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+  }).trim()
+}
+
+/** A bare repository with one commit on `main` (README.md), standing in for GitHub. */
+export function makeOrigin(dir: string): string {
+  const bare = join(dir, 'origin.git')
+  const work = join(dir, 'seed-work')
+  gitSync(['init', '-q', '--bare', '-b', 'main', bare])
+  gitSync(['init', '-q', '-b', 'main', work])
+  writeFileSync(join(work, 'README.md'), '# sample app\n')
+  gitSync(['add', '.'], work)
+  gitSync(['commit', '-q', '-m', 'initial'], work)
+  gitSync(['push', '-q', bare, 'main'], work)
+  rmSync(work, { recursive: true, force: true })
+  return bare
+}
+
+export const AGENT_KEY = 'lin_api_test_agent_key'
+
+/** A seed with one team, the agent user, a reviewer, and the given issues. */
+export function seedWith(issues: NonNullable<SandboxSeed['issues']>): SandboxSeed {
+  return {
+    organization: { name: 'Rose Test', urlKey: 'rose-test' },
+    teams: [{ key: 'ENG', name: 'Engineering' }],
+    users: [
+      { name: 'Factory Agent', email: 'agent@rose.test', apiKey: AGENT_KEY },
+      { name: 'Riley Reviewer', email: 'riley@rose.test', apiKey: 'lin_api_test_riley_key' },
+    ],
+    issues,
+  }
+}
+
+export interface Fixture {
+  dir: string
+  home: string
+  configPath: string
+  origin: string
+  sandbox: Sandbox
+  env: Record<string, string>
+  /** Spawn `bun scripts/<script>.ts ...args` with the fixture env. */
+  script(script: string, args: string[], extraEnv?: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }>
+  /** The sandbox's issue by identifier, with its state name and comments. */
+  issue(identifier: string): { id: string; state: string; comments: { id: string; body: string; userId: string | null }[] }
+  /** Branches on the bare origin. */
+  originBranches(): string[]
+  cleanup(): Promise<void>
+}
+
+/** A complete factory set-up against a real sandbox and a real bare origin. */
+export async function fixture(opts: { issues: NonNullable<SandboxSeed['issues']>; agentYaml?: (origin: string) => string; env?: Record<string, string> }): Promise<Fixture> {
+  const dir = tempDir()
+  const home = join(dir, 'home')
+  mkdirSync(home, { recursive: true })
+  const origin = makeOrigin(dir)
+  const sandbox = await startSandbox({ port: 0, seed: seedWith(opts.issues), dataPath: join(dir, 'sandbox.json') })
+  const configPath = join(home, 'agents.yaml')
+  writeFileSync(
+    configPath,
+    opts.agentYaml?.(origin) ??
+      `poll_interval_seconds: 1\nagents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${origin}, base: main }\n`,
+  )
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: dir,
+    FACTORY_HOME: home,
+    LINEAR_API_URL: sandbox.url,
+    ROSE_TEST_LINEAR_KEY: AGENT_KEY,
+    ...opts.env,
+  }
+  return {
+    dir,
+    home,
+    configPath,
+    origin,
+    sandbox,
+    env,
+    script(script, args, extraEnv = {}) {
+      return new Promise((resolvePromise) => {
+        const child = spawn(process.execPath, [join(ROOT, 'scripts', `${script}.ts`), ...args], { cwd: dir, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] })
+        let stdout = ''
+        let stderr = ''
+        child.stdout.on('data', (d) => (stdout += d))
+        child.stderr.on('data', (d) => (stderr += d))
+        child.on('close', (code) => resolvePromise({ code, stdout, stderr }))
+      })
+    },
+    issue(identifier) {
+      const d = sandbox.store.data
+      const i = sandbox.store.issue(identifier)
+      if (!i) throw new Error(`no issue ${identifier}`)
+      return {
+        id: i.id,
+        state: d.states.find((s) => s.id === i.stateId)!.name,
+        comments: d.comments.filter((c) => c.issueId === i.id).map((c) => ({ id: c.id, body: c.body, userId: c.userId })),
+      }
+    },
+    originBranches() {
+      return gitSync(['for-each-ref', '--format=%(refname:short)', 'refs/heads'], origin).split('\n').filter(Boolean)
+    },
+    async cleanup() {
+      await sandbox.stop()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
