@@ -89,14 +89,15 @@ export function recordClaim(ctx: AgentContext, issue: TrackerIssue, viewerId: st
 }
 
 /** Carry out the claim: record it, then move the issue (idempotent: a re-run finds it moved). */
-export async function claimIssue(ctx: AgentContext, issue: TrackerIssue, viewerId: string): Promise<{ plan: ClaimPlan; record?: IssueRecord }> {
+export async function claimIssue(ctx: AgentContext, issue: TrackerIssue, viewerId: string): Promise<{ plan: ClaimPlan; record?: IssueRecord; issue: TrackerIssue }> {
   const record = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[issue.id]
   const plan = planClaim(issue, record)
-  if (ctx.dryRun) return { plan }
-  const updated = recordClaim(ctx, issue, viewerId, plan)
+  if (ctx.dryRun) return { plan, issue }
+  const moved = plan.moveTo ? { ...issue, state: plan.moveTo } : issue
+  const updated = recordClaim(ctx, moved, viewerId, plan)
   if (plan.moveTo) {
     await ctx.tracker.moveIssue(issue.id, plan.moveTo.id)
     ctx.log.info(`${issue.identifier}: moved to ${plan.moveTo.name}`)
   }
-  return { plan, record: updated }
+  return { plan, record: updated, issue: moved }
 }

@@ -168,6 +168,8 @@ export function createDriver(opts: DriverOptions) {
   return {
     outcomes,
     running,
+    /** When the agent's next poll may happen (after a failure), or undefined. */
+    backoffUntil: (agent: string) => backoff.get(agent)?.until,
     tick,
     drain,
     /** `--once`: one tick, wait for the runs it started; true when everything succeeded. */

@@ -31,11 +31,15 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
   let lock: ReturnType<typeof acquireIssueLock> | undefined
   let issueId: string | undefined
   try {
-    const { issue, viewerId } = await resolveIssue(ctx, ref, { refresh: opts.refresh })
+    const resolved = await resolveIssue(ctx, ref, { refresh: opts.refresh })
+    const viewerId = resolved.viewerId
+    let issue = resolved.issue
     identifier = issue.identifier
     issueId = issue.id
     lock = acquireIssueLock(ctx, issue.identifier, 'claim')
-    const { plan, record: claimed } = await claimIssue(ctx, issue, viewerId)
+    const claim = await claimIssue(ctx, issue, viewerId)
+    const { plan, record: claimed } = claim
+    issue = claim.issue
     runNumber = plan.runNumber
     lock.beat('worktree')
     setPhase(ctx, issue.id, 'worktree')

@@ -1,0 +1,164 @@
+/**
+ * The Claude Code engine: `claude -p --output-format stream-json --verbose ... -- <prompt>` with stdin
+ * closed, `--resume <session>` for reruns. Notes on the CLI: ../shared/notes/engines.md.
+ */
+import { FactoryError } from '../errors.ts'
+import { parseClaudeLine, isKnownAssistantBlock, type ClaudeLine } from './lines.ts'
+import { resolveEngineBin } from './resolve.ts'
+import { emitter, missingResult, runEngine, type LineHandler, type LineKind, type Outcome } from './transcript.ts'
+import type { Engine, EngineEvent, EngineRunInput } from './types.ts'
+
+export interface ClaudeOptions {
+  bin?: string
+  permissionMode?: 'acceptEdits' | 'bypassPermissions' | 'default' | 'plan'
+  allowedTools?: string[]
+  model?: string
+  maxTurns?: number
+  appendSystemPrompt?: string
+  extraArgs?: string[]
+}
+
+/** Quiet, offline-safe switches: without them the CLI phones api.anthropic.com (telemetry, updates). */
+export const CLAUDE_QUIET_ENV: Readonly<Record<string, string>> = {
+  DISABLE_TELEMETRY: '1',
+  CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+  DISABLE_AUTOUPDATER: '1',
+}
+
+/** The argv of one Claude Code run (bin first). */
+export function claudeArgv(bin: string, opts: ClaudeOptions, input: Pick<EngineRunInput, 'prompt' | 'resume'>): string[] {
+  const argv = [bin, '-p', '--output-format', 'stream-json', '--verbose']
+  if (opts.permissionMode) argv.push('--permission-mode', opts.permissionMode)
+  // `--allowedTools` is variadic; the `=` form keeps it from swallowing the next argument.
+  if (opts.allowedTools?.length) argv.push(`--allowedTools=${opts.allowedTools.join(',')}`)
+  if (opts.model) argv.push('--model', opts.model)
+  if (opts.maxTurns) argv.push('--max-turns', String(opts.maxTurns))
+  if (opts.appendSystemPrompt) argv.push(`--append-system-prompt=${opts.appendSystemPrompt}`)
+  if (input.resume) argv.push('--resume', input.resume)
+  argv.push(...(opts.extraArgs ?? []))
+  // `--` so a prompt starting with "-" (or naming a subcommand) is still the prompt.
+  argv.push('--', input.prompt)
+  return argv
+}
+
+/** The env additions for a run: the quiet switches, and IS_SANDBOX=1 when bypassing permissions as root. */
+export function claudeEnvAdditions(opts: ClaudeOptions): Record<string, string> {
+  const env: Record<string, string> = { ...CLAUDE_QUIET_ENV }
+  const bypass = opts.permissionMode === 'bypassPermissions' || (opts.extraArgs ?? []).includes('--dangerously-skip-permissions')
+  // As root the CLI refuses to bypass permissions unless told it runs in a sandbox.
+  if (bypass && process.getuid?.() === 0) env.IS_SANDBOX = '1'
+  return env
+}
+
+/** Create the Claude Code engine. */
+export function createClaudeEngine(opts: ClaudeOptions = {}): Engine {
+  return {
+    name: 'claude',
+    async run(input: EngineRunInput) {
+      let bin: string
+      try {
+        bin = resolveEngineBin('claude', opts.bin)
+      } catch (err) {
+        if (err instanceof FactoryError && err.code === 'engine_missing') return missingResult(err, input.logPath)
+        throw err
+      }
+      return runEngine({
+        name: 'claude',
+        argv: claudeArgv(bin, opts, input),
+        env: claudeEnvAdditions(opts),
+        input,
+        handler: claudeHandler(emitter(input)),
+      })
+    },
+  }
+}
+
+/** Follows a stream-json run: events as lines arrive, the outcome from the `result` line. */
+export function claudeHandler(emit: (e: EngineEvent) => void): LineHandler {
+  let sessionId: string | undefined
+  let lastText: string | undefined
+  let lastError: string | undefined
+  let result: Extract<ClaudeLine, { type: 'result' }> | undefined
+  const toolNames = new Map<string, string>()
+  const started = (id: string | undefined) => {
+    if (!id || sessionId) return
+    sessionId = id
+    emit({ kind: 'started', sessionId: id })
+  }
+
+  return {
+    line(raw): { kind: LineKind; note?: string } {
+      const parsed = parseClaudeLine(raw)
+      if (parsed.kind === 'malformed') return { kind: 'malformed', note: parsed.reason }
+      if (parsed.kind !== 'line') return { kind: parsed.kind }
+      const l = parsed.line
+      switch (l.type) {
+        case 'system':
+          started(l.session_id)
+          if (l.subtype === 'api_retry') {
+            lastError = `API retry ${l.attempt ?? '?'}/${l.max_retries ?? '?'}: ${l.error_status ?? ''} ${String(l.error ?? '')}`.trim()
+            return { kind: 'noise' }
+          }
+          break
+        case 'assistant':
+          started(l.session_id)
+          for (const block of l.message.content) {
+            if (!isKnownAssistantBlock(block)) continue
+            if (block.type === 'text') {
+              lastText = block.text
+              emit({ kind: 'text', text: block.text })
+            } else if (block.type === 'thinking') emit({ kind: 'thought', text: block.thinking })
+            else {
+              toolNames.set(block.id, block.name)
+              emit({ kind: 'action', tool: block.name, input: JSON.stringify(block.input ?? {}) })
+            }
+          }
+          break
+        case 'user':
+          started(l.session_id)
+          if (typeof l.message.content === 'string') break
+          for (const block of l.message.content) {
+            if (block.type !== 'tool_result' || !('tool_use_id' in block)) continue
+            const tool = toolNames.get(block.tool_use_id) ?? 'unknown'
+            emit({ kind: 'action_result', tool, output: contentText(block.content), isError: block.is_error === true })
+          }
+          break
+        case 'result':
+          started(l.session_id)
+          result = l
+          if (l.is_error) emit({ kind: 'error', message: resultText(l) })
+          break
+      }
+      return { kind: 'progress' }
+    },
+
+    outcome(): Outcome {
+      const u = result?.usage
+      return {
+        finished: result !== undefined,
+        failure: result?.is_error ? resultText(result) : undefined,
+        summary: result?.result ?? lastText,
+        sessionId: sessionId ?? result?.session_id,
+        // Anthropic counts cached input apart from input_tokens; the factory's inputTokens is all input.
+        usage: u && {
+          inputTokens: u.input_tokens + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0),
+          outputTokens: u.output_tokens,
+          cachedInputTokens: u.cache_read_input_tokens ?? 0,
+        },
+        costUsd: result?.total_cost_usd,
+        lastError,
+      }
+    },
+  }
+}
+
+function resultText(r: Extract<ClaudeLine, { type: 'result' }>): string {
+  return r.result || r.errors?.join('; ') || `claude ended with ${r.subtype}`
+}
+
+/** A tool_result's content (a string, or text blocks) as plain text. */
+function contentText(content: unknown): string {
+  if (typeof content === 'string') return content
+  if (Array.isArray(content)) return content.map((b) => (typeof b?.text === 'string' ? b.text : '')).join('')
+  return content === undefined ? '' : JSON.stringify(content)
+}

@@ -1,0 +1,112 @@
+import { afterEach, describe, expect, test } from 'bun:test'
+import { COMMENT_MARKER } from '../lib/prompt.ts'
+import { planReport } from '../lib/report.ts'
+import type { TrackerIssue } from '../lib/tracker/types.ts'
+import { startFakeGitHub } from './fakes/github.ts'
+import { type Fixture, fixture, gitSync } from './helpers.ts'
+
+let fx: Fixture | undefined
+let gh: Awaited<ReturnType<typeof startFakeGitHub>> | undefined
+afterEach(async () => {
+  await fx?.cleanup()
+  await gh?.stop()
+  fx = undefined
+  gh = undefined
+})
+
+const TOKEN = 'ghp_test_token_value_123'
+const ISSUES = [{ team: 'ENG', title: 'Add a health check', description: 'GET /healthz', assignee: 'agent@rose.test', priority: 2 }]
+
+async function githubFixture() {
+  fx = await fixture({
+    issues: ISSUES,
+    agentYaml: (o) => `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main, github: acme/app }\n`,
+  })
+  const origin = fx.origin
+  gh = await startFakeGitHub({ token: TOKEN, branchExists: (b) => gitSync(['branch', '--list', b], origin) !== '' })
+  return { env: { GITHUB_API_URL: gh.url, FACTORY_GITHUB_TOKEN: TOKEN } }
+}
+
+describe('report', () => {
+  test('opens a PR with the token, the head and base branches, and a body linking the issue', async () => {
+    const { env } = await githubFixture()
+    const res = await fx!.script('start', ['--once', '--config', fx!.configPath], env)
+    expect(res.code, res.stderr).toBe(0)
+    const post = gh!.requests.filter((r) => r.method === 'POST')
+    expect(post).toHaveLength(1)
+    expect(post[0]!.path).toBe('/repos/acme/app/pulls')
+    expect(post[0]!.authorization).toBe(`Bearer ${TOKEN}`)
+    const branch = fx!.originBranches().find((b) => b !== 'main')!
+    expect(post[0]!.body).toMatchObject({ head: branch, base: 'main', title: 'ENG-1: Add a health check' })
+    const issue = fx!.sandbox.store.issue('ENG-1')!
+    expect(String(post[0]!.body!.body)).toContain(`/issue/ENG-1/`)
+    // The summary comment links the PR, and the PR is attached to the issue.
+    const comment = fx!.issue('ENG-1').comments.find((c) => c.body.includes(COMMENT_MARKER))!
+    expect(comment.body).toContain(gh!.prs[0]!.html_url)
+    expect(fx!.sandbox.store.data.attachments.filter((a) => a.issueId === issue.id).map((a) => a.url)).toEqual([gh!.prs[0]!.html_url])
+    expect(res.stderr + res.stdout).not.toContain(TOKEN)
+  }, 60_000)
+
+  test('a rerun after a reviewer comment updates the same PR instead of opening another', async () => {
+    const { env } = await githubFixture()
+    expect((await fx!.script('start', ['--once', '--config', fx!.configPath], env)).code).toBe(0)
+    const reviewer = fx!.sandbox.store.userByEmail('riley@rose.test')!
+    fx!.sandbox.store.createComment({ issue: 'ENG-1', userId: reviewer.id, body: 'Please also log each request.' })
+
+    const res = await fx!.script('start', ['--once', '--config', fx!.configPath], env)
+    expect(res.code, res.stderr).toBe(0)
+    expect(gh!.prs).toHaveLength(1)
+    expect(gh!.requests.filter((r) => r.method === 'POST')).toHaveLength(1)
+    expect(gh!.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1)
+    // Two runs, two summary comments, two commits on the one branch.
+    const ours = fx!.issue('ENG-1').comments.filter((c) => c.body.includes(COMMENT_MARKER))
+    expect(ours.map((c) => c.body.match(/Run #(\d)/)?.[1])).toEqual(['1', '2'])
+    const branch = fx!.originBranches().find((b) => b !== 'main')!
+    expect(gitSync(['rev-list', '--count', `main..${branch}`], fx!.origin)).toBe('2')
+    expect(gitSync(['show', `${branch}:FACTORY_NOTES.md`], fx!.origin)).toContain('Please also log each request.')
+    expect(fx!.issue('ENG-1').state).toBe('In Review')
+  }, 60_000)
+
+  test('a rejected GitHub token fails the run with github_failed, says how to fix it on the issue, and still pushed the branch', async () => {
+    const { env } = await githubFixture()
+    const res = await fx!.script('start', ['--once', '--config', fx!.configPath], { ...env, FACTORY_GITHUB_TOKEN: 'wrong-token-value' })
+    expect(res.code).toBe(1)
+    expect(res.stderr).toContain('github_failed')
+    expect(res.stderr).toContain('HTTP 401')
+    const failure = fx!.issue('ENG-1').comments.find((c) => c.body.includes('github_failed'))
+    expect(failure?.body).toContain('FACTORY_GITHUB_TOKEN')
+    expect(fx!.originBranches().length).toBe(2)
+  }, 60_000)
+})
+
+describe('planReport', () => {
+  const issue = {
+    id: 'i1', identifier: 'ENG-1', title: 'T', description: '', url: 'http://x/issue/ENG-1/t', branchName: 'b', priority: 0,
+    createdAt: '', updatedAt: '', state: { id: 's1', name: 'In Progress', type: 'started' }, labels: [], assigneeId: null, delegateId: null, comments: [],
+    team: { id: 't', key: 'ENG', states: [{ id: 's1', name: 'In Progress', type: 'started', position: 2 }, { id: 's2', name: 'In Review', type: 'started', position: 3 }] },
+  } satisfies TrackerIssue
+  const base = { agent: 'a', engine: 'console', issue, branch: 'b', base: 'main', repoUrl: '/tmp/origin.git', hasGitHubToken: false, commitsAhead: 1 }
+
+  test('a local origin gets no PR and the comment says why', () => {
+    const plan = planReport({ ...base, run: { n: 1, startedAt: '', status: 'success', summary: 'did it' } })
+    expect(plan.pr).toBeNull()
+    expect(plan.prSkipped).toBe('origin is a local path, not GitHub')
+    expect(plan.comment.body).toContain('No PR: origin is a local path, not GitHub.')
+    expect(plan.moveTo?.name).toBe('In Review')
+  })
+
+  test('a failed run posts the error, stays in progress and pushes nothing new', () => {
+    const plan = planReport({ ...base, commitsAhead: 0, run: { n: 2, startedAt: '', status: 'stalled', errorCode: 'engine_stalled', summary: 'no output for 300 s' } })
+    expect(plan.outcome).toBe('failed')
+    expect(plan.moveTo).toBeNull()
+    expect(plan.push).toBe(false)
+    expect(plan.comment.body).toContain('engine_stalled')
+    expect(plan.comment.body).toContain('> no output for 300 s')
+  })
+
+  test('the same run always gets the same comment id, and another run another', () => {
+    const run = { n: 1, startedAt: '', status: 'success' as const }
+    expect(planReport({ ...base, run }).comment.id).toBe(planReport({ ...base, run }).comment.id)
+    expect(planReport({ ...base, run }).comment.id).not.toBe(planReport({ ...base, run: { ...run, n: 2 } }).comment.id)
+  })
+})
