@@ -32,9 +32,10 @@ once: deps
 	@test -n "$(AGENT)" || (echo "usage: make once AGENT=<name from agents.yaml>" >&2; exit 2)
 	$(BUN) scripts/start.ts --once --agent $(AGENT)
 
-bench: deps
-	$(BUN) bench/poll.ts
-	$(BUN) bench/idle-tick.ts
+bench: deps engines
+	@{ echo "# Benchmarks"; echo; echo "Each section names the command that produced it. Machine: 2 cores, shared (numbers are noisy; compare ratios within one run)."; echo; \
+	  $(BUN) bench/poll.ts && $(BUN) bench/idle-tick.ts; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
+	@cat BENCHMARKS.md
 
 clean:
 	rm -rf node_modules engines/node_modules

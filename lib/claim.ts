@@ -8,7 +8,7 @@ import { FactoryError } from './errors.ts'
 import { inspectLock, type Lock, tryLock } from './lock.ts'
 import { safeJoin } from './paths.ts'
 import { agentState, type IssueRecord, readState, updateState } from './state.ts'
-import type { TrackerIssue, Viewer, WorkflowState } from './tracker/types.ts'
+import type { TrackerIssue, WorkflowState } from './tracker/types.ts'
 import { startedState } from './workflow.ts'
 
 /** A lock whose heartbeat is older than this (on another host) is abandoned. */

@@ -127,7 +127,11 @@ function makeLock(path: string, owner: LockOwner): Lock {
       owner.heartbeat = new Date().toISOString()
       if (note !== undefined) owner.note = note
       const tmp = `${path}.${process.pid}.tmp`
-      writeExclusive(tmp, JSON.stringify(owner)) || (unlinkSync(tmp), writeExclusive(tmp, JSON.stringify(owner)))
+      // A temp file left by a crash of this same pid is ours to replace.
+      if (!writeExclusive(tmp, JSON.stringify(owner))) {
+        unlinkSync(tmp)
+        writeExclusive(tmp, JSON.stringify(owner))
+      }
       renameSync(tmp, path)
     },
     release() {

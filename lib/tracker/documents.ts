@@ -4,8 +4,12 @@
  * connections nest: Linear caps one query at 10,000 complexity points.
  */
 
-/** Page sizes used by the poll document (complexity grows with their product). */
-export const POLL_PAGE = { issues: 50, comments: 20, states: 15, labels: 10 } as const
+/**
+ * Page sizes used by the poll document (complexity grows with their product). An idle tick with
+ * a cursor asks for a small page (usually nothing changed) and pages on only when it is full;
+ * the first sync asks for big pages.
+ */
+export const POLL_PAGE = { issues: 50, issuesWithCursor: 10, comments: 20, states: 15, labels: 10 } as const
 
 const ISSUE_FIELDS = /* GraphQL */ `
   fragment FactoryIssue on Issue {

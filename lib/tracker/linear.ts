@@ -148,13 +148,14 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
       let after: string | null = null
       let requests = 0
       // Paginate only when a page is full: an idle tick is exactly one request.
+      const first = cursor ? POLL_PAGE.issuesWithCursor : POLL_PAGE.issues
       do {
-        const data = await once('poll', POLL_QUERY, { filter: pollFilter(cursor), first: POLL_PAGE.issues, after, ...PAGE_VARS })
+        const data = await once('poll', POLL_QUERY, { filter: pollFilter(cursor), first, after, ...PAGE_VARS })
         requests++
         const page = parse(pollSchema, data, 'poll')
         viewer = page.viewer
         issues.push(...page.issues.nodes.map(normalizeIssue))
-        after = page.issues.pageInfo.hasNextPage && page.issues.nodes.length >= POLL_PAGE.issues ? (page.issues.pageInfo.endCursor ?? null) : null
+        after = page.issues.pageInfo.hasNextPage && page.issues.nodes.length >= first ? (page.issues.pageInfo.endCursor ?? null) : null
       } while (after)
       return { viewer: viewer!, issues, requests }
     },

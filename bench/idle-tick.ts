@@ -1,0 +1,77 @@
+#!/usr/bin/env bun
+/**
+ * Wall time of an idle `start --once` against the sandbox, process start included, under Bun and
+ * under Node+tsx, interleaved in one run (the machines are shared and noisy: compare the ratio).
+ * Target: Bun median under 150 ms. Prints a Markdown section for BENCHMARKS.md.
+ */
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { startSandbox } from '../lib/sandbox/server.ts'
+
+const ROOT = resolve(import.meta.dir, '..')
+const RUNS = Number(process.env.BENCH_RUNS ?? 15)
+const dir = mkdtempSync(join(tmpdir(), 'rose-bench-idle-'))
+const home = join(dir, 'home')
+mkdirSync(home)
+const origin = join(dir, 'origin.git')
+const work = join(dir, 'w')
+const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@b' }
+execFileSync('git', ['init', '-q', '--bare', '-b', 'main', origin])
+execFileSync('git', ['init', '-q', '-b', 'main', work])
+writeFileSync(join(work, 'README.md'), 'x\n')
+execFileSync('git', ['add', '.'], { cwd: work })
+execFileSync('git', ['commit', '-qm', 'init'], { cwd: work, env: gitEnv })
+execFileSync('git', ['push', '-q', origin, 'main'], { cwd: work })
+
+const sandbox = await startSandbox({
+  port: 0,
+  dataPath: join(dir, 'data.json'),
+  seed: { teams: [{ key: 'ENG', name: 'Eng' }], users: [{ name: 'Agent', email: 'a@b.test', apiKey: 'bench-key-000001' }], issues: [{ team: 'ENG', title: 'One', assignee: 'a@b.test' }] },
+})
+const config = join(home, 'agents.yaml')
+writeFileSync(config, `agents:\n  - name: bench\n    engine: console\n    tracker: { mode: api_key, token_env: BENCH_KEY }\n    repo: { url: ${origin}, base: main }\n`)
+const env = { ...process.env, FACTORY_HOME: home, LINEAR_API_URL: sandbox.url, BENCH_KEY: 'bench-key-000001', ROSE_LOG_LEVEL: '1' }
+const bun = join(ROOT, 'node_modules/.bin/bun')
+const tsx = join(ROOT, 'node_modules/.bin/tsx')
+const script = join(ROOT, 'scripts/start.ts')
+// Async spawn: the sandbox answers from this same process, so the event loop must keep running.
+const once = (cmd: string) =>
+  new Promise<number>((resolvePromise, reject) => {
+    const t = performance.now()
+    const child = spawn(cmd, [script, '--once', '--config', config], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('close', (code) => (code === 0 ? resolvePromise(performance.now() - t) : reject(new Error(`${cmd} exited ${code}: ${stderr}`))))
+  })
+await once(bun) // the first tick runs the seeded issue; every later tick is idle
+await once(tsx)
+const times: Record<string, number[]> = { bun: [], tsx: [] }
+sandbox.resetStats()
+for (let i = 0; i < RUNS; i++) {
+  times.bun!.push(await once(bun))
+  times.tsx!.push(await once(tsx))
+}
+const requests = sandbox.stats().requests
+await sandbox.stop()
+rmSync(dir, { recursive: true, force: true })
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const mb = median(times.bun!)
+const mt = median(times.tsx!)
+process.stdout.write(
+  [
+    '## Idle `start --once` wall time',
+    '',
+    `Command: \`node_modules/.bin/bun bench/idle-tick.ts\` (${RUNS} runs each, interleaved; process start included). Target: Bun median under 150 ms.`,
+    '',
+    '| runtime | median ms | min ms | max ms |',
+    '|---|---|---|---|',
+    `| bun | ${mb.toFixed(0)} | ${Math.min(...times.bun!).toFixed(0)} | ${Math.max(...times.bun!).toFixed(0)} |`,
+    `| node + tsx | ${mt.toFixed(0)} | ${Math.min(...times.tsx!).toFixed(0)} | ${Math.max(...times.tsx!).toFixed(0)} |`,
+    '',
+    `tsx / bun median ratio: ${(mt / mb).toFixed(2)}. Linear requests over the ${RUNS * 2} idle ticks: ${requests} (${(requests / (RUNS * 2)).toFixed(2)} per tick).`,
+    '',
+  ].join('\n'),
+)
