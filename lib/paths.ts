@@ -49,20 +49,34 @@ export function safeJoin(root: string, ...segments: string[]): string {
 
 const BRANCH_MAX = 100
 
-/**
- * A git-safe branch name from Linear's branchName: only [A-Za-z0-9._/-], no `..`, no leading
- * `-` or `/`, no `.lock` suffix, no empty or dot-led segment. Falls back to `rose/<key>`.
- */
-export function sanitizeBranch(branchName: string | undefined, issueKey: string): string {
-  const fallback = `rose/${sanitizeKey(issueKey).toLowerCase()}`
-  if (!branchName) return fallback
-  const segments = branchName
+/** Only [A-Za-z0-9._/-]; per segment no `..`, no leading `.`/`-`, no trailing `.`/`-`/`.lock`. */
+function cleanRef(name: string): string {
+  const out = name
     .replace(/[^A-Za-z0-9._/-]+/g, '-')
     .split('/')
-    .map((s) => s.replace(/\.{2,}/g, '.').replace(/^[.-]+/, '').replace(/[.-]+$/, '').replace(/\.lock$/i, ''))
+    .map((seg) => {
+      let s = seg.replace(/\.{2,}/g, '.').replace(/^[.-]+/, '')
+      for (let prev = ''; prev !== s; ) {
+        prev = s
+        s = s.replace(/[.-]+$/, '').replace(/\.lock$/i, '')
+      }
+      return s
+    })
     .filter(Boolean)
-  const out = segments.join('/').slice(0, BRANCH_MAX).replace(/[/.-]+$/, '')
-  return out && /[A-Za-z0-9]/.test(out) ? out : fallback
+    .join('/')
+  // Cutting to length can expose a new bad ending: clean the cut result again.
+  return out.length > BRANCH_MAX ? cleanRef(out.slice(0, BRANCH_MAX)) : out
+}
+
+/**
+ * A git-safe branch name from Linear's branchName (see cleanRef). Falls back to `rose/<key>`
+ * (cleaned the same way, hashed when nothing usable remains).
+ */
+export function sanitizeBranch(branchName: string | undefined, issueKey: string): string {
+  const out = branchName ? cleanRef(branchName) : ''
+  if (out && /[A-Za-z0-9]/.test(out) && out !== 'HEAD') return out
+  const key = cleanRef(issueKey.toLowerCase())
+  return key && /[a-z0-9]/.test(key) ? cleanRef(`rose/${key}`) : `rose/issue-${createHash('sha256').update(issueKey).digest('hex').slice(0, 8)}`
 }
 
 /** Directory layout under FACTORY_HOME. */

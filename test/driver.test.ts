@@ -25,7 +25,8 @@ describe('driver', () => {
     fx = await fixture({ issues: ISSUES })
     const clock = { t: Date.now() }
     const driver = driverFor(fx, clock)
-    fx.sandbox.setFaults({ failNext: 1, kinds: ['5xx'] })
+    // The poll retries twice at once; the third failure in a row backs off.
+    fx.sandbox.setFaults({ failNext: 3, kinds: ['5xx'] })
 
     const [first] = await driver.tick()
     expect(first!.ok).toBe(false)

@@ -11,6 +11,7 @@ import { FactoryError } from '../errors.ts'
 import { run, type RunResult } from '../proc.ts'
 import { scrubEnv } from '../secrets.ts'
 import { newRunTag, reapTagged, RUN_TAG_ENV } from './reap.ts'
+import { INSTALL_FIX } from './resolve.ts'
 import type { EngineEvent, EngineName, EngineResult, EngineRunInput, EngineUsage } from './types.ts'
 
 /** What a parser made of one stdout line. `noise` is output that is not progress (retry notices). */
@@ -103,7 +104,13 @@ export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
   const grace = (spec.killGraceMs ?? 2000) + 1000
   const backstops: ReturnType<typeof setTimeout>[] = []
   const backstop = (afterMs: number) => backstops.push(setTimeout(() => reapTagged(tag), afterMs))
-  signal.addEventListener('abort', () => backstop(grace), { once: true })
+  const onAbort = () => backstop(grace)
+  signal.addEventListener('abort', onAbort, { once: true })
+  const stopTimers = () => {
+    clearTimeout(timer)
+    backstops.forEach(clearTimeout)
+    signal.removeEventListener('abort', onAbort)
+  }
   if (input.timeoutMs > 0) backstop(input.timeoutMs + grace)
   if (input.stallMs > 0) arm(input.stallMs)
 
@@ -141,16 +148,14 @@ export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
       },
     })
   } catch (err) {
-    clearTimeout(timer)
-    backstops.forEach(clearTimeout)
+    stopTimers()
     const fe = err instanceof FactoryError ? err : new FactoryError('internal', String((err as Error)?.message ?? err))
     write(`[rose] ${fe.code}: ${fe.message}`)
     closeSync(fd)
-    if (fe.code === 'engine_missing') return missingResult(fe, input.logPath)
+    if (fe.code === 'engine_missing') return missingResult(new FactoryError('engine_missing', fe.message, { fix: INSTALL_FIX[spec.name] }), input.logPath)
     return { status: 'failed', summary: fe.message, exitCode: null, logPath: input.logPath, errorCode: 'engine_failed', malformedLines: malformed }
   }
-  clearTimeout(timer)
-  backstops.forEach(clearTimeout)
+  stopTimers()
   const reaped = reapTagged(tag)
   if (reaped.length) write(`[rose] killed ${reaped.length} leftover process(es) of this run: ${reaped.join(' ')}`)
 
@@ -172,7 +177,9 @@ export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
   } else if (res.killed === 'abort') {
     result = { ...base, status: 'cancelled', errorCode: 'engine_cancelled', summary: `${spec.name} run cancelled` }
   } else if (out.failure !== undefined || res.exitCode !== 0 || !out.finished) {
-    const detail = out.failure ?? out.lastError ?? stderrTail.join(' | ')
+    // Prefer stderr lines that look like errors over warnings and chatter printed before them.
+    const errLines = stderrTail.filter((l) => /error|fatal|panic/i.test(l))
+    const detail = out.failure ?? out.lastError ?? (errLines.length ? errLines : stderrTail).join(' | ')
     const summary = detail || (res.exitCode !== 0 ? `${spec.name} exited with code ${res.exitCode ?? res.signal}` : `${spec.name} ended without a final result`)
     result = { ...base, status: 'failed', errorCode: 'engine_failed', summary }
   } else {

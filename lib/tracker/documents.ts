@@ -39,15 +39,21 @@ const ISSUE_FIELDS = /* GraphQL */ `
 `
 
 /**
- * The one read per idle tick: the viewer (to exclude our own comments) and the issues assigned
- * or delegated to the viewer that changed (or got a comment) since the cursor.
+ * The one read per idle tick: the viewer (to exclude our own comments), the issues assigned or
+ * delegated to the viewer that changed (or got a comment) since the cursor, and the current
+ * state and assignment of the issues the factory is running (`watched`, `first` = their count,
+ * so it costs nothing when nothing runs): an issue unassigned while running no longer matches
+ * the first filter, and reconciliation must still see it.
  */
 export const POLL_QUERY = /* GraphQL */ `
-  query FactoryPoll($filter: IssueFilter!, $first: Int!, $after: String, $commentsFirst: Int!, $statesFirst: Int!, $labelsFirst: Int!) {
+  query FactoryPoll($filter: IssueFilter!, $first: Int!, $after: String, $commentsFirst: Int!, $statesFirst: Int!, $labelsFirst: Int!, $watchFilter: IssueFilter!, $watchFirst: Int!) {
     viewer { id name }
     issues(filter: $filter, first: $first, after: $after, orderBy: updatedAt) {
       nodes { ...FactoryIssue }
       pageInfo { hasNextPage endCursor }
+    }
+    watched: issues(filter: $watchFilter, first: $watchFirst) {
+      nodes { id identifier updatedAt state { id name type } assignee { id } delegate { id } }
     }
   }
   ${ISSUE_FIELDS}

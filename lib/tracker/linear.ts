@@ -15,7 +15,8 @@ import {
   POLL_PAGE,
   POLL_QUERY,
 } from './documents.ts'
-import { normalizeIssue, rawIssueSchema, type Tracker, type TrackerIssue, type Viewer } from './types.ts'
+import { memoryRateGate, type RateGate } from '../ratelimit.ts'
+import { normalizeIssue, rawIssueSchema, type Tracker, type TrackerIssue, type Viewer, type WatchedIssue } from './types.ts'
 
 export interface LinearTrackerOptions {
   apiKey: string
@@ -28,17 +29,28 @@ export interface LinearTrackerOptions {
   maxWaitMs?: number
   sleep?: (ms: number) => Promise<void>
   now?: () => number
+  /** Shared view of the rate limit (default: this process only). */
+  gate?: RateGate
   /** Called after each HTTP request (counting, tests). */
   onRequest?: (info: { operation: string; ok: boolean; complexity?: number }) => void
 }
 
 const viewerSchema = z.object({ id: z.string(), name: z.string() })
+const watchedSchema = z.object({
+  id: z.string(),
+  identifier: z.string(),
+  updatedAt: z.string(),
+  state: z.object({ id: z.string(), name: z.string(), type: z.string() }),
+  assignee: z.object({ id: z.string() }).nullish(),
+  delegate: z.object({ id: z.string() }).nullish(),
+})
 const pollSchema = z.object({
   viewer: viewerSchema,
   issues: z.object({
     nodes: z.array(rawIssueSchema),
     pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullish() }),
   }),
+  watched: z.object({ nodes: z.array(watchedSchema) }),
 })
 const issueSchema = z.object({ viewer: viewerSchema, issue: rawIssueSchema })
 
@@ -94,9 +106,18 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
   const client = new LinearClient({ apiKey: opts.apiKey, apiUrl: opts.apiUrl })
   const sleep = opts.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
   const now = opts.now ?? Date.now
+  const gate = opts.gate ?? memoryRateGate()
   let count = 0
 
   async function once(operation: string, query: string, variables: Record<string, unknown>): Promise<unknown> {
+    // Never send while any process of this agent has been told to wait (Linear's reset header).
+    const wait = gate.waitMs(now())
+    if (wait > 0) {
+      throw new FactoryError('tracker_rate_limited', `Linear rate limit in force for ${Math.ceil(wait / 1000)} s more (${operation} not sent)`, {
+        fix: 'wait for the reset (the factory backs off by itself)',
+        details: { resetAt: now() + wait },
+      })
+    }
     const transport = new LinearGraphQLClient(client.options.apiUrl, { ...client.options, signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) })
     count++
     try {
@@ -105,19 +126,20 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
       return res.data
     } catch (err) {
       opts.onRequest?.({ operation, ok: false })
-      throw toTrackerError(err, operation, now())
+      const e = toTrackerError(err, operation, now())
+      if (e.code === 'tracker_rate_limited') gate.block(Number(e.details?.resetAt))
+      throw e
     }
   }
 
   /** Retry rate limits (until the reset) and outages (exponential) up to `retries` times. */
-  async function withRetry(operation: string, query: string, variables: Record<string, unknown>): Promise<unknown> {
-    const retries = opts.retries ?? 4
+  async function withRetry(operation: string, query: string, variables: Record<string, unknown>, retries = opts.retries ?? 4, waitRateLimit = true): Promise<unknown> {
     for (let attemptNo = 0; ; attemptNo++) {
       try {
         return await once(operation, query, variables)
       } catch (err) {
         const e = err as FactoryError
-        const retryable = e.code === 'tracker_rate_limited' || e.code === 'tracker_unreachable'
+        const retryable = (waitRateLimit && e.code === 'tracker_rate_limited') || e.code === 'tracker_unreachable'
         if (!retryable || attemptNo >= retries) throw e
         const wait =
           e.code === 'tracker_rate_limited'
@@ -142,22 +164,30 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
   return {
     requests: () => count,
 
-    async poll(cursor) {
+    async poll(cursor, pollOpts = {}) {
       const issues: TrackerIssue[] = []
+      let watched: WatchedIssue[] = []
       let viewer: Viewer | undefined
       let after: string | null = null
-      let requests = 0
-      // Paginate only when a page is full: an idle tick is exactly one request.
+      let pages = 0
+      const startCount = count
       const first = cursor ? POLL_PAGE.issuesWithCursor : POLL_PAGE.issues
+      const watch = (pollOpts.watch ?? []).slice(0, 50)
+      // Paginate only when a page is full: an idle tick is exactly one request. A transient
+      // failure gets two quick retries; a rate limit is left to the caller's backoff.
       do {
-        const data = await once('poll', POLL_QUERY, { filter: pollFilter(cursor), first, after, ...PAGE_VARS })
-        requests++
+        const w = pages === 0 ? watch : []
+        const data = await withRetry('poll', POLL_QUERY, { filter: pollFilter(cursor), first, after, ...PAGE_VARS, watchFilter: { id: { in: w } }, watchFirst: w.length }, 2, false)
         const page = parse(pollSchema, data, 'poll')
+        if (pages === 0) {
+          watched = page.watched.nodes.map((n) => ({ id: n.id, identifier: n.identifier, updatedAt: n.updatedAt, state: n.state, assigneeId: n.assignee?.id ?? null, delegateId: n.delegate?.id ?? null }))
+        }
+        pages++
         viewer = page.viewer
         issues.push(...page.issues.nodes.map(normalizeIssue))
         after = page.issues.pageInfo.hasNextPage && page.issues.nodes.length >= first ? (page.issues.pageInfo.endCursor ?? null) : null
       } while (after)
-      return { viewer: viewer!, issues, requests }
+      return { viewer: viewer!, issues, watched, requests: count - startCount }
     },
 
     async getIssue(idOrKey) {

@@ -85,10 +85,28 @@ export function normalizeIssue(raw: z.infer<typeof rawIssueSchema>): TrackerIssu
   }
 }
 
+/** A running issue's current state and assignment (reconciliation). */
+export interface WatchedIssue {
+  id: string
+  identifier: string
+  updatedAt: string
+  state: WorkflowState
+  assigneeId: string | null
+  delegateId: string | null
+}
+
+export interface PollResult {
+  viewer: Viewer
+  issues: TrackerIssue[]
+  /** The watched issues that still exist (a deleted one is simply absent). */
+  watched: WatchedIssue[]
+  requests: number
+}
+
 /** The tracker as the steps see it (api_key mode now; agent_session mode goes through the relay). */
 export interface Tracker {
-  /** One read: the viewer and the issues assigned/delegated to it changed since `cursor`. */
-  poll(cursor: string | null): Promise<{ viewer: Viewer; issues: TrackerIssue[]; requests: number }>
+  /** One read: the viewer, the issues assigned/delegated to it changed since `cursor`, and the watched ids' state. */
+  poll(cursor: string | null, opts?: { watch?: string[] }): Promise<PollResult>
   /** One issue by id or identifier (e.g. "ENG-12"). */
   getIssue(idOrKey: string): Promise<{ viewer: Viewer; issue: TrackerIssue }>
   /** Move an issue to a workflow state. */

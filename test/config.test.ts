@@ -1,0 +1,243 @@
+import { afterAll, describe, expect, test } from 'bun:test'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { configPath, factoryHome, loadConfig, parseConfig, pickAgent, selectAgents } from '../lib/config.ts'
+import { FactoryError } from '../lib/errors.ts'
+import { ROOT, tempDir } from './helpers.ts'
+
+const ENV = { ROSE_KEY_A: 'lin_api_a', ROSE_KEY_B: 'lin_api_b' }
+const FILE = '/etc/rose/agents.yaml'
+
+const MINIMAL = `agents:
+  - name: alpha
+    engine: console
+    tracker: { mode: api_key, token_env: ROSE_KEY_A }
+    repo: { url: /srv/git/app.git }
+`
+
+const TWO = `agents:
+  - name: alpha
+    engine: console
+    tracker: { mode: api_key, token_env: ROSE_KEY_A }
+    repo: { url: /srv/git/app.git }
+  - name: beta
+    engine: claude
+    tracker: { mode: api_key, token_env: ROSE_KEY_B }
+    repo: { url: https://github.com/acme/app.git }
+`
+
+/** The FactoryError `fn` throws (fails the test when it throws nothing or something else). */
+function failure(fn: () => unknown): FactoryError {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(FactoryError)
+    return err as FactoryError
+  }
+  throw new Error('expected a FactoryError, nothing was thrown')
+}
+
+const dirs: string[] = []
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+describe('parseConfig', () => {
+  test('a minimal config gets the documented defaults', () => {
+    const c = parseConfig(MINIMAL, FILE, ENV)
+    expect(c.poll_interval_seconds).toBe(30)
+    expect(c.max_concurrency).toBe(4)
+    const a = c.agents[0]!
+    expect(a.name).toBe('alpha')
+    expect(a.concurrency).toBe(2)
+    expect(a.repo.base).toBe('main')
+    expect(a.repo.bootstrap_timeout_seconds).toBe(300)
+    expect(a.runtime).toEqual({ provider: 'none' })
+    expect(a.limits).toEqual({ stall_seconds: 300, timeout_minutes: 60, max_attempts: 3 })
+    expect(a.github).toEqual({ token_env: 'FACTORY_GITHUB_TOKEN' })
+    expect(a.tracker.allow_commenters).toBeUndefined()
+  })
+
+  test('engine sections get their own defaults when present', () => {
+    const text = `${TWO}    claude: {}\n`
+    const c = parseConfig(text, FILE, ENV)
+    expect(c.agents[1]!.claude).toEqual({ permission_mode: 'bypassPermissions' })
+    const codex = parseConfig(MINIMAL.replace('engine: console', 'engine: codex') + '    codex: {}\n', FILE, ENV)
+    expect(codex.agents[0]!.codex).toEqual({ sandbox: 'workspace-write' })
+  })
+
+  test('an unknown top-level key is an error naming it and the file', () => {
+    const err = failure(() => parseConfig(`pol_interval_seconds: 5\n${MINIMAL}`, FILE, ENV))
+    expect(err.code).toBe('config_invalid')
+    expect(err.message).toContain(FILE)
+    expect(err.message).toContain('pol_interval_seconds: unknown key "pol_interval_seconds"')
+    expect(err.fix).toContain('agents.example.yaml')
+  })
+
+  test('an unknown key in an agent names the agent index and the key', () => {
+    const err = failure(() => parseConfig(`${TWO}    concurency: 3\n`, FILE, ENV))
+    expect(err.code).toBe('config_invalid')
+    expect(err.message).toContain('agents[1].concurency: unknown key "concurency"')
+  })
+
+  test('an unknown nested key names the full path, like agents[1].repo.branch', () => {
+    const text = TWO.replace('repo: { url: https://github.com/acme/app.git }', 'repo: { url: https://github.com/acme/app.git, branch: dev }')
+    const err = failure(() => parseConfig(text, FILE, ENV))
+    expect(err.message).toContain('agents[1].repo.branch: unknown key "branch"')
+    expect(err.message).not.toContain('agents[0]')
+  })
+
+  test('a wrongly typed value names its path', () => {
+    const err = failure(() => parseConfig(`max_concurrency: lots\n${MINIMAL}`, FILE, ENV))
+    expect(err.code).toBe('config_invalid')
+    expect(err.message).toContain('max_concurrency:')
+  })
+
+  test('an empty file asks for at least one agent', () => {
+    const err = failure(() => parseConfig('', FILE, ENV))
+    expect(err.code).toBe('config_invalid')
+    expect(err.message).toContain('agents')
+  })
+
+  test('bad YAML names the file and the line of the mistake', () => {
+    // Line 4 is indented one space less than the agent's other keys.
+    const text = 'poll_interval_seconds: 5\nagents:\n  - name: alpha\n   engine: console\n'
+    const err = failure(() => parseConfig(text, FILE, ENV))
+    expect(err.code).toBe('config_invalid')
+    expect(err.message).toContain(`${FILE} (line 4, column`)
+    expect(err.message).toContain('not valid YAML')
+    expect(err.fix).toContain('YAML')
+  })
+
+  test('an unknown engine is refused and the allowed engines are named', () => {
+    const err = failure(() => parseConfig(MINIMAL.replace('engine: console', 'engine: gemini'), FILE, ENV))
+    expect(err.code).toBe('config_invalid')
+    expect(err.message).toContain('agents[0].engine')
+    expect(err.message).toContain('claude')
+    expect(err.message).toContain('codex')
+  })
+
+  test('an agent name with capitals or spaces is refused with an example of a good one', () => {
+    const err = failure(() => parseConfig(MINIMAL.replace('name: alpha', 'name: Benoit Codex'), FILE, ENV))
+    expect(err.message).toContain('agents[0].name')
+    expect(err.message).toContain('benoit-codex')
+  })
+
+  test('two agents with the same name are refused, naming the second one', () => {
+    const err = failure(() => parseConfig(TWO.replace('name: beta', 'name: alpha'), FILE, ENV))
+    expect(err.code).toBe('config_invalid')
+    expect(err.message).toContain('agents[1].name')
+    expect(err.message).toContain('"alpha" is used twice')
+    expect(err.fix).toContain('unique')
+  })
+
+  test('agent_session mode is refused with a fix pointing at api_key', () => {
+    const err = failure(() => parseConfig(MINIMAL.replace('mode: api_key', 'mode: agent_session'), FILE, ENV))
+    expect(err.code).toBe('config_invalid')
+    expect(err.message).toContain('agents[0].tracker.mode')
+    expect(err.message).toContain('agent_session')
+    expect(err.fix).toContain('api_key')
+  })
+
+  test('an unset token_env names the variable and how to set it', () => {
+    const err = failure(() => parseConfig(TWO, FILE, { ROSE_KEY_A: 'x' }))
+    expect(err.code).toBe('config_invalid')
+    expect(err.message).toContain('agents[1].tracker.token_env')
+    expect(err.message).toContain('ROSE_KEY_B is not set')
+    expect(err.fix).toContain('export ROSE_KEY_B=')
+    expect(err.fix).toContain('beta')
+  })
+
+  test('an empty token variable counts as unset', () => {
+    const err = failure(() => parseConfig(MINIMAL, FILE, { ROSE_KEY_A: '' }))
+    expect(err.message).toContain('ROSE_KEY_A is not set')
+  })
+
+  test('config errors exit with code 2', () => {
+    const errors = [
+      failure(() => parseConfig('agents: [', FILE, ENV)),
+      failure(() => parseConfig(`bogus: 1\n${MINIMAL}`, FILE, ENV)),
+      failure(() => parseConfig(MINIMAL, FILE, {})),
+      failure(() => loadConfig('/nonexistent/rose-factory/agents.yaml', ENV)),
+      failure(() => pickAgent(parseConfig(MINIMAL, FILE, ENV), 'zeta')),
+    ]
+    for (const e of errors) expect(e.exitCode).toBe(2)
+    expect(new FactoryError('engine_failed', 'x').exitCode).toBe(1)
+  })
+
+  test('agents.example.yaml at the repo root is a valid config', () => {
+    const file = join(ROOT, 'agents.example.yaml')
+    const c = parseConfig(readFileSync(file, 'utf8'), file, { LINEAR_API_KEY: 'lin_api_x', LINEAR_API_KEY_CLAUDE: 'lin_api_y' })
+    expect(c.agents.map((a) => a.name)).toEqual(['benoit-codex', 'benoit-claude'])
+    expect(c.agents.map((a) => a.engine)).toEqual(['codex', 'claude'])
+  })
+})
+
+describe('loadConfig', () => {
+  test('a missing file is config_missing naming the path, with a fix', () => {
+    const dir = tempDir()
+    dirs.push(dir)
+    const path = join(dir, 'agents.yaml')
+    const err = failure(() => loadConfig(path, ENV))
+    expect(err.code).toBe('config_missing')
+    expect(err.message).toContain(path)
+    expect(err.fix).toContain('agents.example.yaml')
+    expect(err.fix).toContain('--config')
+  })
+
+  test('without --config it reads $FACTORY_HOME/agents.yaml', () => {
+    const dir = tempDir()
+    dirs.push(dir)
+    writeFileSync(join(dir, 'agents.yaml'), MINIMAL)
+    const { config, path } = loadConfig(undefined, { ...ENV, FACTORY_HOME: dir })
+    expect(path).toBe(join(resolve(dir), 'agents.yaml'))
+    expect(config.agents[0]!.name).toBe('alpha')
+  })
+
+  test('errors in a loaded file name that file', () => {
+    const dir = tempDir()
+    dirs.push(dir)
+    const path = join(dir, 'agents.yaml')
+    writeFileSync(path, `${MINIMAL}    extra: 1\n`)
+    const err = failure(() => loadConfig(path, ENV))
+    expect(err.message).toContain(path)
+    expect(err.message).toContain('agents[0].extra')
+  })
+})
+
+describe('factory home', () => {
+  test('defaults to ~/rose-factory', () => {
+    expect(factoryHome({})).toBe(join(homedir(), 'rose-factory'))
+    expect(configPath(undefined, {})).toBe(join(homedir(), 'rose-factory', 'agents.yaml'))
+  })
+
+  test('FACTORY_HOME overrides it, resolved to an absolute path', () => {
+    expect(factoryHome({ FACTORY_HOME: '/srv/factory' })).toBe('/srv/factory')
+    expect(factoryHome({ FACTORY_HOME: 'rel/home' })).toBe(resolve('rel/home'))
+    expect(configPath(undefined, { FACTORY_HOME: '/srv/factory' })).toBe('/srv/factory/agents.yaml')
+  })
+
+  test('an explicit --config path wins over FACTORY_HOME', () => {
+    expect(configPath('/tmp/x.yaml', { FACTORY_HOME: '/srv/factory' })).toBe('/tmp/x.yaml')
+  })
+})
+
+describe('agent selection', () => {
+  const config = parseConfig(TWO, FILE, ENV)
+
+  test('no --agent selects every agent, a name selects that one', () => {
+    expect(selectAgents(config).map((a) => a.name)).toEqual(['alpha', 'beta'])
+    expect(selectAgents(config, 'beta').map((a) => a.name)).toEqual(['beta'])
+    expect(pickAgent(config, 'alpha').engine).toBe('console')
+  })
+
+  test('an unknown agent name is a usage error listing the known names', () => {
+    for (const fn of [() => pickAgent(config, 'gamma'), () => selectAgents(config, 'gamma')]) {
+      const err = failure(fn)
+      expect(err.code).toBe('usage')
+      expect(err.message).toContain('"gamma"')
+      expect(err.fix).toContain('alpha, beta')
+    }
+  })
+})
