@@ -5,7 +5,8 @@
 import type { ConsolaInstance } from 'consola'
 import { type AgentConfig, type FactoryConfig, factoryHome, linearApiUrl, githubApiUrl } from './config.ts'
 import { logger } from './log.ts'
-import { layout } from './paths.ts'
+import { layout, safeJoin } from './paths.ts'
+import { fileRateGate } from './ratelimit.ts'
 import { createLinearTracker } from './tracker/linear.ts'
 import type { Tracker } from './tracker/types.ts'
 
@@ -44,7 +45,14 @@ export function agentContext(opts: ContextOptions): AgentContext {
     agent: opts.agent,
     home,
     paths: layout(home),
-    tracker: opts.tracker ?? createLinearTracker({ apiKey: env[opts.agent.tracker.token_env]!, apiUrl: linearApiUrl(env) }),
+    tracker:
+      opts.tracker ??
+      createLinearTracker({
+        apiKey: env[opts.agent.tracker.token_env]!,
+        apiUrl: linearApiUrl(env),
+        // One view of the rate limit for every process of this agent (driver and runs).
+        gate: fileRateGate(`${safeJoin(layout(home).home, 'ratelimit', opts.agent.name)}.json`),
+      }),
     env,
     log: logger(opts.tag ?? opts.agent.name),
     dryRun: opts.dryRun ?? false,

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import type { AgentContext } from './context.ts'
 import { createEngine } from './engines/index.ts'
 import { engineEnv } from './engines/env.ts'
-import type { Engine, EngineEvent, EngineResult } from './engines/types.ts'
+import type { Engine, EngineEvent, EngineResult, EngineUsage } from './engines/types.ts'
 import { buildPrompt, humanComments } from './prompt.ts'
 import { agentState, type IssueRecord, type RunRecord, updateState } from './state.ts'
 import type { TrackerIssue } from './tracker/types.ts'
@@ -67,11 +67,26 @@ export async function runEngineStep(
     const r = agentState(d, ctx.agent.name).issues[args.issue.id]
     if (!r) return
     const run = r.runs.find((x) => x.n === args.runNumber)
-    if (run) Object.assign(run, runFields(result, plan, ctx.now()))
+    if (run) {
+      Object.assign(run, runFields(result, plan, ctx.now()))
+      if (engine.name === 'codex' && result.usage) {
+        // Codex counts the whole thread: this run's usage is the growth since the previous run.
+        const prev = plan.resume ? r.runs.filter((x) => x.n < args.runNumber && x.usageThreadTotal).at(-1)?.usageThreadTotal : undefined
+        run.usageThreadTotal = result.usage
+        run.usage = prev ? usageDelta(result.usage, prev) : result.usage
+      }
+    }
     if (result.sessionId) r.sessionId = result.sessionId
     r.phase = 'reporting'
   })
   return result
+}
+
+/** `total - prev`, never below zero (a thread restarted from scratch counts in full). */
+export function usageDelta(total: EngineUsage, prev: EngineUsage): EngineUsage {
+  const d = (a: number | undefined, b: number | undefined) => Math.max(0, (a ?? 0) - (b ?? 0))
+  if (total.inputTokens < prev.inputTokens) return total
+  return { inputTokens: d(total.inputTokens, prev.inputTokens), outputTokens: d(total.outputTokens, prev.outputTokens), cachedInputTokens: d(total.cachedInputTokens, prev.cachedInputTokens) }
 }
 
 function runFields(result: EngineResult, plan: EnginePlan, now: Date): Partial<RunRecord> {

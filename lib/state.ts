@@ -20,6 +20,8 @@ const runSchema = z.object({
   sessionId: z.string().optional(),
   costUsd: z.number().optional(),
   usage: z.object({ inputTokens: z.number(), outputTokens: z.number(), cachedInputTokens: z.number().optional() }).optional(),
+  /** Codex reports the thread's running total: kept to turn the next resumed run's total into a delta. */
+  usageThreadTotal: z.object({ inputTokens: z.number(), outputTokens: z.number(), cachedInputTokens: z.number().optional() }).optional(),
   commit: z.string().optional(),
   commentId: z.string().optional(),
   /** createdAt of the newest human comment the run's prompt included. */
