@@ -25,7 +25,7 @@ test: deps engines
 
 check: deps
 	node_modules/.bin/tsc --noEmit -p .
-	node_modules/.bin/oxlint --deny-warnings lib scripts test bench
+	node_modules/.bin/eslint --max-warnings 0 lib scripts test bench
 	npx --no-install tsx scripts/start.ts --help > /dev/null && echo "tsx smoke: start --help runs on node"
 
 once: deps

@@ -1,0 +1,158 @@
+import { describe, expect, test } from 'bun:test'
+import { spawn, spawnSync } from 'node:child_process'
+import { realpathSync, rmSync } from 'node:fs'
+import { FactoryError } from '../lib/errors.ts'
+import { pidAlive, run } from '../lib/proc.ts'
+import { tempDir } from './helpers.ts'
+
+/** Processes of group `pgid` that are still running (zombies already exited and do not count). */
+function liveInGroup(pgid: number): string[] {
+  const r = spawnSync('ps', ['-o', 'pid=,stat=,args=', '-g', String(pgid)], { encoding: 'utf8' })
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^\d+\s+Z/.test(l))
+}
+
+/** Wait until no process of the group runs, up to `ms`; returns what is still running. */
+async function groupGone(pgid: number, ms = 1_000): Promise<string[]> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const left = liveInGroup(pgid)
+    if (left.length === 0 || Date.now() > deadline) return left
+    await Bun.sleep(20)
+  }
+}
+
+describe('run', () => {
+  test('passes every argument verbatim, with no shell in between', async () => {
+    const args = ['$(echo hi); rm -rf /', '`id`', "it's \"quoted\"", 'two\nlines', '*', '~', '$HOME', 'a && b | c > /tmp/x', '', ' spaced ', '-n', 'ünï']
+    const res = await run(['printf', '%s\\0', ...args])
+    expect(res.exitCode).toBe(0)
+    expect(res.stdout.split('\0').slice(0, -1)).toEqual(args)
+    expect(res.argv).toEqual(['printf', '%s\\0', ...args])
+  })
+
+  test('a failing command comes back as a value with its exit code and stderr', async () => {
+    const res = await run(['sh', '-c', 'echo partial; echo "no such file: x" >&2; exit 3'])
+    expect(res.exitCode).toBe(3)
+    expect(res.signal).toBeNull()
+    expect(res.killed).toBeNull()
+    expect(res.stdout).toBe('partial\n')
+    expect(res.stderr).toBe('no such file: x\n')
+    expect(res.durationMs).toBeGreaterThanOrEqual(0)
+  })
+
+  test('a missing binary rejects with engine_missing naming it', async () => {
+    let err: unknown
+    try {
+      await run(['rose-factory-no-such-binary', '--version'])
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(FactoryError)
+    expect((err as FactoryError).code).toBe('engine_missing')
+    expect((err as FactoryError).message).toContain('rose-factory-no-such-binary')
+    expect((err as FactoryError).fix).toContain('rose-factory-no-such-binary')
+  })
+
+  test('runs in the given cwd with exactly the given env', async () => {
+    const dir = realpathSync(tempDir('rose-proc-'))
+    try {
+      const res = await run(['sh', '-c', 'pwd; printf "%s|%s" "$ROSE_PROBE" "${HOME-unset}"'], { cwd: dir, env: { PATH: process.env.PATH, ROSE_PROBE: 'seen' } })
+      expect(res.stdout).toBe(`${dir}\nseen|unset`)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('input is written to stdin and then closed', async () => {
+    const res = await run(['cat'], { input: 'line one\nline two\n' })
+    expect(res.stdout).toBe('line one\nline two\n')
+    const none = await run(['cat'], { timeoutMs: 2_000 })
+    expect(none.stdout).toBe('')
+    expect(none.killed).toBeNull()
+  })
+
+  test('onLine receives complete stdout lines, even when they arrive in pieces', async () => {
+    const out: string[] = []
+    const err: string[] = []
+    const res = await run(['sh', '-c', "printf 'one\\ntw'; sleep 0.05; printf 'o\\n'; sleep 0.05; printf 'thr'; printf 'ee'; printf 'oops\\nlast' >&2"], {
+      onLine: (l) => out.push(l),
+      onErrLine: (l) => err.push(l),
+    })
+    expect(res.exitCode).toBe(0)
+    expect(out).toEqual(['one', 'two', 'three'])
+    expect(err).toEqual(['oops', 'last'])
+  })
+
+  test('a silent process is killed for stalling, quickly', async () => {
+    const res = await run(['sleep', '30'], { stallMs: 150 })
+    expect(res.killed).toBe('stall')
+    expect(res.signal).toBe('SIGTERM')
+    expect(res.durationMs).toBeLessThan(2_000)
+  })
+
+  test('a process that keeps printing is not stalled', async () => {
+    const res = await run(['sh', '-c', 'for i in 1 2 3 4 5 6; do echo $i; sleep 0.06; done'], { stallMs: 250 })
+    expect(res.killed).toBeNull()
+    expect(res.exitCode).toBe(0)
+    expect(res.stdout.trim().split('\n')).toHaveLength(6)
+  })
+
+  test('a chatty process that runs too long is killed for the hard timeout', async () => {
+    const res = await run(['sh', '-c', 'while :; do echo tick; sleep 0.03; done'], { stallMs: 5_000, timeoutMs: 200 })
+    expect(res.killed).toBe('timeout')
+    expect(res.durationMs).toBeLessThan(2_000)
+    expect(res.stdout).toContain('tick')
+  })
+
+  test('aborting the signal kills the process', async () => {
+    const ac = new AbortController()
+    setTimeout(() => ac.abort(), 100)
+    const res = await run(['sleep', '30'], { signal: ac.signal })
+    expect(res.killed).toBe('abort')
+    expect(res.durationMs).toBeLessThan(2_000)
+  })
+
+  test('an already aborted signal kills the process at once', async () => {
+    const res = await run(['sleep', '30'], { signal: AbortSignal.abort() })
+    expect(res.killed).toBe('abort')
+    expect(res.durationMs).toBeLessThan(1_000)
+  })
+
+  test('a kill takes the whole process group, not just the leader', async () => {
+    const res = await run(['sh', '-c', 'sleep 30 & sleep 30 & wait'], { timeoutMs: 200 })
+    expect(res.killed).toBe('timeout')
+    expect(res.pid).toBeDefined()
+    expect(await groupGone(res.pid!)).toEqual([])
+  })
+
+  test('children that ignore SIGTERM are killed after the grace period', async () => {
+    const res = await run(['sh', '-c', 'trap "" TERM; sleep 30 & sleep 30 & wait'], { timeoutMs: 150, killGraceMs: 200 })
+    expect(res.killed).toBe('timeout')
+    expect(res.durationMs).toBeLessThan(2_000)
+    expect(await groupGone(res.pid!)).toEqual([])
+  })
+
+  test('a child that ignores SIGTERM and closed its output does not outlive a kill', async () => {
+    const res = await run(['sh', '-c', '(trap "" TERM; exec sleep 30) >/dev/null 2>&1 </dev/null & sleep 30'], { timeoutMs: 150, killGraceMs: 5_000 })
+    expect(res.killed).toBe('timeout')
+    expect(res.durationMs).toBeLessThan(2_000)
+    expect(await groupGone(res.pid!)).toEqual([])
+  })
+})
+
+describe('pidAlive', () => {
+  test('is true for a running process and false once it has exited', async () => {
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+    const pid = child.pid!
+    expect(pidAlive(pid)).toBe(true)
+    const exited = new Promise((r) => child.on('exit', r))
+    child.kill('SIGKILL')
+    await exited
+    expect(pidAlive(pid)).toBe(false)
+    const done = spawnSync('true')
+    expect(pidAlive(done.pid!)).toBe(false)
+  })
+})

@@ -1,0 +1,106 @@
+import { describe, expect, test } from 'bun:test'
+import { DENIED_ENV_NAMES, DENIED_ENV_PREFIXES, isDeniedEnv, mask, redact, scrubEnv, secretValues } from '../lib/secrets.ts'
+
+const HARMLESS = {
+  PATH: '/usr/bin:/bin',
+  HOME: '/home/rose',
+  LANG: 'C.UTF-8',
+  TERM: 'xterm',
+  GIT_AUTHOR_NAME: 'Rose',
+  OPENAI_BASE_URL_HINT: 'kept',
+  MY_LINEAR_NOTES: 'kept: the prefix is at the start only',
+  CLAUDE_CONFIG_DIR: '/home/rose/.claude',
+}
+
+describe('scrubEnv', () => {
+  test('removes every denied name and keeps harmless variables untouched', () => {
+    const env: Record<string, string> = { ...HARMLESS }
+    for (const n of DENIED_ENV_NAMES) env[n] = `secret-${n}`
+    const out = scrubEnv(env)
+    for (const n of DENIED_ENV_NAMES) expect(out[n], n).toBeUndefined()
+    expect(out).toEqual(HARMLESS)
+  })
+
+  test('the LLM keys, Linear and GitHub tokens named by the design are on the list', () => {
+    for (const n of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'FACTORY_GITHUB_TOKEN', 'GITHUB_TOKEN', 'GH_TOKEN']) expect(DENIED_ENV_NAMES).toContain(n)
+    for (const p of ['LINEAR_', 'LANGFUSE_']) expect(DENIED_ENV_PREFIXES).toContain(p)
+  })
+
+  test('removes anything starting with a denied prefix (LINEAR_*, LANGFUSE_*, FACTORY_SECRET_*)', () => {
+    const env = {
+      ...HARMLESS,
+      LINEAR_API_KEY: 'lin_api_1',
+      LINEAR_API_KEY_CLAUDE: 'lin_api_2',
+      LINEAR_WEBHOOK_SECRET: 'whsec',
+      LANGFUSE_SECRET_KEY: 'sk-lf',
+      LANGFUSE_PUBLIC_KEY: 'pk-lf',
+      FACTORY_SECRET_ANYTHING: 'x',
+    }
+    expect(scrubEnv(env)).toEqual(HARMLESS)
+  })
+
+  test('matches names whatever their case', () => {
+    const env = { ...HARMLESS, openai_api_key: 'sk-1', Anthropic_Api_Key: 'sk-2', linear_api_key: 'lin', langfuse_host: 'h' }
+    expect(scrubEnv(env)).toEqual(HARMLESS)
+    expect(isDeniedEnv('gh_token')).toBe(true)
+  })
+
+  test("also removes the extra names it is given, such as an agent's token_env, in any case", () => {
+    const env = { ...HARMLESS, ROSE_AGENT_KEY: 'lin_api_agent', Other_Token: 'tok' }
+    expect(scrubEnv(env, ['rose_agent_key', 'OTHER_TOKEN'])).toEqual(HARMLESS)
+    expect(scrubEnv(env)).toEqual(env)
+  })
+
+  test('returns a copy and leaves the input env alone', () => {
+    const env: Record<string, string | undefined> = { ...HARMLESS, GITHUB_TOKEN: 'ghp_x', GONE: undefined }
+    const out = scrubEnv(env)
+    expect(env.GITHUB_TOKEN).toBe('ghp_x')
+    expect('GONE' in out).toBe(false)
+    out.PATH = 'changed'
+    expect(env.PATH).toBe('/usr/bin:/bin')
+  })
+})
+
+describe('secretValues and redact', () => {
+  test('every denied value of 8 characters or more is redacted from a log line', () => {
+    const env = { ...HARMLESS, OPENAI_API_KEY: 'sk-proj-abcdef123456', LINEAR_API_KEY: 'lin_api_zyxwvu987', AGENT_KEY: 'lin_api_agentkey1', GH_TOKEN: 'short' }
+    const secrets = secretValues(env, ['AGENT_KEY'])
+    expect(secrets.sort()).toEqual(['lin_api_agentkey1', 'lin_api_zyxwvu987', 'sk-proj-abcdef123456'])
+    const line = `calling with sk-proj-abcdef123456 and Bearer lin_api_zyxwvu987 twice lin_api_zyxwvu987, agent lin_api_agentkey1, home ${HARMLESS.HOME}`
+    const out = redact(line, secrets)
+    for (const s of secrets) expect(out).not.toContain(s)
+    expect(out).toBe(`calling with *** and Bearer *** twice ***, agent ***, home ${HARMLESS.HOME}`)
+  })
+
+  test('a secret that contains another secret is hidden completely', () => {
+    const long = 'ghp_abcdefgh12345678ZZZZ'
+    const short = 'ghp_abcdefgh'
+    for (const secrets of [[short, long], [long, short]]) {
+      const out = redact(`token=${long} and ${short}`, secrets)
+      expect(out, JSON.stringify(secrets)).not.toContain('12345678')
+      expect(out).not.toContain('abcdefgh')
+    }
+  })
+
+  test('empty secrets change nothing', () => {
+    expect(redact('nothing to hide', ['', ''])).toBe('nothing to hide')
+  })
+})
+
+describe('mask', () => {
+  test('never shows more than the first 4 characters', () => {
+    for (const v of ['a', 'abcd', 'abcdefgh', 'abcdefghi', 'lin_api_0123456789abcdef', 'x'.repeat(200)]) {
+      const m = mask(v)
+      const revealed = m.replace(/\*+$/, '')
+      expect(revealed.length, v).toBeLessThanOrEqual(4)
+      expect(v.startsWith(revealed)).toBe(true)
+      expect(m).not.toBe(v)
+    }
+  })
+
+  test('short values are fully hidden and unset values say so', () => {
+    expect(mask('12345678')).toBe('***')
+    expect(mask(undefined)).toBe('(unset)')
+    expect(mask('')).toBe('(unset)')
+  })
+})
