@@ -47,6 +47,8 @@ const limitsSchema = z.strictObject({
   timeout_minutes: z.number().positive().default(60),
   max_attempts: z.number().int().positive().default(3),
   max_cost_usd: z.number().positive().optional(),
+  /** Most model turns per run (Claude: --max-turns; other engines: tool calls). */
+  max_turns: z.number().int().positive().optional(),
 })
 
 const agentSchema = z.strictObject({
@@ -66,6 +68,8 @@ export const configSchema = z.strictObject({
   poll_interval_seconds: z.number().positive().default(30),
   /** Runs at once on this machine, across agents. */
   max_concurrency: z.number().int().positive().default(4),
+  /** Worktrees of completed or canceled issues are removed this long after the factory sees them closed. */
+  cleanup_grace_minutes: z.number().nonnegative().default(60),
   agents: z.array(agentSchema).min(1, 'list at least one agent'),
 })
 

@@ -14,6 +14,7 @@ import { pollAgent, recordPollError, type PollPlan } from './poller.ts'
 import { type ChildHandle, spawnScript } from './proc.ts'
 import { readState } from './state.ts'
 import type { Tracker } from './tracker/types.ts'
+import { cleanupClosed, reconcile, recoverStale } from './reconciler.ts'
 import { ensureBaseRepo } from './workspace.ts'
 import { dispatchOrder } from './workflow.ts'
 import { issueLockPath, LOCK_STALE_MS } from './claim.ts'
@@ -74,7 +75,7 @@ export function createDriver(opts: DriverOptions) {
 
   const spawnRun =
     opts.spawnRun ??
-    ((agent: AgentConfig, issueId: string) => spawnScript(RUN_SCRIPT, ['--config', opts.configPath, '--agent', agent.name, '--issue', issueId, '--no-fetch'], { env }))
+    ((agent: AgentConfig, issueId: string) => spawnScript(RUN_SCRIPT, ['--config', opts.configPath, '--agent', agent.name, '--issue', issueId, '--no-fetch', '--only-queued'], { env }))
 
   async function tickAgent(agent: AgentConfig): Promise<TickReport> {
     const ctx = ctxFor(agent)
@@ -82,7 +83,7 @@ export function createDriver(opts: DriverOptions) {
     if (b && b.until > now()) {
       return { agent: agent.name, ok: false, error: { code: 'backoff', message: `backing off until ${new Date(b.until).toISOString()}` }, started: [] }
     }
-    let plan: PollPlan & { requests: number }
+    let plan: Awaited<ReturnType<typeof pollAgent>>
     try {
       plan = await pollAgent(ctx)
       backoff.delete(agent.name)
@@ -102,9 +103,18 @@ export function createDriver(opts: DriverOptions) {
     for (const { issue, decision } of plan.items) {
       const what = decision.action === 'queue' ? `queue (${decision.reason}${decision.reason === 'comment' ? `, ${decision.commentCount} new` : ''})` : `skip (${decision.reason})`
       log.info(`${agent.name}: ${issue.identifier} [${issue.state.name}] ${what}`)
+      if (decision.ignoredComments) log.warn(`${agent.name}: ${issue.identifier}: ignored ${decision.ignoredComments} comment(s) from people not in allow_commenters`)
     }
     if (plan.items.length === 0) log.debug(`${agent.name}: nothing changed since ${plan.cursorBefore ?? 'the start'}`)
     if (opts.dryRun) return { agent: agent.name, ok: true, plan, started: [] }
+    try {
+      reconcile(ctx, plan.viewer.id, plan.watch, plan.watched)
+      const here = new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
+      await recoverStale(ctx, here)
+      await cleanupClosed(ctx)
+    } catch (err) {
+      log.error(`${agent.name}: reconciliation failed (runs go on): ${asFactoryError(err).describe()}`)
+    }
     const started = await dispatch(agent)
     return { agent: agent.name, ok: true, plan, started }
   }
@@ -117,7 +127,7 @@ export function createDriver(opts: DriverOptions) {
     const mine = [...running.values()].filter((r) => r.agent === agent.name).length
     const slots = Math.min(agent.concurrency - mine, opts.config.max_concurrency - running.size)
     const queued = records
-      .filter((r) => r.phase === 'queued' && !running.has(`${agent.name}/${r.id}`))
+      .filter((r) => r.phase === 'queued' && !running.has(`${agent.name}/${r.id}`) && (!r.nextRetryAt || Date.parse(r.nextRetryAt) <= now()))
       .filter((r) => !inspectLock(issueLockPath(ctx, r.identifier), LOCK_STALE_MS).owner)
       .sort((a, b) => dispatchOrder(a.snapshot, b.snapshot))
     const pick = queued.slice(0, Math.max(0, slots))

@@ -4,7 +4,9 @@
  * result in state.json before anything else happens (so a crash after it never reruns the engine).
  */
 import { join } from 'node:path'
+import type { AgentConfig } from './config.ts'
 import type { AgentContext } from './context.ts'
+import { crashPoint } from './crash.ts'
 import { createEngine } from './engines/index.ts'
 import { engineEnv } from './engines/env.ts'
 import type { Engine, EngineEvent, EngineResult, EngineUsage } from './engines/types.ts'
@@ -52,17 +54,31 @@ export async function runEngineStep(
     if (r) r.phase = 'running'
   })
   ctx.log.info(`${args.issue.identifier}: run #${args.runNumber} with ${engine.name}${plan.resume ? ` (resuming ${plan.resume})` : ''}; transcript ${plan.logPath}`)
-  const result = await engine.run({
+  // Per-run limits: Claude enforces max turns itself (--max-turns); for the others a tool call counts as a turn.
+  const limits = ctx.agent.limits
+  const limitAbort = new AbortController()
+  let actions = 0
+  let limitHit: 'limit_max_turns' | undefined
+  const signal = args.signal ? AbortSignal.any([args.signal, limitAbort.signal]) : limitAbort.signal
+  let result = await engine.run({
     prompt: plan.prompt,
     cwd: args.worktree.path,
     env: engineEnv(ctx.agent.engine, ctx.env, ctx.agent.tracker.token_env),
     resume: plan.resume,
-    signal: args.signal,
+    signal,
     timeoutMs: plan.timeoutMs,
     stallMs: plan.stallMs,
     logPath: plan.logPath,
-    onEvent: args.onEvent,
+    onEvent: (e) => {
+      if (e.kind === 'started') crashPoint('during_engine')
+      if (e.kind === 'action' && limits.max_turns && engine.name !== 'claude' && ++actions > limits.max_turns && !limitHit) {
+        limitHit = 'limit_max_turns'
+        limitAbort.abort()
+      }
+      args.onEvent?.(e)
+    },
   })
+  result = applyLimits(result, limits, limitHit, actions)
   updateState(ctx.paths.state, (d) => {
     const r = agentState(d, ctx.agent.name).issues[args.issue.id]
     if (!r) return
@@ -79,6 +95,17 @@ export async function runEngineStep(
     if (result.sessionId) r.sessionId = result.sessionId
     r.phase = 'reporting'
   })
+  return result
+}
+
+/** Name the limit that ended a run (max turns, max cost, wall time) in its error code and summary. */
+export function applyLimits(result: EngineResult, limits: AgentConfig['limits'], limitHit: 'limit_max_turns' | undefined, actions: number): EngineResult {
+  if (limitHit) return { ...result, status: 'failed', errorCode: limitHit , summary: `Stopped by limits.max_turns (${limits.max_turns}): ${actions} tool calls. ${result.summary}` }
+  if (result.status !== 'success' && /max[ _-]?turns/i.test(result.summary)) return { ...result, errorCode: 'limit_max_turns' , summary: `Stopped by the max turns limit. ${result.summary}` }
+  if (limits.max_cost_usd !== undefined && (result.costUsd ?? 0) > limits.max_cost_usd) {
+    return { ...result, status: 'failed', errorCode: 'limit_max_cost' , summary: `Over limits.max_cost_usd ($${(result.costUsd ?? 0).toFixed(4)} > $${limits.max_cost_usd}). ${result.summary}` }
+  }
+  if (result.status === 'timeout') return { ...result, summary: `Stopped by limits.timeout_minutes (${limits.timeout_minutes} min wall time). ${result.summary}` }
   return result
 }
 

@@ -25,6 +25,9 @@ export type ErrorCode =
   | 'engine_stalled'
   | 'engine_cancelled'
   | 'run_failed'
+  | 'limit_max_turns'
+  | 'limit_max_cost'
+  | 'escalated'
   | 'internal'
 
 const USAGE_CODES = new Set<ErrorCode>(['config_invalid', 'config_missing', 'usage'])

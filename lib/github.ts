@@ -13,8 +13,8 @@ export interface GitHubRepo {
 /** owner/name from a github.com URL (https, ssh, scp-like), or null for anything else. */
 export function parseGitHubUrl(url: string): GitHubRepo | null {
   const m =
-    url.match(/^(?:https?:\/\/|ssh:\/\/git@|git:\/\/)(?:[^@/]+@)?github\.com[:/]([\w.-]+)\/([\w.-]+?)(?:\.git)?\/?$/) ??
-    url.match(/^git@github\.com:([\w.-]+)\/([\w.-]+?)(?:\.git)?$/)
+    url.match(/^(?:https?:\/\/|ssh:\/\/|git:\/\/)(?:[^@/]+@)?github\.com(?::\d+)?[:/]([\w.-]+)\/([\w.-]+?)(?:\.git)?\/?$/i) ??
+    url.match(/^git@github\.com:([\w.-]+)\/([\w.-]+?)(?:\.git)?$/i)
   return m ? { owner: m[1]!, name: m[2]! } : null
 }
 

@@ -4,7 +4,7 @@
  * breaking a stale lock is itself serialized by a second O_EXCL file, so two processes that both
  * see a stale lock cannot both take it (invariant 5: one live owner per issue).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname } from 'node:path'
 import { pidAlive } from './proc.ts'
@@ -37,29 +37,43 @@ export function inspectLock(path: string, staleMs: number, now = Date.now()): Lo
     owner = JSON.parse(text) as LockOwner
     if (typeof owner.pid !== 'number') throw new Error('no pid')
   } catch {
-    // A lock torn by a crash mid-write: its writer is gone, since writes are create-then-fill in one call.
+    // Locks appear complete (written to a temp file, then linked): an unreadable one is damage, not a writer mid-way.
     return { owner: null, stale: 'unreadable' }
   }
   if (owner.host === hostname() && !pidAlive(owner.pid)) return { owner, stale: 'dead_pid' }
-  if (now - Date.parse(owner.heartbeat) > staleMs) return { owner, stale: 'old_heartbeat' }
+  const beat = Date.parse(owner.heartbeat)
+  if (!Number.isFinite(beat)) return { owner, stale: 'unreadable' }
+  if (now - beat > staleMs) return { owner, stale: 'old_heartbeat' }
   return { owner, stale: null }
 }
 
+let tmpSeq = 0
+
+/**
+ * Create `path` with `body` only if it does not exist, atomically AND complete: the body goes to
+ * a private temp file first, then link(2) publishes it (EEXIST when someone else holds it). A
+ * reader can never see an empty lock, so "unreadable" never means "being written".
+ */
 function writeExclusive(path: string, body: string): boolean {
-  let fd: number
-  try {
-    fd = openSync(path, 'wx', 0o600)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
-    throw err
-  }
+  const tmp = `${path}.${process.pid}.${++tmpSeq}.new`
+  const fd = openSync(tmp, 'w', 0o600)
   try {
     writeSync(fd, body)
     fsyncSync(fd)
   } finally {
     closeSync(fd)
   }
-  return true
+  try {
+    linkSync(tmp, path)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
+  } finally {
+    try {
+      unlinkSync(tmp)
+    } catch {}
+  }
 }
 
 export interface Lock {
@@ -95,6 +109,8 @@ function breakStale(path: string, staleMs: number): boolean {
   try {
     const status = inspectLock(path, staleMs)
     if (status.owner && !status.stale) return false
+    // Gone already: nothing to break (and unlinking now could remove a lock just taken).
+    if (!status.owner && !status.stale) return true
     try {
       unlinkSync(path)
     } catch {}
@@ -117,26 +133,26 @@ function inspectBreaker(breaker: string): boolean {
   }
 }
 
+/** Same owner: pid, host and the moment it took the lock (a re-taken lock is a new owner). */
+function isOurs(current: LockOwner | null, owner: LockOwner): boolean {
+  return !!current && current.pid === owner.pid && current.host === owner.host && current.startedAt === owner.startedAt
+}
+
 function makeLock(path: string, owner: LockOwner): Lock {
   return {
     path,
     owner,
     beat(note) {
-      const current = inspectLock(path, Number.POSITIVE_INFINITY)
-      if (current.owner?.pid !== owner.pid || current.owner.host !== owner.host) return
+      if (!isOurs(inspectLock(path, Number.POSITIVE_INFINITY).owner, owner)) return
       owner.heartbeat = new Date().toISOString()
       if (note !== undefined) owner.note = note
-      const tmp = `${path}.${process.pid}.tmp`
-      // A temp file left by a crash of this same pid is ours to replace.
-      if (!writeExclusive(tmp, JSON.stringify(owner))) {
-        unlinkSync(tmp)
-        writeExclusive(tmp, JSON.stringify(owner))
-      }
+      const tmp = `${path}.${process.pid}.beat`
+      writeFileSync(tmp, JSON.stringify(owner), { mode: 0o600 })
       renameSync(tmp, path)
     },
     release() {
-      const current = inspectLock(path, Number.POSITIVE_INFINITY)
-      if (current.owner && (current.owner.pid !== owner.pid || current.owner.host !== owner.host)) return
+      const current = inspectLock(path, Number.POSITIVE_INFINITY).owner
+      if (current && !isOurs(current, owner)) return
       try {
         unlinkSync(path)
       } catch {}

@@ -6,7 +6,8 @@
 import type { AgentConfig } from './config.ts'
 import type { AgentContext } from './context.ts'
 import { agentState, type AgentState, type IssueRecord, updateState, readState } from './state.ts'
-import type { TrackerIssue, Viewer } from './tracker/types.ts'
+import { watchList } from './lifecycle.ts'
+import type { TrackerIssue, Viewer, WatchedIssue } from './tracker/types.ts'
 import { type IssueDecision, planIssue } from './workflow.ts'
 
 export interface PollItem {
@@ -52,12 +53,15 @@ export function applyPoll(draft: AgentState, plan: PollPlan, now: Date): IssueRe
       existing.snapshot = issue
       existing.title = issue.title
       existing.updatedAt = at
+      if (decision.action === 'skip' && decision.reason === 'closed') existing.closedAt ??= at
     }
     if (decision.action !== 'queue') continue
     const record: IssueRecord = existing ?? { id: issue.id, identifier: issue.identifier, title: issue.title, phase: 'queued', snapshot: issue, runs: [], attempts: 0, updatedAt: at }
     record.phase = 'queued'
     record.queuedAt = at
     record.lastError = undefined
+    // A human asked again (or it came back to us): a fresh budget of attempts, no pending retry.
+    Object.assign(record, { attempts: 0, nextRetryAt: undefined, recoveries: 0, releasedReason: undefined, closedAt: undefined })
     draft.issues[issue.id] = record
     queued.push(record)
   }
@@ -68,12 +72,13 @@ export function applyPoll(draft: AgentState, plan: PollPlan, now: Date): IssueRe
 }
 
 /** Poll the agent's issues and (unless dry-run) record them; returns the plan. Throws tracker errors. */
-export async function pollAgent(ctx: AgentContext): Promise<PollPlan & { requests: number }> {
+export async function pollAgent(ctx: AgentContext): Promise<PollPlan & { requests: number; watched: WatchedIssue[]; watch: string[] }> {
   const state = readState(ctx.paths.state)
   const cursor = state.agents[ctx.agent.name]?.cursor ?? null
-  const res = await ctx.tracker.poll(cursor)
+  const watch = watchList(Object.values(state.agents[ctx.agent.name]?.issues ?? {}))
+  const res = await ctx.tracker.poll(cursor, { watch })
   if (ctx.dryRun) {
-    return { ...planPoll(agentState(structuredClone(state), ctx.agent.name), res.viewer, res.issues, ctx.agent), requests: res.requests }
+    return { ...planPoll(agentState(structuredClone(state), ctx.agent.name), res.viewer, res.issues, ctx.agent), requests: res.requests, watched: res.watched, watch }
   }
   const plan = updateState(ctx.paths.state, (draft) => {
     const agent = agentState(draft, ctx.agent.name)
@@ -81,7 +86,7 @@ export async function pollAgent(ctx: AgentContext): Promise<PollPlan & { request
     applyPoll(agent, p, ctx.now())
     return p
   })
-  return { ...plan, requests: res.requests }
+  return { ...plan, requests: res.requests, watched: res.watched, watch }
 }
 
 /** Remember a failed poll (for status) without touching the cursor. */

@@ -116,7 +116,20 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
       cleanup()
       reject(missingBinary(argv[0]!, err))
     })
+    // The leader exited but something it started still holds stdout/stderr open: give it a
+    // moment, then kill the rest of the group so a clean exit is not mistaken for a stall.
+    let exitTimer: ReturnType<typeof setTimeout> | undefined
+    child.on('exit', () => {
+      if (stallTimer) clearTimeout(stallTimer)
+      if (hardTimer) clearTimeout(hardTimer)
+      exitTimer = setTimeout(() => {
+        signalGroup(child.pid, 'SIGKILL')
+        child.stdout?.destroy()
+        child.stderr?.destroy()
+      }, 200)
+    })
     child.on('close', (code, sig) => {
+      if (exitTimer) clearTimeout(exitTimer)
       if (settled) return
       settled = true
       if (outRest && opts.onLine) opts.onLine(outRest)

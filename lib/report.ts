@@ -5,6 +5,7 @@
  * after a crash at any line finishes the job without duplicating anything (invariant 1).
  */
 import type { AgentContext } from './context.ts'
+import { crashPoint } from './crash.ts'
 import { FactoryError } from './errors.ts'
 import { git, gitOut, isLocalRemote } from './git.ts'
 import { parseGitHubUrl, type GitHubRepo, upsertPullRequest } from './github.ts'
@@ -123,6 +124,7 @@ export async function reportRun(ctx: AgentContext, args: { issue: TrackerIssue; 
   if (plan.push) {
     await git(['push', '--porcelain', 'origin', `HEAD:refs/heads/${args.branch}`], { cwd: args.worktree, env: remoteEnv(ctx) })
     ctx.log.info(`${args.issue.identifier}: pushed ${args.branch} (${ahead} commit${ahead === 1 ? '' : 's'} ahead of ${base})`)
+    crashPoint('after_push')
   }
   let prUrl = args.record.prUrl
   if (plan.pr && token) {
@@ -134,12 +136,14 @@ export async function reportRun(ctx: AgentContext, args: { issue: TrackerIssue; 
       if (r) r.prUrl = pr.url
     })
     await ctx.tracker.attachUrl({ issueId: args.issue.id, url: pr.url, title: `PR #${pr.number}: ${plan.pr.title}` })
+    crashPoint('after_pr')
   } else if (plan.prSkipped && plan.push) {
     ctx.log.info(`${args.issue.identifier}: no PR: ${plan.prSkipped}`)
   }
   plan = draft(ahead, head, prUrl)
   const posted = await ctx.tracker.createComment({ id: plan.comment.id, issueId: args.issue.id, body: plan.comment.body })
   ctx.log.info(`${args.issue.identifier}: summary comment ${posted.created ? 'posted' : 'already there'}`)
+  crashPoint('after_comment')
   if (plan.moveTo && args.issue.state.id !== plan.moveTo.id) {
     await ctx.tracker.moveIssue(args.issue.id, plan.moveTo.id)
     ctx.log.info(`${args.issue.identifier}: moved to ${plan.moveTo.name}`)

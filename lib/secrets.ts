@@ -67,7 +67,8 @@ export function secretValues(env: NodeJS.ProcessEnv, extra: readonly string[] = 
 /** Replace every secret value in `text` with `***`. */
 export function redact(text: string, secrets: readonly string[]): string {
   let out = text
-  for (const s of secrets) if (s) out = out.split(s).join('***')
+  // Longest first: a secret containing another must not be left half visible.
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) if (s) out = out.split(s).join('***')
   return out
 }
 

@@ -3,7 +3,7 @@
  * Invariant 4: written atomically (temp file, fsync, rename) under a lock; a torn or corrupt
  * file is reported with its path and never silently reset.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { z } from 'zod'
 import { FactoryError } from './errors.ts'
@@ -30,6 +30,8 @@ const runSchema = z.object({
   /** Set once the report step finished (comment posted, issue moved). */
   reportedAt: z.string().optional(),
   prUrl: z.string().optional(),
+  /** The run failed and another attempt (a new run) was scheduled instead of a report. */
+  retried: z.boolean().optional(),
 })
 
 export const PHASES = ['queued', 'claimed', 'worktree', 'running', 'reporting', 'done', 'failed', 'escalated', 'released'] as const
@@ -50,6 +52,14 @@ const issueRecordSchema = z.object({
   attempts: z.number().default(0),
   nextRetryAt: z.string().optional(),
   lastError: z.object({ code: z.string(), message: z.string() }).optional(),
+  /** Times a dead owner's run was resumed (invariant 5: once, then escalate). */
+  recoveries: z.number().optional(),
+  /** Why the factory let go of the issue (phase released). */
+  releasedReason: z.string().optional(),
+  /** First time the issue was seen completed or canceled (worktree cleanup counts from here). */
+  closedAt: z.string().optional(),
+  worktreeRemovedAt: z.string().optional(),
+  escalatedAt: z.string().optional(),
   updatedAt: z.string(),
 })
 
@@ -111,9 +121,13 @@ export function writeStateAtomic(path: string, state: FactoryState): void {
     closeSync(fd)
   }
   if (existsSync(path)) {
-    // Keep the previous good copy: the fix for a corrupt file names it.
+    // Keep the previous good copy (the fix for a corrupt file names it) by hard link, so
+    // state.json itself never disappears, not even for a moment.
+    const bakTmp = `${path}.${process.pid}.bak.tmp`
     try {
-      renameSync(path, `${path}.bak`)
+      rmSync(bakTmp, { force: true })
+      linkSync(path, bakTmp)
+      renameSync(bakTmp, `${path}.bak`)
     } catch {}
   }
   renameSync(tmp, path)

@@ -38,8 +38,8 @@ export function isOurs(issue: TrackerIssue, viewerId: string): boolean {
 }
 
 export type IssueDecision =
-  | { action: 'queue'; reason: 'new' | 'comment'; commentCount: number }
-  | { action: 'skip'; reason: 'not_ours' | 'closed' | 'in_flight' | 'no_new_comments' | 'escalated' }
+  | { action: 'queue'; reason: 'new' | 'comment'; commentCount: number; ignoredComments?: number }
+  | { action: 'skip'; reason: 'not_ours' | 'closed' | 'in_flight' | 'no_new_comments' | 'escalated'; ignoredComments?: number }
 
 /** What a polled issue means for the factory, given what state.json knows of it. */
 export function planIssue(record: IssueRecord | undefined, issue: TrackerIssue, viewerId: string, agent: AgentConfig): IssueDecision {
@@ -48,10 +48,13 @@ export function planIssue(record: IssueRecord | undefined, issue: TrackerIssue, 
   if (!record || record.phase === 'released') return { action: 'queue', reason: 'new', commentCount: 0 }
   if (['queued', 'claimed', 'worktree', 'running', 'reporting'].includes(record.phase)) return { action: 'skip', reason: 'in_flight' }
   const since = lastCommentsUpTo(record)
+  const all = humanComments(issue, viewerId, since)
   const fresh = humanComments(issue, viewerId, since, agent.tracker.allow_commenters)
-  if (fresh.length > 0) return { action: 'queue', reason: 'comment', commentCount: fresh.length }
-  if (record.phase === 'escalated') return { action: 'skip', reason: 'escalated' }
-  return { action: 'skip', reason: 'no_new_comments' }
+  // Comments from people outside allow_commenters never steer the agent (they are logged).
+  const ignored = all.length - fresh.length || undefined
+  if (fresh.length > 0) return { action: 'queue', reason: 'comment', commentCount: fresh.length, ignoredComments: ignored }
+  if (record.phase === 'escalated') return { action: 'skip', reason: 'escalated', ignoredComments: ignored }
+  return { action: 'skip', reason: 'no_new_comments', ignoredComments: ignored }
 }
 
 /** createdAt of the newest human comment any run's prompt included (undefined = none yet). */
@@ -65,7 +68,7 @@ export function lastCommentsUpTo(record: IssueRecord): string | undefined {
 export function dispatchOrder(a: TrackerIssue, b: TrackerIssue): number {
   const pa = a.priority === 0 ? 5 : a.priority
   const pb = b.priority === 0 ? 5 : b.priority
-  return pa - pb || a.createdAt.localeCompare(b.createdAt) || a.identifier.localeCompare(b.identifier)
+  return pa - pb || a.createdAt.localeCompare(b.createdAt) || a.identifier.localeCompare(b.identifier, 'en', { numeric: true })
 }
 
 /** A UUID (v4 layout) derived from `seed`: the same run always writes with the same id (invariant 2). */

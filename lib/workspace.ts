@@ -7,6 +7,7 @@
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AgentContext } from './context.ts'
+import { crashPoint } from './crash.ts'
 import { FactoryError } from './errors.ts'
 import { authEnv, git, isLocalRemote } from './git.ts'
 import { assertUnder, safeJoin, sanitizeBranch, sanitizeKey } from './paths.ts'
@@ -132,7 +133,10 @@ export async function bootstrap(ctx: AgentContext, issue: TrackerIssue, cwd: str
     cwd,
     env: scrubEnv(ctx.env, [ctx.agent.tracker.token_env, ctx.agent.github.token_env]),
     timeoutMs: ctx.agent.repo.bootstrap_timeout_seconds * 1000,
-    onLine: (l) => out.write(`${l}\n`),
+    onLine: (l) => {
+      out.write(`${l}\n`)
+      crashPoint('during_bootstrap')
+    },
     onErrLine: (l) => out.write(`[stderr] ${l}\n`),
   })
   await new Promise((r) => out.end(r))

@@ -12,6 +12,7 @@ const command = defineCommand({
     'repo-root': { type: 'string', description: 'use this existing checkout instead of the base clone' },
     fetch: { type: 'boolean', description: 'fetch origin first (--no-fetch when the caller fetched this tick)', default: true },
     refresh: { type: 'boolean', description: 'read the issue from Linear even if state.json has it', default: false },
+    'only-queued': { type: 'boolean', description: 'run only if the issue is still queued once locked (how start calls it)', default: false },
   },
   async run({ args }) {
     const ctx = await contextFromArgs(args, 'run')
@@ -20,7 +21,7 @@ const command = defineCommand({
     const onSignal = () => abort.abort()
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
-    const res = await runIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'), { fetch: args.fetch, repoRoot: args['repo-root'], signal: abort.signal, refresh: args.refresh })
+    const res = await runIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'), { fetch: args.fetch, repoRoot: args['repo-root'], signal: abort.signal, refresh: args.refresh, onlyQueued: args['only-queued'] })
     if (args.json) printJson(res.ok ? res : { ...res, error: res.error.toJSON() })
     if (!res.ok) process.exitCode = res.error.exitCode
   },

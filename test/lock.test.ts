@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { inspectLock, type LockOwner, lockSync, tryLock } from '../lib/lock.ts'
@@ -245,7 +245,7 @@ describe('racing processes', () => {
   beforeAll(async () => {
     const script = join(dir, 'racer.ts')
     writeFileSync(script, RACER)
-    spawnSync('mkdir', ['-p', raceDir])
+    mkdirSync(raceDir, { recursive: true })
     const dead = deadPid()
     for (let r = 1; r < ROUNDS; r += 2) writeOwner(join(raceDir, `round-${r}.lock`), { pid: dead })
     const startAt = Date.now() + 700

@@ -135,6 +135,15 @@ describe('run', () => {
     expect(await groupGone(res.pid!)).toEqual([])
   })
 
+  test('a leader that exits cleanly is not reported as stalled because a background child kept its output open', async () => {
+    const res = await run(['sh', '-c', 'sleep 5 & echo finished'], { stallMs: 1_000 })
+    expect(res.exitCode).toBe(0)
+    expect(res.killed).toBeNull()
+    expect(res.stdout).toBe('finished\n')
+    expect(res.durationMs).toBeLessThan(1_000)
+    expect(await groupGone(res.pid!)).toEqual([])
+  })
+
   test('a child that ignores SIGTERM and closed its output does not outlive a kill', async () => {
     const res = await run(['sh', '-c', '(trap "" TERM; exec sleep 30) >/dev/null 2>&1 </dev/null & sleep 30'], { timeoutMs: 150, killGraceMs: 5_000 })
     expect(res.killed).toBe('timeout')

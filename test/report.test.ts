@@ -1,4 +1,7 @@
 import { afterEach, describe, expect, test } from 'bun:test'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { readState } from '../lib/state.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { planReport } from '../lib/report.ts'
 import type { TrackerIssue } from '../lib/tracker/types.ts'
@@ -67,15 +70,41 @@ describe('report', () => {
     expect(fx!.issue('ENG-1').state).toBe('In Review')
   }, 60_000)
 
-  test('a rejected GitHub token fails the run with github_failed, says how to fix it on the issue, and still pushed the branch', async () => {
-    const { env } = await githubFixture()
-    const res = await fx!.script('start', ['--once', '--config', fx!.configPath], { ...env, FACTORY_GITHUB_TOKEN: 'wrong-token-value' })
+  test('a rejected GitHub token fails the run with github_failed and the fix, and after the last attempt asks a human on the issue', async () => {
+    await githubFixture()
+    const { env } = { env: { GITHUB_API_URL: gh!.url, FACTORY_GITHUB_TOKEN: 'wrong-token-value' } }
+    // One attempt only, so the failure escalates at once instead of retrying in 10 s.
+    const yaml = readFileSync(fx!.configPath, 'utf8').replace('    repo:', '    limits: { max_attempts: 1 }\n    repo:')
+    writeFileSync(fx!.configPath, yaml)
+    const res = await fx!.script('start', ['--once', '--config', fx!.configPath], env)
     expect(res.code).toBe(1)
     expect(res.stderr).toContain('github_failed')
     expect(res.stderr).toContain('HTTP 401')
-    const failure = fx!.issue('ENG-1').comments.find((c) => c.body.includes('github_failed'))
-    expect(failure?.body).toContain('FACTORY_GITHUB_TOKEN')
+    expect(res.stderr).toContain('FACTORY_GITHUB_TOKEN')
+    const asks = fx!.issue('ENG-1').comments.filter((c) => c.body.includes('Needs a human'))
+    expect(asks).toHaveLength(1)
+    expect(asks[0]!.body).toContain('github_failed')
+    // The branch was pushed before the PR step failed; the issue waits for a human.
     expect(fx!.originBranches().length).toBe(2)
+    const rec = Object.values(readState(join(fx!.home, 'state.json')).agents.tester!.issues)[0]!
+    expect(rec.phase).toBe('escalated')
+  }, 60_000)
+
+  test('a failed attempt with attempts left is retried later, without a comment, and the retry time survives in state.json', async () => {
+    await githubFixture()
+    const res = await fx!.script('start', ['--once', '--config', fx!.configPath], { GITHUB_API_URL: gh!.url, FACTORY_GITHUB_TOKEN: 'wrong-token-value' })
+    expect(res.code).toBe(1)
+    const rec = Object.values(readState(join(fx!.home, 'state.json')).agents.tester!.issues)[0]!
+    expect(rec.phase).toBe('queued')
+    expect(rec.attempts).toBe(1)
+    const wait = Date.parse(rec.nextRetryAt!) - Date.now()
+    expect(wait).toBeGreaterThan(5_000)
+    expect(wait).toBeLessThanOrEqual(10_000)
+    expect(fx!.issue('ENG-1').comments.filter((c) => c.body.includes(COMMENT_MARKER))).toHaveLength(0)
+    // A tick before the retry time starts nothing.
+    const again = await fx!.script('start', ['--once', '--config', fx!.configPath], { GITHUB_API_URL: gh!.url, FACTORY_GITHUB_TOKEN: TOKEN })
+    expect(again.code).toBe(0)
+    expect(gh!.prs).toHaveLength(0)
   }, 60_000)
 })
 

@@ -37,6 +37,7 @@ function addIssue(s: FactoryState, agent: string, id: string) {
     snapshot: SNAPSHOT as never,
     runs: [{ n: 1, startedAt: '2025-01-01T00:00:00.000Z', status: 'success', summary: 'done', costUsd: 0.12 }],
     attempts: 1,
+    recoveries: 0,
     updatedAt: '2025-01-01T00:00:00.000Z',
   }
 }

@@ -57,6 +57,7 @@ function record(phase: Phase, runs: Partial<RunRecord>[] = []): IssueRecord {
     snapshot: issue(),
     runs: runs.map((r, i) => ({ n: i + 1, startedAt: '2025-01-02T00:00:00.000Z', status: 'success', ...r })),
     attempts: runs.length,
+    recoveries: 0,
     updatedAt: '2025-01-02T00:00:00.000Z',
   }
 }
@@ -173,9 +174,9 @@ describe('planIssue', () => {
     const strict = agent(['Riley@Acme.com', 'user-someone-else'])
     const rec = record('done', [{ commentsUpTo: '2025-01-05T00:00:00.000Z' }])
     const byMallory = issue({ comments: [comment('m', '2025-01-06T00:00:00.000Z', MALLORY)] })
-    expect(planIssue(rec, byMallory, VIEWER, strict)).toEqual({ action: 'skip', reason: 'no_new_comments' })
+    expect(planIssue(rec, byMallory, VIEWER, strict)).toEqual({ action: 'skip', reason: 'no_new_comments', ignoredComments: 1 })
     const byRiley = issue({ comments: [comment('m', '2025-01-06T00:00:00.000Z', MALLORY), comment('r', '2025-01-07T00:00:00.000Z', RILEY)] })
-    expect(planIssue(rec, byRiley, VIEWER, strict)).toEqual({ action: 'queue', reason: 'comment', commentCount: 1 })
+    expect(planIssue(rec, byRiley, VIEWER, strict)).toEqual({ action: 'queue', reason: 'comment', commentCount: 1, ignoredComments: 1 })
   })
 
   test('an escalated issue waits for a human, and a new comment brings it back', () => {

@@ -11,7 +11,16 @@ export async function createEngine(agent: AgentConfig): Promise<Engine> {
     case 'claude': {
       const { createClaudeEngine } = await import('./claude.ts')
       const c = agent.claude
-      return createClaudeEngine({ bin: c?.bin, permissionMode: c?.permission_mode ?? 'bypassPermissions', allowedTools: c?.allowed_tools, model: c?.model, maxTurns: c?.max_turns })
+      const budget = agent.limits.max_cost_usd
+      return createClaudeEngine({
+        bin: c?.bin,
+        permissionMode: c?.permission_mode ?? 'bypassPermissions',
+        allowedTools: c?.allowed_tools,
+        model: c?.model,
+        maxTurns: c?.max_turns ?? agent.limits.max_turns,
+        // Claude can stop itself at a spend; the factory also checks the reported cost after the run.
+        extraArgs: budget !== undefined ? ['--max-budget-usd', String(budget)] : undefined,
+      })
     }
     case 'codex': {
       const { createCodexEngine } = await import('./codex.ts')

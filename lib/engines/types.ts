@@ -46,7 +46,7 @@ export interface EngineResult {
   exitCode: number | null
   logPath: string
   /** Failure code when status is not success (engine_failed, engine_timeout, ...). */
-  errorCode?: 'engine_failed' | 'engine_timeout' | 'engine_stalled' | 'engine_cancelled' | 'engine_missing'
+  errorCode?: 'engine_failed' | 'engine_timeout' | 'engine_stalled' | 'engine_cancelled' | 'engine_missing' | 'limit_max_turns' | 'limit_max_cost'
   /** Lines of output that did not parse as the engine's format. */
   malformedLines?: number
 }
