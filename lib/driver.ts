@@ -128,7 +128,11 @@ export function createDriver(opts: DriverOptions) {
     const slots = Math.min(agent.concurrency - mine, opts.config.max_concurrency - running.size)
     const queued = records
       .filter((r) => r.phase === 'queued' && !running.has(`${agent.name}/${r.id}`) && (!r.nextRetryAt || Date.parse(r.nextRetryAt) <= now()))
-      .filter((r) => !inspectLock(issueLockPath(ctx, r.identifier), LOCK_STALE_MS).owner)
+      .filter((r) => {
+        // Held by a live process (another driver's run): leave it. A dead owner's lock is taken over by the run.
+        const lock = inspectLock(issueLockPath(ctx, r.identifier), LOCK_STALE_MS)
+        return !lock.owner || !!lock.stale
+      })
       .sort((a, b) => dispatchOrder(a.snapshot, b.snapshot))
     const pick = queued.slice(0, Math.max(0, slots))
     if (pick.length === 0) return []

@@ -51,7 +51,7 @@ export async function runEngineStep(
   const engine = args.engine ?? (await createEngine(ctx.agent))
   updateState(ctx.paths.state, (d) => {
     const r = agentState(d, ctx.agent.name).issues[args.issue.id]
-    if (r) r.phase = 'running'
+    if (r && r.phase !== 'released') r.phase = 'running'
   })
   ctx.log.info(`${args.issue.identifier}: run #${args.runNumber} with ${engine.name}${plan.resume ? ` (resuming ${plan.resume})` : ''}; transcript ${plan.logPath}`)
   // Per-run limits: Claude enforces max turns itself (--max-turns); for the others a tool call counts as a turn.
@@ -93,7 +93,7 @@ export async function runEngineStep(
       }
     }
     if (result.sessionId) r.sessionId = result.sessionId
-    r.phase = 'reporting'
+    if (r.phase !== 'released') r.phase = 'reporting'
   })
   return result
 }

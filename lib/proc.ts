@@ -5,6 +5,7 @@
  * except when the binary itself is missing.
  */
 import { spawn as nodeSpawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { FactoryError } from './errors.ts'
 
 export interface RunOptions {
@@ -160,13 +161,19 @@ export function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void 
   }
 }
 
-/** True when a process with this pid exists on this host. */
+/** True when a process with this pid exists on this host and is not a zombie (dead, not yet reaped). */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) STATE ..."; comm may contain spaces or parens, so read after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return true
   }
 }
 

@@ -47,8 +47,13 @@ export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; 
     rmSync(tmp, { recursive: true, force: true })
     ctx.log.info(`cloning ${ctx.agent.repo.url} into ${path}`)
     await git(['clone', '--no-checkout', '--origin', 'origin', '--', ctx.agent.repo.url, tmp], { env: remoteEnv(ctx) })
-    rmSync(path, { recursive: true, force: true })
-    renameSync(tmp, path)
+    if (existsSync(join(path, '.git'))) {
+      // Another driver cloned it meanwhile and may already use it: keep theirs.
+      rmSync(tmp, { recursive: true, force: true })
+    } else {
+      rmSync(path, { recursive: true, force: true })
+      renameSync(tmp, path)
+    }
     return path
   }
   if (opts.fetch) await git(['fetch', '--prune', 'origin'], { cwd: path, env: remoteEnv(ctx) })

@@ -45,6 +45,7 @@ export function seedWith(issues: NonNullable<SandboxSeed['issues']>): SandboxSee
     users: [
       { name: 'Factory Agent', email: 'agent@rose.test', apiKey: AGENT_KEY },
       { name: 'Riley Reviewer', email: 'riley@rose.test', apiKey: 'lin_api_test_riley_key' },
+      { name: 'Sam Bystander', email: 'sam@rose.test', apiKey: 'lin_api_test_sam_key' },
     ],
     issues,
   }
@@ -61,6 +62,8 @@ export interface Fixture {
   script(script: string, args: string[], extraEnv?: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }>
   /** The sandbox's issue by identifier, with its state name and comments. */
   issue(identifier: string): { id: string; state: string; comments: { id: string; body: string; userId: string | null }[] }
+  /** A human comment on an issue, as if typed in Linear. */
+  comment(identifier: string, email: string, body: string): void
   /** Branches on the bare origin. */
   originBranches(): string[]
   cleanup(): Promise<void>
@@ -113,6 +116,9 @@ export async function fixture(opts: { issues: NonNullable<SandboxSeed['issues']>
         state: d.states.find((s) => s.id === i.stateId)!.name,
         comments: d.comments.filter((c) => c.issueId === i.id).map((c) => ({ id: c.id, body: c.body, userId: c.userId })),
       }
+    },
+    comment(identifier, email, body) {
+      sandbox.store.createComment({ issue: identifier, userId: sandbox.store.userByEmail(email)!.id, body })
     },
     originBranches() {
       return gitSync(['for-each-ref', '--format=%(refname:short)', 'refs/heads'], origin).split('\n').filter(Boolean)
