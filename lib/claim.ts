@@ -82,7 +82,7 @@ export function recordClaim(ctx: AgentContext, issue: TrackerIssue, viewerId: st
     record.snapshot = issue
     record.phase = 'claimed'
     record.updatedAt = at
-    if (!plan.resumesRun) record.runs.push({ n: plan.runNumber, startedAt: at, status: 'running' })
+    if (!plan.resumesRun) record.runs.push({ n: plan.runNumber, startedAt: at, status: 'running', engine: ctx.agent.engine })
     agent.issues[issue.id] = record
     return record
   })

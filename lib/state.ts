@@ -13,6 +13,7 @@ import type { TrackerIssue } from './tracker/types.ts'
 const runSchema = z.object({
   n: z.number(),
   startedAt: z.string(),
+  engine: z.string().optional(),
   endedAt: z.string().optional(),
   status: z.enum(['running', 'success', 'failed', 'timeout', 'stalled', 'cancelled', 'no_changes']),
   summary: z.string().optional(),

@@ -1,63 +1,104 @@
-/** The status view: rows from state.json and the live locks, and a plain table for humans. */
+/** The status view: per agent what runs, waits, retries, failed or is escalated, from state.json and the live locks. */
 import { join } from 'node:path'
 import { inspectLock } from './lock.ts'
 import { sanitizeKey } from './paths.ts'
 import type { FactoryState } from './state.ts'
 
+export type StatusGroup = 'running' | 'queued' | 'retrying' | 'escalated' | 'failed' | 'released' | 'done'
+
 export interface StatusRow {
   agent: string
   identifier: string
   title: string
+  group: StatusGroup
   phase: string
   /** Live owner of the issue lock, when a run holds it. */
   owner?: { pid: number; host: string; since: string; step?: string }
   runs: number
-  lastRun?: { n: number; status: string; startedAt: string; endedAt?: string; costUsd?: number }
+  lastRun?: { n: number; status: string; startedAt: string; endedAt?: string; costUsd?: number; errorCode?: string; engine?: string }
+  /** Cost of every run of this issue (engines that report cost). */
+  costUsd: number
+  attempts: number
+  nextRetryAt?: string
   prUrl?: string
   lastError?: { code: string; message: string }
+  releasedReason?: string
 }
 
-/** One row per issue the factory knows, busiest first. */
+const ORDER: StatusGroup[] = ['running', 'queued', 'retrying', 'escalated', 'failed', 'released', 'done']
+
+/** One row per issue the factory knows, grouped (running first). */
 export function statusRows(state: FactoryState, home: string, opts: { agent?: string; includeDone?: boolean } = {}): StatusRow[] {
   const rows: StatusRow[] = []
   for (const [agent, a] of Object.entries(state.agents)) {
     if (opts.agent && agent !== opts.agent) continue
     for (const r of Object.values(a.issues)) {
-      if (!opts.includeDone && (r.phase === 'done' || r.phase === 'released')) continue
       const lock = inspectLock(join(home, 'locks', sanitizeKey(agent), `${sanitizeKey(r.identifier)}.lock`), 90_000)
+      const live = lock.owner && !lock.stale ? lock.owner : undefined
+      const group: StatusGroup = live
+        ? 'running'
+        : r.phase === 'queued'
+          ? r.nextRetryAt
+            ? 'retrying'
+            : 'queued'
+          : r.phase === 'escalated' || r.phase === 'failed' || r.phase === 'released' || r.phase === 'done'
+            ? r.phase
+            : 'running' // in flight without a live owner: the next tick resumes it
+      if (!opts.includeDone && (group === 'done' || group === 'released')) continue
       const last = r.runs.at(-1)
       rows.push({
         agent,
         identifier: r.identifier,
         title: r.title,
-        phase: lock.owner && !lock.stale ? 'running' : r.phase,
-        owner: lock.owner && !lock.stale ? { pid: lock.owner.pid, host: lock.owner.host, since: lock.owner.startedAt, step: lock.owner.note } : undefined,
+        group,
+        phase: r.phase,
+        owner: live ? { pid: live.pid, host: live.host, since: live.startedAt, step: live.note } : undefined,
         runs: r.runs.length,
-        lastRun: last && { n: last.n, status: last.status, startedAt: last.startedAt, endedAt: last.endedAt, costUsd: last.costUsd },
+        lastRun: last && { n: last.n, status: last.status, startedAt: last.startedAt, endedAt: last.endedAt, costUsd: last.costUsd, errorCode: last.errorCode, engine: last.engine },
+        costUsd: r.runs.reduce((sum, x) => sum + (x.costUsd ?? 0), 0),
+        attempts: r.attempts,
+        nextRetryAt: r.nextRetryAt,
         prUrl: r.prUrl,
         lastError: r.lastError,
+        releasedReason: r.releasedReason,
       })
     }
   }
-  const rank: Record<string, number> = { running: 0, claimed: 0, worktree: 0, reporting: 0, queued: 1, failed: 2, escalated: 3, done: 4, released: 5 }
-  return rows.sort((x, y) => (rank[x.phase] ?? 9) - (rank[y.phase] ?? 9) || x.identifier.localeCompare(y.identifier))
+  return rows.sort((x, y) => ORDER.indexOf(x.group) - ORDER.indexOf(y.group) || x.agent.localeCompare(y.agent) || x.identifier.localeCompare(y.identifier, 'en', { numeric: true }))
+}
+
+function detail(r: StatusRow, now: number): string {
+  switch (r.group) {
+    case 'running':
+      return r.owner ? `${r.lastRun?.engine ?? 'engine'} pid ${r.owner.pid} on ${r.owner.host} since ${r.owner.since}${r.owner.step ? ` (${r.owner.step})` : ''}` : 'owner gone: resumed on the next tick'
+    case 'retrying':
+      return `attempt ${r.attempts + 1} in ${Math.max(0, Math.round((Date.parse(r.nextRetryAt!) - now) / 1000))} s; last error ${r.lastError?.code ?? '?'}: ${(r.lastError?.message ?? '').split('\n')[0]!.slice(0, 60)}`
+    case 'escalated':
+    case 'failed':
+      return `${r.lastError?.code ?? r.lastRun?.errorCode ?? ''}: ${(r.lastError?.message ?? '').split('\n')[0]!.slice(0, 70)} (waits for a human comment)`
+    case 'released':
+      return r.releasedReason ?? ''
+    default:
+      return r.prUrl ?? ''
+  }
 }
 
 /** A plain-text table of the rows, with each agent's poll health. */
-export function renderStatus(rows: StatusRow[], state: FactoryState): string {
+export function renderStatus(rows: StatusRow[], state: FactoryState, now = Date.now()): string {
   const out: string[] = []
   for (const [name, a] of Object.entries(state.agents)) {
     out.push(`${name}: last poll ${a.lastPollAt ?? 'never'}${a.lastPollError ? `, FAILING: ${a.lastPollError.code} ${a.lastPollError.message}` : ''}; cursor ${a.cursor ?? '(none)'}`)
   }
-  if (rows.length === 0) return `${out.join('\n')}${out.length ? '\n' : ''}no issues in flight (use --all to include done ones)\n`
+  if (rows.length === 0) return `${out.join('\n')}${out.length ? '\n' : ''}nothing running, queued, retrying or escalated (--all includes done issues)\n`
   const table = rows.map((r) => [
+    r.group.toUpperCase(),
     r.agent,
     r.identifier,
-    r.phase + (r.owner ? ` pid ${r.owner.pid}${r.owner.step ? ` (${r.owner.step})` : ''}` : ''),
-    r.lastRun ? `#${r.lastRun.n} ${r.lastRun.status}${r.lastRun.costUsd ? ` $${r.lastRun.costUsd.toFixed(2)}` : ''}` : '-',
-    r.lastError ? `${r.lastError.code}: ${r.lastError.message.split('\n')[0]!.slice(0, 60)}` : (r.prUrl ?? ''),
+    r.lastRun ? `#${r.lastRun.n} ${r.lastRun.status}` : '-',
+    r.costUsd > 0 ? `$${r.costUsd.toFixed(2)}` : '',
+    detail(r, now),
   ])
-  const head = ['AGENT', 'ISSUE', 'PHASE', 'LAST RUN', 'PR / ERROR']
+  const head = ['STATE', 'AGENT', 'ISSUE', 'LAST RUN', 'COST', 'DETAIL']
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)))
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
   return `${[...out, '', line(head), ...table.map(line)].join('\n')}\n`

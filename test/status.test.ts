@@ -1,0 +1,42 @@
+import { afterEach, describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
+import { updateState } from '../lib/state.ts'
+import { type Fixture, fixture } from './helpers.ts'
+
+let fx: Fixture | undefined
+afterEach(async () => {
+  await fx?.cleanup()
+  fx = undefined
+})
+
+describe('status', () => {
+  test('shows what is done, what retries (attempt, when, last error) and what is escalated, as a table and as JSON', async () => {
+    fx = await fixture({ issues: [1, 2, 3].map((i) => ({ team: 'ENG', title: `Task ${i}`, assignee: 'agent@rose.test' })) })
+    expect((await fx.script('start', ['--once', '--config', fx.configPath])).code).toBe(0)
+    const retryAt = new Date(Date.now() + 60_000).toISOString()
+    updateState(join(fx.home, 'state.json'), (d) => {
+      const issues = Object.values(d.agents.tester!.issues)
+      const two = issues.find((r) => r.identifier === 'ENG-2')!
+      Object.assign(two, { phase: 'queued', attempts: 1, nextRetryAt: retryAt, lastError: { code: 'git_failed', message: 'git push failed: remote hung up' } })
+      const three = issues.find((r) => r.identifier === 'ENG-3')!
+      Object.assign(three, { phase: 'escalated', attempts: 3, lastError: { code: 'engine_stalled', message: 'no output for 300 s' } })
+    })
+
+    const table = await fx.script('status', [])
+    expect(table.code).toBe(0)
+    const lines = table.stdout.split('\n')
+    expect(lines.find((l) => l.includes('ENG-2'))).toMatch(/^RETRYING .*attempt 2 in (59|60) s; last error git_failed: git push failed/)
+    expect(lines.find((l) => l.includes('ENG-3'))).toMatch(/^ESCALATED .*engine_stalled: no output for 300 s \(waits for a human comment\)/)
+    expect(table.stdout).not.toContain('ENG-1')
+
+    const all = await fx.script('status', ['--all', '--json'])
+    const data = JSON.parse(all.stdout)
+    expect(data.issues.map((r: { identifier: string; group: string }) => [r.identifier, r.group])).toEqual([
+      ['ENG-2', 'retrying'],
+      ['ENG-3', 'escalated'],
+      ['ENG-1', 'done'],
+    ])
+    expect(data.issues[0]).toMatchObject({ attempts: 1, nextRetryAt: retryAt, lastError: { code: 'git_failed' } })
+    expect(data.agents.tester.cursor).toBeTruthy()
+  }, 60_000)
+})
