@@ -4,10 +4,11 @@
  * under Node+tsx, interleaved in one run (the machines are shared and noisy: compare the ratio).
  * Target: Bun median under 150 ms. Prints a Markdown section for BENCHMARKS.md.
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
 import { startSandbox } from '../lib/sandbox/server.ts'
 
 const ROOT = resolve(import.meta.dir, '..')
@@ -15,15 +16,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 15)
 const dir = mkdtempSync(join(tmpdir(), 'rose-bench-idle-'))
 const home = join(dir, 'home')
 mkdirSync(home)
-const origin = join(dir, 'origin.git')
-const work = join(dir, 'w')
-const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@b' }
-execFileSync('git', ['init', '-q', '--bare', '-b', 'main', origin])
-execFileSync('git', ['init', '-q', '-b', 'main', work])
-writeFileSync(join(work, 'README.md'), 'x\n')
-execFileSync('git', ['add', '.'], { cwd: work })
-execFileSync('git', ['commit', '-qm', 'init'], { cwd: work, env: gitEnv })
-execFileSync('git', ['push', '-q', origin, 'main'], { cwd: work })
+const origin = createSampleOrigin(dir)
 
 const sandbox = await startSandbox({
   port: 0,

@@ -13,6 +13,7 @@ import { defineCommand } from 'citty'
 import { isEntry, main } from '../lib/cli.ts'
 import { logger } from '../lib/log.ts'
 import { spawnScript } from '../lib/proc.ts'
+import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
 import { startSandbox } from '../lib/sandbox/server.ts'
 
 const git = (args: string[], cwd?: string) =>
@@ -29,14 +30,7 @@ const command = defineCommand({
     mkdirSync(home)
     log.info(`working in ${dir}`)
 
-    const origin = join(dir, 'origin.git')
-    const seedWork = join(dir, 'sample')
-    git(['init', '-q', '--bare', '-b', 'main', origin])
-    git(['init', '-q', '-b', 'main', seedWork])
-    writeFileSync(join(seedWork, 'README.md'), '# sample app\n\nA tiny repository the demo agent works on.\n')
-    git(['add', '.'], seedWork)
-    git(['commit', '-q', '-m', 'initial commit'], seedWork)
-    git(['push', '-q', origin, 'main'], seedWork)
+    const origin = createSampleOrigin(dir, { 'README.md': '# sample app\n\nA tiny repository the demo agent works on.\n' })
 
     const key = 'demo-agent-key-0001'
     const sandbox = await startSandbox({

@@ -3,6 +3,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
 import { type Sandbox, type SandboxSeed, startSandbox } from '../lib/sandbox/server.ts'
 
 export const ROOT = resolve(import.meta.dir, '..')
@@ -22,18 +23,7 @@ export function gitSync(args: string[], cwd?: string): string {
 }
 
 /** A bare repository with one commit on `main` (README.md), standing in for GitHub. */
-export function makeOrigin(dir: string): string {
-  const bare = join(dir, 'origin.git')
-  const work = join(dir, 'seed-work')
-  gitSync(['init', '-q', '--bare', '-b', 'main', bare])
-  gitSync(['init', '-q', '-b', 'main', work])
-  writeFileSync(join(work, 'README.md'), '# sample app\n')
-  gitSync(['add', '.'], work)
-  gitSync(['commit', '-q', '-m', 'initial'], work)
-  gitSync(['push', '-q', bare, 'main'], work)
-  rmSync(work, { recursive: true, force: true })
-  return bare
-}
+export const makeOrigin = (dir: string): string => createSampleOrigin(dir)
 
 export const AGENT_KEY = 'lin_api_test_agent_key'
 
