@@ -14,7 +14,7 @@ export function retryDelayMs(attempts: number): number {
 
 /** Failures worth another attempt. Limits, a missing engine and bad config are not: they would fail the same way. */
 export function isRetryable(code: string): boolean {
-  return !['engine_timeout', 'limit_max_cost', 'limit_max_turns', 'engine_missing', 'engine_cancelled', 'config_invalid', 'config_missing', 'usage', 'workspace_outside_root', 'workspace_invalid_key', 'tracker_auth', 'state_corrupt'].includes(code)
+  return !['engine_timeout', 'limit_max_cost', 'limit_max_turns', 'engine_missing', 'engine_cancelled', 'config_invalid', 'config_missing', 'usage', 'workspace_outside_root', 'workspace_invalid_key', 'tracker_auth', 'tracker_not_found', 'state_corrupt'].includes(code)
 }
 
 export type FailurePlan =

@@ -5,11 +5,13 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test'
 import { spawn } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CRASH_POINTS } from '../lib/crash.ts'
+import { dueForCleanup, planFailure, planReconcile, planRecovery, retryDelayMs } from '../lib/lifecycle.ts'
+import type { WatchedIssue } from '../lib/tracker/types.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
-import { readState } from '../lib/state.ts'
+import { type IssueRecord, readState } from '../lib/state.ts'
 import { startFakeGitHub } from './fakes/github.ts'
 import { type Fixture, fixture, gitSync, ROOT } from './helpers.ts'
 
@@ -61,6 +63,52 @@ async function withGitHub(f: Fixture) {
   stopGh = gh.stop
   return { gh, env: { GITHUB_API_URL: gh.url, FACTORY_GITHUB_TOKEN: TOKEN } }
 }
+
+const rec = (phase: IssueRecord['phase'], extra: Partial<IssueRecord> = {}): IssueRecord =>
+  ({ id: 'i1', identifier: 'ENG-1', title: 't', phase, snapshot: {} as IssueRecord['snapshot'], runs: [], attempts: 0, updatedAt: '', ...extra }) as IssueRecord
+const watched = (extra: Partial<WatchedIssue> = {}): WatchedIssue => ({ id: 'i1', identifier: 'ENG-1', updatedAt: '', state: { id: 's', name: 'In Progress', type: 'started' }, assigneeId: 'me', delegateId: null, ...extra })
+
+describe('lifecycle decisions', () => {
+  test('retries wait 10 s, doubling, capped at 5 min', () => {
+    expect([1, 2, 3, 4, 5, 6, 7].map(retryDelayMs)).toEqual([10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000])
+  })
+
+  test('a failure retries until max_attempts, then escalates; limits and config errors are final at once', () => {
+    const now = new Date('2026-01-01T00:00:00Z')
+    expect(planFailure(0, 'engine_failed', 3, now)).toEqual({ kind: 'retry', attempts: 1, delayMs: 10_000, nextRetryAt: '2026-01-01T00:00:10.000Z' })
+    expect(planFailure(1, 'git_failed', 3, now)).toMatchObject({ kind: 'retry', attempts: 2, delayMs: 20_000 })
+    expect(planFailure(2, 'engine_stalled', 3, now)).toEqual({ kind: 'escalate', attempts: 3 })
+    for (const code of ['limit_max_turns', 'limit_max_cost', 'engine_timeout', 'engine_missing', 'tracker_not_found']) expect(planFailure(0, code, 3, now).kind).toBe('final')
+  })
+
+  test('a queued or running issue is released when gone, closed or reassigned; otherwise kept', () => {
+    expect(planReconcile(rec('running'), watched(), 'me')).toEqual({ action: 'none' })
+    expect(planReconcile(rec('running'), watched({ delegateId: 'me', assigneeId: 'human' }), 'me')).toEqual({ action: 'none' })
+    expect(planReconcile(rec('queued'), undefined, 'me')).toMatchObject({ action: 'release', reason: expect.stringContaining('gone') })
+    expect(planReconcile(rec('running'), watched({ state: { id: 'c', name: 'Canceled', type: 'canceled' } }), 'me')).toMatchObject({ action: 'release', reason: 'moved to Canceled' })
+    expect(planReconcile(rec('claimed'), watched({ assigneeId: 'someone' }), 'me')).toMatchObject({ action: 'release' })
+    expect(planReconcile(rec('done'), undefined, 'me')).toEqual({ action: 'none' })
+  })
+
+  test('a dead owner is resumed once, then escalated; a live owner or a run of this driver is left alone', () => {
+    const dead = { owner: { pid: 1, host: 'h', startedAt: '', heartbeat: '' }, stale: 'dead_pid' as const }
+    const live = { owner: dead.owner, stale: null }
+    expect(planRecovery(rec('running'), dead, false)).toEqual({ action: 'requeue' })
+    expect(planRecovery(rec('running', { recoveries: 1 }), dead, false)).toEqual({ action: 'escalate' })
+    expect(planRecovery(rec('reporting'), { owner: null, stale: null }, false)).toEqual({ action: 'requeue' })
+    expect(planRecovery(rec('running'), live, false)).toEqual({ action: 'none' })
+    expect(planRecovery(rec('running'), dead, true)).toEqual({ action: 'none' })
+    expect(planRecovery(rec('queued'), dead, false)).toEqual({ action: 'none' })
+  })
+
+  test('only closed issues past the grace period with a worktree are cleaned up', () => {
+    const now = new Date('2026-01-01T02:00:00Z')
+    const old = rec('done', { closedAt: '2026-01-01T00:00:00Z', worktree: '/w/1' })
+    const fresh = rec('done', { closedAt: '2026-01-01T01:30:00Z', worktree: '/w/2' })
+    const gone = rec('done', { closedAt: '2026-01-01T00:00:00Z', worktree: '/w/3', worktreeRemovedAt: 'x' })
+    expect(dueForCleanup([old, fresh, gone, rec('done', { worktree: '/w/4' })], 60 * 60_000, now)).toEqual([old])
+  })
+})
 
 describe('crash matrix', () => {
   test('kill -9 of the driver and its run at every step boundary: after restart one PR, one summary comment, In Review, nothing orphaned', async () => {
@@ -209,6 +257,3 @@ describe('two drivers on one FACTORY_HOME', () => {
     }
   }, 90_000)
 })
-
-// Silence an unused-import lint in environments without the helper.
-void writeFileSync

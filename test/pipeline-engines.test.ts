@@ -128,3 +128,41 @@ describe.skipIf(!codexBin && !process.env.CI)(suiteTitle('codex', 'pipeline with
     expect(runs[1]!.usage!.inputTokens).toBe(runs[1]!.usageThreadTotal!.inputTokens - runs[0]!.usageThreadTotal!.inputTokens)
   }, 120_000)
 })
+
+describe.skipIf(!codexBin && !process.env.CI)(suiteTitle('codex', 'limits with Codex', codexBin), () => {
+  test('a run over limits.max_turns is stopped, reported with the limit it hit, and not retried', async () => {
+    expect(codexBin).toBeDefined()
+    const fake = await startFakeOpenAI((_req, n) => ({ kind: 'shell', command: `echo step ${n}` }))
+    stops.push(fake.stop)
+    fx = await fixture({
+      issues: ISSUES,
+      agentYaml: (o) =>
+        [
+          'agents:',
+          '  - name: tester',
+          '    engine: codex',
+          '    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }',
+          `    repo: { url: ${o}, base: main }`,
+          '    limits: { max_turns: 2 }',
+          '    codex:',
+          `      bin: ${codexBin}`,
+          '      model: gpt-5.5',
+          '      config:',
+          "        - 'model_provider=fake'",
+          `        - 'model_providers.fake={name="fake",base_url="${fake.url}",wire_api="responses",env_key="FAKE_KEY",request_max_retries=0,stream_max_retries=0}'`,
+          '',
+        ].join('\n'),
+    })
+    mkdirSync(join(fx.dir, '.codex'), { recursive: true })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath], { FAKE_KEY: 'fake-key' })
+    expect(res.code).toBe(1)
+    const rec = Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues)[0]!
+    expect(rec.runs[0]!.errorCode).toBe('limit_max_turns')
+    expect(rec.phase).toBe('failed')
+    expect(rec.nextRetryAt).toBeUndefined()
+    const report = fx.issue('ENG-1').comments.find((c) => c.body.includes(COMMENT_MARKER))!
+    expect(report.body).toContain('limit_max_turns')
+    expect(report.body).toContain('limits.max_turns (2)')
+    expect(fx.issue('ENG-1').state).toBe('In Progress')
+  }, 120_000)
+})

@@ -82,7 +82,7 @@ export function toTrackerError(err: unknown, operation: string, now = Date.now()
         cause: err,
       })
     }
-    if (/not found/i.test(msg)) {
+    if (/not found|could not find/i.test(msg)) {
       return new FactoryError('tracker_not_found', `Linear: ${msg} (${operation})`, { fix: 'check the issue id or identifier', cause: err })
     }
     if (err.type === 'NetworkError' || err.type === 'InternalError' || (err.status ?? 0) >= 500 || err.status === undefined) {

@@ -1,0 +1,99 @@
+/** The steps run by hand, one script at a time, as a user debugging would: same result as start. */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { COMMENT_MARKER } from '../lib/prompt.ts'
+import { readState } from '../lib/state.ts'
+import { type Fixture, fixture, gitSync } from './helpers.ts'
+
+let fx: Fixture | undefined
+afterEach(async () => {
+  await fx?.cleanup()
+  fx = undefined
+})
+
+const ONE = [{ team: 'ENG', title: 'Add a health check', description: 'GET /healthz', assignee: 'agent@rose.test', comments: [{ user: 'riley@rose.test', body: 'Use the router.' }] }]
+
+describe('steps by hand', () => {
+  test('poll, claim, worktree, run-engine and report one after another take the issue to In Review', async () => {
+    fx = await fixture({ issues: ONE })
+    const a = ['--config', fx.configPath, '--agent', 'tester']
+    const poll = await fx.script('poll', a)
+    expect(poll.code, poll.stderr).toBe(0)
+    const item = JSON.parse(poll.stdout.trim().split('\n')[0]!)
+    expect(item).toMatchObject({ identifier: 'ENG-1', action: 'queue', reason: 'new' })
+
+    const claim = await fx.script('claim', [...a, '--issue', 'ENG-1', '--json'])
+    expect(claim.code, claim.stderr).toBe(0)
+    expect(JSON.parse(claim.stdout)).toMatchObject({ issue: 'ENG-1', run: 1, moveTo: 'In Progress' })
+    expect(fx.issue('ENG-1').state).toBe('In Progress')
+
+    const wt = await fx.script('worktree', [...a, '--issue', 'ENG-1', '--json'])
+    expect(wt.code, wt.stderr).toBe(0)
+    const { path, branch } = JSON.parse(wt.stdout)
+    expect(existsSync(path)).toBe(true)
+
+    const dry = await fx.script('run-engine', [...a, '--issue', 'ENG-1', '--dry-run'])
+    expect(dry.code).toBe(0)
+    expect(dry.stdout).toContain('--- prompt ---')
+    expect(dry.stdout).toContain('Use the router.')
+    expect(existsSync(join(path, 'FACTORY_NOTES.md'))).toBe(false)
+
+    const eng = await fx.script('run-engine', [...a, '--issue', 'ENG-1'])
+    expect(eng.code, eng.stderr).toBe(0)
+    expect(existsSync(join(path, 'FACTORY_NOTES.md'))).toBe(true)
+
+    const mutationsBefore = fx.sandbox.stats().mutations
+    const planned = await fx.script('report', [...a, '--issue', 'ENG-1', '--dry-run'])
+    expect(planned.code, planned.stderr).toBe(0)
+    expect(planned.stdout).toContain('move to: In Review')
+    expect(fx.sandbox.stats().mutations).toBe(mutationsBefore)
+    expect(fx.originBranches()).toEqual(['main'])
+
+    const rep = await fx.script('report', [...a, '--issue', 'ENG-1'])
+    expect(rep.code, rep.stderr).toBe(0)
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+    expect(fx.issue('ENG-1').comments.filter((c) => c.body.includes(COMMENT_MARKER))).toHaveLength(1)
+    expect(gitSync(['log', '-1', '--format=%s', branch], fx.origin)).toBe('ENG-1: Add a health check')
+    // The loop afterwards finds nothing to do.
+    const after = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(after.code).toBe(0)
+    expect(Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues)[0]!.runs).toHaveLength(1)
+  }, 60_000)
+
+  test('a step on an issue another process holds refuses with the owner, and usage mistakes exit 2', async () => {
+    fx = await fixture({ issues: ONE })
+    const a = ['--config', fx.configPath, '--agent', 'tester']
+    const missing = await fx.script('claim', a)
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain('missing --issue')
+    const unknown = await fx.script('claim', [...a, '--issue', 'ENG-1', '--frobnicate'])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('unknown option --frobnicate')
+    const badAgent = await fx.script('poll', ['--config', fx.configPath, '--agent', 'nobody'])
+    expect(badAgent.code).toBe(2)
+    expect(badAgent.stderr).toContain('use one of: tester')
+    const noIssue = await fx.script('claim', [...a, '--issue', 'ENG-99'])
+    expect(noIssue.code).toBe(1)
+    expect(noIssue.stderr).toContain('tracker_not_found')
+    // A live owner (this test process) holds ENG-1.
+    const now = new Date().toISOString()
+    mkdirSync(join(fx.home, 'locks', 'tester'), { recursive: true })
+    writeFileSync(join(fx.home, 'locks', 'tester', 'ENG-1.lock'), JSON.stringify({ pid: process.pid, host: hostname(), startedAt: now, heartbeat: now }))
+    const held = await fx.script('claim', [...a, '--issue', 'ENG-1'])
+    expect(held.code).toBe(1)
+    expect(held.stderr).toContain(`ENG-1 is being worked on by pid ${process.pid}`)
+    expect(fx.issue('ENG-1').state).toBe('Todo')
+  }, 60_000)
+
+  test('config check prints the resolved config with the token masked', async () => {
+    fx = await fixture({ issues: [] })
+    const res = await fx.script('config', ['check', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    expect(res.stdout).toContain('valid')
+    expect(res.stdout).toContain('token: lin_***')
+    expect(res.stdout).not.toContain(fx.env.ROSE_TEST_LINEAR_KEY!)
+    expect(res.stdout).toContain('stall_seconds: 300')
+  }, 30_000)
+})
