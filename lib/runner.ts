@@ -9,7 +9,7 @@ import { acquireIssueLock, claimIssue, resolveIssue } from './claim.ts'
 import type { AgentContext } from './context.ts'
 import { crashPoint } from './crash.ts'
 import { runEngineStep } from './engine-step.ts'
-import type { Engine } from './engines/types.ts'
+import type { Engine, EngineEvent } from './engines/types.ts'
 import { asFactoryError, type ErrorCode, FactoryError } from './errors.ts'
 import { escalate } from './escalate.ts'
 import { planFailure } from './lifecycle.ts'
@@ -90,7 +90,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     if (!current || current.status === 'running') {
       lock.beat('engine')
       const signal = opts.signal ? AbortSignal.any([opts.signal, released.signal]) : released.signal
-      const result = await runEngineStep(ctx, { issue, record, runNumber, viewerId, worktree: wt, signal, engine: opts.engine })
+      const result = await runEngineStep(ctx, { issue, record, runNumber, viewerId, worktree: wt, signal, engine: opts.engine, onEvent: (e) => progress(ctx, identifier, e) })
       if (released.signal.aborted) return onReleased(ctx, issue.id, identifier, runNumber)
       if (opts.signal?.aborted) return onOperatorStop(ctx, issue.id, identifier, runNumber)
       ctx.log.info(`${identifier}: engine ${result.status}${result.errorCode ? ` (${result.errorCode})` : ''}: ${result.summary.split('\n')[0]?.slice(0, 200)}`)
@@ -129,6 +129,16 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     if (watcher) clearInterval(watcher)
     lock?.stop()
   }
+}
+
+/** Progress lines while the engine works (long runs must not look hung); the transcript has everything. */
+function progress(ctx: AgentContext, identifier: string, e: EngineEvent): void {
+  const one = (t: string) => t.replace(/\s+/g, ' ').trim().slice(0, 160)
+  if (e.kind === 'started') ctx.log.info(`${identifier}: engine started${e.sessionId ? ` (session ${e.sessionId})` : ''}`)
+  else if (e.kind === 'action') ctx.log.info(`${identifier}: ${e.tool} ${one(e.input)}`)
+  else if (e.kind === 'action_result' && e.isError) ctx.log.info(`${identifier}: ${e.tool} failed: ${one(e.output)}`)
+  else if (e.kind === 'error') ctx.log.warn(`${identifier}: engine error: ${one(e.message)}`)
+  else ctx.log.debug(`${identifier}: ${e.kind === 'action_result' ? `${e.tool} -> ${one(e.output)}` : one(e.text)}`)
 }
 
 function setPhase(ctx: AgentContext, issueId: string, phase: 'worktree' | 'running' | 'reporting'): void {

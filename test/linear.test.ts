@@ -1,0 +1,78 @@
+/** The api_key tracker against the sandbox: one request per idle poll, paging only when full, watched issues, errors with codes. */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { type Sandbox, startSandbox } from '../lib/sandbox/server.ts'
+import { createLinearTracker, pollFilter } from '../lib/tracker/linear.ts'
+import { newestTimestamp } from '../lib/poller.ts'
+import { AGENT_KEY, seedWith } from './helpers.ts'
+
+let sb: Sandbox | undefined
+afterEach(async () => {
+  await sb?.stop()
+  sb = undefined
+})
+
+const many = (n: number) => Array.from({ length: n }, (_, i) => ({ team: 'ENG', title: `T${i + 1}`, assignee: 'agent@rose.test' }))
+
+describe('linear tracker', () => {
+  test('the first poll pages 50 at a time; later polls use a small page and page on only when it is full', async () => {
+    sb = await startSandbox({ port: 0, seed: seedWith([...many(60), { team: 'ENG', title: 'theirs', assignee: 'riley@rose.test' }]) })
+    const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url })
+    const first = await t.poll(null)
+    expect(first.requests).toBe(2)
+    expect(first.issues).toHaveLength(60)
+    expect(first.issues.some((i) => i.title === 'theirs')).toBe(false)
+    const cursor = newestTimestamp(first.issues, null)
+    expect((await t.poll(cursor)).requests).toBe(1)
+    // 12 issues change: a page of 10 is full, so one more page.
+    for (let i = 1; i <= 12; i++) sb.store.updateIssue(`ENG-${i}`, { title: `T${i} (edited)` })
+    const changed = await t.poll(cursor)
+    expect(changed.requests).toBe(2)
+    expect(changed.issues).toHaveLength(12)
+  })
+
+  test('a new comment alone brings its issue back even though the issue itself did not change', async () => {
+    sb = await startSandbox({ port: 0, seed: seedWith(many(3)) })
+    const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url })
+    const cursor = newestTimestamp((await t.poll(null)).issues, null)
+    sb.store.createComment({ issue: 'ENG-2', userId: sb.store.userByEmail('riley@rose.test')!.id, body: 'one more thing' })
+    const res = await t.poll(cursor)
+    expect(res.issues.map((i) => i.identifier)).toEqual(['ENG-2'])
+    expect(res.issues[0]!.comments.at(-1)!.body).toBe('one more thing')
+    expect(pollFilter(cursor)).toEqual({ and: [expect.anything(), { or: [{ updatedAt: { gt: cursor } }, { comments: { some: { createdAt: { gt: cursor } } } }] }] })
+  })
+
+  test('watched issues come back with their current assignment even when unassigned', async () => {
+    sb = await startSandbox({ port: 0, seed: seedWith(many(2)) })
+    const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url })
+    const { issues } = await t.poll(null)
+    sb.store.updateIssue('ENG-1', { assigneeId: null })
+    const res = await t.poll(newestTimestamp(issues, null), { watch: issues.map((i) => i.id) })
+    expect(res.requests).toBe(1)
+    expect(res.watched.find((w) => w.identifier === 'ENG-1')).toMatchObject({ assigneeId: null })
+    expect(res.watched.find((w) => w.identifier === 'ENG-2')!.assigneeId).toBe(issues[0]!.assigneeId)
+  })
+
+  test('a wrong key is tracker_auth with a fix; an outage is tracker_unreachable after quick retries', async () => {
+    sb = await startSandbox({ port: 0, seed: seedWith(many(1)) })
+    const bad = await createLinearTracker({ apiKey: 'lin_api_wrong', apiUrl: sb.url }).poll(null).catch((e) => e)
+    expect(bad.code).toBe('tracker_auth')
+    expect(bad.fix).toContain('token_env')
+    expect(bad.exitCode).toBe(1)
+    sb.setFaults({ failNext: 3, kinds: ['5xx'] })
+    const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url, sleep: async () => {} })
+    const down = await t.poll(null).catch((e) => e)
+    expect(down.code).toBe('tracker_unreachable')
+    expect(sb.stats().faultsInjected).toBe(3)
+    expect((await t.poll(null)).issues).toHaveLength(1)
+  })
+
+  test('creating a comment twice with the same id reports the second as already there, and nothing is duplicated', async () => {
+    sb = await startSandbox({ port: 0, seed: seedWith(many(1)) })
+    const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url })
+    const id = '3f1c2b9e-0000-4000-8000-000000000001'
+    const issueId = sb.store.issue('ENG-1')!.id
+    expect(await t.createComment({ id, issueId, body: 'hello' })).toEqual({ created: true })
+    expect(await t.createComment({ id, issueId, body: 'hello' })).toEqual({ created: false })
+    expect(sb.store.data.comments.filter((c) => c.id === id)).toHaveLength(1)
+  })
+})
