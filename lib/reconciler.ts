@@ -13,6 +13,7 @@ import { git } from './git.ts'
 import { dueForCleanup, planReconcile, planRecovery } from './lifecycle.ts'
 import { inspectLock } from './lock.ts'
 import { agentState, readState, updateState } from './state.ts'
+import { withRepoLock } from './workspace.ts'
 import type { WatchedIssue } from './tracker/types.ts'
 
 /** Release watched issues that are gone, closed or reassigned; returns the identifiers released. */
@@ -79,9 +80,11 @@ export async function cleanupClosed(ctx: AgentContext): Promise<string[]> {
     try {
       const common = (await git(['rev-parse', '--git-common-dir'], { cwd: path, allowFail: true })).stdout.trim()
       if (common) {
-        await git(['worktree', 'remove', '--force', path], { cwd: path, allowFail: true })
         const base = common.endsWith('/.git') ? common.slice(0, -5) : common
-        await git(['worktree', 'prune'], { cwd: base, allowFail: true })
+        await withRepoLock(ctx, base, async () => {
+          await git(['worktree', 'remove', '--force', path], { cwd: base, allowFail: true })
+          await git(['worktree', 'prune'], { cwd: base, allowFail: true })
+        })
       }
       rmSync(path, { recursive: true, force: true })
       updateState(ctx.paths.state, (d) => {

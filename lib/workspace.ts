@@ -5,11 +5,12 @@
  * kept. Every step finds what a previous (crashed) run left and continues.
  */
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import type { AgentContext } from './context.ts'
 import { crashPoint } from './crash.ts'
 import { FactoryError } from './errors.ts'
 import { authEnv, git, isLocalRemote } from './git.ts'
+import { lockSync } from './lock.ts'
 import { assertUnder, safeJoin, sanitizeBranch, sanitizeKey } from './paths.ts'
 import { run } from './proc.ts'
 import { scrubEnv } from './secrets.ts'
@@ -92,28 +93,46 @@ export async function ensureWorktree(ctx: AgentContext, issue: TrackerIssue, opt
   let created = false
   const alive = existsSync(plan.path) && (await git(['rev-parse', '--is-inside-work-tree'], { cwd: plan.path, allowFail: true })).stdout.trim() === 'true'
   if (!alive) {
-    // A directory left by a crash mid-add is not a worktree: prune git's record and start again.
-    rmSync(plan.path, { recursive: true, force: true })
-    await git(['worktree', 'prune'], { cwd: repo })
-    mkdirSync(join(plan.path, '..'), { recursive: true })
-    if (await refExists(repo, `refs/heads/${plan.branch}`)) {
-      await git(['worktree', 'add', '--', plan.path, plan.branch], { cwd: repo })
-    } else if (await refExists(repo, `refs/remotes/origin/${plan.branch}`)) {
-      await git(['worktree', 'add', '-b', plan.branch, '--', plan.path, `origin/${plan.branch}`], { cwd: repo })
-    } else {
-      if (!(await refExists(repo, plan.startPoint))) {
-        throw new FactoryError('git_failed', `${plan.startPoint} does not exist in ${ctx.agent.repo.url}`, {
-          fix: `set repo.base of agent ${ctx.agent.name} to an existing branch`,
-        })
-      }
-      await git(['worktree', 'add', '--no-track', '-b', plan.branch, '--', plan.path, plan.startPoint], { cwd: repo })
-    }
-    created = true
+    // git's worktree bookkeeping is not safe against concurrent `worktree add/prune` in one
+    // repository (seen: "failed to read .git/worktrees/X/commondir"): serialize them per repo.
+    created = await withRepoLock(ctx, repo, () => addWorktree(ctx, repo, plan))
     ctx.log.info(`${issue.identifier}: worktree ${plan.path} on ${plan.branch}`)
   }
   assertUnder(ctx.paths.worktrees, plan.path)
   await bootstrap(ctx, issue, plan.path)
   return { ...plan, created }
+}
+
+/** Run `fn` holding the repository's worktree lock (git's worktree bookkeeping is not concurrency-safe). */
+export async function withRepoLock<T>(ctx: AgentContext, repo: string, fn: () => Promise<T>): Promise<T> {
+  const guard = lockSync(join(ctx.paths.locks, `repo-${basename(repo)}.lock`), { staleMs: 120_000, waitMs: 120_000 })
+  if (!guard) throw new FactoryError('git_failed', `timed out after 120 s waiting for the worktree lock of ${repo}`, { fix: 'another run holds it for too long; it is retried' })
+  try {
+    return await fn()
+  } finally {
+    guard.release()
+  }
+}
+
+/** Add the worktree on its branch (local, else remote, else new from the base); caller holds the repo lock. */
+async function addWorktree(ctx: AgentContext, repo: string, plan: WorktreePlan): Promise<boolean> {
+  // A directory left by a crash mid-add is not a worktree: prune git's record and start again.
+  rmSync(plan.path, { recursive: true, force: true })
+  await git(['worktree', 'prune'], { cwd: repo })
+  mkdirSync(join(plan.path, '..'), { recursive: true })
+  if (await refExists(repo, `refs/heads/${plan.branch}`)) {
+    await git(['worktree', 'add', '--', plan.path, plan.branch], { cwd: repo })
+  } else if (await refExists(repo, `refs/remotes/origin/${plan.branch}`)) {
+    await git(['worktree', 'add', '-b', plan.branch, '--', plan.path, `origin/${plan.branch}`], { cwd: repo })
+  } else {
+    if (!(await refExists(repo, plan.startPoint))) {
+      throw new FactoryError('git_failed', `${plan.startPoint} does not exist in ${ctx.agent.repo.url}`, {
+        fix: `set repo.base of agent ${ctx.agent.name} to an existing branch`,
+      })
+    }
+    await git(['worktree', 'add', '--no-track', '-b', plan.branch, '--', plan.path, plan.startPoint], { cwd: repo })
+  }
+  return true
 }
 
 /** Per-issue log directory. */

@@ -249,7 +249,9 @@ describe('two drivers on one FACTORY_HOME', () => {
     // A driver may find the other one's work already done; both must succeed or explain.
     expect([a.code, b.code].every((c) => c === 0 || c === 1)).toBe(true)
     // Whatever one tick left queued, the next tick finishes.
-    await fx.script('start', ['--once', '--config', fx.configPath])
+    const c = await fx.script('start', ['--once', '--config', fx.configPath])
+    const missing = [1, 2, 3, 4, 5, 6].filter((i) => summaries(fx!, `ENG-${i}`).length !== 1)
+    if (missing.length) console.log(`DRIVER A\n${a.stderr}\nDRIVER B\n${b.stderr}\nTHIRD\n${c.stderr}\n${JSON.stringify(missing.map((i) => record(fx!, `ENG-${i}`)), null, 1)}`)
     for (let i = 1; i <= 6; i++) {
       expect(summaries(fx, `ENG-${i}`)).toHaveLength(1)
       expect(record(fx, `ENG-${i}`)!.runs).toHaveLength(1)
