@@ -217,6 +217,31 @@ describe('reconciliation', () => {
   }, 60_000)
 })
 
+describe('stopping', () => {
+  test('Ctrl-C stops the loop cleanly: the running engine stops, its run is queued again and finishes on the next start', async () => {
+    fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o).replace('cleanup_grace_minutes: 0', 'poll_interval_seconds: 1') })
+    const driver = background(fx, ['--config', fx.configPath], { ROSE_CONSOLE_DELAY_MS: '60000' })
+    await until('the engine runs', () => record(fx!)?.phase === 'running')
+    const t0 = Date.now()
+    driver.child.kill('SIGINT')
+    expect(await driver.exited).toBe(0)
+    console.log(`Ctrl-C -> driver exited in ${Date.now() - t0} ms`)
+    expect(Date.now() - t0).toBeLessThan(15_000)
+    expect(driver.stderr()).toContain('stopping')
+    const rec = record(fx)!
+    expect(rec.phase).toBe('queued')
+    expect(rec.runs).toHaveLength(1)
+    expect(rec.runs[0]!.status).toBe('running')
+    expect(fx.issue('ENG-1').comments).toHaveLength(0)
+    expect(existsSync(join(fx.home, 'locks', 'tester', 'ENG-1.lock'))).toBe(false)
+    // The next start resumes run #1 (same comment id), not a new run.
+    const next = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(next.code, next.stderr).toBe(0)
+    expect(record(fx)!.runs).toHaveLength(1)
+    expect(summaries(fx)).toHaveLength(1)
+  }, 60_000)
+})
+
 describe('reviewers', () => {
   test('comments from people outside allow_commenters are ignored and logged; an allowed reviewer reruns it', async () => {
     fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o, 'allow_commenters: [riley@rose.test]') })
