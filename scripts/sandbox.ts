@@ -5,12 +5,11 @@
  */
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { defineCommand, runCommand, runMain, showUsage, type ArgsDef } from 'citty'
+import { defineCommand, type ArgsDef } from 'citty'
+import { isEntry, main } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { SANDBOX_URL_ENV, sandboxAdmin } from '../lib/sandbox/client.ts'
 import { startSandbox } from '../lib/sandbox/server.ts'
-
 
 const urlArg = {
   url: { type: 'string', description: `The running sandbox (http://127.0.0.1:PORT, its /graphql URL works too; default $${SANDBOX_URL_ENV})`, valueHint: 'URL' },
@@ -18,25 +17,6 @@ const urlArg = {
 
 function usage(message: string, fix: string): FactoryError {
   return new FactoryError('usage', message, { fix })
-}
-
-/** citty accepts any flag; refuse the ones a verb does not define (a typo must not pass silently). */
-function strict(ctx: { rawArgs: string[]; args: { _: string[] } }, args: ArgsDef, verb: string): void {
-  const known = new Set<string>()
-  for (const [name, def] of Object.entries(args)) {
-    known.add(name)
-    known.add(name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`))
-    for (const a of [(def as { alias?: string | string[] }).alias ?? []].flat()) known.add(a)
-  }
-  for (const raw of ctx.rawArgs) {
-    if (!raw.startsWith('-') || raw === '-' || raw === '--') continue
-    const name = raw.replace(/^-+/, '').split('=')[0]!
-    if (!known.has(name) && !(name.startsWith('no-') && known.has(name.slice(3)))) {
-      throw usage(`unknown option ${raw} for "sandbox ${verb}"`, `run "sandbox ${verb} --help" to see its options`)
-    }
-  }
-  const extra = ctx.args._.filter((a) => a !== verb)
-  if (extra.length) throw usage(`unexpected argument ${JSON.stringify(extra[0])} for "sandbox ${verb}"`, `options take a --name; run "sandbox ${verb} --help"`)
 }
 
 function need(value: unknown, flag: string, example: string): string {
@@ -70,7 +50,6 @@ const serve = defineCommand({
   meta: { name: 'serve', description: 'Run the sandbox until SIGINT/SIGTERM; prints its URL and the seeded users\' API keys' },
   args: serveArgs,
   async run(ctx) {
-    strict(ctx, serveArgs, 'serve')
     const port = num(ctx.args.port, 'port', 0, 65535, true, 4000)!
     let seed: unknown
     if (ctx.args.seed) {
@@ -125,7 +104,6 @@ const seedCmd = defineCommand({
   meta: { name: 'seed', description: 'Replace a running sandbox\'s data with a seed file' },
   args: seedArgs,
   async run(ctx) {
-    strict(ctx, seedArgs, 'seed')
     const path = resolve(need(ctx.args.file, 'file', 'test/fixtures/sandbox-seed.json'))
     let seed: unknown
     try {
@@ -147,7 +125,6 @@ const comment = defineCommand({
   meta: { name: 'comment', description: 'Comment on an issue as a user (does not bump the issue\'s updatedAt, like Linear)' },
   args: commentArgs,
   async run(ctx) {
-    strict(ctx, commentArgs, 'comment')
     print(await admin(ctx.args.url, 'POST', 'comment', { issue: need(ctx.args.issue, 'issue', 'ENG-1'), user: need(ctx.args.user, 'user', 'reviewer@sandbox.local'), body: need(ctx.args.body, 'body', '"Please add tests"') }))
   },
 })
@@ -162,7 +139,6 @@ const assign = defineCommand({
   meta: { name: 'assign', description: 'Set an issue\'s assignee and/or delegate' },
   args: assignArgs,
   async run(ctx) {
-    strict(ctx, assignArgs, 'assign')
     const issue = need(ctx.args.issue, 'issue', 'ENG-1')
     if (ctx.args.assignee === undefined && ctx.args.delegate === undefined) throw usage('give --assignee and/or --delegate', 'pass --assignee agent@sandbox.local (or none)')
     const who = (v: string | undefined) => (v === undefined ? undefined : v === 'none' ? null : v)
@@ -179,7 +155,6 @@ const move = defineCommand({
   meta: { name: 'move', description: 'Move an issue to a workflow state by name' },
   args: moveArgs,
   async run(ctx) {
-    strict(ctx, moveArgs, 'move')
     print(await admin(ctx.args.url, 'POST', 'move', { issue: need(ctx.args.issue, 'issue', 'ENG-1'), state: need(ctx.args.state, 'state', '"In Review"') }))
   },
 })
@@ -193,7 +168,6 @@ const stats = defineCommand({
   meta: { name: 'stats', description: 'Requests, operations, complexity and faults seen by /graphql' },
   args: statsArgs,
   async run(ctx) {
-    strict(ctx, statsArgs, 'stats')
     const s = await admin(ctx.args.url, 'POST', 'stats', { reset: Boolean(ctx.args.reset) })
     if (ctx.args.json) return print(s)
     console.log(`requests ${s.requests} (queries ${s.queries}, mutations ${s.mutations}); faults injected ${s.faultsInjected}; refused while rate limited ${s.requestsDuringRateLimit}`)
@@ -217,7 +191,6 @@ const faults = defineCommand({
   meta: { name: 'faults', description: 'Show, set (replacing the previous setting) or turn off fault injection on /graphql' },
   args: faultArgs,
   async run(ctx) {
-    strict(ctx, faultArgs, 'faults')
     const a = ctx.args
     const given = ['rate', 'kinds', 'reset-ms', 'latency-ms', 'hang-ms', 'fail-next', 'seed'].filter((k) => a[k] !== undefined)
     if (a.off && given.length) throw usage('--off cannot be combined with other fault options', 'use --off alone, or set the new faults without it')
@@ -239,35 +212,4 @@ const command = defineCommand({
 
 export default command
 
-/** The entry: help exits 0, bad usage 2, other failures 1. */
-export async function main(rawArgs: string[]): Promise<number> {
-  if (rawArgs.some((a) => a === '--help' || a === '-h')) {
-    await runMain(command, { rawArgs })
-    return 0
-  }
-  if (rawArgs.length === 0) {
-    await showUsage(command)
-    console.error('sandbox: give a command (serve, seed, comment, assign, move, stats, faults)')
-    return 2
-  }
-  try {
-    await runCommand(command, { rawArgs })
-    return 0
-  } catch (err) {
-    if (err instanceof FactoryError) {
-      console.error(err.describe())
-      return err.exitCode
-    }
-    if (err instanceof Error && err.name === 'CLIError') {
-      console.error(`sandbox: ${err.message}\n  fix: run "sandbox --help" (or "sandbox <command> --help")`)
-      return 2
-    }
-    console.error(err)
-    return 1
-  }
-}
-
-const isEntry = (import.meta as { main?: boolean }).main ?? (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url))
-if (isEntry) {
-  main(process.argv.slice(2)).then((code) => process.exit(code))
-}
+if (isEntry(import.meta.url)) await main(command)
