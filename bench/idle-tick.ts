@@ -5,27 +5,12 @@
  * Target: Bun median under 150 ms. Prints a Markdown section for BENCHMARKS.md.
  */
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
-import { startSandbox } from '../lib/sandbox/server.ts'
+import { join } from 'node:path'
+import { benchFactory, ROOT } from './setup.ts'
 
-const ROOT = resolve(import.meta.dir, '..')
 const RUNS = Number(process.env.BENCH_RUNS ?? 15)
-const dir = mkdtempSync(join(tmpdir(), 'rose-bench-idle-'))
-const home = join(dir, 'home')
-mkdirSync(home)
-const origin = createSampleOrigin(dir)
-
-const sandbox = await startSandbox({
-  port: 0,
-  dataPath: join(dir, 'data.json'),
-  seed: { teams: [{ key: 'ENG', name: 'Eng' }], users: [{ name: 'Agent', email: 'a@b.test', apiKey: 'bench-key-000001' }], issues: [{ team: 'ENG', title: 'One', assignee: 'a@b.test' }] },
-})
-const config = join(home, 'agents.yaml')
-writeFileSync(config, `agents:\n  - name: bench\n    engine: console\n    tracker: { mode: api_key, token_env: BENCH_KEY }\n    repo: { url: ${origin}, base: main }\n`)
-const env = { ...process.env, FACTORY_HOME: home, LINEAR_API_URL: sandbox.url, BENCH_KEY: 'bench-key-000001', ROSE_LOG_LEVEL: '1' }
+const f = await benchFactory({ issues: 1 })
+const { sandbox, configPath: config, env } = f
 const bun = join(ROOT, 'node_modules/.bin/bun')
 const tsx = join(ROOT, 'node_modules/.bin/tsx')
 const script = join(ROOT, 'scripts/start.ts')
@@ -47,8 +32,7 @@ for (let i = 0; i < RUNS; i++) {
   times.tsx!.push(await once(tsx))
 }
 const requests = sandbox.stats().requests
-await sandbox.stop()
-rmSync(dir, { recursive: true, force: true })
+await f.cleanup()
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const mb = median(times.bun!)

@@ -5,39 +5,17 @@
  * per issue run, and the in-process overhead of an idle tick (poll + reconcile + dispatch) with
  * the 50 issues on record. Targets: driver RSS under 100 MB, tick overhead under 50 ms.
  */
-import { spawn, execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { execFileSync, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { loadConfig } from '../lib/config.ts'
 import { createDriver } from '../lib/driver.ts'
-import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
-import { startSandbox } from '../lib/sandbox/server.ts'
+import { benchFactory, ROOT } from './setup.ts'
 
-const ROOT = resolve(import.meta.dir, '..')
 const N = Number(process.env.BENCH_ISSUES ?? 50)
-const dir = mkdtempSync(join(tmpdir(), 'rose-bench-life-'))
-const home = join(dir, 'home')
-mkdirSync(home)
-const origin = createSampleOrigin(dir)
+const f = await benchFactory({ issues: N, factory: 'poll_interval_seconds: 1\nmax_concurrency: 8\n', agent: '    concurrency: 8\n' })
+const { sandbox, configPath, env, inReview } = f
 
-const sandbox = await startSandbox({
-  port: 0,
-  dataPath: join(dir, 'data.json'),
-  seed: {
-    teams: [{ key: 'ENG', name: 'Eng' }],
-    users: [{ name: 'Agent', email: 'a@b.test', apiKey: 'bench-key-000001' }],
-    issues: Array.from({ length: N }, (_, i) => ({ team: 'ENG', title: `Issue ${i + 1}`, assignee: 'a@b.test', priority: i % 5 })),
-  },
-})
-const configPath = join(home, 'agents.yaml')
-writeFileSync(configPath, `poll_interval_seconds: 1\nmax_concurrency: 8\nagents:\n  - name: bench\n    engine: console\n    concurrency: 8\n    tracker: { mode: api_key, token_env: BENCH_KEY }\n    repo: { url: ${origin}, base: main }\n`)
-const env = { ...process.env, FACTORY_HOME: home, LINEAR_API_URL: sandbox.url, BENCH_KEY: 'bench-key-000001', ROSE_LOG_LEVEL: '1' }
-
-const inReview = () => {
-  const review = sandbox.store.data.states.find((s) => s.name === 'In Review')!.id
-  return sandbox.store.data.issues.filter((i) => i.stateId === review).length
-}
 const t0 = performance.now()
 const driver = spawn(join(ROOT, 'node_modules/.bin/bun'), [join(ROOT, 'scripts/start.ts'), '--config', configPath], { env, stdio: ['ignore', 'ignore', 'inherit'] })
 const exited = new Promise<void>((r) => driver.on('close', () => r()))
@@ -74,8 +52,7 @@ for (let i = 0; i < 20; i++) {
   ticks.push(performance.now() - t)
 }
 ticks.sort((a, b) => a - b)
-await sandbox.stop()
-rmSync(dir, { recursive: true, force: true })
+await f.cleanup()
 
 const done = inReview()
 process.stdout.write(

@@ -4,7 +4,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { configPath, factoryHome, loadConfig, parseConfig, pickAgent, selectAgents } from '../lib/config.ts'
 import { FactoryError } from '../lib/errors.ts'
-import { ROOT, tempDir } from './helpers.ts'
+import { ROOT, tempDir, failure } from './helpers.ts'
 
 const ENV = { ROSE_KEY_A: 'lin_api_a', ROSE_KEY_B: 'lin_api_b' }
 const FILE = '/etc/rose/agents.yaml'
@@ -27,16 +27,6 @@ const TWO = `agents:
     repo: { url: https://github.com/acme/app.git }
 `
 
-/** The FactoryError `fn` throws (fails the test when it throws nothing or something else). */
-function failure(fn: () => unknown): FactoryError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(FactoryError)
-    return err as FactoryError
-  }
-  throw new Error('expected a FactoryError, nothing was thrown')
-}
 
 const dirs: string[] = []
 afterAll(() => {

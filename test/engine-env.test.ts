@@ -23,8 +23,8 @@ describe('engineEnv', () => {
   }
 
   test("claude gets the factory's CLAUDE_AUTH_TOKEN as CLAUDE_CODE_OAUTH_TOKEN, and only claude does", () => {
-    const processEnv = { CLAUDE_AUTH_TOKEN: 'sk-ant-oat-subscription', PATH: '/bin' }
-    expect(engineEnv('claude', processEnv).CLAUDE_CODE_OAUTH_TOKEN).toBe('sk-ant-oat-subscription')
+    const processEnv = { CLAUDE_AUTH_TOKEN: 'fake-subscription-oauth-token', PATH: '/bin' }
+    expect(engineEnv('claude', processEnv).CLAUDE_CODE_OAUTH_TOKEN).toBe('fake-subscription-oauth-token')
     expect(engineEnv('claude', processEnv).CLAUDE_AUTH_TOKEN).toBeUndefined()
     expect(engineEnv('codex', processEnv).CLAUDE_CODE_OAUTH_TOKEN).toBeUndefined()
     expect(engineEnv('codex', { ...processEnv, CLAUDE_CODE_OAUTH_TOKEN: 'stray' }).CLAUDE_CODE_OAUTH_TOKEN).toBeUndefined()

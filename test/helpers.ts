@@ -1,5 +1,7 @@
 /** Shared test set-up: a temp FACTORY_HOME, a sandbox with a seed, a bare git origin, and the scripts spawned for real. */
+import { expect } from 'bun:test'
 import { execFileSync, spawn } from 'node:child_process'
+import { FactoryError } from '../lib/errors.ts'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -7,6 +9,17 @@ import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
 import { type Sandbox, type SandboxSeed, startSandbox } from '../lib/sandbox/server.ts'
 
 export const ROOT = resolve(import.meta.dir, '..')
+
+/** The FactoryError `fn` throws (fails the test when it throws nothing or something else). */
+export function failure(fn: () => unknown): FactoryError {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(FactoryError)
+    return err as FactoryError
+  }
+  throw new Error('expected a FactoryError, nothing was thrown')
+}
 
 /** A fresh temp directory (removed by the caller's cleanup). */
 export function tempDir(prefix = 'rose-test-'): string {

@@ -2,9 +2,8 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, relative } from 'node:path'
-import { FactoryError } from '../lib/errors.ts'
 import { assertUnder, layout, safeJoin, sanitizeBranch, sanitizeKey } from '../lib/paths.ts'
-import { tempDir } from './helpers.ts'
+import { tempDir, failure } from './helpers.ts'
 
 const dirs: string[] = []
 afterAll(() => {
@@ -48,16 +47,6 @@ const HOSTILE_KEYS = [
   'ENG-1',
 ]
 
-/** The failure `fn` throws, or a test failure when it throws nothing. */
-function failure(fn: () => unknown): FactoryError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(FactoryError)
-    return err as FactoryError
-  }
-  throw new Error('expected a FactoryError, nothing was thrown')
-}
 
 describe('sanitizeKey', () => {
   test('an ordinary Linear identifier is kept as it is', () => {

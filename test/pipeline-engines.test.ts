@@ -25,6 +25,25 @@ afterEach(async () => {
   fx = undefined
 })
 
+/** agents.yaml for a Codex agent pointed at the fake Responses server (plus `extra` agent lines). */
+function codexYaml(origin: string, fakeUrl: string, ...extra: string[]): string {
+  return [
+    'agents:',
+    '  - name: tester',
+    '    engine: codex',
+    '    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }',
+    `    repo: { url: ${origin}, base: main }`,
+    ...extra,
+    '    codex:',
+    `      bin: ${codexBin}`,
+    '      model: gpt-5.5',
+    '      config:',
+    "        - 'model_provider=fake'",
+    `        - 'model_providers.fake={name="fake",base_url="${fakeUrl}",wire_api="responses",env_key="FAKE_KEY",request_max_retries=0,stream_max_retries=0}'`,
+    '',
+  ].join('\n')
+}
+
 async function rerunAfterComment(f: Fixture, env: Record<string, string>) {
   const reviewer = f.sandbox.store.userByEmail('riley@rose.test')!
   f.sandbox.store.createComment({ issue: 'ENG-1', userId: reviewer.id, body: 'Please say goodbye too.' })
@@ -87,21 +106,7 @@ describe.skipIf(!codexBin && !process.env.CI)(suiteTitle('codex', 'pipeline with
     stops.push(fake.stop)
     fx = await fixture({
       issues: ISSUES,
-      agentYaml: (o) =>
-        [
-          'agents:',
-          '  - name: tester',
-          '    engine: codex',
-          '    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }',
-          `    repo: { url: ${o}, base: main }`,
-          '    codex:',
-          `      bin: ${codexBin}`,
-          '      model: gpt-5.5',
-          '      config:',
-          "        - 'model_provider=fake'",
-          `        - 'model_providers.fake={name="fake",base_url="${fake.url}",wire_api="responses",env_key="FAKE_KEY",request_max_retries=0,stream_max_retries=0}'`,
-          '',
-        ].join('\n'),
+      agentYaml: (o) => codexYaml(o, fake.url),
     })
     mkdirSync(join(fx.dir, '.codex'), { recursive: true })
     const env = { FAKE_KEY: 'fake-key' }
@@ -136,22 +141,7 @@ describe.skipIf(!codexBin && !process.env.CI)(suiteTitle('codex', 'limits with C
     stops.push(fake.stop)
     fx = await fixture({
       issues: ISSUES,
-      agentYaml: (o) =>
-        [
-          'agents:',
-          '  - name: tester',
-          '    engine: codex',
-          '    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }',
-          `    repo: { url: ${o}, base: main }`,
-          '    limits: { max_turns: 2 }',
-          '    codex:',
-          `      bin: ${codexBin}`,
-          '      model: gpt-5.5',
-          '      config:',
-          "        - 'model_provider=fake'",
-          `        - 'model_providers.fake={name="fake",base_url="${fake.url}",wire_api="responses",env_key="FAKE_KEY",request_max_retries=0,stream_max_retries=0}'`,
-          '',
-        ].join('\n'),
+      agentYaml: (o) => codexYaml(o, fake.url, '    limits: { max_turns: 2 }'),
     })
     mkdirSync(join(fx.dir, '.codex'), { recursive: true })
     const res = await fx.script('start', ['--once', '--config', fx.configPath], { FAKE_KEY: 'fake-key' })

@@ -2,9 +2,8 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { FactoryError } from '../lib/errors.ts'
 import { agentState, type FactoryState, readState, updateState } from '../lib/state.ts'
-import { ROOT, tempDir } from './helpers.ts'
+import { ROOT, tempDir, failure } from './helpers.ts'
 
 const dir = tempDir('rose-state-')
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -16,15 +15,6 @@ function statePath(): string {
   return join(d, 'state.json')
 }
 
-function failure(fn: () => unknown): FactoryError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(FactoryError)
-    return err as FactoryError
-  }
-  throw new Error('expected a FactoryError, nothing was thrown')
-}
 
 const SNAPSHOT = { id: 'i1', identifier: 'ENG-1', title: 'Add a health check' }
 
