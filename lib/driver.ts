@@ -102,7 +102,9 @@ export function createDriver(opts: DriverOptions) {
     }
     for (const { issue, decision } of plan.items) {
       const what = decision.action === 'queue' ? `queue (${decision.reason}${decision.reason === 'comment' ? `, ${decision.commentCount} new` : ''})` : `skip (${decision.reason})`
-      log.info(`${agent.name}: ${issue.identifier} [${issue.state.name}] ${what}`)
+      // Our own writes bring an issue back on the next poll: routine skips are debug-level noise.
+      const routine = decision.action === 'skip' && (decision.reason === 'no_new_comments' || decision.reason === 'in_flight')
+      log[routine ? 'debug' : 'info'](`${agent.name}: ${issue.identifier} [${issue.state.name}] ${what}`)
       if (decision.ignoredComments) log.warn(`${agent.name}: ${issue.identifier}: ignored ${decision.ignoredComments} comment(s) from people not in allow_commenters`)
     }
     if (plan.items.length === 0) log.debug(`${agent.name}: nothing changed since ${plan.cursorBefore ?? 'the start'}`)
@@ -137,7 +139,9 @@ export function createDriver(opts: DriverOptions) {
     const pick = queued.slice(0, Math.max(0, slots))
     if (pick.length === 0) return []
     try {
-      await ensureBaseRepo(ctx, { fetch: true })
+      // Fetch once per tick; runs dispatched between ticks (a slot freed) use that fetch.
+      await ensureBaseRepo(ctx, { fetch: fetchedTick.get(agent.name) !== tickNo })
+      fetchedTick.set(agent.name, tickNo)
     } catch (err) {
       log.error(`${agent.name}: cannot update the base clone; ${pick.length} issue(s) stay queued: ${asFactoryError(err).describe()}`)
       return []
@@ -158,9 +162,12 @@ export function createDriver(opts: DriverOptions) {
   }
 
   let oncePending = false
+  let tickNo = 0
+  const fetchedTick = new Map<string, number>()
 
   /** One tick for every agent. */
   async function tick(): Promise<TickReport[]> {
+    tickNo++
     const reports: TickReport[] = []
     for (const agent of opts.agents) reports.push(await tickAgent(agent))
     return reports
