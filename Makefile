@@ -26,7 +26,9 @@ test: deps engines
 check: deps
 	node_modules/.bin/tsc --noEmit -p .
 	node_modules/.bin/eslint --max-warnings 0 lib scripts test bench
-	npx --no-install tsx scripts/start.ts --help > /dev/null && echo "tsx smoke: start --help runs on node"
+	node_modules/.bin/tsx scripts/start.ts --help > /dev/null
+	node_modules/.bin/tsx scripts/demo.ts > /dev/null 2> .tsx-smoke.log || (cat .tsx-smoke.log; exit 1)
+	@rm -f .tsx-smoke.log; echo "tsx smoke: start --help and the whole demo run on node"
 
 once: deps
 	@test -n "$(AGENT)" || (echo "usage: make once AGENT=<name from agents.yaml>" >&2; exit 2)
