@@ -102,7 +102,8 @@ export async function runEngineStep(
 export function applyLimits(result: EngineResult, limits: AgentConfig['limits'], limitHit: 'limit_max_turns' | undefined, actions: number): EngineResult {
   if (limitHit) return { ...result, status: 'failed', errorCode: limitHit , summary: `Stopped by limits.max_turns (${limits.max_turns}): ${actions} tool calls. ${result.summary}` }
   if (result.status !== 'success' && /max[ _-]?turns/i.test(result.summary)) return { ...result, errorCode: 'limit_max_turns' , summary: `Stopped by the max turns limit. ${result.summary}` }
-  if (limits.max_cost_usd !== undefined && (result.costUsd ?? 0) > limits.max_cost_usd) {
+  const overBudget = result.status !== 'success' && /maximum budget/i.test(result.summary)
+  if (limits.max_cost_usd !== undefined && ((result.costUsd ?? 0) > limits.max_cost_usd || overBudget)) {
     return { ...result, status: 'failed', errorCode: 'limit_max_cost' , summary: `Over limits.max_cost_usd ($${(result.costUsd ?? 0).toFixed(4)} > $${limits.max_cost_usd}). ${result.summary}` }
   }
   if (result.status === 'timeout') return { ...result, summary: `Stopped by limits.timeout_minutes (${limits.timeout_minutes} min wall time). ${result.summary}` }

@@ -94,6 +94,28 @@ describe.skipIf(!claudeBin && !process.env.CI)(suiteTitle('claude', 'pipeline wi
   }, 120_000)
 })
 
+describe.skipIf(!claudeBin && !process.env.CI)(suiteTitle('claude', 'limits with Claude Code', claudeBin), () => {
+  test('a run over limits.max_cost_usd is stopped by Claude itself, reported with the limit and its cost, and not retried', async () => {
+    expect(claudeBin).toBeDefined()
+    const fake = await startFakeAnthropic(() => ({ kind: 'tool_use', name: 'Bash', input: { command: 'echo working' }, usage: { input_tokens: 100_000, output_tokens: 10_000 } }))
+    stops.push(fake.stop)
+    fx = await fixture({
+      issues: ISSUES,
+      agentYaml: (o) => `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n    limits: { max_cost_usd: 0.01 }\n    claude: { bin: ${claudeBin} }\n`,
+    })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath], { ANTHROPIC_BASE_URL: fake.url, CLAUDE_AUTH_TOKEN: 'fake-oauth-token', CLAUDE_CODE_MAX_RETRIES: '1' })
+    expect(res.code).toBe(1)
+    // Claude stopped after the first expensive turn.
+    expect(fake.requests.length).toBeLessThanOrEqual(2)
+    const rec = Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues)[0]!
+    expect(rec.runs[0]!.errorCode).toBe('limit_max_cost')
+    expect(rec.runs[0]!.costUsd).toBeGreaterThan(0.01)
+    expect(rec.phase).toBe('failed')
+    const report = fx.issue('ENG-1').comments.find((c) => c.body.includes(COMMENT_MARKER))!
+    expect(report.body).toContain('Over limits.max_cost_usd')
+  }, 120_000)
+})
+
 describe.skipIf(!codexBin && !process.env.CI)(suiteTitle('codex', 'pipeline with Codex', codexBin), () => {
   test('the model patches a file: pushed and reported with usage; a comment reruns it resuming the thread', async () => {
     expect(codexBin).toBeDefined()
