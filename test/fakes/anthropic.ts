@@ -3,8 +3,8 @@
  * Code CLI end to end: the CLI is real, only the model is scripted. It streams SSE the way
  * ../shared/notes/engines.md describes (message_start ... message_stop).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { ServerResponse } from 'node:http'
+import { startModelServer } from './model-server.ts'
 
 export interface AnthropicRequest {
   messages: any[]
@@ -41,42 +41,12 @@ const DEFAULT_USAGE: FakeUsage = { input_tokens: 120, output_tokens: 30, cache_r
 export async function startFakeAnthropic(
   script: (req: AnthropicRequest, n: number) => AnthropicReply | Promise<AnthropicReply>,
 ): Promise<FakeAnthropic> {
-  const requests: any[] = []
-  const unexpected: { method: string; url: string }[] = []
-  const server = createServer(async (req, res) => {
-    const path = (req.url ?? '').split('?')[0]
-    const raw = await readBody(req)
-    if (req.method !== 'POST' || path !== '/v1/messages') {
-      unexpected.push({ method: req.method ?? '', url: req.url ?? '' })
-      res.writeHead(404, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ type: 'error', error: { type: 'not_found_error', message: `no route ${path}` } }))
-      return
-    }
-    let body: any
-    try {
-      body = JSON.parse(raw)
-    } catch {
-      res.writeHead(400).end()
-      return
-    }
-    const n = requests.length
-    requests.push(body)
-    const reply = await script({ messages: body.messages ?? [], system: body.system, tools: body.tools ?? [], body }, n)
-    sendReply(res, reply, body.model ?? 'claude-fake', n)
+  const server = await startModelServer({
+    route: '/v1/messages',
+    notFound: (path) => ({ type: 'error', error: { type: 'not_found_error', message: `no route ${path}` } }),
+    answer: async (body, n, res) => sendReply(res, await script({ messages: body.messages ?? [], system: body.system, tools: body.tools ?? [], body }, n), body.model ?? 'claude-fake', n),
   })
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    unexpected,
-    stop: () =>
-      new Promise<void>((ok) => {
-        // Hanging streams would keep close() waiting forever.
-        server.closeAllConnections()
-        server.close(() => ok())
-      }),
-  }
+  return { url: `${server.origin}`, requests: server.requests, unexpected: server.unexpected, stop: server.stop }
 }
 
 function sendReply(res: ServerResponse, reply: AnthropicReply, model: string, n: number): void {
@@ -121,15 +91,6 @@ function sendReply(res: ServerResponse, reply: AnthropicReply, model: string, n:
   res.end()
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((ok, fail) => {
-    let data = ''
-    req.setEncoding('utf8')
-    req.on('data', (c: string) => (data += c))
-    req.on('end', () => ok(data))
-    req.on('error', fail)
-  })
-}
 
 /** The text of every tool_result block in a request's messages (what the CLI sent back). */
 export function toolResults(body: any): string[] {

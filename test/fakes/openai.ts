@@ -3,8 +3,8 @@
  * CLI end to end. It streams SSE the way ../shared/notes/engines.md describes (response.created ...
  * response.completed) and picks the shell / apply_patch tool shape the CLI actually offered.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { ServerResponse } from 'node:http'
+import { startModelServer } from './model-server.ts'
 
 export interface OpenAIRequest {
   input: any[]
@@ -45,41 +45,12 @@ const DEFAULT_USAGE: FakeUsage = { input_tokens: 200, output_tokens: 40, cached_
 export async function startFakeOpenAI(
   script: (req: OpenAIRequest, n: number) => OpenAIReply | Promise<OpenAIReply>,
 ): Promise<FakeOpenAI> {
-  const requests: any[] = []
-  const unexpected: { method: string; url: string }[] = []
-  const server = createServer(async (req, res) => {
-    const path = (req.url ?? '').split('?')[0]
-    const raw = await readBody(req)
-    if (req.method !== 'POST' || path !== '/v1/responses') {
-      unexpected.push({ method: req.method ?? '', url: req.url ?? '' })
-      res.writeHead(404, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ error: { type: 'not_found', message: `no route ${path}` } }))
-      return
-    }
-    let body: any
-    try {
-      body = JSON.parse(raw)
-    } catch {
-      res.writeHead(400).end()
-      return
-    }
-    const n = requests.length
-    requests.push(body)
-    const reply = await script({ input: body.input ?? [], instructions: body.instructions, tools: body.tools ?? [], body }, n)
-    sendReply(res, reply, body, n)
+  const server = await startModelServer({
+    route: '/v1/responses',
+    notFound: (path) => ({ error: { type: 'not_found', message: `no route ${path}` } }),
+    answer: async (body, n, res) => sendReply(res, await script({ input: body.input ?? [], instructions: body.instructions, tools: body.tools ?? [], body }, n), body, n),
   })
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${port}/v1`,
-    requests,
-    unexpected,
-    stop: () =>
-      new Promise<void>((ok) => {
-        server.closeAllConnections()
-        server.close(() => ok())
-      }),
-  }
+  return { url: `${server.origin}/v1`, requests: server.requests, unexpected: server.unexpected, stop: server.stop }
 }
 
 function sendReply(res: ServerResponse, reply: OpenAIReply, body: any, n: number): void {
@@ -134,15 +105,6 @@ function outputItem(reply: Exclude<OpenAIReply, { kind: 'http_error' } | { kind:
   }
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((ok, fail) => {
-    let data = ''
-    req.setEncoding('utf8')
-    req.on('data', (c: string) => (data += c))
-    req.on('end', () => ok(data))
-    req.on('error', fail)
-  })
-}
 
 /** The text of every function_call_output / custom_tool_call_output in a request's input. */
 export function toolOutputs(body: any): string[] {
