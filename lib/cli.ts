@@ -6,6 +6,8 @@
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from 'citty'
+import { loadConfig, pickAgent } from './config.ts'
+import { type AgentContext, agentContext } from './context.ts'
 import { FactoryError, asFactoryError } from './errors.ts'
 import { scrub } from './log.ts'
 
@@ -103,9 +105,7 @@ export function printJson(data: unknown): void {
 }
 
 /** Load the config and build the context of the agent named by --agent (required). */
-export async function contextFromArgs(args: { config?: string; agent?: string; 'dry-run'?: boolean }, tag: string) {
-  const { loadConfig, pickAgent } = await import('./config.ts')
-  const { agentContext } = await import('./context.ts')
+export async function contextFromArgs(args: { config?: string; agent?: string; 'dry-run'?: boolean }, tag: string): Promise<AgentContext> {
   const { config, path } = loadConfig(args.config)
   const name = need(args.agent, 'agent', `name the agent: --agent ${config.agents.map((a) => a.name).join('|')}`)
   return agentContext({ config, configPath: path, agent: pickAgent(config, name), dryRun: !!args['dry-run'], tag })

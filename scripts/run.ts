@@ -2,6 +2,7 @@
 /** run: one issue through claim -> worktree -> run-engine -> report, holding its lock (the driver's child). */
 import { defineCommand } from 'citty'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+import { FactoryError } from '../lib/errors.ts'
 import { runIssue } from '../lib/runner.ts'
 
 const command = defineCommand({
@@ -16,7 +17,7 @@ const command = defineCommand({
   },
   async run({ args }) {
     const ctx = await contextFromArgs(args, 'run')
-    if (ctx.dryRun) throw new (await import('../lib/errors.ts')).FactoryError('usage', 'run has no --dry-run', { fix: 'use --dry-run on the single steps (claim, worktree, run-engine, report) or on start' })
+    if (ctx.dryRun) throw new FactoryError('usage', 'run has no --dry-run', { fix: 'use --dry-run on the single steps (claim, worktree, run-engine, report) or on start' })
     const abort = new AbortController()
     const onSignal = () => abort.abort()
     process.once('SIGINT', onSignal)
