@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { buildSchema, parse, validate, type GraphQLSchema } from 'graphql'
 import { estimateComplexity, MAX_COMPLEXITY } from '../lib/sandbox/complexity.ts'
 import { buildSandboxSdlSchema } from '../lib/sandbox/schema.ts'
+import * as documents from '../lib/tracker/documents.ts'
 import { ALL_DOCUMENTS, POLL_PAGE, POLL_QUERY } from '../lib/tracker/documents.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -23,10 +24,10 @@ const sandbox = buildSandboxSdlSchema()
 const messages = (schema: GraphQLSchema, doc: string) => validate(schema, parse(doc)).map((e) => e.message)
 
 describe("the factory's GraphQL documents", () => {
-  test('are all listed in ALL_DOCUMENTS (six of them)', () => {
-    expect(Object.keys(ALL_DOCUMENTS).sort()).toEqual(
-      ['ATTACH_URL_MUTATION', 'COMMENT_CREATE_MUTATION', 'COMMENT_QUERY', 'ISSUE_MOVE_MUTATION', 'ISSUE_QUERY', 'POLL_QUERY'],
-    )
+  test('are all listed in ALL_DOCUMENTS, so every one is checked below', () => {
+    const exported = Object.keys(documents).filter((k) => /_(QUERY|MUTATION)$/.test(k)).sort()
+    expect(exported.length).toBeGreaterThanOrEqual(7)
+    expect(Object.keys(ALL_DOCUMENTS).sort()).toEqual(exported)
   })
 
   for (const [name, doc] of Object.entries(ALL_DOCUMENTS)) {
@@ -49,6 +50,6 @@ describe("the factory's GraphQL documents", () => {
     const points = estimateComplexity(sandbox, parse(POLL_QUERY), vars)
     console.log(`FactoryPoll complexity with POLL_PAGE ${JSON.stringify(POLL_PAGE)}: ${Math.round(points)}`)
     expect(points).toBeLessThan(MAX_COMPLEXITY)
-    expect(Math.round(points)).toBe(4939)
+    expect(Math.round(points)).toBe(4999)
   })
 })

@@ -66,6 +66,24 @@ describe('linear tracker', () => {
     expect((await t.poll(null)).issues).toHaveLength(1)
   })
 
+  test('the newest comments of a long discussion reach the factory whichever way Linear orders a page', async () => {
+    const comments = Array.from({ length: 30 }, (_, i) => ({ user: 'riley@rose.test', body: `comment ${i + 1}`, createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() }))
+    for (const commentOrder of ['newest_first', 'oldest_first'] as const) {
+      sb = await startSandbox({ port: 0, commentOrder, seed: seedWith([{ team: 'ENG', title: 'long talk', assignee: 'agent@rose.test', comments }]) })
+      const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url })
+      const res = await t.poll(null)
+      const bodies = res.issues[0]!.comments.map((c) => c.body)
+      expect(bodies.at(-1)).toBe('comment 30')
+      // Oldest first needs one more request for the rest; newest first already had them.
+      expect(res.requests).toBe(commentOrder === 'oldest_first' ? 2 : 1)
+      expect(bodies).toHaveLength(commentOrder === 'oldest_first' ? 30 : 20)
+      const one = await t.getIssue('ENG-1')
+      expect(one.issue.comments.at(-1)!.body).toBe('comment 30')
+      await sb.stop()
+      sb = undefined
+    }
+  })
+
   test('creating a comment twice with the same id reports the second as already there, and nothing is duplicated', async () => {
     sb = await startSandbox({ port: 0, seed: seedWith(many(1)) })
     const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url })

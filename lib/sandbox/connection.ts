@@ -83,13 +83,15 @@ export function paginate<T extends { id: string }>(
   }
 }
 
-/** Sort then paginate: `orderBy` createdAt/updatedAt newest first, ties by id. */
+/** Sort then paginate: `orderBy` createdAt/updatedAt, newest first unless `direction` is asc; ties by id. */
 export function byTime<T extends { id: string; createdAt: string; updatedAt: string }>(
   items: T[],
   orderBy: string | null | undefined,
   args: PageArgs,
+  direction: 'asc' | 'desc' = 'desc',
 ): Connection<T> {
   const key = orderBy === 'updatedAt' ? (x: T) => x.updatedAt : (x: T) => x.createdAt
-  const sorted = [...items].sort((a, b) => (key(a) < key(b) ? 1 : key(a) > key(b) ? -1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  return paginate(sorted, key, 'desc', args)
+  const sign = direction === 'desc' ? 1 : -1
+  const sorted = [...items].sort((a, b) => (key(a) < key(b) ? sign : key(a) > key(b) ? -sign : a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  return paginate(sorted, key, direction, args)
 }

@@ -40,6 +40,8 @@ export class GraphqlEndpoint {
     private readonly store: SandboxStore,
     private readonly baseUrl: () => string,
     limits: RateLimits = {},
+    /** Order of nested comment lists (Linear's docs do not say; clients must cope with either). */
+    private readonly commentOrder: 'newest_first' | 'oldest_first' = 'newest_first',
   ) {
     this.limiter = new RateLimiter(limits)
   }
@@ -125,7 +127,7 @@ export class GraphqlEndpoint {
       return this.ratelimited(now, this.limiter.bucket(limiterKey, now).reset, limiterKey)
     }
 
-    const context: SandboxContext = { store: this.store, viewer, baseUrl: this.baseUrl(), now }
+    const context: SandboxContext = { store: this.store, viewer, baseUrl: this.baseUrl(), now, commentOrder: this.commentOrder }
     const result = execute({ schema, document: doc!, variableValues: variables, operationName, contextValue: context })
     if (result instanceof Promise) throw new Error('sandbox resolvers must be synchronous')
     // Variables that do not fit their types are rejected before execution, like a validation error.

@@ -14,6 +14,8 @@ export interface SandboxContext {
   baseUrl: string
   /** Epoch ms at the start of the request (durations in filters are relative to it). */
   now: number
+  /** Order of an issue's comments connection (default newest first). */
+  commentOrder?: 'newest_first' | 'oldest_first'
 }
 
 type Args = Record<string, unknown> & PageArgs & { orderBy?: string | null; filter?: Record<string, unknown> | null }
@@ -126,7 +128,7 @@ const resolvers: Record<string, Record<string, Resolver>> = {
       const labels = ctx.store.data.labels.filter((l) => i.labelIds.includes(l.id)).sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
       return a.orderBy ? byTime(labels, a.orderBy, a) : paginate(labels, (l) => l.name, 'asc', a)
     },
-    comments: (i: IssueRecord, a, ctx) => byTime(ctx.store.data.comments.filter((c) => c.issueId === i.id), a.orderBy, a),
+    comments: (i: IssueRecord, a, ctx) => byTime(ctx.store.data.comments.filter((c) => c.issueId === i.id), a.orderBy, a, ctx.commentOrder === 'oldest_first' ? 'asc' : 'desc'),
     attachments: (i: IssueRecord, a, ctx) => byTime(ctx.store.data.attachments.filter((x) => x.issueId === i.id), a.orderBy, a),
   },
   Comment: {

@@ -30,6 +30,8 @@ export interface StartSandboxOptions {
   clock?: () => number
   /** Per-user request/complexity budgets (defaults: 2,500 requests and 3,000,000 points an hour). */
   limits?: RateLimits
+  /** Order of issues' nested comment lists (default newest first; oldest_first tests clients against the other reading of Linear's docs). */
+  commentOrder?: 'newest_first' | 'oldest_first'
 }
 
 export interface Sandbox {
@@ -85,7 +87,7 @@ export async function startSandbox(opts: StartSandboxOptions = {}): Promise<Sand
   const host = opts.host ?? '127.0.0.1'
   const store = new SandboxStore({ dataPath: opts.dataPath, seed: opts.seed, reseed: opts.reseed, clock: opts.clock })
   let baseUrl = ''
-  const endpoint = new GraphqlEndpoint(store, () => baseUrl, opts.limits)
+  const endpoint = new GraphqlEndpoint(store, () => baseUrl, opts.limits, opts.commentOrder)
   const sockets = new Set<Socket>()
   const timers = new Set<ReturnType<typeof setTimeout>>()
 

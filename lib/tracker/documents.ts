@@ -34,6 +34,7 @@ const ISSUE_FIELDS = /* GraphQL */ `
     delegate { id name }
     comments(first: $commentsFirst) {
       nodes { id body createdAt user { id name email } }
+      pageInfo { hasNextPage endCursor }
     }
   }
 `
@@ -66,6 +67,23 @@ export const ISSUE_QUERY = /* GraphQL */ `
     issue(id: $id) { ...FactoryIssue }
   }
   ${ISSUE_FIELDS}
+`
+
+/**
+ * More of one issue's comments, after a full first page. Linear's docs say connections are
+ * ordered by createdAt without saying which way; when the first page turns out oldest-first,
+ * the newest comments are on later pages and are fetched with this.
+ */
+export const ISSUE_COMMENTS_QUERY = /* GraphQL */ `
+  query FactoryIssueComments($id: String!, $first: Int!, $after: String) {
+    issue(id: $id) {
+      id
+      comments(first: $first, after: $after) {
+        nodes { id body createdAt user { id name email } }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }
 `
 
 /** Move an issue to another workflow state. */
@@ -108,6 +126,7 @@ export const ATTACH_URL_MUTATION = /* GraphQL */ `
 export const ALL_DOCUMENTS: Record<string, string> = {
   POLL_QUERY,
   ISSUE_QUERY,
+  ISSUE_COMMENTS_QUERY,
   ISSUE_MOVE_MUTATION,
   COMMENT_CREATE_MUTATION,
   COMMENT_QUERY,

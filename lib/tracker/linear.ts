@@ -10,13 +10,14 @@ import {
   ATTACH_URL_MUTATION,
   COMMENT_CREATE_MUTATION,
   COMMENT_QUERY,
+  ISSUE_COMMENTS_QUERY,
   ISSUE_MOVE_MUTATION,
   ISSUE_QUERY,
   POLL_PAGE,
   POLL_QUERY,
 } from './documents.ts'
 import { memoryRateGate, type RateGate } from '../ratelimit.ts'
-import { normalizeIssue, rawIssueSchema, type Tracker, type TrackerIssue, type Viewer, type WatchedIssue } from './types.ts'
+import { commentSchema, MAX_COMMENTS, normalizeIssue, type RawIssue, rawIssueSchema, type Tracker, type TrackerIssue, type Viewer, type WatchedIssue } from './types.ts'
 
 export interface LinearTrackerOptions {
   apiKey: string
@@ -53,6 +54,11 @@ const pollSchema = z.object({
   watched: z.object({ nodes: z.array(watchedSchema) }),
 })
 const issueSchema = z.object({ viewer: viewerSchema, issue: rawIssueSchema })
+const commentsPageSchema = z.object({
+  issue: z.object({
+    comments: z.object({ nodes: z.array(commentSchema), pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullish() }) }),
+  }),
+})
 
 const PAGE_VARS = { commentsFirst: POLL_PAGE.comments, statesFirst: POLL_PAGE.states, labelsFirst: POLL_PAGE.labels }
 
@@ -161,6 +167,24 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
     return parsed.data
   }
 
+  /**
+   * A full first page of comments that came oldest-first hides the newest ones: page on (up to
+   * MAX_COMMENTS more). Newest-first pages already hold what the prompt needs. Costs a request
+   * only for long discussions, and only if Linear orders oldest-first.
+   */
+  async function completeComments(raw: RawIssue): Promise<RawIssue> {
+    const first = raw.comments.nodes
+    if (!raw.comments.pageInfo?.hasNextPage || first.length < 2 || first[0]!.createdAt > first.at(-1)!.createdAt) return raw
+    const nodes = [...first]
+    let after = raw.comments.pageInfo.endCursor ?? null
+    while (after && nodes.length < first.length + MAX_COMMENTS) {
+      const page = parse(commentsPageSchema, await withRetry('issueComments', ISSUE_COMMENTS_QUERY, { id: raw.id, first: 50, after }), 'issueComments').issue.comments
+      nodes.push(...page.nodes)
+      after = page.pageInfo.hasNextPage ? (page.pageInfo.endCursor ?? null) : null
+    }
+    return { ...raw, comments: { nodes } }
+  }
+
   return {
     requests: () => count,
 
@@ -184,7 +208,7 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
         }
         pages++
         viewer = page.viewer
-        issues.push(...page.issues.nodes.map(normalizeIssue))
+        for (const raw of page.issues.nodes) issues.push(normalizeIssue(await completeComments(raw)))
         after = page.issues.pageInfo.hasNextPage && page.issues.nodes.length >= first ? (page.issues.pageInfo.endCursor ?? null) : null
       } while (after)
       return { viewer: viewer!, issues, watched, requests: count - startCount }
@@ -193,7 +217,7 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
     async getIssue(idOrKey) {
       const data = await withRetry('issue', ISSUE_QUERY, { id: idOrKey, ...PAGE_VARS })
       const parsed = parse(issueSchema, data, 'issue')
-      return { viewer: parsed.viewer, issue: normalizeIssue(parsed.issue) }
+      return { viewer: parsed.viewer, issue: normalizeIssue(await completeComments(parsed.issue)) }
     },
 
     async moveIssue(issueId, stateId) {

@@ -34,8 +34,10 @@ export const rawIssueSchema = z.object({
   labels: z.object({ nodes: z.array(z.object({ name: z.string() })) }),
   assignee: userRefSchema.nullish(),
   delegate: userRefSchema.nullish(),
-  comments: z.object({ nodes: z.array(commentSchema) }),
+  comments: z.object({ nodes: z.array(commentSchema), pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullish() }).optional() }),
 })
+
+export type RawIssue = z.infer<typeof rawIssueSchema>
 
 export type WorkflowState = z.infer<typeof workflowStateSchema>
 export type TrackerComment = z.infer<typeof commentSchema>
@@ -64,8 +66,11 @@ export interface Viewer {
   name: string
 }
 
+/** Most comments kept per issue snapshot. */
+export const MAX_COMMENTS = 100
+
 /** Flatten a raw issue from a response into a TrackerIssue. */
-export function normalizeIssue(raw: z.infer<typeof rawIssueSchema>): TrackerIssue {
+export function normalizeIssue(raw: RawIssue): TrackerIssue {
   return {
     id: raw.id,
     identifier: raw.identifier,
@@ -81,7 +86,8 @@ export function normalizeIssue(raw: z.infer<typeof rawIssueSchema>): TrackerIssu
     labels: raw.labels.nodes.map((l) => l.name),
     assigneeId: raw.assignee?.id ?? null,
     delegateId: raw.delegate?.id ?? null,
-    comments: [...raw.comments.nodes].sort((a, b) => a.createdAt.localeCompare(b.createdAt)),
+    // Oldest first, the newest MAX_COMMENTS kept (state.json holds a snapshot per issue).
+    comments: [...raw.comments.nodes].sort((a, b) => a.createdAt.localeCompare(b.createdAt)).slice(-MAX_COMMENTS),
   }
 }
 
