@@ -76,6 +76,11 @@ export const configSchema = z.strictObject({
 export type FactoryConfig = z.infer<typeof configSchema>
 export type AgentConfig = z.infer<typeof agentSchema>
 
+/** The env variables holding an agent's own secrets (beyond the fixed deny-list): never given to engines, always redacted. */
+export function agentSecretEnvs(agent: AgentConfig): string[] {
+  return [agent.tracker.token_env, agent.github.token_env]
+}
+
 /** Where the factory keeps its state: $FACTORY_HOME, default ~/rose-factory. */
 export function factoryHome(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.FACTORY_HOME || join(homedir(), 'rose-factory'))

@@ -3,8 +3,8 @@
  * the injectable side effects (deps) with their real defaults, so tests swap them without mocks.
  */
 import type { ConsolaInstance } from 'consola'
-import { type AgentConfig, type FactoryConfig, factoryHome, linearApiUrl, githubApiUrl } from './config.ts'
-import { logger } from './log.ts'
+import { type AgentConfig, agentSecretEnvs, type FactoryConfig, factoryHome, githubApiUrl, linearApiUrl } from './config.ts'
+import { logger, redactEnvNames } from './log.ts'
 import { layout, safeJoin } from './paths.ts'
 import { fileRateGate } from './ratelimit.ts'
 import { createLinearTracker } from './tracker/linear.ts'
@@ -39,6 +39,7 @@ export interface ContextOptions {
 export function agentContext(opts: ContextOptions): AgentContext {
   const env = opts.env ?? process.env
   const home = factoryHome(env)
+  redactEnvNames(agentSecretEnvs(opts.agent))
   return {
     config: opts.config,
     configPath: opts.configPath,

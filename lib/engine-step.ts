@@ -4,7 +4,7 @@
  * result in state.json before anything else happens (so a crash after it never reruns the engine).
  */
 import { join } from 'node:path'
-import type { AgentConfig } from './config.ts'
+import { type AgentConfig, agentSecretEnvs } from './config.ts'
 import type { AgentContext } from './context.ts'
 import { crashPoint } from './crash.ts'
 import { createEngine } from './engines/index.ts'
@@ -63,7 +63,7 @@ export async function runEngineStep(
   let result = await engine.run({
     prompt: plan.prompt,
     cwd: args.worktree.path,
-    env: engineEnv(ctx.agent.engine, ctx.env, ctx.agent.tracker.token_env),
+    env: engineEnv(ctx.agent.engine, ctx.env, agentSecretEnvs(ctx.agent)),
     resume: plan.resume,
     signal,
     timeoutMs: plan.timeoutMs,

@@ -6,15 +6,17 @@ import { createConsola, type ConsolaInstance } from 'consola'
 import { redact, secretValues } from './secrets.ts'
 
 let secrets: string[] | null = null
+const extraNames = new Set<string>()
 
-/** Secret values currently in the environment (cached; call resetRedaction after changing env). */
+/** Secret values currently in the environment: the deny-list plus the registered names (cached). */
 function currentSecrets(): string[] {
-  secrets ??= secretValues(process.env)
+  secrets ??= secretValues(process.env, [...extraNames])
   return secrets
 }
 
-/** Forget the cached secret list (tests that change process.env). */
-export function resetRedaction(): void {
+/** Also redact the values of these env variables (an agent's own token_env names, which the deny-list cannot know). */
+export function redactEnvNames(names: readonly string[]): void {
+  for (const n of names) extraNames.add(n)
   secrets = null
 }
 

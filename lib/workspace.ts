@@ -6,6 +6,7 @@
  */
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
+import { agentSecretEnvs } from './config.ts'
 import type { AgentContext } from './context.ts'
 import { crashPoint } from './crash.ts'
 import { FactoryError } from './errors.ts'
@@ -155,7 +156,7 @@ export async function bootstrap(ctx: AgentContext, issue: TrackerIssue, cwd: str
   // The command is the user's own config, never issue text, so a shell is fine here.
   const res = await run(['sh', '-c', command], {
     cwd,
-    env: scrubEnv(ctx.env, [ctx.agent.tracker.token_env, ctx.agent.github.token_env]),
+    env: scrubEnv(ctx.env, agentSecretEnvs(ctx.agent)),
     timeoutMs: ctx.agent.repo.bootstrap_timeout_seconds * 1000,
     onLine: (l) => {
       out.write(`${l}\n`)

@@ -133,7 +133,7 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
       )
       // Built from the real process env, which now holds every denied variable (private dirs on top).
       const { CLAUDE_CONFIG_DIR: _, ...processEnv } = process.env
-      const env = engineEnv('claude', { ...processEnv, ...ws.env({ ANTHROPIC_BASE_URL: fake.url }) }, fixture.agentTokenEnv)
+      const env = engineEnv('claude', { ...processEnv, ...ws.env({ ANTHROPIC_BASE_URL: fake.url }) }, [fixture.agentTokenEnv])
       expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBeDefined()
       const r = await engine({ permissionMode: 'bypassPermissions' }).run(input({ env }))
       expect(r.status).toBe('success')

@@ -132,7 +132,7 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
     test('the shell the model runs sees none of the denied variables, but does see a harmless marker', async () => {
       const { fake, input, engine } = await setup((req) => (toolOutputs(req.body).length ? { kind: 'text', text: 'looked at env' } : { kind: 'shell', command: 'env' }))
       // Built from the real process env, which now holds every denied variable (private dirs on top).
-      const env = engineEnv('codex', { ...process.env, ...ws.env({ FAKE_KEY: 'fake-key' }) }, fixture.agentTokenEnv)
+      const env = engineEnv('codex', { ...process.env, ...ws.env({ FAKE_KEY: 'fake-key' }) }, [fixture.agentTokenEnv])
       // Codex can also filter the shell env itself; switch that off so only our scrub is tested.
       const r = await engine({ config: ['shell_environment_policy.ignore_default_excludes=true'] }).run(input({ env }))
       expect(r.status).toBe('success')

@@ -16,7 +16,7 @@ const everythingDenied = Object.fromEntries(
 describe('engineEnv', () => {
   for (const engine of ['claude', 'codex', 'console'] as const) {
     test(`${engine} gets none of the denied variables nor the agent's token, and keeps harmless ones`, () => {
-      const env = engineEnv(engine, { ...everythingDenied, PATH: '/usr/bin', HOME: '/home/x', HARMLESS: 'yes' }, 'MY_AGENT_TOKEN')
+      const env = engineEnv(engine, { ...everythingDenied, PATH: '/usr/bin', HOME: '/home/x', HARMLESS: 'yes' }, ['MY_AGENT_TOKEN'])
       for (const name of Object.keys(everythingDenied)) expect(env[name]).toBeUndefined()
       expect(env).toMatchObject({ PATH: '/usr/bin', HOME: '/home/x', HARMLESS: 'yes' })
     })

@@ -1,6 +1,6 @@
 /**
  * The environment an engine process gets (invariant 6): the factory's env scrubbed by the named
- * deny-list plus the agent's own token variable, with the one credential each engine needs.
+ * deny-list plus the agent's own secret variables (its Linear and GitHub token_env), with the one credential each engine needs.
  */
 import { scrubEnv } from '../secrets.ts'
 import type { EngineName } from './types.ts'
@@ -13,8 +13,8 @@ const CLAUDE_TOKEN_SOURCE = 'CLAUDE_AUTH_TOKEN'
 const CLAUDE_TOKEN_TARGET = 'CLAUDE_CODE_OAUTH_TOKEN'
 
 /** The scrubbed env for `engine`; Claude also gets CLAUDE_AUTH_TOKEN as CLAUDE_CODE_OAUTH_TOKEN. */
-export function engineEnv(engine: EngineName, processEnv: NodeJS.ProcessEnv, agentTokenEnv?: string): Record<string, string> {
-  const env = scrubEnv(processEnv, agentTokenEnv ? [agentTokenEnv] : [])
+export function engineEnv(engine: EngineName, processEnv: NodeJS.ProcessEnv, agentSecretEnvs: readonly string[] = []): Record<string, string> {
+  const env = scrubEnv(processEnv, agentSecretEnvs)
   if (engine === 'claude') {
     const token = processEnv[CLAUDE_TOKEN_SOURCE]
     if (token) env[CLAUDE_TOKEN_TARGET] = token
