@@ -2,10 +2,8 @@
  * The Claude Code engine: `claude -p --output-format stream-json --verbose ... -- <prompt>` with stdin
  * closed, `--resume <session>` for reruns. Notes on the CLI: ../shared/notes/engines.md.
  */
-import { FactoryError } from '../errors.ts'
 import { parseClaudeLine, isKnownAssistantBlock, type ClaudeLine } from './lines.ts'
-import { resolveEngineBin } from './resolve.ts'
-import { emitter, missingResult, runEngine, type LineHandler, type LineKind, type Outcome } from './transcript.ts'
+import { emitter, runCli, type LineHandler, type LineKind, type Outcome } from './transcript.ts'
 import type { Engine, EngineEvent, EngineRunInput } from './types.ts'
 
 export interface ClaudeOptions {
@@ -54,22 +52,8 @@ export function claudeEnvAdditions(opts: ClaudeOptions): Record<string, string> 
 export function createClaudeEngine(opts: ClaudeOptions = {}): Engine {
   return {
     name: 'claude',
-    async run(input: EngineRunInput) {
-      let bin: string
-      try {
-        bin = resolveEngineBin('claude', opts.bin)
-      } catch (err) {
-        if (err instanceof FactoryError && err.code === 'engine_missing') return missingResult(err, input.logPath)
-        throw err
-      }
-      return runEngine({
-        name: 'claude',
-        argv: claudeArgv(bin, opts, input),
-        env: claudeEnvAdditions(opts),
-        input,
-        handler: claudeHandler(emitter(input)),
-      })
-    },
+    run: (input: EngineRunInput) =>
+      runCli('claude', opts.bin, input, (bin) => ({ argv: claudeArgv(bin, opts, input), env: claudeEnvAdditions(opts), handler: claudeHandler(emitter(input)) })),
   }
 }
 

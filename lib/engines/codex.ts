@@ -2,10 +2,8 @@
  * The Codex engine: `codex exec --json ... -- <prompt>` with stdin closed, `exec ... resume <thread>`
  * for reruns. Notes on the CLI: ../shared/notes/engines.md.
  */
-import { FactoryError } from '../errors.ts'
 import { isKnownItem, parseCodexLine, type CodexKnownItem } from './lines.ts'
-import { resolveEngineBin } from './resolve.ts'
-import { emitter, missingResult, runEngine, type LineHandler, type LineKind, type Outcome } from './transcript.ts'
+import { emitter, runCli, type LineHandler, type LineKind, type Outcome } from './transcript.ts'
 import type { Engine, EngineEvent, EngineRunInput, EngineUsage } from './types.ts'
 
 export interface CodexOptions {
@@ -38,16 +36,7 @@ export function codexArgv(bin: string, opts: CodexOptions, input: Pick<EngineRun
 export function createCodexEngine(opts: CodexOptions = {}): Engine {
   return {
     name: 'codex',
-    async run(input: EngineRunInput) {
-      let bin: string
-      try {
-        bin = resolveEngineBin('codex', opts.bin)
-      } catch (err) {
-        if (err instanceof FactoryError && err.code === 'engine_missing') return missingResult(err, input.logPath)
-        throw err
-      }
-      return runEngine({ name: 'codex', argv: codexArgv(bin, opts, input), env: {}, input, handler: codexHandler(emitter(input)) })
-    },
+    run: (input: EngineRunInput) => runCli('codex', opts.bin, input, (bin) => ({ argv: codexArgv(bin, opts, input), env: {}, handler: codexHandler(emitter(input)) })),
   }
 }
 

@@ -11,7 +11,7 @@ import { FactoryError } from '../errors.ts'
 import { run, type RunResult } from '../proc.ts'
 import { scrubEnv } from '../secrets.ts'
 import { newRunTag, reapTagged, RUN_TAG_ENV } from './reap.ts'
-import { INSTALL_FIX } from './resolve.ts'
+import { INSTALL_FIX, resolveEngineBin } from './resolve.ts'
 import type { EngineEvent, EngineName, EngineResult, EngineRunInput, EngineUsage } from './types.ts'
 
 /** What a parser made of one stdout line. `noise` is output that is not progress (retry notices). */
@@ -64,6 +64,18 @@ export function missingResult(err: FactoryError, logPath: string): EngineResult 
 }
 
 /** Run the engine CLI to its end (or kill) and return the EngineResult; never throws. */
+/** Find the CLI (`configured`, env, PATH, engines/) and run what `spawn(bin)` describes; a missing binary is an engine_missing result, not a throw. */
+export async function runCli(name: EngineSpawn['name'], configured: string | undefined, input: EngineRunInput, spawn: (bin: string) => Omit<EngineSpawn, 'name' | 'input'>): Promise<EngineResult> {
+  let bin: string
+  try {
+    bin = resolveEngineBin(name, configured)
+  } catch (err) {
+    if (err instanceof FactoryError && err.code === 'engine_missing') return missingResult(err, input.logPath)
+    throw err
+  }
+  return runEngine({ name, input, ...spawn(bin) })
+}
+
 export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
   const { input, handler } = spec
   const emit = emitter(input)
