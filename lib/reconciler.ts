@@ -10,7 +10,7 @@ import type { AgentContext } from './context.ts'
 import { asFactoryError } from './errors.ts'
 import { escalate } from './escalate.ts'
 import { git } from './git.ts'
-import { dueForCleanup, planReconcile, planRecovery } from './lifecycle.ts'
+import { dueForCleanup, isInFlight, planReconcile, planRecovery } from './lifecycle.ts'
 import { inspectLock } from './lock.ts'
 import { agentState, readState, updateState } from './state.ts'
 import { withRepoLock } from './workspace.ts'
@@ -45,7 +45,8 @@ export async function recoverStale(ctx: AgentContext, runningHere: Set<string>):
   const out = { requeued: [] as string[], escalated: [] as string[] }
   if (ctx.dryRun) return out
   const records = Object.values(readState(ctx.paths.state).agents[ctx.agent.name]?.issues ?? {})
-  for (const rec of records) {
+  // Only runs in flight can have lost their owner: no lock file reads for the (many) settled issues.
+  for (const rec of records.filter(isInFlight)) {
     const lock = inspectLock(issueLockPath(ctx, rec.identifier), LOCK_STALE_MS)
     const plan = planRecovery(rec, lock, runningHere.has(rec.id))
     if (plan.action === 'requeue') {

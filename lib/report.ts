@@ -50,6 +50,11 @@ export function githubRepoFor(repoUrl: string, explicit?: string): GitHubRepo | 
   return parseGitHubUrl(repoUrl)
 }
 
+/** The commit message for what run `n` left uncommitted. */
+export function commitMessage(issue: TrackerIssue, n: number, engine: string): string {
+  return `${issue.identifier}: ${issue.title}\n\nRun #${n} by rose-factory (${engine}).\nLinear: ${issue.url}\n`
+}
+
 /** Decide commit message, push, PR, comment and state move for a finished engine run. Pure. */
 export function planReport(input: ReportInput): ReportPlan {
   const { issue, run } = input
@@ -75,7 +80,7 @@ export function planReport(input: ReportInput): ReportPlan {
   const cost = run.costUsd !== undefined && run.costUsd > 0 ? ` · $${run.costUsd.toFixed(4)}` : ''
   lines.push('', `_${COMMENT_MARKER} (${input.agent}, ${input.engine}, run #${run.n}${cost})._`)
   return {
-    commitMessage: `${title}\n\nRun #${run.n} by rose-factory (${input.engine}).\nLinear: ${issue.url}\n`,
+    commitMessage: commitMessage(issue, run.n, input.engine),
     push: input.commitsAhead > 0,
     pr: repo && !prSkipped ? { repo, title, body: prBody } : null,
     prSkipped,
@@ -115,7 +120,7 @@ export async function reportRun(ctx: AgentContext, args: { issue: TrackerIssue; 
   const draft = (ahead: number, head?: string, prUrl?: string) =>
     planReport({ agent: agent.name, engine: agent.engine, issue: args.issue, run, branch: args.branch, base: agent.repo.base, repoUrl: agent.repo.url, githubRepo: agent.repo.github, hasGitHubToken: !!token, commitsAhead: ahead, headCommit: head, prUrl })
 
-  if (run.status === 'success' && !ctx.dryRun) await commitAll(args.worktree, draft(1).commitMessage)
+  if (run.status === 'success' && !ctx.dryRun) await commitAll(args.worktree, commitMessage(args.issue, run.n, agent.engine))
   const ahead = Number(await gitOut(['rev-list', '--count', `${base}..HEAD`], args.worktree))
   const head = await gitOut(['rev-parse', 'HEAD'], args.worktree)
   let plan = draft(ahead, head, args.record.prUrl)
