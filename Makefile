@@ -2,7 +2,7 @@
 BUN := node_modules/.bin/bun
 AGENT ?=
 
-.PHONY: demo test check once bench engines deps clean
+.PHONY: demo test check format once bench engines deps clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -26,9 +26,14 @@ test: deps engines
 check: deps
 	node_modules/.bin/tsc --noEmit -p .
 	node_modules/.bin/eslint --max-warnings 0 lib scripts test bench
+	node_modules/.bin/prettier --check --log-level warn lib scripts test bench
 	node_modules/.bin/tsx scripts/start.ts --help > /dev/null
 	node_modules/.bin/tsx scripts/demo.ts > /dev/null 2> .tsx-smoke.log || (cat .tsx-smoke.log; exit 1)
 	@rm -f .tsx-smoke.log; echo "tsx smoke: start --help and the whole demo run on node"
+
+# Rewrite every source file in the house style (make check fails on anything unformatted).
+format: deps
+	node_modules/.bin/prettier --write --log-level warn lib scripts test bench
 
 once: deps
 	@test -n "$(AGENT)" || (echo "usage: make once AGENT=<name from agents.yaml>" >&2; exit 2)

@@ -2,16 +2,11 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
-export default tseslint.config(
-  { ignores: ['node_modules/**', 'engines/**'] },
-  js.configs.recommended,
-  ...tseslint.configs.recommended,
-  {
-    rules: {
-      '@typescript-eslint/no-explicit-any': 'off',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
-      'no-empty': ['error', { allowEmptyCatch: true }],
-      'no-control-regex': 'off',
-    },
+export default tseslint.config({ ignores: ['node_modules/**', 'engines/**'] }, js.configs.recommended, ...tseslint.configs.recommended, {
+  rules: {
+    '@typescript-eslint/no-explicit-any': 'off',
+    '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+    'no-empty': ['error', { allowEmptyCatch: true }],
+    'no-control-regex': 'off',
   },
-)
+})

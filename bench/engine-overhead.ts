@@ -55,7 +55,13 @@ async function claudeCase(bin: string, ws: ReturnType<typeof makeWorkspace>): Pr
   const opts: ClaudeOptions = { bin, permissionMode: 'acceptEdits' }
   const env = engineEnv('claude', ws.env({ CLAUDE_AUTH_TOKEN: 'fake', ANTHROPIC_BASE_URL: fake.url }))
   const input = (): EngineRunInput => ({ prompt: 'say done', cwd: ws.repo, env, timeoutMs: 60_000, stallMs: 30_000, logPath: ws.logPath })
-  return { engine: createClaudeEngine(opts), argv: claudeArgv(bin, opts, input()), env: { ...env, ...claudeEnvAdditions(opts) }, input, stop: fake.stop }
+  return {
+    engine: createClaudeEngine(opts),
+    argv: claudeArgv(bin, opts, input()),
+    env: { ...env, ...claudeEnvAdditions(opts) },
+    input,
+    stop: fake.stop,
+  }
 }
 
 async function codexCase(bin: string, ws: ReturnType<typeof makeWorkspace>): Promise<Case> {
@@ -95,7 +101,9 @@ for (const name of ['claude', 'codex'] as const) {
     const mb = median(b)
     const over = ma - mb
     const ok = over < Math.max(0.05 * mb, 50)
-    rows.push(`| ${name} | ${ma.toFixed(0)} ms | ${mb.toFixed(0)} ms | ${over >= 0 ? '+' : ''}${over.toFixed(1)} ms | ${(ma / mb).toFixed(3)} | ${ok ? 'yes' : 'NO'} |`)
+    rows.push(
+      `| ${name} | ${ma.toFixed(0)} ms | ${mb.toFixed(0)} ms | ${over >= 0 ? '+' : ''}${over.toFixed(1)} ms | ${(ma / mb).toFixed(3)} | ${ok ? 'yes' : 'NO'} |`,
+    )
   } finally {
     await c.stop()
     ws.cleanup()

@@ -21,7 +21,9 @@ const once = (cmd: string) =>
     const child = spawn(cmd, [script, '--once', '--config', config], { env, stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
     child.stderr.on('data', (d) => (stderr += d))
-    child.on('close', (code) => (code === 0 ? resolvePromise(performance.now() - t) : reject(new Error(`${cmd} exited ${code}: ${stderr}`))))
+    child.on('close', (code) =>
+      code === 0 ? resolvePromise(performance.now() - t) : reject(new Error(`${cmd} exited ${code}: ${stderr}`)),
+    )
   })
 await once(bun) // the first tick runs the seeded issue; every later tick is idle
 await once(tsx)

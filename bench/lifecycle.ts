@@ -17,7 +17,10 @@ const f = await benchFactory({ issues: N, factory: 'poll_interval_seconds: 1\nma
 const { sandbox, configPath, env, inReview } = f
 
 const t0 = performance.now()
-const driver = spawn(join(ROOT, 'node_modules/.bin/bun'), [join(ROOT, 'scripts/start.ts'), '--config', configPath], { env, stdio: ['ignore', 'ignore', 'inherit'] })
+const driver = spawn(join(ROOT, 'node_modules/.bin/bun'), [join(ROOT, 'scripts/start.ts'), '--config', configPath], {
+  env,
+  stdio: ['ignore', 'ignore', 'inherit'],
+})
 const exited = new Promise<void>((r) => driver.on('close', () => r()))
 let peakKb = 0
 let cpuTicks = 0
@@ -65,7 +68,7 @@ process.stdout.write(
     '|---|---|',
     `| issues In Review | ${done} / ${N} |`,
     `| total wall time | ${(total / 1000).toFixed(1)} s (${(total / N).toFixed(0)} ms per issue) |`,
-    `| driver CPU time | ${((cpuTicks / clk) * 1000).toFixed(0)} ms (${(((cpuTicks / clk) * 1000) / (total)).toFixed(3)} of one core) |`,
+    `| driver CPU time | ${((cpuTicks / clk) * 1000).toFixed(0)} ms (${(((cpuTicks / clk) * 1000) / total).toFixed(3)} of one core) |`,
     `| driver peak RSS (VmHWM) | ${(peakKb / 1024).toFixed(1)} MB |`,
     `| Linear requests | ${requests} (${(requests / N).toFixed(2)} per issue run, polls included) |`,
     `| idle tick overhead, in process (median / p90 of 20) | ${ticks[10]!.toFixed(1)} ms / ${ticks[18]!.toFixed(1)} ms |`,

@@ -20,8 +20,18 @@ for (const n of sizes) {
     dataPath: join(dir, 'data.json'),
     seed: {
       teams: [{ key: 'ENG', name: 'Eng' }],
-      users: [{ name: 'Agent', email: 'a@b.test', apiKey: 'bench-key-000001' }, { name: 'Human', email: 'h@b.test', apiKey: 'bench-key-000002' }],
-      issues: Array.from({ length: n }, (_, i) => ({ team: 'ENG', title: `Issue ${i + 1}`, assignee: 'a@b.test', priority: i % 5, labels: ['x'], comments: [{ user: 'h@b.test', body: `comment ${i}` }] })),
+      users: [
+        { name: 'Agent', email: 'a@b.test', apiKey: 'bench-key-000001' },
+        { name: 'Human', email: 'h@b.test', apiKey: 'bench-key-000002' },
+      ],
+      issues: Array.from({ length: n }, (_, i) => ({
+        team: 'ENG',
+        title: `Issue ${i + 1}`,
+        assignee: 'a@b.test',
+        priority: i % 5,
+        labels: ['x'],
+        comments: [{ user: 'h@b.test', body: `comment ${i}` }],
+      })),
     },
   })
   const tracker = createLinearTracker({ apiKey: 'bench-key-000001', apiUrl: sandbox.url })
@@ -34,7 +44,9 @@ for (const n of sizes) {
   let requests = 0
   for (let i = 0; i < ticks; i++) requests += (await tracker.poll(cursor)).requests
   const s = sandbox.stats()
-  rows.push(`| ${n} | ${cold.requests} | ${cold.issues.length} | ${(requests / ticks).toFixed(2)} | ${s.requests / ticks} | ${s.complexity.last} | ${coldComplexity} |`)
+  rows.push(
+    `| ${n} | ${cold.requests} | ${cold.issues.length} | ${(requests / ticks).toFixed(2)} | ${s.requests / ticks} | ${s.complexity.last} | ${coldComplexity} |`,
+  )
   await sandbox.stop()
   rmSync(dir, { recursive: true, force: true })
 }
@@ -49,7 +61,7 @@ process.stdout.write(
     '|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    'Complexity is the sandbox estimate with Linear\'s formula (objects 1, scalars 0.1, connections x `first`); Linear\'s cap is 10,000 per query.',
+    "Complexity is the sandbox estimate with Linear's formula (objects 1, scalars 0.1, connections x `first`); Linear's cap is 10,000 per query.",
     '',
   ].join('\n'),
 )

@@ -20,11 +20,19 @@ export async function benchFactory(opts: { issues: number; factory?: string; age
     seed: {
       teams: [{ key: 'ENG', name: 'Eng' }],
       users: [{ name: 'Agent', email: 'a@b.test', apiKey: KEY }],
-      issues: Array.from({ length: opts.issues }, (_, i) => ({ team: 'ENG', title: `Issue ${i + 1}`, assignee: 'a@b.test', priority: i % 5 })),
+      issues: Array.from({ length: opts.issues }, (_, i) => ({
+        team: 'ENG',
+        title: `Issue ${i + 1}`,
+        assignee: 'a@b.test',
+        priority: i % 5,
+      })),
     },
   })
   const configPath = join(home, 'agents.yaml')
-  writeFileSync(configPath, `${opts.factory ?? ''}agents:\n  - name: bench\n    engine: console\n${opts.agent ?? ''}    tracker: { mode: api_key, token_env: BENCH_KEY }\n    repo: { url: ${origin}, base: main }\n`)
+  writeFileSync(
+    configPath,
+    `${opts.factory ?? ''}agents:\n  - name: bench\n    engine: console\n${opts.agent ?? ''}    tracker: { mode: api_key, token_env: BENCH_KEY }\n    repo: { url: ${origin}, base: main }\n`,
+  )
   const env = { ...process.env, FACTORY_HOME: home, LINEAR_API_URL: sandbox.url, BENCH_KEY: KEY, ROSE_LOG_LEVEL: '1' }
   return {
     home,

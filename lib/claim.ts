@@ -27,9 +27,13 @@ export function acquireIssueLock(ctx: AgentContext, identifier: string, note: st
   const lock = tryLock(path, { staleMs: LOCK_STALE_MS, note })
   if (!lock) {
     const owner = inspectLock(path, LOCK_STALE_MS).owner
-    throw new FactoryError('lock_held', `${identifier} is being worked on by pid ${owner?.pid} on ${owner?.host} (since ${owner?.startedAt})`, {
-      fix: 'wait for that run to finish; if that process is gone on another host, its lock expires after 90 s without heartbeat',
-    })
+    throw new FactoryError(
+      'lock_held',
+      `${identifier} is being worked on by pid ${owner?.pid} on ${owner?.host} (since ${owner?.startedAt})`,
+      {
+        fix: 'wait for that run to finish; if that process is gone on another host, its lock expires after 90 s without heartbeat',
+      },
+    )
   }
   const timer = setInterval(() => lock.beat(), HEARTBEAT_MS)
   timer.unref?.()
@@ -43,7 +47,11 @@ export function acquireIssueLock(ctx: AgentContext, identifier: string, note: st
 }
 
 /** The issue to work on: state.json's snapshot when we have one (fresh from the poll), else a tracker read. */
-export async function resolveIssue(ctx: AgentContext, ref: string, opts: { refresh?: boolean } = {}): Promise<{ issue: TrackerIssue; viewerId: string }> {
+export async function resolveIssue(
+  ctx: AgentContext,
+  ref: string,
+  opts: { refresh?: boolean } = {},
+): Promise<{ issue: TrackerIssue; viewerId: string }> {
   const agent = readState(ctx.paths.state).agents[ctx.agent.name]
   const record = agent && Object.values(agent.issues).find((r) => r.id === ref || r.identifier === ref)
   if (record && agent.viewerId && !opts.refresh) return { issue: record.snapshot, viewerId: agent.viewerId }
@@ -78,7 +86,16 @@ export function recordClaim(ctx: AgentContext, issue: TrackerIssue, viewerId: st
     const agent = agentState(draft, ctx.agent.name)
     agent.viewerId ??= viewerId
     const at = ctx.now().toISOString()
-    const record: IssueRecord = agent.issues[issue.id] ?? { id: issue.id, identifier: issue.identifier, title: issue.title, phase: 'claimed', snapshot: issue, runs: [], attempts: 0, updatedAt: at }
+    const record: IssueRecord = agent.issues[issue.id] ?? {
+      id: issue.id,
+      identifier: issue.identifier,
+      title: issue.title,
+      phase: 'claimed',
+      snapshot: issue,
+      runs: [],
+      attempts: 0,
+      updatedAt: at,
+    }
     record.snapshot = issue
     record.phase = 'claimed'
     record.updatedAt = at
@@ -89,7 +106,11 @@ export function recordClaim(ctx: AgentContext, issue: TrackerIssue, viewerId: st
 }
 
 /** Carry out the claim: record it, then move the issue (idempotent: a re-run finds it moved). */
-export async function claimIssue(ctx: AgentContext, issue: TrackerIssue, viewerId: string): Promise<{ plan: ClaimPlan; record?: IssueRecord; issue: TrackerIssue }> {
+export async function claimIssue(
+  ctx: AgentContext,
+  issue: TrackerIssue,
+  viewerId: string,
+): Promise<{ plan: ClaimPlan; record?: IssueRecord; issue: TrackerIssue }> {
   const record = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[issue.id]
   const plan = planClaim(issue, record)
   if (ctx.dryRun) return { plan, issue }

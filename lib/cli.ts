@@ -75,7 +75,10 @@ export async function main(cmd: CommandDef<any>, rawArgs = process.argv.slice(2)
     }
     const args = typeof leaf.args === 'function' ? await leaf.args() : await leaf.args
     const bad = unknownFlags(args ?? {}, leafArgs)
-    if (bad.length) throw new FactoryError('usage', `unknown option${bad.length > 1 ? 's' : ''} ${bad.join(', ')}`, { fix: 'see --help for the options this command takes' })
+    if (bad.length)
+      throw new FactoryError('usage', `unknown option${bad.length > 1 ? 's' : ''} ${bad.join(', ')}`, {
+        fix: 'see --help for the options this command takes',
+      })
     await runCommand(cmd, { rawArgs })
     code = typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (err) {

@@ -24,7 +24,10 @@ const repoSchema = z.strictObject({
   bootstrap: z.string().optional(),
   bootstrap_timeout_seconds: z.number().int().positive().default(300),
   /** owner/name of the GitHub repository for PRs, when `url` is not a github.com URL (mirror, local path). */
-  github: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'must look like owner/name').optional(),
+  github: z
+    .string()
+    .regex(/^[\w.-]+\/[\w.-]+$/, 'must look like owner/name')
+    .optional(),
 })
 
 const claudeSchema = z.strictObject({
@@ -126,18 +129,28 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const seen = new Set<string>()
   config.agents.forEach((a, i) => {
     if (seen.has(a.name)) {
-      throw new FactoryError('config_invalid', `${file}: agents[${i}].name: "${a.name}" is used twice`, { fix: 'give each agent a unique name' })
+      throw new FactoryError('config_invalid', `${file}: agents[${i}].name: "${a.name}" is used twice`, {
+        fix: 'give each agent a unique name',
+      })
     }
     seen.add(a.name)
     if (a.tracker.mode === 'agent_session') {
-      throw new FactoryError('config_invalid', `${file}: agents[${i}].tracker.mode: agent_session needs the relay, which this version does not have yet`, {
-        fix: 'use mode: api_key with a personal API key of the agent user',
-      })
+      throw new FactoryError(
+        'config_invalid',
+        `${file}: agents[${i}].tracker.mode: agent_session needs the relay, which this version does not have yet`,
+        {
+          fix: 'use mode: api_key with a personal API key of the agent user',
+        },
+      )
     }
     if (!env[a.tracker.token_env]) {
-      throw new FactoryError('config_invalid', `${file}: agents[${i}].tracker.token_env: environment variable ${a.tracker.token_env} is not set`, {
-        fix: `export ${a.tracker.token_env}=<the Linear API key of agent ${a.name}'s user> (Linear: Settings > Security & access > Personal API keys)`,
-      })
+      throw new FactoryError(
+        'config_invalid',
+        `${file}: agents[${i}].tracker.token_env: environment variable ${a.tracker.token_env} is not set`,
+        {
+          fix: `export ${a.tracker.token_env}=<the Linear API key of agent ${a.name}'s user> (Linear: Settings > Security & access > Personal API keys)`,
+        },
+      )
     }
   })
   return config

@@ -67,7 +67,15 @@ export function createDriver(opts: DriverOptions) {
   const ctxFor = (agent: AgentConfig) => {
     let ctx = contexts.get(agent.name)
     if (!ctx) {
-      ctx = agentContext({ config: opts.config, configPath: opts.configPath, agent, env, dryRun: opts.dryRun, tag: 'start', tracker: opts.tracker?.(agent) })
+      ctx = agentContext({
+        config: opts.config,
+        configPath: opts.configPath,
+        agent,
+        env,
+        dryRun: opts.dryRun,
+        tag: 'start',
+        tracker: opts.tracker?.(agent),
+      })
       contexts.set(agent.name, ctx)
     }
     return ctx
@@ -75,13 +83,21 @@ export function createDriver(opts: DriverOptions) {
 
   const spawnRun =
     opts.spawnRun ??
-    ((agent: AgentConfig, issueId: string) => spawnScript(RUN_SCRIPT, ['--config', opts.configPath, '--agent', agent.name, '--issue', issueId, '--no-fetch', '--only-queued'], { env }))
+    ((agent: AgentConfig, issueId: string) =>
+      spawnScript(RUN_SCRIPT, ['--config', opts.configPath, '--agent', agent.name, '--issue', issueId, '--no-fetch', '--only-queued'], {
+        env,
+      }))
 
   async function tickAgent(agent: AgentConfig): Promise<TickReport> {
     const ctx = ctxFor(agent)
     const b = backoff.get(agent.name)
     if (b && b.until > now()) {
-      return { agent: agent.name, ok: false, error: { code: 'backoff', message: `backing off until ${new Date(b.until).toISOString()}` }, started: [] }
+      return {
+        agent: agent.name,
+        ok: false,
+        error: { code: 'backoff', message: `backing off until ${new Date(b.until).toISOString()}` },
+        started: [],
+      }
     }
     let plan: Awaited<ReturnType<typeof pollAgent>>
     try {
@@ -101,11 +117,15 @@ export function createDriver(opts: DriverOptions) {
       return { agent: agent.name, ok: false, error: { code: e.code, message: e.message }, started: [] }
     }
     for (const { issue, decision } of plan.items) {
-      const what = decision.action === 'queue' ? `queue (${decision.reason}${decision.reason === 'comment' ? `, ${decision.commentCount} new` : ''})` : `skip (${decision.reason})`
+      const what =
+        decision.action === 'queue'
+          ? `queue (${decision.reason}${decision.reason === 'comment' ? `, ${decision.commentCount} new` : ''})`
+          : `skip (${decision.reason})`
       // Our own writes bring an issue back on the next poll: routine skips are debug-level noise.
       const routine = decision.action === 'skip' && (decision.reason === 'no_new_comments' || decision.reason === 'in_flight')
       log[routine ? 'debug' : 'info'](`${agent.name}: ${issue.identifier} [${issue.state.name}] ${what}`)
-      if (decision.ignoredComments) log.warn(`${agent.name}: ${issue.identifier}: ignored ${decision.ignoredComments} comment(s) from people not in allow_commenters`)
+      if (decision.ignoredComments)
+        log.warn(`${agent.name}: ${issue.identifier}: ignored ${decision.ignoredComments} comment(s) from people not in allow_commenters`)
     }
     if (plan.items.length === 0) log.debug(`${agent.name}: nothing changed since ${plan.cursorBefore ?? 'the start'}`)
     if (opts.dryRun) return { agent: agent.name, ok: true, plan, started: [] }
@@ -129,7 +149,9 @@ export function createDriver(opts: DriverOptions) {
     const mine = [...running.values()].filter((r) => r.agent === agent.name).length
     const slots = Math.min(agent.concurrency - mine, opts.config.max_concurrency - running.size)
     const queued = records
-      .filter((r) => r.phase === 'queued' && !running.has(`${agent.name}/${r.id}`) && (!r.nextRetryAt || Date.parse(r.nextRetryAt) <= now()))
+      .filter(
+        (r) => r.phase === 'queued' && !running.has(`${agent.name}/${r.id}`) && (!r.nextRetryAt || Date.parse(r.nextRetryAt) <= now()),
+      )
       .filter((r) => {
         // Held by a live process (another driver's run): leave it. A dead owner's lock is taken over by the run.
         const lock = inspectLock(issueLockPath(ctx, r.identifier), LOCK_STALE_MS)

@@ -27,7 +27,14 @@ export interface EnginePlan {
 }
 
 /** Decide what the engine gets: prompt, session to resume, limits, log path. Pure apart from the log dir. */
-export function planEngineRun(ctx: AgentContext, issue: TrackerIssue, record: IssueRecord, runNumber: number, viewerId: string, branch: string): EnginePlan {
+export function planEngineRun(
+  ctx: AgentContext,
+  issue: TrackerIssue,
+  record: IssueRecord,
+  runNumber: number,
+  viewerId: string,
+  branch: string,
+): EnginePlan {
   const earlier = record.runs.filter((r) => r.n < runNumber)
   const previous = [...earlier].reverse().find((r) => r.reportedAt)
   const since = lastCommentsUpTo({ ...record, runs: earlier })
@@ -45,7 +52,16 @@ export function planEngineRun(ctx: AgentContext, issue: TrackerIssue, record: Is
 /** Run the engine and record its result as run `runNumber`. */
 export async function runEngineStep(
   ctx: AgentContext,
-  args: { issue: TrackerIssue; record: IssueRecord; runNumber: number; viewerId: string; worktree: WorktreePlan; signal?: AbortSignal; engine?: Engine; onEvent?: (e: EngineEvent) => void },
+  args: {
+    issue: TrackerIssue
+    record: IssueRecord
+    runNumber: number
+    viewerId: string
+    worktree: WorktreePlan
+    signal?: AbortSignal
+    engine?: Engine
+    onEvent?: (e: EngineEvent) => void
+  },
 ): Promise<EngineResult> {
   const plan = planEngineRun(ctx, args.issue, args.record, args.runNumber, args.viewerId, args.worktree.branch)
   const engine = args.engine ?? (await createEngine(ctx.agent))
@@ -53,7 +69,9 @@ export async function runEngineStep(
     const r = agentState(d, ctx.agent.name).issues[args.issue.id]
     if (r && r.phase !== 'released') r.phase = 'running'
   })
-  ctx.log.info(`${args.issue.identifier}: run #${args.runNumber} with ${engine.name}${plan.resume ? ` (resuming ${plan.resume})` : ''}; transcript ${plan.logPath}`)
+  ctx.log.info(
+    `${args.issue.identifier}: run #${args.runNumber} with ${engine.name}${plan.resume ? ` (resuming ${plan.resume})` : ''}; transcript ${plan.logPath}`,
+  )
   // Per-run limits: Claude enforces max turns itself (--max-turns); for the others a tool call counts as a turn.
   const limits = ctx.agent.limits
   const limitAbort = new AbortController()
@@ -99,14 +117,32 @@ export async function runEngineStep(
 }
 
 /** Name the limit that ended a run (max turns, max cost, wall time) in its error code and summary. */
-export function applyLimits(result: EngineResult, limits: AgentConfig['limits'], limitHit: 'limit_max_turns' | undefined, actions: number): EngineResult {
-  if (limitHit) return { ...result, status: 'failed', errorCode: limitHit , summary: `Stopped by limits.max_turns (${limits.max_turns}): ${actions} tool calls. ${result.summary}` }
-  if (result.status !== 'success' && /max[ _-]?turns/i.test(result.summary)) return { ...result, errorCode: 'limit_max_turns' , summary: `Stopped by the max turns limit. ${result.summary}` }
+export function applyLimits(
+  result: EngineResult,
+  limits: AgentConfig['limits'],
+  limitHit: 'limit_max_turns' | undefined,
+  actions: number,
+): EngineResult {
+  if (limitHit)
+    return {
+      ...result,
+      status: 'failed',
+      errorCode: limitHit,
+      summary: `Stopped by limits.max_turns (${limits.max_turns}): ${actions} tool calls. ${result.summary}`,
+    }
+  if (result.status !== 'success' && /max[ _-]?turns/i.test(result.summary))
+    return { ...result, errorCode: 'limit_max_turns', summary: `Stopped by the max turns limit. ${result.summary}` }
   const overBudget = result.status !== 'success' && /maximum budget/i.test(result.summary)
   if (limits.max_cost_usd !== undefined && ((result.costUsd ?? 0) > limits.max_cost_usd || overBudget)) {
-    return { ...result, status: 'failed', errorCode: 'limit_max_cost' , summary: `Over limits.max_cost_usd ($${(result.costUsd ?? 0).toFixed(4)} > $${limits.max_cost_usd}). ${result.summary}` }
+    return {
+      ...result,
+      status: 'failed',
+      errorCode: 'limit_max_cost',
+      summary: `Over limits.max_cost_usd ($${(result.costUsd ?? 0).toFixed(4)} > $${limits.max_cost_usd}). ${result.summary}`,
+    }
   }
-  if (result.status === 'timeout') return { ...result, summary: `Stopped by limits.timeout_minutes (${limits.timeout_minutes} min wall time). ${result.summary}` }
+  if (result.status === 'timeout')
+    return { ...result, summary: `Stopped by limits.timeout_minutes (${limits.timeout_minutes} min wall time). ${result.summary}` }
   return result
 }
 
@@ -114,7 +150,11 @@ export function applyLimits(result: EngineResult, limits: AgentConfig['limits'],
 export function usageDelta(total: EngineUsage, prev: EngineUsage): EngineUsage {
   const d = (a: number | undefined, b: number | undefined) => Math.max(0, (a ?? 0) - (b ?? 0))
   if (total.inputTokens < prev.inputTokens) return total
-  return { inputTokens: d(total.inputTokens, prev.inputTokens), outputTokens: d(total.outputTokens, prev.outputTokens), cachedInputTokens: d(total.cachedInputTokens, prev.cachedInputTokens) }
+  return {
+    inputTokens: d(total.inputTokens, prev.inputTokens),
+    outputTokens: d(total.outputTokens, prev.outputTokens),
+    cachedInputTokens: d(total.cachedInputTokens, prev.cachedInputTokens),
+  }
 }
 
 function runFields(result: EngineResult, plan: EnginePlan, now: Date): Partial<RunRecord> {

@@ -25,12 +25,19 @@ export function gitEnv(extra: Record<string, string> = {}): Record<string, strin
 }
 
 /** Run git; a non-zero exit is a git_failed error carrying the (redacted) stderr. */
-export async function git(args: string[], opts: { cwd?: string; env?: Record<string, string>; allowFail?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
+export async function git(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; allowFail?: boolean; timeoutMs?: number } = {},
+): Promise<RunResult> {
   const res = await run(['git', ...args], { cwd: opts.cwd, env: opts.env ?? gitEnv(), timeoutMs: opts.timeoutMs ?? 10 * 60_000 })
   if (res.exitCode !== 0 && !opts.allowFail) {
-    throw new FactoryError('git_failed', `git ${args.join(' ')} failed (exit ${res.exitCode}${res.killed ? `, ${res.killed}` : ''}): ${scrub(res.stderr.trim() || res.stdout.trim()).slice(0, 2000)}`, {
-      fix: 'see the git message; check the repo URL, base branch and credentials',
-    })
+    throw new FactoryError(
+      'git_failed',
+      `git ${args.join(' ')} failed (exit ${res.exitCode}${res.killed ? `, ${res.killed}` : ''}): ${scrub(res.stderr.trim() || res.stdout.trim()).slice(0, 2000)}`,
+      {
+        fix: 'see the git message; check the repo URL, base branch and credentials',
+      },
+    )
   }
   return res
 }
@@ -54,7 +61,10 @@ export function askpassScript(home: string): string {
   const path = join(dir, 'git-askpass.sh')
   if (!existsSync(path)) {
     mkdirSync(dir, { recursive: true })
-    writeFileSync(path, '#!/bin/sh\ncase "$1" in\n  Username*) printf "%s\\n" "${ROSE_GIT_USERNAME:-x-access-token}" ;;\n  *) printf "%s\\n" "$ROSE_GIT_PASSWORD" ;;\nesac\n')
+    writeFileSync(
+      path,
+      '#!/bin/sh\ncase "$1" in\n  Username*) printf "%s\\n" "${ROSE_GIT_USERNAME:-x-access-token}" ;;\n  *) printf "%s\\n" "$ROSE_GIT_PASSWORD" ;;\nesac\n',
+    )
     chmodSync(path, 0o700)
   }
   return path

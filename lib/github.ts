@@ -78,7 +78,11 @@ export async function upsertPullRequest(plan: PullRequestPlan, deps: GitHubDeps)
     return { number: pr.number, url: pr.html_url, created: false }
   }
   try {
-    const pr = await api<{ number: number; html_url: string }>(base, { method: 'POST', headers, body: { title: plan.title, body: plan.body, head: plan.head, base: plan.base } })
+    const pr = await api<{ number: number; html_url: string }>(base, {
+      method: 'POST',
+      headers,
+      body: { title: plan.title, body: plan.body, head: plan.head, base: plan.base },
+    })
     return { number: pr.number, url: pr.html_url, created: true }
   } catch (err) {
     throw ghError(err, 'PR creation')

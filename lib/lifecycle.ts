@@ -14,7 +14,21 @@ export function retryDelayMs(attempts: number): number {
 
 /** Failures worth another attempt. Limits, a missing engine and bad config are not: they would fail the same way. */
 export function isRetryable(code: string): boolean {
-  return !['engine_timeout', 'limit_max_cost', 'limit_max_turns', 'engine_missing', 'engine_cancelled', 'config_invalid', 'config_missing', 'usage', 'workspace_outside_root', 'workspace_invalid_key', 'tracker_auth', 'tracker_not_found', 'state_corrupt'].includes(code)
+  return ![
+    'engine_timeout',
+    'limit_max_cost',
+    'limit_max_turns',
+    'engine_missing',
+    'engine_cancelled',
+    'config_invalid',
+    'config_missing',
+    'usage',
+    'workspace_outside_root',
+    'workspace_invalid_key',
+    'tracker_auth',
+    'tracker_not_found',
+    'state_corrupt',
+  ].includes(code)
 }
 
 export type FailurePlan =
@@ -49,8 +63,10 @@ export type ReconcilePlan = { action: 'release'; reason: string } | { action: 'n
 export function planReconcile(record: IssueRecord, current: WatchedIssue | undefined, viewerId: string): ReconcilePlan {
   if (record.phase !== 'queued' && !isInFlight(record)) return { action: 'none' }
   if (!current) return { action: 'release', reason: 'the issue is gone (deleted or no longer visible)' }
-  if (current.state.type === 'completed' || current.state.type === 'canceled') return { action: 'release', reason: `moved to ${current.state.name}` }
-  if (current.assigneeId !== viewerId && current.delegateId !== viewerId) return { action: 'release', reason: 'no longer assigned or delegated to the agent' }
+  if (current.state.type === 'completed' || current.state.type === 'canceled')
+    return { action: 'release', reason: `moved to ${current.state.name}` }
+  if (current.assigneeId !== viewerId && current.delegateId !== viewerId)
+    return { action: 'release', reason: 'no longer assigned or delegated to the agent' }
   return { action: 'none' }
 }
 
@@ -68,5 +84,7 @@ export function planRecovery(record: IssueRecord, lock: LockStatus, runningHere:
 
 /** Closed issues whose worktree is due for removal (`graceMs` after they were first seen closed). */
 export function dueForCleanup(records: IssueRecord[], graceMs: number, now: Date): IssueRecord[] {
-  return records.filter((r) => r.closedAt && r.worktree && !r.worktreeRemovedAt && now.getTime() - Date.parse(r.closedAt) >= graceMs && !isInFlight(r))
+  return records.filter(
+    (r) => r.closedAt && r.worktree && !r.worktreeRemovedAt && now.getTime() - Date.parse(r.closedAt) >= graceMs && !isInFlight(r),
+  )
 }

@@ -4,7 +4,18 @@
  * breaking a stale lock is itself serialized by a second O_EXCL file, so two processes that both
  * see a stale lock cannot both take it (invariant 5: one live owner per issue).
  */
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname } from 'node:path'
 import { pidAlive } from './proc.ts'

@@ -34,7 +34,9 @@ export function logger(tag: string): ConsolaInstance {
       log(obj) {
         const msg = obj.args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a))).join(' ')
         const time = new Date(obj.date).toISOString().slice(11, 19)
-        process.stderr.write(`${time} [${obj.tag || tag}] ${obj.type === 'log' || obj.type === 'info' ? '' : `${obj.type}: `}${scrub(msg)}\n`)
+        process.stderr.write(
+          `${time} [${obj.tag || tag}] ${obj.type === 'log' || obj.type === 'info' ? '' : `${obj.type}: `}${scrub(msg)}\n`,
+        )
       },
     },
   ])

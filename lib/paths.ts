@@ -9,7 +9,10 @@ import { FactoryError } from './errors.ts'
 
 /** A filesystem-safe key: anything outside [A-Za-z0-9._-] becomes `_`, plus a hash suffix when that changed it. */
 export function sanitizeKey(key: string): string {
-  const cleaned = key.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_').slice(0, 80)
+  const cleaned = key
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .replace(/^\.+/, '_')
+    .slice(0, 80)
   if (cleaned === key && cleaned !== '' && cleaned !== '.' && cleaned !== '..') return cleaned
   const hash = createHash('sha256').update(key).digest('hex').slice(0, 8)
   return `${cleaned || 'issue'}-${hash}`
@@ -56,7 +59,7 @@ function cleanRef(name: string): string {
     .split('/')
     .map((seg) => {
       let s = seg.replace(/\.{2,}/g, '.').replace(/^[.-]+/, '')
-      for (let prev = ''; prev !== s; ) {
+      for (let prev = ''; prev !== s;) {
         prev = s
         s = s.replace(/[.-]+$/, '').replace(/\.lock$/i, '')
       }
@@ -76,7 +79,9 @@ export function sanitizeBranch(branchName: string | undefined, issueKey: string)
   const out = branchName ? cleanRef(branchName) : ''
   if (out && /[A-Za-z0-9]/.test(out) && out !== 'HEAD') return out
   const key = cleanRef(issueKey.toLowerCase())
-  return key && /[a-z0-9]/.test(key) ? cleanRef(`rose/${key}`) : `rose/issue-${createHash('sha256').update(issueKey).digest('hex').slice(0, 8)}`
+  return key && /[a-z0-9]/.test(key)
+    ? cleanRef(`rose/${key}`)
+    : `rose/issue-${createHash('sha256').update(issueKey).digest('hex').slice(0, 8)}`
 }
 
 /** Directory layout under FACTORY_HOME. */

@@ -56,7 +56,16 @@ export function applyPoll(draft: AgentState, plan: PollPlan, now: Date): IssueRe
       if (decision.action === 'skip' && decision.reason === 'closed') existing.closedAt ??= at
     }
     if (decision.action !== 'queue') continue
-    const record: IssueRecord = existing ?? { id: issue.id, identifier: issue.identifier, title: issue.title, phase: 'queued', snapshot: issue, runs: [], attempts: 0, updatedAt: at }
+    const record: IssueRecord = existing ?? {
+      id: issue.id,
+      identifier: issue.identifier,
+      title: issue.title,
+      phase: 'queued',
+      snapshot: issue,
+      runs: [],
+      attempts: 0,
+      updatedAt: at,
+    }
     record.phase = 'queued'
     record.queuedAt = at
     record.lastError = undefined
@@ -78,7 +87,12 @@ export async function pollAgent(ctx: AgentContext): Promise<PollPlan & { request
   const watch = watchList(Object.values(state.agents[ctx.agent.name]?.issues ?? {}))
   const res = await ctx.tracker.poll(cursor, { watch })
   if (ctx.dryRun) {
-    return { ...planPoll(agentState(structuredClone(state), ctx.agent.name), res.viewer, res.issues, ctx.agent), requests: res.requests, watched: res.watched, watch }
+    return {
+      ...planPoll(agentState(structuredClone(state), ctx.agent.name), res.viewer, res.issues, ctx.agent),
+      requests: res.requests,
+      watched: res.watched,
+      watch,
+    }
   }
   const plan = updateState(ctx.paths.state, (draft) => {
     const agent = agentState(draft, ctx.agent.name)

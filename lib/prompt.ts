@@ -21,7 +21,12 @@ export function commenterAllowed(c: TrackerComment, allow: readonly string[] | u
 }
 
 /** Human comments newer than `since` (all when undefined), oldest first. */
-export function humanComments(issue: TrackerIssue, viewerId: string | undefined, since?: string, allow?: readonly string[]): TrackerComment[] {
+export function humanComments(
+  issue: TrackerIssue,
+  viewerId: string | undefined,
+  since?: string,
+  allow?: readonly string[],
+): TrackerComment[] {
   return issue.comments.filter((c) => !isFactoryComment(c, viewerId) && (!since || c.createdAt > since) && commenterAllowed(c, allow))
 }
 
@@ -38,8 +43,18 @@ export function buildPrompt(input: PromptInput): string {
   const { issue, branch, comments, previous } = input
   const lines: string[] = []
   if (previous) {
-    lines.push(`This is a follow-up on ${issue.identifier}. Your previous run (#${previous.n}) ended with:`, '', indent(previous.summary || '(no summary)'), '')
-    lines.push(comments.length ? 'Since then, reviewers commented (oldest first). Address every point:' : 'No new comments since then; continue the work.', '')
+    lines.push(
+      `This is a follow-up on ${issue.identifier}. Your previous run (#${previous.n}) ended with:`,
+      '',
+      indent(previous.summary || '(no summary)'),
+      '',
+    )
+    lines.push(
+      comments.length
+        ? 'Since then, reviewers commented (oldest first). Address every point:'
+        : 'No new comments since then; continue the work.',
+      '',
+    )
   } else {
     lines.push(`You are working on Linear issue ${issue.identifier}: ${issue.title}`, '')
     lines.push(`URL: ${issue.url}`, `Branch: ${branch} (already checked out; commit or leave changes, the factory commits and pushes)`)

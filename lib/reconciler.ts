@@ -59,7 +59,9 @@ export async function recoverStale(ctx: AgentContext, runningHere: Set<string>):
         return true
       })
       if (done) {
-        ctx.log.warn(`${rec.identifier}: its run (${rec.phase}) has no live owner${lock.owner ? ` (pid ${lock.owner.pid} on ${lock.owner.host}: ${lock.stale})` : ''}; resuming it once`)
+        ctx.log.warn(
+          `${rec.identifier}: its run (${rec.phase}) has no live owner${lock.owner ? ` (pid ${lock.owner.pid} on ${lock.owner.host}: ${lock.stale})` : ''}; resuming it once`,
+        )
         out.requeued.push(rec.identifier)
       }
     } else if (plan.action === 'escalate') {

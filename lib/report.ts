@@ -66,16 +66,28 @@ export function planReport(input: ReportInput): ReportPlan {
   else if (!input.hasGitHubToken) prSkipped = 'no GitHub token (set FACTORY_GITHUB_TOKEN)'
   else if (input.commitsAhead === 0) prSkipped = 'no commits on the branch'
   const title = `${issue.identifier}: ${issue.title}`
-  const prBody = [`Resolves [${issue.identifier}](${issue.url}).`, '', run.summary?.trim() || '', '', `Run #${run.n} by rose-factory (${input.engine}).`].join('\n')
+  const prBody = [
+    `Resolves [${issue.identifier}](${issue.url}).`,
+    '',
+    run.summary?.trim() || '',
+    '',
+    `Run #${run.n} by rose-factory (${input.engine}).`,
+  ].join('\n')
   const lines: string[] = []
   if (outcome === 'failed') {
     lines.push(`**Run #${run.n} failed** (${run.errorCode ?? run.status}).`, '', quote(run.summary || 'no output'), '')
     lines.push('A human may need to look; a new comment here starts another run.')
   } else {
-    lines.push(outcome === 'no_changes' ? `**Run #${run.n} finished without changes.**` : `**Run #${run.n} finished.**`, '', run.summary?.trim() || '(no summary)', '')
+    lines.push(
+      outcome === 'no_changes' ? `**Run #${run.n} finished without changes.**` : `**Run #${run.n} finished.**`,
+      '',
+      run.summary?.trim() || '(no summary)',
+      '',
+    )
     const pr = input.prUrl ? `PR: ${input.prUrl}` : prSkipped && input.commitsAhead > 0 ? `No PR: ${prSkipped}.` : undefined
     if (pr) lines.push(pr)
-    if (input.commitsAhead > 0) lines.push(`Branch: \`${input.branch}\`${input.headCommit ? ` at \`${input.headCommit.slice(0, 12)}\`` : ''}`)
+    if (input.commitsAhead > 0)
+      lines.push(`Branch: \`${input.branch}\`${input.headCommit ? ` at \`${input.headCommit.slice(0, 12)}\`` : ''}`)
   }
   const cost = run.costUsd !== undefined && run.costUsd > 0 ? ` · $${run.costUsd.toFixed(4)}` : ''
   lines.push('', `_${COMMENT_MARKER} (${input.agent}, ${input.engine}, run #${run.n}${cost})._`)
@@ -109,16 +121,34 @@ export async function commitAll(cwd: string, message: string): Promise<string | 
 }
 
 /** Carry out the report for run `runNumber` of an issue whose engine result is recorded. */
-export async function reportRun(ctx: AgentContext, args: { issue: TrackerIssue; record: IssueRecord; runNumber: number; worktree: string; branch: string }): Promise<ReportPlan> {
+export async function reportRun(
+  ctx: AgentContext,
+  args: { issue: TrackerIssue; record: IssueRecord; runNumber: number; worktree: string; branch: string },
+): Promise<ReportPlan> {
   const run = args.record.runs.find((r) => r.n === args.runNumber)
   if (!run || run.status === 'running') {
-    throw new FactoryError('usage', `${args.issue.identifier} run #${args.runNumber} has no engine result to report`, { fix: 'run the run-engine step first' })
+    throw new FactoryError('usage', `${args.issue.identifier} run #${args.runNumber} has no engine result to report`, {
+      fix: 'run the run-engine step first',
+    })
   }
   const { agent } = ctx
   const token = ctx.env[agent.github.token_env] || ctx.env.GITHUB_TOKEN
   const base = `origin/${agent.repo.base}`
   const draft = (ahead: number, head?: string, prUrl?: string) =>
-    planReport({ agent: agent.name, engine: agent.engine, issue: args.issue, run, branch: args.branch, base: agent.repo.base, repoUrl: agent.repo.url, githubRepo: agent.repo.github, hasGitHubToken: !!token, commitsAhead: ahead, headCommit: head, prUrl })
+    planReport({
+      agent: agent.name,
+      engine: agent.engine,
+      issue: args.issue,
+      run,
+      branch: args.branch,
+      base: agent.repo.base,
+      repoUrl: agent.repo.url,
+      githubRepo: agent.repo.github,
+      hasGitHubToken: !!token,
+      commitsAhead: ahead,
+      headCommit: head,
+      prUrl,
+    })
 
   if (run.status === 'success' && !ctx.dryRun) await commitAll(args.worktree, commitMessage(args.issue, run.n, agent.engine))
   const ahead = Number(await gitOut(['rev-list', '--count', `${base}..HEAD`], args.worktree))
@@ -133,7 +163,10 @@ export async function reportRun(ctx: AgentContext, args: { issue: TrackerIssue; 
   }
   let prUrl = args.record.prUrl
   if (plan.pr && token) {
-    const pr = await upsertPullRequest({ repo: plan.pr.repo, head: args.branch, base: agent.repo.base, title: plan.pr.title, body: plan.pr.body }, { apiUrl: ctx.githubApi, token })
+    const pr = await upsertPullRequest(
+      { repo: plan.pr.repo, head: args.branch, base: agent.repo.base, title: plan.pr.title, body: plan.pr.body },
+      { apiUrl: ctx.githubApi, token },
+    )
     prUrl = pr.url
     ctx.log.info(`${args.issue.identifier}: PR ${pr.created ? 'opened' : 'updated'} ${pr.url}`)
     updateState(ctx.paths.state, (d) => {
@@ -157,9 +190,17 @@ export async function reportRun(ctx: AgentContext, args: { issue: TrackerIssue; 
     const r = agentState(d, agent.name).issues[args.issue.id]
     if (!r) return
     const rr = r.runs.find((x) => x.n === args.runNumber)
-    if (rr) Object.assign(rr, { reportedAt: ctx.now().toISOString(), commentId: plan.comment.id, commit: plan.push ? head : undefined, prUrl, status: plan.outcome === 'no_changes' ? 'no_changes' : rr.status })
+    if (rr)
+      Object.assign(rr, {
+        reportedAt: ctx.now().toISOString(),
+        commentId: plan.comment.id,
+        commit: plan.push ? head : undefined,
+        prUrl,
+        status: plan.outcome === 'no_changes' ? 'no_changes' : rr.status,
+      })
     r.phase = plan.outcome === 'failed' ? 'failed' : 'done'
-    r.lastError = plan.outcome === 'failed' ? { code: run.errorCode ?? 'run_failed', message: (run.summary ?? '').slice(0, 500) } : undefined
+    r.lastError =
+      plan.outcome === 'failed' ? { code: run.errorCode ?? 'run_failed', message: (run.summary ?? '').slice(0, 500) } : undefined
     if (plan.moveTo) r.snapshot = { ...r.snapshot, state: plan.moveTo }
   })
   return plan

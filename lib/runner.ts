@@ -90,10 +90,21 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     if (!current || current.status === 'running') {
       lock.beat('engine')
       const signal = opts.signal ? AbortSignal.any([opts.signal, released.signal]) : released.signal
-      const result = await runEngineStep(ctx, { issue, record, runNumber, viewerId, worktree: wt, signal, engine: opts.engine, onEvent: (e) => progress(ctx, identifier, e) })
+      const result = await runEngineStep(ctx, {
+        issue,
+        record,
+        runNumber,
+        viewerId,
+        worktree: wt,
+        signal,
+        engine: opts.engine,
+        onEvent: (e) => progress(ctx, identifier, e),
+      })
       if (released.signal.aborted) return onReleased(ctx, issue.id, identifier, runNumber)
       if (opts.signal?.aborted) return onOperatorStop(ctx, issue.id, identifier, runNumber)
-      ctx.log.info(`${identifier}: engine ${result.status}${result.errorCode ? ` (${result.errorCode})` : ''}: ${result.summary.split('\n')[0]?.slice(0, 200)}`)
+      ctx.log.info(
+        `${identifier}: engine ${result.status}${result.errorCode ? ` (${result.errorCode})` : ''}: ${result.summary.split('\n')[0]?.slice(0, 200)}`,
+      )
       record = recordOf(ctx, issue.id)!
       const run = record.runs.find((r) => r.n === runNumber)!
       if (run.status !== 'success') {
@@ -102,7 +113,12 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
         if (plan.kind !== 'final') {
           // Retry or escalate without the per-run failure report: one comment when a human is needed.
           await afterFailure(ctx, issue.id, runNumber, new FactoryError(code as ErrorCode, run.summary ?? 'engine failed'))
-          return { ok: false, identifier, runNumber, error: new FactoryError(code as ErrorCode, `run #${runNumber} ${run.status}: ${(run.summary ?? '').split('\n')[0]}`) }
+          return {
+            ok: false,
+            identifier,
+            runNumber,
+            error: new FactoryError(code as ErrorCode, `run #${runNumber} ${run.status}: ${(run.summary ?? '').split('\n')[0]}`),
+          }
         }
       }
     } else {
@@ -113,7 +129,12 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     if (report.outcome === 'failed') {
       const run = recordOf(ctx, issue.id)?.runs.find((r) => r.n === runNumber)
       const code = (run?.errorCode ?? 'engine_failed') as ErrorCode
-      return { ok: false, identifier, runNumber, error: new FactoryError(code, `run #${runNumber} ${run?.status ?? 'failed'}: ${(run?.summary ?? '').split('\n')[0]}`) }
+      return {
+        ok: false,
+        identifier,
+        runNumber,
+        error: new FactoryError(code, `run #${runNumber} ${run?.status ?? 'failed'}: ${(run?.summary ?? '').split('\n')[0]}`),
+      }
     }
     updateState(ctx.paths.state, (d) => {
       const r = agentState(d, ctx.agent.name).issues[issue.id]
@@ -168,7 +189,12 @@ function onOperatorStop(ctx: AgentContext, issueId: string, identifier: string, 
     if (run) Object.assign(run, { status: 'running', endedAt: undefined, summary: undefined, errorCode: undefined })
     if (r && r.phase !== 'released') r.phase = 'queued'
   })
-  return { ok: false, identifier, runNumber, error: new FactoryError('engine_cancelled', `${identifier}: stopped by signal; run #${runNumber} is queued again`) }
+  return {
+    ok: false,
+    identifier,
+    runNumber,
+    error: new FactoryError('engine_cancelled', `${identifier}: stopped by signal; run #${runNumber} is queued again`),
+  }
 }
 
 /**
@@ -193,7 +219,13 @@ async function afterFailure(ctx: AgentContext, issueId: string, runNumber: numbe
           // The engine's attempt is over: the retry is a new run (new prompt, new comment id).
           Object.assign(run, { reportedAt: ctx.now().toISOString(), retried: p.kind === 'retry' })
         } else if (p.kind === 'final') {
-          Object.assign(run, { status: run.status === 'running' ? 'failed' : run.status, endedAt: run.endedAt ?? ctx.now().toISOString(), errorCode: run.errorCode ?? error.code, summary: run.summary ?? error.message.slice(0, 2000), reportedAt: ctx.now().toISOString() })
+          Object.assign(run, {
+            status: run.status === 'running' ? 'failed' : run.status,
+            endedAt: run.endedAt ?? ctx.now().toISOString(),
+            errorCode: run.errorCode ?? error.code,
+            summary: run.summary ?? error.message.slice(0, 2000),
+            reportedAt: ctx.now().toISOString(),
+          })
         }
         // Otherwise a step around the engine failed (claim, worktree, report): the retry resumes
         // this same run, so a finished engine result is reported, not produced again.
@@ -207,7 +239,9 @@ async function afterFailure(ctx: AgentContext, issueId: string, runNumber: numbe
   }
   if (!plan) return
   if (plan.kind === 'retry') {
-    ctx.log.warn(`${identifier}: attempt ${plan.attempts} of ${ctx.agent.limits.max_attempts} failed (${error.code}); retrying in ${Math.round(plan.delayMs / 1000)} s`)
+    ctx.log.warn(
+      `${identifier}: attempt ${plan.attempts} of ${ctx.agent.limits.max_attempts} failed (${error.code}); retrying in ${Math.round(plan.delayMs / 1000)} s`,
+    )
     return
   }
   if (plan.kind === 'escalate') {
@@ -215,8 +249,20 @@ async function afterFailure(ctx: AgentContext, issueId: string, runNumber: numbe
     return
   }
   if (runNumber === undefined || error.code.startsWith('tracker_')) return
-  const body = [`**Run #${runNumber} failed** in the factory (\`${error.code}\`).`, '', `> ${error.message.slice(0, 1500).split('\n').join('\n> ')}`, '', error.fix ? `Fix: ${error.fix}` : '', '', 'Comment here to start another run.', '', `_${COMMENT_MARKER} (${ctx.agent.name}, run #${runNumber}, failure)._`].join('\n')
-  await ctx.tracker.createComment({ id: stableUuid(`rose-factory/${ctx.agent.name}/${issueId}/run/${runNumber}/failure`), issueId, body }).catch((err) => {
-    ctx.log.warn(`could not post the failure comment: ${asFactoryError(err).message}`)
-  })
+  const body = [
+    `**Run #${runNumber} failed** in the factory (\`${error.code}\`).`,
+    '',
+    `> ${error.message.slice(0, 1500).split('\n').join('\n> ')}`,
+    '',
+    error.fix ? `Fix: ${error.fix}` : '',
+    '',
+    'Comment here to start another run.',
+    '',
+    `_${COMMENT_MARKER} (${ctx.agent.name}, run #${runNumber}, failure)._`,
+  ].join('\n')
+  await ctx.tracker
+    .createComment({ id: stableUuid(`rose-factory/${ctx.agent.name}/${issueId}/run/${runNumber}/failure`), issueId, body })
+    .catch((err) => {
+      ctx.log.warn(`could not post the failure comment: ${asFactoryError(err).message}`)
+    })
 }

@@ -54,7 +54,15 @@ export function statusRows(state: FactoryState, home: string, opts: { agent?: st
         phase: r.phase,
         owner: live ? { pid: live.pid, host: live.host, since: live.startedAt, step: live.note } : undefined,
         runs: r.runs.length,
-        lastRun: last && { n: last.n, status: last.status, startedAt: last.startedAt, endedAt: last.endedAt, costUsd: last.costUsd, errorCode: last.errorCode, engine: last.engine },
+        lastRun: last && {
+          n: last.n,
+          status: last.status,
+          startedAt: last.startedAt,
+          endedAt: last.endedAt,
+          costUsd: last.costUsd,
+          errorCode: last.errorCode,
+          engine: last.engine,
+        },
         costUsd: r.runs.reduce((sum, x) => sum + (x.costUsd ?? 0), 0),
         attempts: r.attempts,
         nextRetryAt: r.nextRetryAt,
@@ -64,13 +72,20 @@ export function statusRows(state: FactoryState, home: string, opts: { agent?: st
       })
     }
   }
-  return rows.sort((x, y) => ORDER.indexOf(x.group) - ORDER.indexOf(y.group) || x.agent.localeCompare(y.agent) || x.identifier.localeCompare(y.identifier, 'en', { numeric: true }))
+  return rows.sort(
+    (x, y) =>
+      ORDER.indexOf(x.group) - ORDER.indexOf(y.group) ||
+      x.agent.localeCompare(y.agent) ||
+      x.identifier.localeCompare(y.identifier, 'en', { numeric: true }),
+  )
 }
 
 function detail(r: StatusRow, now: number): string {
   switch (r.group) {
     case 'running':
-      return r.owner ? `${r.lastRun?.engine ?? 'engine'} pid ${r.owner.pid} on ${r.owner.host} since ${r.owner.since}${r.owner.step ? ` (${r.owner.step})` : ''}` : 'owner gone: resumed on the next tick'
+      return r.owner
+        ? `${r.lastRun?.engine ?? 'engine'} pid ${r.owner.pid} on ${r.owner.host} since ${r.owner.since}${r.owner.step ? ` (${r.owner.step})` : ''}`
+        : 'owner gone: resumed on the next tick'
     case 'retrying':
       return `attempt ${r.attempts + 1} in ${Math.max(0, Math.round((Date.parse(r.nextRetryAt!) - now) / 1000))} s; last error ${r.lastError?.code ?? '?'}: ${(r.lastError?.message ?? '').split('\n')[0]!.slice(0, 60)}`
     case 'escalated':
@@ -87,9 +102,12 @@ function detail(r: StatusRow, now: number): string {
 export function renderStatus(rows: StatusRow[], state: FactoryState, now = Date.now()): string {
   const out: string[] = []
   for (const [name, a] of Object.entries(state.agents)) {
-    out.push(`${name}: last poll ${a.lastPollAt ?? 'never'}${a.lastPollError ? `, FAILING: ${a.lastPollError.code} ${a.lastPollError.message}` : ''}; cursor ${a.cursor ?? '(none)'}`)
+    out.push(
+      `${name}: last poll ${a.lastPollAt ?? 'never'}${a.lastPollError ? `, FAILING: ${a.lastPollError.code} ${a.lastPollError.message}` : ''}; cursor ${a.cursor ?? '(none)'}`,
+    )
   }
-  if (rows.length === 0) return `${out.join('\n')}${out.length ? '\n' : ''}nothing running, queued, retrying or escalated (--all includes done issues)\n`
+  if (rows.length === 0)
+    return `${out.join('\n')}${out.length ? '\n' : ''}nothing running, queued, retrying or escalated (--all includes done issues)\n`
   const table = rows.map((r) => [
     r.group.toUpperCase(),
     r.agent,
@@ -100,6 +118,10 @@ export function renderStatus(rows: StatusRow[], state: FactoryState, now = Date.
   ])
   const head = ['STATE', 'AGENT', 'ISSUE', 'LAST RUN', 'COST', 'DETAIL']
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)))
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd()
   return `${[...out, '', line(head), ...table.map(line)].join('\n')}\n`
 }

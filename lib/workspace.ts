@@ -19,7 +19,12 @@ import type { TrackerIssue } from './tracker/types.ts'
 
 /** A directory name for a repo URL (sanitized, hashed when that changed it). */
 export function repoSlug(url: string): string {
-  return sanitizeKey(url.replace(/^[a-z+]+:\/\//i, '').replace(/^git@/, '').replace(/\.git\/?$/, ''))
+  return sanitizeKey(
+    url
+      .replace(/^[a-z+]+:\/\//i, '')
+      .replace(/^git@/, '')
+      .replace(/\.git\/?$/, ''),
+  )
 }
 
 function githubToken(ctx: AgentContext): string | undefined {
@@ -37,7 +42,9 @@ export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; 
   if (opts.repoRoot) {
     const root = opts.repoRoot
     await git(['rev-parse', '--git-dir'], { cwd: root }).catch(() => {
-      throw new FactoryError('usage', `--repo-root ${root} is not a git checkout`, { fix: 'pass the path of an existing clone of the agent repo' })
+      throw new FactoryError('usage', `--repo-root ${root} is not a git checkout`, {
+        fix: 'pass the path of an existing clone of the agent repo',
+      })
     })
     if (opts.fetch) await git(['fetch', '--prune', 'origin'], { cwd: root, env: remoteEnv(ctx) })
     return root
@@ -83,16 +90,26 @@ async function refExists(repo: string, ref: string): Promise<boolean> {
 }
 
 /** Create the worktree (or find the existing one) and run the bootstrap once. */
-export async function ensureWorktree(ctx: AgentContext, issue: TrackerIssue, opts: { fetch: boolean; repoRoot?: string }): Promise<WorktreePlan & { created: boolean }> {
+export async function ensureWorktree(
+  ctx: AgentContext,
+  issue: TrackerIssue,
+  opts: { fetch: boolean; repoRoot?: string },
+): Promise<WorktreePlan & { created: boolean }> {
   const plan = planWorktree(ctx, issue)
   const repo = await ensureBaseRepo(ctx, opts)
   await git(['check-ref-format', '--branch', plan.branch], { cwd: repo }).catch(() => {
-    throw new FactoryError('workspace_invalid_key', `branch name "${plan.branch}" (from Linear's "${issue.branchName}") is not valid for git`, {
-      fix: "rename the issue's branch in Linear, or report the name",
-    })
+    throw new FactoryError(
+      'workspace_invalid_key',
+      `branch name "${plan.branch}" (from Linear's "${issue.branchName}") is not valid for git`,
+      {
+        fix: "rename the issue's branch in Linear, or report the name",
+      },
+    )
   })
   let created = false
-  const alive = existsSync(plan.path) && (await git(['rev-parse', '--is-inside-work-tree'], { cwd: plan.path, allowFail: true })).stdout.trim() === 'true'
+  const alive =
+    existsSync(plan.path) &&
+    (await git(['rev-parse', '--is-inside-work-tree'], { cwd: plan.path, allowFail: true })).stdout.trim() === 'true'
   if (!alive) {
     // git's worktree bookkeeping is not safe against concurrent `worktree add/prune` in one
     // repository (seen: "failed to read .git/worktrees/X/commondir"): serialize them per repo.
@@ -107,7 +124,10 @@ export async function ensureWorktree(ctx: AgentContext, issue: TrackerIssue, opt
 /** Run `fn` holding the repository's worktree lock (git's worktree bookkeeping is not concurrency-safe). */
 export async function withRepoLock<T>(ctx: AgentContext, repo: string, fn: () => Promise<T>): Promise<T> {
   const guard = lockSync(join(ctx.paths.locks, `repo-${basename(repo)}.lock`), { staleMs: 120_000, waitMs: 120_000 })
-  if (!guard) throw new FactoryError('git_failed', `timed out after 120 s waiting for the worktree lock of ${repo}`, { fix: 'another run holds it for too long; it is retried' })
+  if (!guard)
+    throw new FactoryError('git_failed', `timed out after 120 s waiting for the worktree lock of ${repo}`, {
+      fix: 'another run holds it for too long; it is retried',
+    })
   try {
     return await fn()
   } finally {
@@ -166,9 +186,13 @@ export async function bootstrap(ctx: AgentContext, issue: TrackerIssue, cwd: str
   })
   await new Promise((r) => out.end(r))
   if (res.exitCode !== 0) {
-    throw new FactoryError('bootstrap_failed', `bootstrap \`${command}\` ${res.killed ? `was killed (${res.killed})` : `exited ${res.exitCode}`} in ${cwd}`, {
-      fix: `read ${logPath}; fix repo.bootstrap of agent ${ctx.agent.name} (it reruns on the next attempt)`,
-    })
+    throw new FactoryError(
+      'bootstrap_failed',
+      `bootstrap \`${command}\` ${res.killed ? `was killed (${res.killed})` : `exited ${res.exitCode}`} in ${cwd}`,
+      {
+        fix: `read ${logPath}; fix repo.bootstrap of agent ${ctx.agent.name} (it reruns on the next attempt)`,
+      },
+    )
   }
   writeFileSync(marker, new Date().toISOString())
 }

@@ -6,7 +6,11 @@ import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../
 
 const command = defineCommand({
   meta: { name: 'claim', description: 'Claim an issue: lock it, open its run, move it to In Progress (the team started state).' },
-  args: { ...commonArgs, issue: { type: 'string', description: 'issue id or identifier (ENG-12)' }, refresh: { type: 'boolean', description: 'read the issue from Linear even if state.json has it', default: false } },
+  args: {
+    ...commonArgs,
+    issue: { type: 'string', description: 'issue id or identifier (ENG-12)' },
+    refresh: { type: 'boolean', description: 'read the issue from Linear even if state.json has it', default: false },
+  },
   async run({ args }) {
     const ctx = await contextFromArgs(args, 'claim')
     const ref = need(args.issue, 'issue', 'pass the issue: --issue ENG-12')
@@ -14,9 +18,18 @@ const command = defineCommand({
     const lock = ctx.dryRun ? null : acquireIssueLock(ctx, issue.identifier, 'claim')
     try {
       const { plan } = await claimIssue(ctx, issue, viewerId)
-      const out = { issue: issue.identifier, run: plan.runNumber, resumesRun: plan.resumesRun, moveTo: plan.moveTo?.name ?? null, dryRun: ctx.dryRun }
+      const out = {
+        issue: issue.identifier,
+        run: plan.runNumber,
+        resumesRun: plan.resumesRun,
+        moveTo: plan.moveTo?.name ?? null,
+        dryRun: ctx.dryRun,
+      }
       if (args.json) printJson(out)
-      else ctx.log.info(`${issue.identifier}: run #${plan.runNumber}${plan.resumesRun ? ' (resumed)' : ''}; ${plan.moveTo ? `${ctx.dryRun ? 'would move' : 'moved'} to ${plan.moveTo.name}` : `stays in ${issue.state.name}`}`)
+      else
+        ctx.log.info(
+          `${issue.identifier}: run #${plan.runNumber}${plan.resumesRun ? ' (resumed)' : ''}; ${plan.moveTo ? `${ctx.dryRun ? 'would move' : 'moved'} to ${plan.moveTo.name}` : `stays in ${issue.state.name}`}`,
+        )
     } finally {
       lock?.stop()
     }

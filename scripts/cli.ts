@@ -6,7 +6,11 @@ import { isEntry, main } from '../lib/cli.ts'
 const load = (name: string) => () => import(`./${name}.ts`).then((m) => m.default)
 
 const command = defineCommand({
-  meta: { name: 'rose-factory', version: '0.1.0', description: 'Runs Linear tickets through coding agents: worktree, engine run, PR, In Review, one summary comment.' },
+  meta: {
+    name: 'rose-factory',
+    version: '0.1.0',
+    description: 'Runs Linear tickets through coding agents: worktree, engine run, PR, In Review, one summary comment.',
+  },
   subCommands: {
     start: load('start'),
     poll: load('poll'),

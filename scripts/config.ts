@@ -7,7 +7,10 @@ import { mask } from '../lib/secrets.ts'
 import { stringify } from 'yaml'
 
 const check = defineCommand({
-  meta: { name: 'check', description: 'Validate agents.yaml (exit 2 with the key path and the fix if broken) and print it resolved, secrets masked.' },
+  meta: {
+    name: 'check',
+    description: 'Validate agents.yaml (exit 2 with the key path and the fix if broken) and print it resolved, secrets masked.',
+  },
   args: {
     config: { type: 'string', description: 'agents.yaml path (default $FACTORY_HOME/agents.yaml)' },
     json: { type: 'boolean', description: 'print JSON instead of YAML', default: false },

@@ -17,7 +17,17 @@ import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
 import { startSandbox } from '../lib/sandbox/server.ts'
 
 const git = (args: string[], cwd?: string) =>
-  execFileSync('git', args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 'demo', GIT_AUTHOR_EMAIL: 'demo@localhost', GIT_COMMITTER_NAME: 'demo', GIT_COMMITTER_EMAIL: 'demo@localhost' } }).trim()
+  execFileSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'demo',
+      GIT_AUTHOR_EMAIL: 'demo@localhost',
+      GIT_COMMITTER_NAME: 'demo',
+      GIT_COMMITTER_EMAIL: 'demo@localhost',
+    },
+  }).trim()
 
 const command = defineCommand({
   meta: { name: 'demo', description: 'Run one ticket end to end on the embedded sandbox in a temp directory, and print what happened.' },
@@ -58,7 +68,10 @@ const command = defineCommand({
     })
     log.info(`sandbox Linear at ${sandbox.url}`)
     const configPath = join(home, 'agents.yaml')
-    writeFileSync(configPath, `poll_interval_seconds: 5\nagents:\n  - name: demo-console\n    engine: console\n    tracker: { mode: api_key, token_env: DEMO_LINEAR_API_KEY }\n    repo: { url: ${origin}, base: main }\n`)
+    writeFileSync(
+      configPath,
+      `poll_interval_seconds: 5\nagents:\n  - name: demo-console\n    engine: console\n    tracker: { mode: api_key, token_env: DEMO_LINEAR_API_KEY }\n    repo: { url: ${origin}, base: main }\n`,
+    )
 
     try {
       const script = fileURLToPath(new URL('./start.ts', import.meta.url))
@@ -70,13 +83,20 @@ const command = defineCommand({
       const issue = sandbox.store.issue('DEMO-1')!
       const state = d.states.find((s) => s.id === issue.stateId)!
       const comments = d.comments.filter((c) => c.issueId === issue.id)
-      const branch = git(['for-each-ref', '--format=%(refname:short)', 'refs/heads'], origin).split('\n').find((b) => b !== 'main')
+      const branch = git(['for-each-ref', '--format=%(refname:short)', 'refs/heads'], origin)
+        .split('\n')
+        .find((b) => b !== 'main')
       const out: string[] = ['', '=== what happened ===', `start --once exited ${code}`, `DEMO-1 "${issue.title}" is now: ${state.name}`]
-      for (const c of comments) out.push(`comment by ${d.users.find((u) => u.id === c.userId)?.name ?? '?'}:\n    ${c.body.split('\n').join('\n    ')}`)
+      for (const c of comments)
+        out.push(`comment by ${d.users.find((u) => u.id === c.userId)?.name ?? '?'}:\n    ${c.body.split('\n').join('\n    ')}`)
       if (branch) {
         out.push(`branch pushed to origin: ${branch}`)
         out.push(`  ${git(['log', '-1', '--format=%h %s', branch], origin)}`)
-        out.push(`  files: ${git(['diff', '--name-only', `main..${branch}`], origin).split('\n').join(', ')}`)
+        out.push(
+          `  files: ${git(['diff', '--name-only', `main..${branch}`], origin)
+            .split('\n')
+            .join(', ')}`,
+        )
       } else out.push('no branch was pushed')
       out.push(`stats: ${sandbox.stats().requests} Linear requests, ${((Date.now() - t0) / 1000).toFixed(1)} s in all`)
       process.stdout.write(`${out.join('\n')}\n`)

@@ -5,15 +5,22 @@ import { commonArgs, contextFromArgs, isEntry, main } from '../lib/cli.ts'
 import { pollAgent } from '../lib/poller.ts'
 
 const command = defineCommand({
-  meta: { name: 'poll', description: "Read the agent's changed issues (one Linear request) and queue the ones to run. Prints one JSON line per issue." },
+  meta: {
+    name: 'poll',
+    description: "Read the agent's changed issues (one Linear request) and queue the ones to run. Prints one JSON line per issue.",
+  },
   args: { ...commonArgs },
   async run({ args }) {
     const ctx = await contextFromArgs(args, 'poll')
     const plan = await pollAgent(ctx)
     for (const { issue, decision } of plan.items) {
-      process.stdout.write(`${JSON.stringify({ agent: ctx.agent.name, id: issue.id, identifier: issue.identifier, title: issue.title, state: issue.state.name, priority: issue.priority, updatedAt: issue.updatedAt, ...decision })}\n`)
+      process.stdout.write(
+        `${JSON.stringify({ agent: ctx.agent.name, id: issue.id, identifier: issue.identifier, title: issue.title, state: issue.state.name, priority: issue.priority, updatedAt: issue.updatedAt, ...decision })}\n`,
+      )
     }
-    ctx.log.info(`${plan.items.length} changed issue(s), ${plan.requests} request(s); cursor ${plan.cursorBefore ?? '(none)'} -> ${plan.cursorAfter ?? '(none)'}${ctx.dryRun ? ' (dry run: not recorded)' : ''}`)
+    ctx.log.info(
+      `${plan.items.length} changed issue(s), ${plan.requests} request(s); cursor ${plan.cursorBefore ?? '(none)'} -> ${plan.cursorAfter ?? '(none)'}${ctx.dryRun ? ' (dry run: not recorded)' : ''}`,
+    )
   },
 })
 

@@ -9,20 +9,28 @@ import { readState } from '../lib/state.ts'
 import { planWorktree } from '../lib/workspace.ts'
 
 const command = defineCommand({
-  meta: { name: 'report', description: "Report the issue's finished run: commit and push the branch, open/update the PR, post the summary comment, move to In Review." },
+  meta: {
+    name: 'report',
+    description:
+      "Report the issue's finished run: commit and push the branch, open/update the PR, post the summary comment, move to In Review.",
+  },
   args: { ...commonArgs, issue: { type: 'string', description: 'issue id or identifier (ENG-12)' } },
   async run({ args }) {
     const ctx = await contextFromArgs(args, 'report')
     const { issue } = await resolveIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'))
     const record = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[issue.id]
     const run = record?.runs.at(-1)
-    if (!record || !run) throw new FactoryError('usage', `${issue.identifier} has no run to report`, { fix: 'claim, worktree and run-engine first' })
+    if (!record || !run)
+      throw new FactoryError('usage', `${issue.identifier} has no run to report`, { fix: 'claim, worktree and run-engine first' })
     const wt = planWorktree(ctx, issue)
     const lock = ctx.dryRun ? null : acquireIssueLock(ctx, issue.identifier, 'report')
     try {
       const plan = await reportRun(ctx, { issue, record, runNumber: run.n, worktree: wt.path, branch: wt.branch })
       if (args.json) printJson({ ...plan, dryRun: ctx.dryRun })
-      else if (ctx.dryRun) process.stdout.write(`outcome: ${plan.outcome}\npush: ${plan.push}\nPR: ${plan.pr ? `${plan.pr.repo.owner}/${plan.pr.repo.name} "${plan.pr.title}"` : `none (${plan.prSkipped})`}\nmove to: ${plan.moveTo?.name ?? '(stay)'}\n--- comment ${plan.comment.id} ---\n${plan.comment.body}\n`)
+      else if (ctx.dryRun)
+        process.stdout.write(
+          `outcome: ${plan.outcome}\npush: ${plan.push}\nPR: ${plan.pr ? `${plan.pr.repo.owner}/${plan.pr.repo.name} "${plan.pr.title}"` : `none (${plan.prSkipped})`}\nmove to: ${plan.moveTo?.name ?? '(stay)'}\n--- comment ${plan.comment.id} ---\n${plan.comment.body}\n`,
+        )
       else ctx.log.info(`${issue.identifier}: reported run #${run.n} (${plan.outcome})`)
       if (plan.outcome === 'failed') process.exitCode = 1
     } finally {

@@ -9,19 +9,28 @@ import { readState } from '../lib/state.ts'
 import { planWorktree } from '../lib/workspace.ts'
 
 const command = defineCommand({
-  meta: { name: 'run-engine', description: "Run the agent's engine (claude, codex or console) for the issue's open run, in its worktree. Claim and worktree first." },
+  meta: {
+    name: 'run-engine',
+    description: "Run the agent's engine (claude, codex or console) for the issue's open run, in its worktree. Claim and worktree first.",
+  },
   args: { ...commonArgs, issue: { type: 'string', description: 'issue id or identifier (ENG-12)' } },
   async run({ args }) {
     const ctx = await contextFromArgs(args, 'run-engine')
     const { issue, viewerId } = await resolveIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'))
     const record = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[issue.id]
     const run = record?.runs.at(-1)
-    if (!record || !run || run.reportedAt) throw new FactoryError('usage', `${issue.identifier} has no open run`, { fix: `claim it first: bun scripts/claim.ts --agent ${ctx.agent.name} --issue ${issue.identifier}` })
+    if (!record || !run || run.reportedAt)
+      throw new FactoryError('usage', `${issue.identifier} has no open run`, {
+        fix: `claim it first: bun scripts/claim.ts --agent ${ctx.agent.name} --issue ${issue.identifier}`,
+      })
     const wt = planWorktree(ctx, issue)
     if (ctx.dryRun) {
       const plan = planEngineRun(ctx, issue, record, run.n, viewerId, wt.branch)
       if (args.json) printJson({ engine: ctx.agent.engine, cwd: wt.path, ...plan })
-      else process.stdout.write(`engine ${ctx.agent.engine} in ${wt.path}${plan.resume ? ` resuming ${plan.resume}` : ''}\n--- prompt ---\n${plan.prompt}`)
+      else
+        process.stdout.write(
+          `engine ${ctx.agent.engine} in ${wt.path}${plan.resume ? ` resuming ${plan.resume}` : ''}\n--- prompt ---\n${plan.prompt}`,
+        )
       return
     }
     const lock = acquireIssueLock(ctx, issue.identifier, 'engine')

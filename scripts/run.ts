@@ -6,23 +6,39 @@ import { FactoryError } from '../lib/errors.ts'
 import { runIssue } from '../lib/runner.ts'
 
 const command = defineCommand({
-  meta: { name: 'run', description: 'Run one issue through every step (claim, worktree, engine, report). start runs this in a child process per issue.' },
+  meta: {
+    name: 'run',
+    description: 'Run one issue through every step (claim, worktree, engine, report). start runs this in a child process per issue.',
+  },
   args: {
     ...commonArgs,
     issue: { type: 'string', description: 'issue id or identifier (ENG-12)' },
     'repo-root': { type: 'string', description: 'use this existing checkout instead of the base clone' },
     fetch: { type: 'boolean', description: 'fetch origin first (--no-fetch when the caller fetched this tick)', default: true },
     refresh: { type: 'boolean', description: 'read the issue from Linear even if state.json has it', default: false },
-    'only-queued': { type: 'boolean', description: 'run only if the issue is still queued once locked (how start calls it)', default: false },
+    'only-queued': {
+      type: 'boolean',
+      description: 'run only if the issue is still queued once locked (how start calls it)',
+      default: false,
+    },
   },
   async run({ args }) {
     const ctx = await contextFromArgs(args, 'run')
-    if (ctx.dryRun) throw new FactoryError('usage', 'run has no --dry-run', { fix: 'use --dry-run on the single steps (claim, worktree, run-engine, report) or on start' })
+    if (ctx.dryRun)
+      throw new FactoryError('usage', 'run has no --dry-run', {
+        fix: 'use --dry-run on the single steps (claim, worktree, run-engine, report) or on start',
+      })
     const abort = new AbortController()
     const onSignal = () => abort.abort()
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
-    const res = await runIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'), { fetch: args.fetch, repoRoot: args['repo-root'], signal: abort.signal, refresh: args.refresh, onlyQueued: args['only-queued'] })
+    const res = await runIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'), {
+      fetch: args.fetch,
+      repoRoot: args['repo-root'],
+      signal: abort.signal,
+      refresh: args.refresh,
+      onlyQueued: args['only-queued'],
+    })
     if (args.json) printJson(res.ok ? res : { ...res, error: res.error.toJSON() })
     if (!res.ok) process.exitCode = res.error.exitCode
   },

@@ -7,11 +7,18 @@ import { createDriver } from '../lib/driver.ts'
 import { logger } from '../lib/log.ts'
 
 const command = defineCommand({
-  meta: { name: 'start', description: 'Run the factory: poll every agent, run each new or commented issue in its own child process. Ctrl-C stops cleanly.' },
+  meta: {
+    name: 'start',
+    description: 'Run the factory: poll every agent, run each new or commented issue in its own child process. Ctrl-C stops cleanly.',
+  },
   args: {
     ...commonArgs,
     agent: { type: 'string', description: 'only this agent (default: all agents in agents.yaml)' },
-    once: { type: 'boolean', description: 'one tick (one poll per agent), wait for the runs it started, exit 0 if all succeeded else 1 (for cron)', default: false },
+    once: {
+      type: 'boolean',
+      description: 'one tick (one poll per agent), wait for the runs it started, exit 0 if all succeeded else 1 (for cron)',
+      default: false,
+    },
   },
   async run({ args }) {
     const log = logger('start')
@@ -21,14 +28,30 @@ const command = defineCommand({
     const driver = createDriver({ config, configPath: path, agents, dryRun })
     if (args.once || dryRun) {
       const res = await driver.once()
-      if (args.json) printJson({ ok: res.ok, ticks: res.reports.map((r) => ({ agent: r.agent, ok: r.ok, error: r.error, started: r.started, items: r.plan?.items.map((i) => ({ identifier: i.issue.identifier, ...i.decision })) })), runs: res.outcomes })
+      if (args.json)
+        printJson({
+          ok: res.ok,
+          ticks: res.reports.map((r) => ({
+            agent: r.agent,
+            ok: r.ok,
+            error: r.error,
+            started: r.started,
+            items: r.plan?.items.map((i) => ({ identifier: i.issue.identifier, ...i.decision })),
+          })),
+          runs: res.outcomes,
+        })
       else if (dryRun) {
         for (const r of res.reports) {
           if (r.error) process.stdout.write(`${r.agent}: poll failed: ${r.error.message}\n`)
           const runs = r.plan?.items.filter((i) => i.decision.action === 'queue') ?? []
-          process.stdout.write(`${r.agent}: ${r.plan?.items.length ?? 0} changed issue(s); would run ${runs.length}${runs.length ? `: ${runs.map((i) => i.issue.identifier).join(', ')}` : ''} (dry run: nothing written)\n`)
+          process.stdout.write(
+            `${r.agent}: ${r.plan?.items.length ?? 0} changed issue(s); would run ${runs.length}${runs.length ? `: ${runs.map((i) => i.issue.identifier).join(', ')}` : ''} (dry run: nothing written)\n`,
+          )
         }
-      } else log.info(`tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll failed' : ''}`)
+      } else
+        log.info(
+          `tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll failed' : ''}`,
+        )
       process.exitCode = res.ok ? 0 : 1
       return
     }

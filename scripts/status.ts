@@ -8,7 +8,10 @@ import { readState } from '../lib/state.ts'
 import { statusRows, renderStatus } from '../lib/status.ts'
 
 const command = defineCommand({
-  meta: { name: 'status', description: 'Show per agent what runs, what is queued, what failed and what is done (from $FACTORY_HOME/state.json and the locks).' },
+  meta: {
+    name: 'status',
+    description: 'Show per agent what runs, what is queued, what failed and what is done (from $FACTORY_HOME/state.json and the locks).',
+  },
   args: {
     agent: { type: 'string', description: 'only this agent' },
     json: { type: 'boolean', description: 'print the same as JSON', default: false },
@@ -18,7 +21,16 @@ const command = defineCommand({
     const home = factoryHome()
     const state = readState(layout(home).state)
     const rows = statusRows(state, home, { agent: args.agent, includeDone: args.all })
-    if (args.json) printJson({ home, agents: Object.fromEntries(Object.entries(state.agents).filter(([n]) => !args.agent || n === args.agent).map(([n, a]) => [n, { cursor: a.cursor, lastPollAt: a.lastPollAt, lastPollError: a.lastPollError }])), issues: rows })
+    if (args.json)
+      printJson({
+        home,
+        agents: Object.fromEntries(
+          Object.entries(state.agents)
+            .filter(([n]) => !args.agent || n === args.agent)
+            .map(([n, a]) => [n, { cursor: a.cursor, lastPollAt: a.lastPollAt, lastPollError: a.lastPollError }]),
+        ),
+        issues: rows,
+      })
     else process.stdout.write(renderStatus(rows, state))
   },
 })

@@ -7,7 +7,10 @@ import { agentState, updateState } from '../lib/state.ts'
 import { ensureWorktree, planWorktree } from '../lib/workspace.ts'
 
 const command = defineCommand({
-  meta: { name: 'worktree', description: "Create (or find) the issue's git worktree on its branch from origin/<base>, and run the bootstrap once." },
+  meta: {
+    name: 'worktree',
+    description: "Create (or find) the issue's git worktree on its branch from origin/<base>, and run the bootstrap once.",
+  },
   args: {
     ...commonArgs,
     issue: { type: 'string', description: 'issue id or identifier (ENG-12)' },

@@ -6,7 +6,17 @@ import { createCodexEngine, type CodexOptions } from '../lib/engines/codex.ts'
 import { engineEnv } from '../lib/engines/env.ts'
 import type { EngineRunInput } from '../lib/engines/types.ts'
 import { deniedEnvFixture } from './fakes/denied-env.ts'
-import { engineBin, eventLog, eventually, groupMembers, groupOf, makeWorkspace, suiteTitle, unique, type Workspace } from './fakes/engine-harness.ts'
+import {
+  engineBin,
+  eventLog,
+  eventually,
+  groupMembers,
+  groupOf,
+  makeWorkspace,
+  suiteTitle,
+  unique,
+  type Workspace,
+} from './fakes/engine-harness.ts'
 import { type FakeOpenAI, type OpenAIReply, type OpenAIRequest, startFakeOpenAI, toolOutputs } from './fakes/openai.ts'
 
 const bin = engineBin('codex')
@@ -38,109 +48,151 @@ async function setup(script: (req: OpenAIRequest, n: number) => OpenAIReply | Pr
   ws = makeWorkspace('rose-codex-')
   fake = await startFakeOpenAI(script)
   const env = engineEnv('codex', ws.env({ FAKE_KEY: 'fake-key' }))
-  const input = (over: Partial<EngineRunInput> = {}): EngineRunInput => ({ prompt: 'do the thing', cwd: ws.repo, env, timeoutMs: T, stallMs: 20_000, logPath: ws.logPath, ...over })
+  const input = (over: Partial<EngineRunInput> = {}): EngineRunInput => ({
+    prompt: 'do the thing',
+    cwd: ws.repo,
+    env,
+    timeoutMs: T,
+    stallMs: 20_000,
+    logPath: ws.logPath,
+    ...over,
+  })
   const engine = (opts: CodexOptions = {}, url = fake!.url) =>
-    createCodexEngine({ bin, sandbox: 'workspace-write', model: 'gpt-5.5', ...opts, config: [...fakeProvider(url), ...(opts.config ?? [])] })
+    createCodexEngine({
+      bin,
+      sandbox: 'workspace-write',
+      model: 'gpt-5.5',
+      ...opts,
+      config: [...fakeProvider(url), ...(opts.config ?? [])],
+    })
   return { fake, input, engine }
 }
 
 describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model', bin), () => {
-  test('a run where the model patches a file ends in success with the final text, thread and usage', async () => {
-    const patch = '*** Begin Patch\n*** Update File: README.md\n@@\n-# sample\n+# sample, patched by the fake\n*** End Patch\n'
-    const { input, engine } = await setup((_req, n) => (n === 0 ? { kind: 'apply_patch', patch } : { kind: 'text', text: 'Patched README.md.' }))
-    const log = eventLog()
-    const r = await engine().run(input({ onEvent: log.onEvent }))
-    expect(r.status).toBe('success')
-    expect(r.summary).toBe('Patched README.md.')
-    expect(r.sessionId).toMatch(/^[0-9a-f-]{36}$/)
-    expect(readFileSync(join(ws.repo, 'README.md'), 'utf8')).toBe('# sample, patched by the fake\n')
-    // The fake reports 200 input (50 cached) + 40 output tokens per request, two requests.
-    expect(r.usage).toEqual({ inputTokens: 400, outputTokens: 80, cachedInputTokens: 100 })
-    expect(r.costUsd).toBeUndefined()
-    expect(r.exitCode).toBe(0)
-    expect(r.malformedLines).toBe(0)
-    expect(log.events[0]).toEqual({ kind: 'started', sessionId: r.sessionId })
-    expect(log.events).toContainEqual({ kind: 'action', tool: 'apply_patch', input: `update ${join(ws.repo, 'README.md')}` })
-    expect(log.events).toContainEqual(expect.objectContaining({ kind: 'action_result', tool: 'apply_patch', isError: false }))
-    expect(log.events.at(-1)).toEqual({ kind: 'text', text: 'Patched README.md.' })
-    expect(readFileSync(r.logPath, 'utf8')).toContain('"type":"turn.completed"')
-  }, T)
+  test(
+    'a run where the model patches a file ends in success with the final text, thread and usage',
+    async () => {
+      const patch = '*** Begin Patch\n*** Update File: README.md\n@@\n-# sample\n+# sample, patched by the fake\n*** End Patch\n'
+      const { input, engine } = await setup((_req, n) =>
+        n === 0 ? { kind: 'apply_patch', patch } : { kind: 'text', text: 'Patched README.md.' },
+      )
+      const log = eventLog()
+      const r = await engine().run(input({ onEvent: log.onEvent }))
+      expect(r.status).toBe('success')
+      expect(r.summary).toBe('Patched README.md.')
+      expect(r.sessionId).toMatch(/^[0-9a-f-]{36}$/)
+      expect(readFileSync(join(ws.repo, 'README.md'), 'utf8')).toBe('# sample, patched by the fake\n')
+      // The fake reports 200 input (50 cached) + 40 output tokens per request, two requests.
+      expect(r.usage).toEqual({ inputTokens: 400, outputTokens: 80, cachedInputTokens: 100 })
+      expect(r.costUsd).toBeUndefined()
+      expect(r.exitCode).toBe(0)
+      expect(r.malformedLines).toBe(0)
+      expect(log.events[0]).toEqual({ kind: 'started', sessionId: r.sessionId })
+      expect(log.events).toContainEqual({ kind: 'action', tool: 'apply_patch', input: `update ${join(ws.repo, 'README.md')}` })
+      expect(log.events).toContainEqual(expect.objectContaining({ kind: 'action_result', tool: 'apply_patch', isError: false }))
+      expect(log.events.at(-1)).toEqual({ kind: 'text', text: 'Patched README.md.' })
+      expect(readFileSync(r.logPath, 'utf8')).toContain('"type":"turn.completed"')
+    },
+    T,
+  )
 
-  test('a rerun with the thread id resumes the conversation the model saw before', async () => {
-    const { fake, input, engine } = await setup((_req, n) => ({ kind: 'text', text: n === 0 ? 'first answer' : 'second answer' }))
-    const first = await engine().run(input({ prompt: 'first prompt' }))
-    expect(first.status).toBe('success')
-    const second = await engine().run(input({ prompt: 'second prompt', resume: first.sessionId }))
-    expect(second.status).toBe('success')
-    expect(second.summary).toBe('second answer')
-    expect(second.sessionId).toBe(first.sessionId)
-    const conversation = JSON.stringify(fake.requests[1].input)
-    expect(conversation).toContain('first prompt')
-    expect(conversation).toContain('first answer')
-    expect(conversation).toContain('second prompt')
-    // Codex reports the thread's running total, so a resumed run includes the first one.
-    expect(second.usage?.inputTokens).toBe(400)
-  }, T)
+  test(
+    'a rerun with the thread id resumes the conversation the model saw before',
+    async () => {
+      const { fake, input, engine } = await setup((_req, n) => ({ kind: 'text', text: n === 0 ? 'first answer' : 'second answer' }))
+      const first = await engine().run(input({ prompt: 'first prompt' }))
+      expect(first.status).toBe('success')
+      const second = await engine().run(input({ prompt: 'second prompt', resume: first.sessionId }))
+      expect(second.status).toBe('success')
+      expect(second.summary).toBe('second answer')
+      expect(second.sessionId).toBe(first.sessionId)
+      const conversation = JSON.stringify(fake.requests[1].input)
+      expect(conversation).toContain('first prompt')
+      expect(conversation).toContain('first answer')
+      expect(conversation).toContain('second prompt')
+      // Codex reports the thread's running total, so a resumed run includes the first one.
+      expect(second.usage?.inputTokens).toBe(400)
+    },
+    T,
+  )
 
-  test('a model server error fails the run with the server error text in the summary', async () => {
-    // Codex shows the body of a 503 (a 500 it replaces with a generic "high demand" message).
-    const { input, engine } = await setup(() => ({ kind: 'http_error', status: 503, message: 'the fake model is unavailable' }))
-    const log = eventLog()
-    const r = await engine().run(input({ onEvent: log.onEvent }))
-    expect(r.status).toBe('failed')
-    expect(r.errorCode).toBe('engine_failed')
-    expect(r.summary).toContain('the fake model is unavailable')
-    expect(r.exitCode).toBe(1)
-    expect(log.events).toContainEqual(expect.objectContaining({ kind: 'error' }))
-  }, T)
+  test(
+    'a model server error fails the run with the server error text in the summary',
+    async () => {
+      // Codex shows the body of a 503 (a 500 it replaces with a generic "high demand" message).
+      const { input, engine } = await setup(() => ({ kind: 'http_error', status: 503, message: 'the fake model is unavailable' }))
+      const log = eventLog()
+      const r = await engine().run(input({ onEvent: log.onEvent }))
+      expect(r.status).toBe('failed')
+      expect(r.errorCode).toBe('engine_failed')
+      expect(r.summary).toContain('the fake model is unavailable')
+      expect(r.exitCode).toBe(1)
+      expect(log.events).toContainEqual(expect.objectContaining({ kind: 'error' }))
+    },
+    T,
+  )
 
-  test('a model server that is gone is reported as stalled with the connection error, not left reconnecting', async () => {
-    // Codex retries a refused connection forever ("Reconnecting..."); those lines are not progress.
-    const { input, engine } = await setup(() => ({ kind: 'text', text: 'unused' }))
-    const r = await engine({}, 'http://127.0.0.1:9/v1').run(input({ stallMs: 2500 }))
-    expect(r.status).toBe('stalled')
-    expect(r.summary).toContain('Reconnecting')
-    expect(r.summary).toContain('Connection failed')
-  }, T)
+  test(
+    'a model server that is gone is reported as stalled with the connection error, not left reconnecting',
+    async () => {
+      // Codex retries a refused connection forever ("Reconnecting..."); those lines are not progress.
+      const { input, engine } = await setup(() => ({ kind: 'text', text: 'unused' }))
+      const r = await engine({}, 'http://127.0.0.1:9/v1').run(input({ stallMs: 2500 }))
+      expect(r.status).toBe('stalled')
+      expect(r.summary).toContain('Reconnecting')
+      expect(r.summary).toContain('Connection failed')
+    },
+    T,
+  )
 
-  test('a stalled stream is killed within the stall timeout plus grace, leaving no process behind', async () => {
-    const token = unique('stall')
-    let pgid: number | undefined
-    let hungAt = 0
-    const { input, engine } = await setup(() => {
-      pgid = groupOf(token)
-      hungAt = Date.now()
-      return { kind: 'hang' }
-    })
-    const stallMs = 1500
-    const r = await engine().run(input({ prompt: `work ${token}`, stallMs }))
-    const killedAfter = Date.now() - hungAt
-    expect(r.status).toBe('stalled')
-    expect(r.errorCode).toBe('engine_stalled')
-    expect(r.sessionId).toBeDefined()
-    expect(killedAfter).toBeLessThan(stallMs + 2000 + 500)
-    expect(pgid).toBeGreaterThan(1)
-    expect(await eventually(() => groupMembers(pgid!).length === 0)).toBe(true)
-    expect(() => process.kill(-pgid!, 0)).toThrow()
-  }, T)
+  test(
+    'a stalled stream is killed within the stall timeout plus grace, leaving no process behind',
+    async () => {
+      const token = unique('stall')
+      let pgid: number | undefined
+      let hungAt = 0
+      const { input, engine } = await setup(() => {
+        pgid = groupOf(token)
+        hungAt = Date.now()
+        return { kind: 'hang' }
+      })
+      const stallMs = 1500
+      const r = await engine().run(input({ prompt: `work ${token}`, stallMs }))
+      const killedAfter = Date.now() - hungAt
+      expect(r.status).toBe('stalled')
+      expect(r.errorCode).toBe('engine_stalled')
+      expect(r.sessionId).toBeDefined()
+      expect(killedAfter).toBeLessThan(stallMs + 2000 + 500)
+      expect(pgid).toBeGreaterThan(1)
+      expect(await eventually(() => groupMembers(pgid!).length === 0)).toBe(true)
+      expect(() => process.kill(-pgid!, 0)).toThrow()
+    },
+    T,
+  )
 
   describe('environment scrubbing', () => {
     const fixture = deniedEnvFixture()
     beforeAll(() => fixture.set())
     afterAll(() => fixture.restore())
 
-    test('the shell the model runs sees none of the denied variables, but does see a harmless marker', async () => {
-      const { fake, input, engine } = await setup((req) => (toolOutputs(req.body).length ? { kind: 'text', text: 'looked at env' } : { kind: 'shell', command: 'env' }))
-      // Built from the real process env, which now holds every denied variable (private dirs on top).
-      const env = engineEnv('codex', { ...process.env, ...ws.env({ FAKE_KEY: 'fake-key' }) }, [fixture.agentTokenEnv])
-      // Codex can also filter the shell env itself; switch that off so only our scrub is tested.
-      const r = await engine({ config: ['shell_environment_policy.ignore_default_excludes=true'] }).run(input({ env }))
-      expect(r.status).toBe('success')
-      const seen = toolOutputs(fake.requests.at(-1)).join('\n')
-      expect(seen).toContain(`${fixture.markerName}=${fixture.markerValue}`)
-      expect(seen).toContain(`${fixture.canaryName}=${fixture.canaryValue}`)
-      expect(fixture.leaks(seen)).toEqual([])
-    }, T)
+    test(
+      'the shell the model runs sees none of the denied variables, but does see a harmless marker',
+      async () => {
+        const { fake, input, engine } = await setup((req) =>
+          toolOutputs(req.body).length ? { kind: 'text', text: 'looked at env' } : { kind: 'shell', command: 'env' },
+        )
+        // Built from the real process env, which now holds every denied variable (private dirs on top).
+        const env = engineEnv('codex', { ...process.env, ...ws.env({ FAKE_KEY: 'fake-key' }) }, [fixture.agentTokenEnv])
+        // Codex can also filter the shell env itself; switch that off so only our scrub is tested.
+        const r = await engine({ config: ['shell_environment_policy.ignore_default_excludes=true'] }).run(input({ env }))
+        expect(r.status).toBe('success')
+        const seen = toolOutputs(fake.requests.at(-1)).join('\n')
+        expect(seen).toContain(`${fixture.markerName}=${fixture.markerValue}`)
+        expect(seen).toContain(`${fixture.canaryName}=${fixture.canaryValue}`)
+        expect(fixture.leaks(seen)).toEqual([])
+      },
+      T,
+    )
   })
 })
 
@@ -148,7 +200,14 @@ describe('The Codex engine without its binary', () => {
   test('a missing binary gives engine_missing with the install fix, as a result not a throw', async () => {
     ws = makeWorkspace('rose-codex-')
     const missing = join(ws.root, 'no-such-codex')
-    const r = await createCodexEngine({ bin: missing }).run({ prompt: 'x', cwd: ws.repo, env: {}, timeoutMs: 1000, stallMs: 1000, logPath: ws.logPath })
+    const r = await createCodexEngine({ bin: missing }).run({
+      prompt: 'x',
+      cwd: ws.repo,
+      env: {},
+      timeoutMs: 1000,
+      stallMs: 1000,
+      logPath: ws.logPath,
+    })
     expect(r.status).toBe('failed')
     expect(r.errorCode).toBe('engine_missing')
     expect(r.summary).toContain(missing)

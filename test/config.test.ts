@@ -27,7 +27,6 @@ const TWO = `agents:
     repo: { url: https://github.com/acme/app.git }
 `
 
-
 const dirs: string[] = []
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
@@ -72,7 +71,10 @@ describe('parseConfig', () => {
   })
 
   test('an unknown nested key names the full path, like agents[1].repo.branch', () => {
-    const text = TWO.replace('repo: { url: https://github.com/acme/app.git }', 'repo: { url: https://github.com/acme/app.git, branch: dev }')
+    const text = TWO.replace(
+      'repo: { url: https://github.com/acme/app.git }',
+      'repo: { url: https://github.com/acme/app.git, branch: dev }',
+    )
     const err = failure(() => parseConfig(text, FILE, ENV))
     expect(err.message).toContain('agents[1].repo.branch: unknown key "branch"')
     expect(err.message).not.toContain('agents[0]')

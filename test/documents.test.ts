@@ -25,7 +25,9 @@ const messages = (schema: GraphQLSchema, doc: string) => validate(schema, parse(
 
 describe("the factory's GraphQL documents", () => {
   test('are all listed in ALL_DOCUMENTS, so every one is checked below', () => {
-    const exported = Object.keys(documents).filter((k) => /_(QUERY|MUTATION)$/.test(k)).sort()
+    const exported = Object.keys(documents)
+      .filter((k) => /_(QUERY|MUTATION)$/.test(k))
+      .sort()
     expect(exported.length).toBeGreaterThanOrEqual(7)
     expect(Object.keys(ALL_DOCUMENTS).sort()).toEqual(exported)
   })
@@ -46,7 +48,15 @@ describe("the factory's GraphQL documents", () => {
   })
 
   test('the poll document with the POLL_PAGE sizes stays under the 10,000-point complexity cap', () => {
-    const vars = { filter: {}, first: POLL_PAGE.issues, commentsFirst: POLL_PAGE.comments, statesFirst: POLL_PAGE.states, labelsFirst: POLL_PAGE.labels, watchFilter: {}, watchFirst: 50 }
+    const vars = {
+      filter: {},
+      first: POLL_PAGE.issues,
+      commentsFirst: POLL_PAGE.comments,
+      statesFirst: POLL_PAGE.states,
+      labelsFirst: POLL_PAGE.labels,
+      watchFilter: {},
+      watchFirst: 50,
+    }
     const points = estimateComplexity(sandbox, parse(POLL_QUERY), vars)
     console.log(`FactoryPoll complexity with POLL_PAGE ${JSON.stringify(POLL_PAGE)}: ${Math.round(points)}`)
     expect(points).toBeLessThan(MAX_COMPLEXITY)

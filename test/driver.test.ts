@@ -13,7 +13,14 @@ const ISSUES = [{ team: 'ENG', title: 'One', assignee: 'agent@rose.test' }]
 
 function driverFor(f: Fixture, clock: { t: number }) {
   const { config, path } = loadConfig(f.configPath, f.env)
-  return createDriver({ config, configPath: path, agents: config.agents, dryRun: false, env: { ...process.env, ...f.env }, now: () => clock.t })
+  return createDriver({
+    config,
+    configPath: path,
+    agents: config.agents,
+    dryRun: false,
+    env: { ...process.env, ...f.env },
+    now: () => clock.t,
+  })
 }
 
 describe('driver', () => {
@@ -68,7 +75,8 @@ describe('driver', () => {
         { team: 'ENG', title: 'none', assignee: 'agent@rose.test', priority: 0 },
         { team: 'ENG', title: 'urgent', assignee: 'agent@rose.test', priority: 1 },
       ],
-      agentYaml: (o) => `agents:\n  - name: tester\n    engine: console\n    concurrency: 2\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n`,
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: console\n    concurrency: 2\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n`,
     })
     const driver = driverFor(fx, { t: Date.now() })
     const res = await driver.once()

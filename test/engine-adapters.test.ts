@@ -32,24 +32,72 @@ const input = (over: Partial<EngineRunInput> = {}): EngineRunInput => ({
   ...over,
 })
 const INIT = '{"type":"system","subtype":"init","session_id":"s-1"}'
-const RESULT = '{"type":"result","subtype":"success","is_error":false,"result":"done","session_id":"s-1","total_cost_usd":0.5,"usage":{"input_tokens":1,"output_tokens":2}}'
+const RESULT =
+  '{"type":"result","subtype":"success","is_error":false,"result":"done","session_id":"s-1","total_cost_usd":0.5,"usage":{"input_tokens":1,"output_tokens":2}}'
 
 describe('argv', () => {
   test('claude: print mode, stream-json, options, then -- and the prompt; --resume on reruns', () => {
-    const opts = { permissionMode: 'acceptEdits' as const, allowedTools: ['Bash', 'Edit'], model: 'sonnet', maxTurns: 5, appendSystemPrompt: 'be brief', extraArgs: ['--x'] }
+    const opts = {
+      permissionMode: 'acceptEdits' as const,
+      allowedTools: ['Bash', 'Edit'],
+      model: 'sonnet',
+      maxTurns: 5,
+      appendSystemPrompt: 'be brief',
+      extraArgs: ['--x'],
+    }
     expect(claudeArgv('claude', opts, { prompt: '-starts with a dash' })).toEqual([
-      'claude', '-p', '--output-format', 'stream-json', '--verbose', '--permission-mode', 'acceptEdits', '--allowedTools=Bash,Edit',
-      '--model', 'sonnet', '--max-turns', '5', '--append-system-prompt=be brief', '--x', '--', '-starts with a dash',
+      'claude',
+      '-p',
+      '--output-format',
+      'stream-json',
+      '--verbose',
+      '--permission-mode',
+      'acceptEdits',
+      '--allowedTools=Bash,Edit',
+      '--model',
+      'sonnet',
+      '--max-turns',
+      '5',
+      '--append-system-prompt=be brief',
+      '--x',
+      '--',
+      '-starts with a dash',
     ])
     expect(claudeArgv('claude', {}, { prompt: 'again', resume: 'sess-1' })).toEqual([
-      'claude', '-p', '--output-format', 'stream-json', '--verbose', '--resume', 'sess-1', '--', 'again',
+      'claude',
+      '-p',
+      '--output-format',
+      'stream-json',
+      '--verbose',
+      '--resume',
+      'sess-1',
+      '--',
+      'again',
     ])
   })
 
   test('codex: exec --json in the cwd with the quiet flags; resume keeps -C, -s and every -c', () => {
     const opts = { sandbox: 'workspace-write' as const, model: 'gpt-5.5', config: ['a=1'] }
-    const common = ['codex', 'exec', '--json', '-C', '/w', '--skip-git-repo-check', '-s', 'workspace-write', '-m', 'gpt-5.5', '-c', 'a=1',
-      '-c', 'analytics.enabled=false', '--disable', 'apps', '--disable', 'plugins']
+    const common = [
+      'codex',
+      'exec',
+      '--json',
+      '-C',
+      '/w',
+      '--skip-git-repo-check',
+      '-s',
+      'workspace-write',
+      '-m',
+      'gpt-5.5',
+      '-c',
+      'a=1',
+      '-c',
+      'analytics.enabled=false',
+      '--disable',
+      'apps',
+      '--disable',
+      'plugins',
+    ]
     expect(codexArgv('codex', opts, { prompt: 'go', cwd: '/w' })).toEqual([...common, '--', 'go'])
     expect(codexArgv('codex', opts, { prompt: 'go', cwd: '/w', resume: 't-1' })).toEqual([...common, 'resume', 't-1', '--', 'go'])
   })
@@ -71,7 +119,9 @@ describe('line parsing', () => {
 
 describe('runs with a stand-in CLI', () => {
   test('malformed lines are counted and unknown ones kept at debug level, without failing the run', async () => {
-    const bin = script(`echo '${INIT}'; echo 'garbage'; echo '{"type":"assistant","message":{}}'; echo '{"type":"brand_new"}'; echo '${RESULT}'`)
+    const bin = script(
+      `echo '${INIT}'; echo 'garbage'; echo '{"type":"assistant","message":{}}'; echo '{"type":"brand_new"}'; echo '${RESULT}'`,
+    )
     const r = await createClaudeEngine({ bin }).run(input())
     expect(r).toMatchObject({ status: 'success', summary: 'done', sessionId: 's-1', costUsd: 0.5, malformedLines: 2 })
     const transcript = readFileSync(r.logPath, 'utf8')
@@ -114,7 +164,12 @@ while true; do echo '{"type":"error","message":"Reconnecting... waiting for netw
 echo "{\\"type\\":\\"result\\",\\"subtype\\":\\"success\\",\\"is_error\\":false,\\"session_id\\":\\"s-1\\",\\"result\\":\\"gh=$GITHUB_TOKEN sandbox=$IS_SANDBOX quiet=$DISABLE_TELEMETRY tagged=\${ROSE_ENGINE_RUN:+yes}\\"}"`)
     const env = { PATH: process.env.PATH ?? '/bin', GITHUB_TOKEN: 'ghp_should_not_pass' }
     const r = await createClaudeEngine({ bin, permissionMode: 'bypassPermissions' }).run(
-      input({ env, onEvent: () => { throw new Error('listener bug') } }),
+      input({
+        env,
+        onEvent: () => {
+          throw new Error('listener bug')
+        },
+      }),
     )
     const sandbox = process.getuid?.() === 0 ? '1' : ''
     expect(r).toMatchObject({ status: 'success', summary: `gh= sandbox=${sandbox} quiet=1 tagged=yes` })

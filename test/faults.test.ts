@@ -14,14 +14,24 @@ import { AGENT_KEY, fixture, ROOT, seedWith } from './helpers.ts'
 
 describe('fault injection', () => {
   test('with 20% of Linear requests failing, 20 issues all end In Review with one summary comment each', async () => {
-    const issues = Array.from({ length: 20 }, (_, i) => ({ team: 'ENG', title: `Task ${i + 1}`, assignee: 'agent@rose.test', priority: (i % 4) + 1 }))
+    const issues = Array.from({ length: 20 }, (_, i) => ({
+      team: 'ENG',
+      title: `Task ${i + 1}`,
+      assignee: 'agent@rose.test',
+      priority: (i % 4) + 1,
+    }))
     const fx = await fixture({
       issues,
-      agentYaml: (o) => `poll_interval_seconds: 1\nmax_concurrency: 6\nagents:\n  - name: tester\n    engine: console\n    concurrency: 6\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n`,
+      agentYaml: (o) =>
+        `poll_interval_seconds: 1\nmax_concurrency: 6\nagents:\n  - name: tester\n    engine: console\n    concurrency: 6\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n`,
     })
     try {
       fx.sandbox.setFaults({ rate: 0.2, kinds: ['ratelimited', '5xx', 'timeout'], resetMs: 400, hangMs: 600, seed: 7 })
-      const driver = spawn(process.execPath, [join(ROOT, 'scripts', 'start.ts'), '--config', fx.configPath], { cwd: fx.dir, env: fx.env, stdio: ['ignore', 'ignore', 'pipe'] })
+      const driver = spawn(process.execPath, [join(ROOT, 'scripts', 'start.ts'), '--config', fx.configPath], {
+        cwd: fx.dir,
+        env: fx.env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })
       let stderr = ''
       driver.stderr.on('data', (d) => (stderr += d))
       const exited = new Promise<number | null>((r) => driver.on('close', r))
@@ -31,8 +41,17 @@ describe('fault injection', () => {
       driver.kill('SIGINT')
       expect(await exited).toBe(0)
       const stats = fx.sandbox.stats()
-      console.log(`fault injection: ${inReview()}/20 In Review in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${stats.requests} requests, ${stats.faultsInjected} faults injected, ${stats.requestsDuringRateLimit} sent during a rate-limit window`)
-      expect(inReview(), stderr.split('\n').filter((l) => /error|warn/.test(l)).slice(-20).join('\n')).toBe(20)
+      console.log(
+        `fault injection: ${inReview()}/20 In Review in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${stats.requests} requests, ${stats.faultsInjected} faults injected, ${stats.requestsDuringRateLimit} sent during a rate-limit window`,
+      )
+      expect(
+        inReview(),
+        stderr
+          .split('\n')
+          .filter((l) => /error|warn/.test(l))
+          .slice(-20)
+          .join('\n'),
+      ).toBe(20)
       for (let i = 1; i <= 20; i++) {
         const ours = fx.issue(`ENG-${i}`).comments.filter((c) => c.body.includes(COMMENT_MARKER) && c.body.includes('finished'))
         expect(ours, `ENG-${i}`).toHaveLength(1)
@@ -50,7 +69,12 @@ describe('fault injection', () => {
     const sb = await startSandbox({ port: 0, seed: seedWith([{ team: 'ENG', title: 'x', assignee: 'agent@rose.test' }]) })
     try {
       const sent: number[] = []
-      const tracker = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url, gate: memoryRateGate(), onRequest: () => sent.push(Date.now()) })
+      const tracker = createLinearTracker({
+        apiKey: AGENT_KEY,
+        apiUrl: sb.url,
+        gate: memoryRateGate(),
+        onRequest: () => sent.push(Date.now()),
+      })
       sb.setFaults({ failNext: 1, kinds: ['ratelimited'], resetMs: 700 })
       const t0 = Date.now()
       const err = await tracker.poll(null).catch((e) => e)

@@ -3,7 +3,12 @@ import { parseGitHubUrl } from '../lib/github.ts'
 
 describe('parseGitHubUrl', () => {
   test('reads owner and name from https URLs, with or without .git or a trailing slash', () => {
-    for (const url of ['https://github.com/acme/app', 'https://github.com/acme/app.git', 'https://github.com/acme/app/', 'http://github.com/acme/app.git']) {
+    for (const url of [
+      'https://github.com/acme/app',
+      'https://github.com/acme/app.git',
+      'https://github.com/acme/app/',
+      'http://github.com/acme/app.git',
+    ]) {
       expect(parseGitHubUrl(url), url).toEqual({ owner: 'acme', name: 'app' })
     }
   })
@@ -41,13 +46,26 @@ describe('parseGitHubUrl', () => {
   })
 
   test('local paths and file URLs are not GitHub', () => {
-    for (const url of ['/srv/git/app.git', './app', '../github.com/acme/app', 'file:///srv/git/github.com/acme/app.git', 'C:\\repos\\app', 'github.com/acme/app', '']) {
+    for (const url of [
+      '/srv/git/app.git',
+      './app',
+      '../github.com/acme/app',
+      'file:///srv/git/github.com/acme/app.git',
+      'C:\\repos\\app',
+      'github.com/acme/app',
+      '',
+    ]) {
       expect(parseGitHubUrl(url), url).toBeNull()
     }
   })
 
   test('URLs that are not a repository root are refused rather than misread', () => {
-    for (const url of ['https://github.com/acme', 'https://github.com/acme/app/tree/main', 'https://github.com/acme/app/pull/3', 'git@github.com:acme']) {
+    for (const url of [
+      'https://github.com/acme',
+      'https://github.com/acme/app/tree/main',
+      'https://github.com/acme/app/pull/3',
+      'git@github.com:acme',
+    ]) {
       expect(parseGitHubUrl(url), url).toBeNull()
     }
   })

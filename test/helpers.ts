@@ -62,7 +62,11 @@ export interface Fixture {
   sandbox: Sandbox
   env: Record<string, string>
   /** Spawn `bun scripts/<script>.ts ...args` with the fixture env. */
-  script(script: string, args: string[], extraEnv?: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }>
+  script(
+    script: string,
+    args: string[],
+    extraEnv?: Record<string, string>,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }>
   /** The sandbox's issue by identifier, with its state name and comments. */
   issue(identifier: string): { id: string; state: string; comments: { id: string; body: string; userId: string | null }[] }
   /** A human comment on an issue, as if typed in Linear. */
@@ -73,7 +77,11 @@ export interface Fixture {
 }
 
 /** A complete factory set-up against a real sandbox and a real bare origin. */
-export async function fixture(opts: { issues: NonNullable<SandboxSeed['issues']>; agentYaml?: (origin: string) => string; env?: Record<string, string> }): Promise<Fixture> {
+export async function fixture(opts: {
+  issues: NonNullable<SandboxSeed['issues']>
+  agentYaml?: (origin: string) => string
+  env?: Record<string, string>
+}): Promise<Fixture> {
   const dir = tempDir()
   const home = join(dir, 'home')
   mkdirSync(home, { recursive: true })
@@ -102,7 +110,11 @@ export async function fixture(opts: { issues: NonNullable<SandboxSeed['issues']>
     env,
     script(script, args, extraEnv = {}) {
       return new Promise((resolvePromise) => {
-        const child = spawn(process.execPath, [join(ROOT, 'scripts', `${script}.ts`), ...args], { cwd: dir, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] })
+        const child = spawn(process.execPath, [join(ROOT, 'scripts', `${script}.ts`), ...args], {
+          cwd: dir,
+          env: { ...env, ...extraEnv },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
         let stdout = ''
         let stderr = ''
         child.stdout.on('data', (d) => (stdout += d))

@@ -41,7 +41,11 @@ function summaries(f: Fixture, identifier = 'ENG-1') {
 
 /** The driver as a background process (for the loop tests). */
 function background(f: Fixture, args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [join(ROOT, 'scripts', 'start.ts'), ...args], { cwd: f.dir, env: { ...f.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [join(ROOT, 'scripts', 'start.ts'), ...args], {
+    cwd: f.dir,
+    env: { ...f.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let stderr = ''
   child.stderr.on('data', (d) => (stderr += d))
   child.stdout.resume()
@@ -65,8 +69,26 @@ async function withGitHub(f: Fixture) {
 }
 
 const rec = (phase: IssueRecord['phase'], extra: Partial<IssueRecord> = {}): IssueRecord =>
-  ({ id: 'i1', identifier: 'ENG-1', title: 't', phase, snapshot: {} as IssueRecord['snapshot'], runs: [], attempts: 0, updatedAt: '', ...extra }) as IssueRecord
-const watched = (extra: Partial<WatchedIssue> = {}): WatchedIssue => ({ id: 'i1', identifier: 'ENG-1', updatedAt: '', state: { id: 's', name: 'In Progress', type: 'started' }, assigneeId: 'me', delegateId: null, ...extra })
+  ({
+    id: 'i1',
+    identifier: 'ENG-1',
+    title: 't',
+    phase,
+    snapshot: {} as IssueRecord['snapshot'],
+    runs: [],
+    attempts: 0,
+    updatedAt: '',
+    ...extra,
+  }) as IssueRecord
+const watched = (extra: Partial<WatchedIssue> = {}): WatchedIssue => ({
+  id: 'i1',
+  identifier: 'ENG-1',
+  updatedAt: '',
+  state: { id: 's', name: 'In Progress', type: 'started' },
+  assigneeId: 'me',
+  delegateId: null,
+  ...extra,
+})
 
 describe('lifecycle decisions', () => {
   test('retries wait 10 s, doubling, capped at 5 min', () => {
@@ -75,17 +97,26 @@ describe('lifecycle decisions', () => {
 
   test('a failure retries until max_attempts, then escalates; limits and config errors are final at once', () => {
     const now = new Date('2026-01-01T00:00:00Z')
-    expect(planFailure(0, 'engine_failed', 3, now)).toEqual({ kind: 'retry', attempts: 1, delayMs: 10_000, nextRetryAt: '2026-01-01T00:00:10.000Z' })
+    expect(planFailure(0, 'engine_failed', 3, now)).toEqual({
+      kind: 'retry',
+      attempts: 1,
+      delayMs: 10_000,
+      nextRetryAt: '2026-01-01T00:00:10.000Z',
+    })
     expect(planFailure(1, 'git_failed', 3, now)).toMatchObject({ kind: 'retry', attempts: 2, delayMs: 20_000 })
     expect(planFailure(2, 'engine_stalled', 3, now)).toEqual({ kind: 'escalate', attempts: 3 })
-    for (const code of ['limit_max_turns', 'limit_max_cost', 'engine_timeout', 'engine_missing', 'tracker_not_found']) expect(planFailure(0, code, 3, now).kind).toBe('final')
+    for (const code of ['limit_max_turns', 'limit_max_cost', 'engine_timeout', 'engine_missing', 'tracker_not_found'])
+      expect(planFailure(0, code, 3, now).kind).toBe('final')
   })
 
   test('a queued or running issue is released when gone, closed or reassigned; otherwise kept', () => {
     expect(planReconcile(rec('running'), watched(), 'me')).toEqual({ action: 'none' })
     expect(planReconcile(rec('running'), watched({ delegateId: 'me', assigneeId: 'human' }), 'me')).toEqual({ action: 'none' })
     expect(planReconcile(rec('queued'), undefined, 'me')).toMatchObject({ action: 'release', reason: expect.stringContaining('gone') })
-    expect(planReconcile(rec('running'), watched({ state: { id: 'c', name: 'Canceled', type: 'canceled' } }), 'me')).toMatchObject({ action: 'release', reason: 'moved to Canceled' })
+    expect(planReconcile(rec('running'), watched({ state: { id: 'c', name: 'Canceled', type: 'canceled' } }), 'me')).toMatchObject({
+      action: 'release',
+      reason: 'moved to Canceled',
+    })
     expect(planReconcile(rec('claimed'), watched({ assigneeId: 'someone' }), 'me')).toMatchObject({ action: 'release' })
     expect(planReconcile(rec('done'), undefined, 'me')).toEqual({ action: 'none' })
   })
@@ -117,12 +148,18 @@ describe('crash matrix', () => {
     for (const point of CRASH_POINTS) {
       fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o) })
       const { gh, env } = await withGitHub(fx)
-      const crashed = await fx.script('start', ['--once', '--config', fx.configPath], { ...env, ROSE_CRASH_AT: point, ROSE_CRASH_KILL_PARENT: '1' })
+      const crashed = await fx.script('start', ['--once', '--config', fx.configPath], {
+        ...env,
+        ROSE_CRASH_AT: point,
+        ROSE_CRASH_KILL_PARENT: '1',
+      })
       const phaseAfterCrash = record(fx)?.phase
       const restarted = await fx.script('start', ['--once', '--config', fx.configPath], env)
       const rec = record(fx)!
       const state = readState(join(fx.home, 'state.json')).agents.tester!
-      const worktrees = gitSync(['worktree', 'list', '--porcelain'], join(fx.home, 'repos', readdirSync(join(fx.home, 'repos'))[0]!)).split('\n').filter((l) => l.startsWith('worktree ')).length
+      const worktrees = gitSync(['worktree', 'list', '--porcelain'], join(fx.home, 'repos', readdirSync(join(fx.home, 'repos'))[0]!))
+        .split('\n')
+        .filter((l) => l.startsWith('worktree ')).length
       const outcome = {
         crashKilledDriver: crashed.code === null,
         restartExit: restarted.code,
@@ -137,7 +174,17 @@ describe('crash matrix', () => {
         cursorOk: Object.values(state.issues).every((r) => r.phase === 'done' || r.snapshot.updatedAt > (state.cursor ?? '')),
       }
       matrix.push(`${point.padEnd(17)} crashed in ${String(phaseAfterCrash).padEnd(9)} -> ${JSON.stringify(outcome)}`)
-      const ok = outcome.crashKilledDriver && outcome.restartExit === 0 && outcome.prs === 1 && outcome.prCreates === 1 && outcome.comments === 1 && outcome.state === 'In Review' && outcome.locks === 0 && outcome.worktrees === 2 && outcome.phase === 'done' && outcome.cursorOk
+      const ok =
+        outcome.crashKilledDriver &&
+        outcome.restartExit === 0 &&
+        outcome.prs === 1 &&
+        outcome.prCreates === 1 &&
+        outcome.comments === 1 &&
+        outcome.state === 'In Review' &&
+        outcome.locks === 0 &&
+        outcome.worktrees === 2 &&
+        outcome.phase === 'done' &&
+        outcome.cursorOk
       if (!ok) failures.push(`${point}: ${JSON.stringify(outcome)}\n${restarted.stderr}`)
       await stopGh?.()
       stopGh = undefined
@@ -270,13 +317,23 @@ describe('two drivers on one FACTORY_HOME', () => {
   test('never run one issue twice: every issue gets exactly one run and one summary comment', async () => {
     const issues = Array.from({ length: 6 }, (_, i) => ({ team: 'ENG', title: `Task ${i + 1}`, assignee: 'agent@rose.test' }))
     fx = await fixture({ issues, agentYaml: (o) => yaml(o).replace('    repo:', '    concurrency: 3\n    repo:') })
-    const [a, b] = await Promise.all([fx.script('start', ['--once', '--config', fx.configPath]), fx.script('start', ['--once', '--config', fx.configPath])])
+    const [a, b] = await Promise.all([
+      fx.script('start', ['--once', '--config', fx.configPath]),
+      fx.script('start', ['--once', '--config', fx.configPath]),
+    ])
     // A driver may find the other one's work already done; both must succeed or explain.
     expect([a.code, b.code].every((c) => c === 0 || c === 1)).toBe(true)
     // Whatever one tick left queued, the next tick finishes.
     const c = await fx.script('start', ['--once', '--config', fx.configPath])
     const missing = [1, 2, 3, 4, 5, 6].filter((i) => summaries(fx!, `ENG-${i}`).length !== 1)
-    if (missing.length) console.log(`DRIVER A\n${a.stderr}\nDRIVER B\n${b.stderr}\nTHIRD\n${c.stderr}\n${JSON.stringify(missing.map((i) => record(fx!, `ENG-${i}`)), null, 1)}`)
+    if (missing.length)
+      console.log(
+        `DRIVER A\n${a.stderr}\nDRIVER B\n${b.stderr}\nTHIRD\n${c.stderr}\n${JSON.stringify(
+          missing.map((i) => record(fx!, `ENG-${i}`)),
+          null,
+          1,
+        )}`,
+      )
     for (let i = 1; i <= 6; i++) {
       expect(summaries(fx, `ENG-${i}`)).toHaveLength(1)
       expect(record(fx, `ENG-${i}`)!.runs).toHaveLength(1)

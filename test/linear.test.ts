@@ -38,7 +38,9 @@ describe('linear tracker', () => {
     const res = await t.poll(cursor)
     expect(res.issues.map((i) => i.identifier)).toEqual(['ENG-2'])
     expect(res.issues[0]!.comments.at(-1)!.body).toBe('one more thing')
-    expect(pollFilter(cursor)).toEqual({ and: [expect.anything(), { or: [{ updatedAt: { gt: cursor } }, { comments: { some: { createdAt: { gt: cursor } } } }] }] })
+    expect(pollFilter(cursor)).toEqual({
+      and: [expect.anything(), { or: [{ updatedAt: { gt: cursor } }, { comments: { some: { createdAt: { gt: cursor } } } }] }],
+    })
   })
 
   test('watched issues come back with their current assignment even when unassigned', async () => {
@@ -54,7 +56,9 @@ describe('linear tracker', () => {
 
   test('a wrong key is tracker_auth with a fix; an outage is tracker_unreachable after quick retries', async () => {
     sb = await startSandbox({ port: 0, seed: seedWith(many(1)) })
-    const bad = await createLinearTracker({ apiKey: 'lin_api_wrong', apiUrl: sb.url }).poll(null).catch((e) => e)
+    const bad = await createLinearTracker({ apiKey: 'lin_api_wrong', apiUrl: sb.url })
+      .poll(null)
+      .catch((e) => e)
     expect(bad.code).toBe('tracker_auth')
     expect(bad.fix).toContain('token_env')
     expect(bad.exitCode).toBe(1)
@@ -67,9 +71,17 @@ describe('linear tracker', () => {
   })
 
   test('the newest comments of a long discussion reach the factory whichever way Linear orders a page', async () => {
-    const comments = Array.from({ length: 30 }, (_, i) => ({ user: 'riley@rose.test', body: `comment ${i + 1}`, createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() }))
+    const comments = Array.from({ length: 30 }, (_, i) => ({
+      user: 'riley@rose.test',
+      body: `comment ${i + 1}`,
+      createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString(),
+    }))
     for (const commentOrder of ['newest_first', 'oldest_first'] as const) {
-      sb = await startSandbox({ port: 0, commentOrder, seed: seedWith([{ team: 'ENG', title: 'long talk', assignee: 'agent@rose.test', comments }]) })
+      sb = await startSandbox({
+        port: 0,
+        commentOrder,
+        seed: seedWith([{ team: 'ENG', title: 'long talk', assignee: 'agent@rose.test', comments }]),
+      })
       const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url })
       const res = await t.poll(null)
       const bodies = res.issues[0]!.comments.map((c) => c.body)

@@ -252,7 +252,9 @@ describe('racing processes', () => {
     const outs = await Promise.all(
       Array.from({ length: RACERS }, () => {
         return new Promise<string>((resolve) => {
-          const c = spawn(process.execPath, [script, raceDir, String(startAt), String(ROUNDS), String(SLOT_MS), String(RACERS)], { stdio: ['ignore', 'pipe', 'inherit'] })
+          const c = spawn(process.execPath, [script, raceDir, String(startAt), String(ROUNDS), String(SLOT_MS), String(RACERS)], {
+            stdio: ['ignore', 'pipe', 'inherit'],
+          })
           let out = ''
           c.stdout!.on('data', (d) => (out += d))
           c.on('close', () => resolve(out))

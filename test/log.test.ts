@@ -16,14 +16,21 @@ describe('log', () => {
       ctx.log.error('push to https://x:' + process.env.ACME_GH + '@github.com failed with key ' + process.env.ACME_LINEAR)
     `
     const home = tempDir()
-    const res = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH, ACME_LINEAR: 'linear-secret-value-123', ACME_GH: 'github-secret-value-456', FACTORY_HOME: home } })
+    const res = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, ACME_LINEAR: 'linear-secret-value-123', ACME_GH: 'github-secret-value-456', FACTORY_HOME: home },
+    })
     rmSync(home, { recursive: true, force: true })
     expect(res.stderr).toContain('push to https://x:***@github.com failed with key ***')
     expect(res.stderr).not.toContain('secret-value')
   })
 
   test("the agent's secret variables are its Linear and GitHub token_env", () => {
-    const config = parseConfig('agents:\n  - name: a\n    engine: console\n    tracker: { mode: api_key, token_env: K }\n    repo: { url: /x }\n    github: { token_env: G }\n', 'x.yaml', { K: '1' })
+    const config = parseConfig(
+      'agents:\n  - name: a\n    engine: console\n    tracker: { mode: api_key, token_env: K }\n    repo: { url: /x }\n    github: { token_env: G }\n',
+      'x.yaml',
+      { K: '1' },
+    )
     expect(agentSecretEnvs(config.agents[0]!)).toEqual(['K', 'G'])
   })
 })

@@ -47,7 +47,6 @@ const HOSTILE_KEYS = [
   'ENG-1',
 ]
 
-
 describe('sanitizeKey', () => {
   test('an ordinary Linear identifier is kept as it is', () => {
     expect(sanitizeKey('ENG-123')).toBe('ENG-123')
@@ -212,7 +211,7 @@ const HOSTILE_BRANCHES = [
 ]
 
 describe('sanitizeBranch', () => {
-  test("keeps a normal Linear branchName as it is", () => {
+  test('keeps a normal Linear branchName as it is', () => {
     expect(sanitizeBranch('benoit/eng-1-add-health-check', 'ENG-1')).toBe('benoit/eng-1-add-health-check')
     expect(sanitizeBranch('feature/v1.2-fix', 'ENG-1')).toBe('feature/v1.2-fix')
   })

@@ -57,17 +57,25 @@ describe.skipIf(!claudeBin && !process.env.CI)(suiteTitle('claude', 'pipeline wi
     const fake = await startFakeAnthropic((req, n) => {
       const lastUser = JSON.stringify(req.messages.at(-1))
       if (n === 0) return { kind: 'tool_use', name: 'Write', input: { file_path: join(worktree, 'hello.txt'), content: 'hello\n' } }
-      if (lastUser.includes('Please say goodbye too.')) return { kind: 'tool_use', name: 'Write', input: { file_path: join(worktree, 'bye.txt'), content: 'bye\n' } }
-      if (lastUser.includes('tool_result') && JSON.stringify(req.messages).includes('bye.txt')) return { kind: 'text', text: 'Added bye.txt.' }
+      if (lastUser.includes('Please say goodbye too.'))
+        return { kind: 'tool_use', name: 'Write', input: { file_path: join(worktree, 'bye.txt'), content: 'bye\n' } }
+      if (lastUser.includes('tool_result') && JSON.stringify(req.messages).includes('bye.txt'))
+        return { kind: 'text', text: 'Added bye.txt.' }
       return { kind: 'text', text: 'Added hello.txt.' }
     })
     stops.push(fake.stop)
     fx = await fixture({
       issues: ISSUES,
-      agentYaml: (o) => `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n    claude: { bin: ${claudeBin} }\n`,
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n    claude: { bin: ${claudeBin} }\n`,
     })
     worktree = join(realpathSync(fx.home), 'worktrees', 'tester', 'ENG-1')
-    const env = { ANTHROPIC_BASE_URL: fake.url, CLAUDE_AUTH_TOKEN: 'fake-oauth-token', CLAUDE_CODE_MAX_RETRIES: '1', OPENAI_API_KEY: 'sk-should-never-reach-the-engine' }
+    const env = {
+      ANTHROPIC_BASE_URL: fake.url,
+      CLAUDE_AUTH_TOKEN: 'fake-oauth-token',
+      CLAUDE_CODE_MAX_RETRIES: '1',
+      OPENAI_API_KEY: 'sk-should-never-reach-the-engine',
+    }
 
     const first = await fx.script('start', ['--once', '--config', fx.configPath], env)
     expect(first.code, first.stderr).toBe(0)
@@ -97,13 +105,23 @@ describe.skipIf(!claudeBin && !process.env.CI)(suiteTitle('claude', 'pipeline wi
 describe.skipIf(!claudeBin && !process.env.CI)(suiteTitle('claude', 'limits with Claude Code', claudeBin), () => {
   test('a run over limits.max_cost_usd is stopped by Claude itself, reported with the limit and its cost, and not retried', async () => {
     expect(claudeBin).toBeDefined()
-    const fake = await startFakeAnthropic(() => ({ kind: 'tool_use', name: 'Bash', input: { command: 'echo working' }, usage: { input_tokens: 100_000, output_tokens: 10_000 } }))
+    const fake = await startFakeAnthropic(() => ({
+      kind: 'tool_use',
+      name: 'Bash',
+      input: { command: 'echo working' },
+      usage: { input_tokens: 100_000, output_tokens: 10_000 },
+    }))
     stops.push(fake.stop)
     fx = await fixture({
       issues: ISSUES,
-      agentYaml: (o) => `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n    limits: { max_cost_usd: 0.01 }\n    claude: { bin: ${claudeBin} }\n`,
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n    limits: { max_cost_usd: 0.01 }\n    claude: { bin: ${claudeBin} }\n`,
     })
-    const res = await fx.script('start', ['--once', '--config', fx.configPath], { ANTHROPIC_BASE_URL: fake.url, CLAUDE_AUTH_TOKEN: 'fake-oauth-token', CLAUDE_CODE_MAX_RETRIES: '1' })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath], {
+      ANTHROPIC_BASE_URL: fake.url,
+      CLAUDE_AUTH_TOKEN: 'fake-oauth-token',
+      CLAUDE_CODE_MAX_RETRIES: '1',
+    })
     expect(res.code).toBe(1)
     // Claude stopped after the first expensive turn.
     expect(fake.requests.length).toBeLessThanOrEqual(2)
@@ -122,7 +140,8 @@ describe.skipIf(!codexBin && !process.env.CI)(suiteTitle('codex', 'pipeline with
     const fake = await startFakeOpenAI((req, n) => {
       const input = JSON.stringify(req.body.input)
       if (n === 0) return { kind: 'apply_patch', patch: '*** Begin Patch\n*** Add File: hello.txt\n+hello\n*** End Patch\n' }
-      if (input.includes('Please say goodbye too.') && !input.includes('bye.txt')) return { kind: 'apply_patch', patch: '*** Begin Patch\n*** Add File: bye.txt\n+bye\n*** End Patch\n' }
+      if (input.includes('Please say goodbye too.') && !input.includes('bye.txt'))
+        return { kind: 'apply_patch', patch: '*** Begin Patch\n*** Add File: bye.txt\n+bye\n*** End Patch\n' }
       return { kind: 'text', text: input.includes('bye.txt') ? 'Added bye.txt.' : 'Added hello.txt.' }
     })
     stops.push(fake.stop)

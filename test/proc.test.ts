@@ -26,7 +26,20 @@ async function groupGone(pgid: number, ms = 1_000): Promise<string[]> {
 
 describe('run', () => {
   test('passes every argument verbatim, with no shell in between', async () => {
-    const args = ['$(echo hi); rm -rf /', '`id`', "it's \"quoted\"", 'two\nlines', '*', '~', '$HOME', 'a && b | c > /tmp/x', '', ' spaced ', '-n', 'ünï']
+    const args = [
+      '$(echo hi); rm -rf /',
+      '`id`',
+      'it\'s "quoted"',
+      'two\nlines',
+      '*',
+      '~',
+      '$HOME',
+      'a && b | c > /tmp/x',
+      '',
+      ' spaced ',
+      '-n',
+      'ünï',
+    ]
     const res = await run(['printf', '%s\\0', ...args])
     expect(res.exitCode).toBe(0)
     expect(res.stdout.split('\0').slice(0, -1)).toEqual(args)
@@ -59,7 +72,10 @@ describe('run', () => {
   test('runs in the given cwd with exactly the given env', async () => {
     const dir = realpathSync(tempDir('rose-proc-'))
     try {
-      const res = await run(['sh', '-c', 'pwd; printf "%s|%s" "$ROSE_PROBE" "${HOME-unset}"'], { cwd: dir, env: { PATH: process.env.PATH, ROSE_PROBE: 'seen' } })
+      const res = await run(['sh', '-c', 'pwd; printf "%s|%s" "$ROSE_PROBE" "${HOME-unset}"'], {
+        cwd: dir,
+        env: { PATH: process.env.PATH, ROSE_PROBE: 'seen' },
+      })
       expect(res.stdout).toBe(`${dir}\nseen|unset`)
     } finally {
       rmSync(dir, { recursive: true, force: true })
@@ -77,10 +93,13 @@ describe('run', () => {
   test('onLine receives complete stdout lines, even when they arrive in pieces', async () => {
     const out: string[] = []
     const err: string[] = []
-    const res = await run(['sh', '-c', "printf 'one\\ntw'; sleep 0.05; printf 'o\\n'; sleep 0.05; printf 'thr'; printf 'ee'; printf 'oops\\nlast' >&2"], {
-      onLine: (l) => out.push(l),
-      onErrLine: (l) => err.push(l),
-    })
+    const res = await run(
+      ['sh', '-c', "printf 'one\\ntw'; sleep 0.05; printf 'o\\n'; sleep 0.05; printf 'thr'; printf 'ee'; printf 'oops\\nlast' >&2"],
+      {
+        onLine: (l) => out.push(l),
+        onErrLine: (l) => err.push(l),
+      },
+    )
     expect(res.exitCode).toBe(0)
     expect(out).toEqual(['one', 'two', 'three'])
     expect(err).toEqual(['oops', 'last'])
@@ -145,7 +164,10 @@ describe('run', () => {
   })
 
   test('a child that ignores SIGTERM and closed its output does not outlive a kill', async () => {
-    const res = await run(['sh', '-c', '(trap "" TERM; exec sleep 30) >/dev/null 2>&1 </dev/null & sleep 30'], { timeoutMs: 150, killGraceMs: 5_000 })
+    const res = await run(['sh', '-c', '(trap "" TERM; exec sleep 30) >/dev/null 2>&1 </dev/null & sleep 30'], {
+      timeoutMs: 150,
+      killGraceMs: 5_000,
+    })
     expect(res.killed).toBe('timeout')
     expect(res.durationMs).toBeLessThan(2_000)
     expect(await groupGone(res.pid!)).toEqual([])

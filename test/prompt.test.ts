@@ -114,7 +114,9 @@ describe('buildPrompt', () => {
   })
 
   test('it lists the human comments oldest first, with who wrote them and when', () => {
-    const order = ['Please reuse the existing router.', 'Customer asked for a version field too.', 'Also add a test.'].map((b) => first.indexOf(b))
+    const order = ['Please reuse the existing router.', 'Customer asked for a version field too.', 'Also add a test.'].map((b) =>
+      first.indexOf(b),
+    )
     expect(order.every((i) => i > 0)).toBe(true)
     expect(order).toEqual([...order].sort((x, y) => x - y))
     expect(first).toContain(`Riley Reviewer at ${THREAD[0]!.createdAt}`)
@@ -158,7 +160,11 @@ describe('buildPrompt', () => {
   })
 
   test('the same input always gives the same text', () => {
-    const again = buildPrompt({ issue: issue(THREAD), branch: 'agent/eng-42-add-a-health-check-endpoint', comments: humanComments(issue(THREAD), VIEWER) })
+    const again = buildPrompt({
+      issue: issue(THREAD),
+      branch: 'agent/eng-42-add-a-health-check-endpoint',
+      comments: humanComments(issue(THREAD), VIEWER),
+    })
     expect(again).toBe(first)
     expect(first.endsWith('\n')).toBe(true)
   })

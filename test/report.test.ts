@@ -23,7 +23,8 @@ const ISSUES = [{ team: 'ENG', title: 'Add a health check', description: 'GET /h
 async function githubFixture() {
   fx = await fixture({
     issues: ISSUES,
-    agentYaml: (o) => `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main, github: acme/app }\n`,
+    agentYaml: (o) =>
+      `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main, github: acme/app }\n`,
   })
   const origin = fx.origin
   gh = await startFakeGitHub({ token: TOKEN, branchExists: (b) => gitSync(['branch', '--list', b], origin) !== '' })
@@ -92,7 +93,10 @@ describe('report', () => {
 
   test('a failed attempt with attempts left is retried later, without a comment, and the retry time survives in state.json', async () => {
     await githubFixture()
-    const res = await fx!.script('start', ['--once', '--config', fx!.configPath], { GITHUB_API_URL: gh!.url, FACTORY_GITHUB_TOKEN: 'wrong-token-value' })
+    const res = await fx!.script('start', ['--once', '--config', fx!.configPath], {
+      GITHUB_API_URL: gh!.url,
+      FACTORY_GITHUB_TOKEN: 'wrong-token-value',
+    })
     expect(res.code).toBe(1)
     const rec = Object.values(readState(join(fx!.home, 'state.json')).agents.tester!.issues)[0]!
     expect(rec.phase).toBe('queued')
@@ -102,7 +106,10 @@ describe('report', () => {
     expect(wait).toBeLessThanOrEqual(10_000)
     expect(fx!.issue('ENG-1').comments.filter((c) => c.body.includes(COMMENT_MARKER))).toHaveLength(0)
     // A tick before the retry time starts nothing.
-    const again = await fx!.script('start', ['--once', '--config', fx!.configPath], { GITHUB_API_URL: gh!.url, FACTORY_GITHUB_TOKEN: TOKEN })
+    const again = await fx!.script('start', ['--once', '--config', fx!.configPath], {
+      GITHUB_API_URL: gh!.url,
+      FACTORY_GITHUB_TOKEN: TOKEN,
+    })
     expect(again.code).toBe(0)
     expect(gh!.prs).toHaveLength(0)
   }, 60_000)
@@ -110,11 +117,39 @@ describe('report', () => {
 
 describe('planReport', () => {
   const issue = {
-    id: 'i1', identifier: 'ENG-1', title: 'T', description: '', url: 'http://x/issue/ENG-1/t', branchName: 'b', priority: 0,
-    createdAt: '', updatedAt: '', state: { id: 's1', name: 'In Progress', type: 'started' }, labels: [], assigneeId: null, delegateId: null, comments: [],
-    team: { id: 't', key: 'ENG', states: [{ id: 's1', name: 'In Progress', type: 'started', position: 2 }, { id: 's2', name: 'In Review', type: 'started', position: 3 }] },
+    id: 'i1',
+    identifier: 'ENG-1',
+    title: 'T',
+    description: '',
+    url: 'http://x/issue/ENG-1/t',
+    branchName: 'b',
+    priority: 0,
+    createdAt: '',
+    updatedAt: '',
+    state: { id: 's1', name: 'In Progress', type: 'started' },
+    labels: [],
+    assigneeId: null,
+    delegateId: null,
+    comments: [],
+    team: {
+      id: 't',
+      key: 'ENG',
+      states: [
+        { id: 's1', name: 'In Progress', type: 'started', position: 2 },
+        { id: 's2', name: 'In Review', type: 'started', position: 3 },
+      ],
+    },
   } satisfies TrackerIssue
-  const base = { agent: 'a', engine: 'console', issue, branch: 'b', base: 'main', repoUrl: '/tmp/origin.git', hasGitHubToken: false, commitsAhead: 1 }
+  const base = {
+    agent: 'a',
+    engine: 'console',
+    issue,
+    branch: 'b',
+    base: 'main',
+    repoUrl: '/tmp/origin.git',
+    hasGitHubToken: false,
+    commitsAhead: 1,
+  }
 
   test('a local origin gets no PR and the comment says why', () => {
     const plan = planReport({ ...base, run: { n: 1, startedAt: '', status: 'success', summary: 'did it' } })
@@ -125,7 +160,11 @@ describe('planReport', () => {
   })
 
   test('a failed run posts the error, stays in progress and pushes nothing new', () => {
-    const plan = planReport({ ...base, commitsAhead: 0, run: { n: 2, startedAt: '', status: 'stalled', errorCode: 'engine_stalled', summary: 'no output for 300 s' } })
+    const plan = planReport({
+      ...base,
+      commitsAhead: 0,
+      run: { n: 2, startedAt: '', status: 'stalled', errorCode: 'engine_stalled', summary: 'no output for 300 s' },
+    })
     expect(plan.outcome).toBe('failed')
     expect(plan.moveTo).toBeNull()
     expect(plan.push).toBe(false)

@@ -11,7 +11,15 @@ import { fileURLToPath } from 'node:url'
 import { LinearClient, RatelimitedLinearError } from '@linear/sdk'
 import { validateIssueFilter } from '../lib/sandbox/filter.ts'
 import { startSandbox, type Sandbox, type SandboxSeed } from '../lib/sandbox/server.ts'
-import { ATTACH_URL_MUTATION, COMMENT_CREATE_MUTATION, COMMENT_QUERY, ISSUE_MOVE_MUTATION, ISSUE_QUERY, POLL_PAGE, POLL_QUERY } from '../lib/tracker/documents.ts'
+import {
+  ATTACH_URL_MUTATION,
+  COMMENT_CREATE_MUTATION,
+  COMMENT_QUERY,
+  ISSUE_MOVE_MUTATION,
+  ISSUE_QUERY,
+  POLL_PAGE,
+  POLL_QUERY,
+} from '../lib/tracker/documents.ts'
 import { normalizeIssue, rawIssueSchema } from '../lib/tracker/types.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -19,7 +27,13 @@ const fixture = join(root, 'test/fixtures/sandbox-seed.json')
 const SEED = JSON.parse(readFileSync(fixture, 'utf8')) as SandboxSeed
 const AGENT = 'lin_api_test_agent'
 const T0 = Date.parse('2025-03-01T12:00:00.000Z')
-const PAGE = { commentsFirst: POLL_PAGE.comments, statesFirst: POLL_PAGE.states, labelsFirst: POLL_PAGE.labels, watchFilter: { id: { in: [] } }, watchFirst: 0 }
+const PAGE = {
+  commentsFirst: POLL_PAGE.comments,
+  statesFirst: POLL_PAGE.states,
+  labelsFirst: POLL_PAGE.labels,
+  watchFilter: { id: { in: [] } },
+  watchFirst: 0,
+}
 const MINE = { or: [{ assignee: { isMe: { eq: true } } }, { delegate: { isMe: { eq: true } } }] }
 const OPEN = { state: { type: { nin: ['completed', 'canceled'] } } }
 
@@ -40,7 +54,11 @@ afterEach(async () => {
 
 /** POST a document with plain fetch (status and headers visible even for errors). */
 async function gql(query: string, variables: Record<string, unknown> = {}, key: string | null = AGENT, url = sb.url) {
-  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(key === null ? {} : { Authorization: key }) }, body: JSON.stringify({ query, variables }) })
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(key === null ? {} : { Authorization: key }) },
+    body: JSON.stringify({ query, variables }),
+  })
   const text = await res.text()
   let body: any = text
   try {
@@ -49,16 +67,24 @@ async function gql(query: string, variables: Record<string, unknown> = {}, key: 
   return { status: res.status, headers: res.headers, body }
 }
 
-const poll = (filter: unknown, extra: Record<string, unknown> = {}) => gql(POLL_QUERY, { filter, first: POLL_PAGE.issues, ...PAGE, ...extra })
+const poll = (filter: unknown, extra: Record<string, unknown> = {}) =>
+  gql(POLL_QUERY, { filter, first: POLL_PAGE.issues, ...PAGE, ...extra })
 const idents = (r: { body: any }) => (r.body.data.issues.nodes as { identifier: string }[]).map((n) => n.identifier)
 const admin = (path: string, body?: unknown) =>
-  fetch(`${sb.baseUrl}/_sandbox/${path}`, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }))
+  fetch(`${sb.baseUrl}/_sandbox/${path}`, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) }).then(async (r) => ({
+    status: r.status,
+    body: (await r.json()) as any,
+  }))
 const issueId = (ident: string) => sb.store.issue(ident)!.id
 
 describe('the Linear sandbox serving the factory documents', () => {
   test("serves the poll document through the real @linear/sdk and returns the issues assigned or delegated to the key's user", async () => {
     const client = new LinearClient({ apiKey: AGENT, apiUrl: sb.url })
-    const res = await client.client.rawRequest<any, Record<string, unknown>>(POLL_QUERY, { filter: { ...MINE, ...OPEN }, first: POLL_PAGE.issues, ...PAGE })
+    const res = await client.client.rawRequest<any, Record<string, unknown>>(POLL_QUERY, {
+      filter: { ...MINE, ...OPEN },
+      first: POLL_PAGE.issues,
+      ...PAGE,
+    })
     expect(res.status).toBe(200)
     expect(res.data.viewer.name).toBe('Factory Agent')
     const issues = (res.data.issues.nodes as unknown[]).map((raw) => normalizeIssue(rawIssueSchema.parse(raw)))
@@ -77,19 +103,29 @@ describe('the Linear sandbox serving the factory documents', () => {
 
   test("reads one issue by identifier or id, and answers a missing one with HTTP 200 and Linear's 'Entity not found: Issue'", async () => {
     const byKey = await gql(ISSUE_QUERY, { id: 'ENG-2', ...PAGE })
-    expect(byKey.body.data.issue).toMatchObject({ identifier: 'ENG-2', delegate: { name: 'Factory Agent' }, state: { name: 'In Progress' } })
+    expect(byKey.body.data.issue).toMatchObject({
+      identifier: 'ENG-2',
+      delegate: { name: 'Factory Agent' },
+      state: { name: 'In Progress' },
+    })
     const byId = await gql(ISSUE_QUERY, { id: issueId('ENG-2'), ...PAGE })
     expect(byId.body.data.issue.identifier).toBe('ENG-2')
     const missing = await gql(ISSUE_QUERY, { id: 'ENG-404', ...PAGE })
     expect(missing.status).toBe(200)
     expect(missing.body.data).toBeNull()
-    expect(missing.body.errors[0]).toMatchObject({ message: 'Entity not found: Issue', extensions: { code: 'INVALID_INPUT', type: 'invalid input' } })
+    expect(missing.body.errors[0]).toMatchObject({
+      message: 'Entity not found: Issue',
+      extensions: { code: 'INVALID_INPUT', type: 'invalid input' },
+    })
   })
 
   test('finds issues changed since a cursor by updatedAt, and by a newer comment that does not bump updatedAt', async () => {
     now = Date.parse('2025-03-02T00:00:00.000Z')
     const cursor = new Date(now).toISOString()
-    const changed = { ...MINE, and: [{ or: [{ updatedAt: { gt: cursor } }, { comments: { some: { createdAt: { gt: cursor }, user: { isMe: { eq: false } } } } }] }] }
+    const changed = {
+      ...MINE,
+      and: [{ or: [{ updatedAt: { gt: cursor } }, { comments: { some: { createdAt: { gt: cursor }, user: { isMe: { eq: false } } } } }] }],
+    }
     expect(idents(await poll(changed))).toEqual([])
 
     now += 60_000
@@ -162,7 +198,9 @@ describe('the Linear sandbox serving the factory documents', () => {
     expect(issue.comments.nodes.map((c: any) => c.body)).toEqual(['On it.'])
     expect(issue.team.states.nodes.map((s: any) => s.name)).toEqual(['Backlog', 'Todo'])
     expect(issue.labels.nodes).toEqual([{ name: 'api' }])
-    const last = await gql('query($id: String!) { issue(id: $id) { comments(last: 1) { nodes { body } pageInfo { hasPreviousPage } } } }', { id: 'ENG-1' })
+    const last = await gql('query($id: String!) { issue(id: $id) { comments(last: 1) { nodes { body } pageInfo { hasPreviousPage } } } }', {
+      id: 'ENG-1',
+    })
     expect(last.body.data.issue.comments).toEqual({ nodes: [{ body: 'Use the existing router.' }], pageInfo: { hasPreviousPage: true } })
   })
 })
@@ -172,7 +210,10 @@ describe('the Linear sandbox writes', () => {
     for (const key of [null, 'lin_api_nope']) {
       const r = await gql('{ viewer { id } }', {}, key)
       expect(r.status).toBe(400)
-      expect(r.body.errors[0]).toMatchObject({ message: 'Authentication required, not authenticated', extensions: { code: 'AUTHENTICATION_ERROR', type: 'authentication error' } })
+      expect(r.body.errors[0]).toMatchObject({
+        message: 'Authentication required, not authenticated',
+        extensions: { code: 'AUTHENTICATION_ERROR', type: 'authentication error' },
+      })
       expect(r.headers.get('x-ratelimit-requests-limit')).toBe('2500')
     }
     const bearer = await gql('{ viewer { name } }', {}, 'Bearer lin_api_test_riley')
@@ -186,7 +227,10 @@ describe('the Linear sandbox writes', () => {
     const again = await gql(COMMENT_CREATE_MUTATION, { id, issueId: issueId('ENG-1'), body: 'Summary: done' })
     expect(again.status).toBe(200)
     expect(again.body.data).toBeNull()
-    expect(again.body.errors[0]).toMatchObject({ message: `Comment with id ${id} already exists`, extensions: { code: 'INVALID_INPUT', type: 'invalid input' } })
+    expect(again.body.errors[0]).toMatchObject({
+      message: `Comment with id ${id} already exists`,
+      extensions: { code: 'INVALID_INPUT', type: 'invalid input' },
+    })
     expect(sb.store.data.comments.filter((c) => c.id === id)).toHaveLength(1)
     const found = await gql(COMMENT_QUERY, { id })
     expect(found.body.data.comment).toEqual({ id, issue: { id: issueId('ENG-1') } })
@@ -199,7 +243,10 @@ describe('the Linear sandbox writes', () => {
     const done = sb.store.teamStates(sb.store.issue('ENG-1')!.teamId).find((s) => s.name === 'Done')!
     now += 1000
     const r = await gql(ISSUE_MOVE_MUTATION, { id: 'ENG-1', stateId: done.id })
-    expect(r.body.data.issueUpdate).toEqual({ success: true, issue: { id: issueId('ENG-1'), state: { id: done.id, name: 'Done', type: 'completed' } } })
+    expect(r.body.data.issueUpdate).toEqual({
+      success: true,
+      issue: { id: issueId('ENG-1'), state: { id: done.id, name: 'Done', type: 'completed' } },
+    })
     expect(sb.store.issue('ENG-1')!.updatedAt).toBe(new Date(now).toISOString())
     const foreign = await gql(ISSUE_MOVE_MUTATION, { id: 'OPS-1', stateId: done.id })
     expect(foreign.body.errors[0].message).toContain("is not a workflow state of the issue's team")
@@ -258,7 +305,12 @@ describe('the Linear sandbox faults and limits', () => {
   test('failNext fails exactly the next N requests, taking the kinds in turn (timeout drops the connection)', async () => {
     sb.setFaults({ failNext: 3, kinds: ['5xx', 'timeout'], hangMs: 50 })
     expect((await gql('{ viewer { id } }')).status).toBe(503)
-    expect(await gql('{ viewer { id } }').then(() => 'answered', () => 'dropped')).toBe('dropped')
+    expect(
+      await gql('{ viewer { id } }').then(
+        () => 'answered',
+        () => 'dropped',
+      ),
+    ).toBe('dropped')
     expect((await gql('{ viewer { id } }')).status).toBe(503)
     expect((await gql('{ viewer { id } }')).status).toBe(200)
     expect(sb.stats().faultsInjected).toBe(3)
@@ -296,7 +348,13 @@ describe('the Linear sandbox faults and limits', () => {
     expect(r.headers.get('x-ratelimit-complexity-limit')).toBe('3000000')
     expect(r.headers.get('x-ratelimit-complexity-reset')).toBe(String(T0 + 3_600_000))
     await gql(COMMENT_CREATE_MUTATION, { id: crypto.randomUUID(), issueId: 'ENG-1', body: 'x' })
-    expect(sb.stats()).toMatchObject({ requests: 2, queries: 1, mutations: 1, byOperation: { FactoryPoll: 1, FactoryCommentCreate: 1 }, complexity: { max: 4759 } })
+    expect(sb.stats()).toMatchObject({
+      requests: 2,
+      queries: 1,
+      mutations: 1,
+      byOperation: { FactoryPoll: 1, FactoryCommentCreate: 1 },
+      complexity: { max: 4759 },
+    })
     sb.resetStats()
     expect(sb.stats().requests).toBe(0)
   })
@@ -345,12 +403,20 @@ describe('the Linear sandbox data file, admin API and CLI', () => {
   })
 
   test('the admin endpoints seed, show data, comment, assign, move, set faults and report stats; bad input names the field', async () => {
-    const seeded = await admin('seed', { teams: [{ key: 'APP', name: 'App' }], users: [{ name: 'Ann', email: 'ann@x.io', apiKey: 'lin_api_ann_key' }], issues: [{ team: 'APP', title: 'One' }] })
+    const seeded = await admin('seed', {
+      teams: [{ key: 'APP', name: 'App' }],
+      users: [{ name: 'Ann', email: 'ann@x.io', apiKey: 'lin_api_ann_key' }],
+      issues: [{ team: 'APP', title: 'One' }],
+    })
     expect(seeded.body).toMatchObject({ ok: true, teams: ['APP'], issues: 1 })
     expect((await admin('data')).body.issues).toHaveLength(1)
-    expect((await admin('assign', { issue: 'APP-1', assignee: 'ann@x.io' })).body.issue.assigneeId).toBe(sb.store.userByEmail('ann@x.io')!.id)
+    expect((await admin('assign', { issue: 'APP-1', assignee: 'ann@x.io' })).body.issue.assigneeId).toBe(
+      sb.store.userByEmail('ann@x.io')!.id,
+    )
     expect((await admin('assign', { issue: 'APP-1', assignee: null })).body.issue.assigneeId).toBeNull()
-    expect((await admin('move', { issue: 'APP-1', state: 'in progress' })).body.issue.stateId).toBe(sb.store.teamStates(sb.store.issue('APP-1')!.teamId)[2]!.id)
+    expect((await admin('move', { issue: 'APP-1', state: 'in progress' })).body.issue.stateId).toBe(
+      sb.store.teamStates(sb.store.issue('APP-1')!.teamId)[2]!.id,
+    )
     expect((await admin('comment', { issue: 'APP-1', user: 'ann@x.io', body: 'hi' })).body.comment.body).toBe('hi')
     expect((await admin('faults', { failNext: 1 })).body.faults).toEqual({ failNext: 1 })
     expect((await admin('faults', { off: true })).body.faults).toEqual({})
@@ -359,7 +425,11 @@ describe('the Linear sandbox data file, admin API and CLI', () => {
 
     const bad: [string, unknown, string][] = [
       ['seed', { teams: [{ key: 'lower', name: 'x' }], users: [] }, 'seed.teams.0.key'],
-      ['seed', { teams: [{ key: 'A', name: 'A' }], users: [], issues: [{ team: 'A', title: 't', assignee: 'who@x.io' }] }, 'issues.0.assignee'],
+      [
+        'seed',
+        { teams: [{ key: 'A', name: 'A' }], users: [], issues: [{ team: 'A', title: 't', assignee: 'who@x.io' }] },
+        'issues.0.assignee',
+      ],
       ['comment', { issue: 'APP-1', user: 'nobody@x.io', body: 'x' }, '"user"'],
       ['assign', { issue: 'APP-99', assignee: 'ann@x.io' }, '"issue"'],
       ['move', { issue: 'APP-1', state: 'Nope' }, '"state": Nope is not a state'],
@@ -379,7 +449,9 @@ describe('the Linear sandbox data file, admin API and CLI', () => {
   test('the CLI serve starts as a process, answers GraphQL, is driven by the client verbs, and stops cleanly on SIGTERM', async () => {
     const script = join(root, 'scripts/sandbox.ts')
     const data = join(dir, 'cli.json')
-    const proc = spawn(process.execPath, [script, 'serve', '--port', '0', '--json', '--seed', fixture, '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = spawn(process.execPath, [script, 'serve', '--port', '0', '--json', '--seed', fixture, '--data', data], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     try {
       const line = await new Promise<string>((resolve, reject) => {
         let out = ''

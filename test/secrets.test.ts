@@ -22,7 +22,8 @@ describe('scrubEnv', () => {
   })
 
   test('the LLM keys, Linear and GitHub tokens named by the design are on the list', () => {
-    for (const n of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'FACTORY_GITHUB_TOKEN', 'GITHUB_TOKEN', 'GH_TOKEN']) expect(DENIED_ENV_NAMES).toContain(n)
+    for (const n of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'FACTORY_GITHUB_TOKEN', 'GITHUB_TOKEN', 'GH_TOKEN'])
+      expect(DENIED_ENV_NAMES).toContain(n)
     for (const p of ['LINEAR_', 'LANGFUSE_']) expect(DENIED_ENV_PREFIXES).toContain(p)
   })
 
@@ -63,7 +64,13 @@ describe('scrubEnv', () => {
 
 describe('secretValues and redact', () => {
   test('every denied value of 8 characters or more is redacted from a log line', () => {
-    const env = { ...HARMLESS, OPENAI_API_KEY: 'sk-proj-abcdef123456', LINEAR_API_KEY: 'lin_api_zyxwvu987', AGENT_KEY: 'lin_api_agentkey1', GH_TOKEN: 'short' }
+    const env = {
+      ...HARMLESS,
+      OPENAI_API_KEY: 'sk-proj-abcdef123456',
+      LINEAR_API_KEY: 'lin_api_zyxwvu987',
+      AGENT_KEY: 'lin_api_agentkey1',
+      GH_TOKEN: 'short',
+    }
     const secrets = secretValues(env, ['AGENT_KEY'])
     expect(secrets.sort()).toEqual(['lin_api_agentkey1', 'lin_api_zyxwvu987', 'sk-proj-abcdef123456'])
     const line = `calling with sk-proj-abcdef123456 and Bearer lin_api_zyxwvu987 twice lin_api_zyxwvu987, agent lin_api_agentkey1, home ${HARMLESS.HOME}`
@@ -75,7 +82,10 @@ describe('secretValues and redact', () => {
   test('a secret that contains another secret is hidden completely', () => {
     const long = 'ghp_abcdefgh12345678ZZZZ'
     const short = 'ghp_abcdefgh'
-    for (const secrets of [[short, long], [long, short]]) {
+    for (const secrets of [
+      [short, long],
+      [long, short],
+    ]) {
       const out = redact(`token=${long} and ${short}`, secrets)
       expect(out, JSON.stringify(secrets)).not.toContain('12345678')
       expect(out).not.toContain('abcdefgh')

@@ -11,7 +11,16 @@ afterEach(async () => {
   fx = undefined
 })
 
-const ONE_ISSUE = [{ team: 'ENG', title: 'Add a health check', description: 'GET /healthz answers 200.', assignee: 'agent@rose.test', priority: 2, comments: [{ user: 'riley@rose.test', body: 'Use the existing router.' }] }]
+const ONE_ISSUE = [
+  {
+    team: 'ENG',
+    title: 'Add a health check',
+    description: 'GET /healthz answers 200.',
+    assignee: 'agent@rose.test',
+    priority: 2,
+    comments: [{ user: 'riley@rose.test', body: 'Use the existing router.' }],
+  },
+]
 
 describe('start --once', () => {
   test('takes an assigned issue to In Review with one comment, a pushed branch and an advanced cursor', async () => {
@@ -83,7 +92,11 @@ describe('start --once', () => {
   }, 60_000)
 
   test('a broken agents.yaml exits 2 naming the file, the key path and the fix', async () => {
-    fx = await fixture({ issues: [], agentYaml: (o) => `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, branch: main }\n` })
+    fx = await fixture({
+      issues: [],
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, branch: main }\n`,
+    })
     const res = await fx.script('start', ['--once', '--config', fx.configPath])
     expect(res.code).toBe(2)
     expect(res.stderr).toContain(fx.configPath)

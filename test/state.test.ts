@@ -15,7 +15,6 @@ function statePath(): string {
   return join(d, 'state.json')
 }
 
-
 const SNAPSHOT = { id: 'i1', identifier: 'ENG-1', title: 'Add a health check' }
 
 function addIssue(s: FactoryState, agent: string, id: string) {
@@ -81,7 +80,13 @@ describe('updateState', () => {
     expect(out).toBe('returned')
     const s = readState(path)
     expect(s.agents.tester!.cursor).toBe('2025-01-02T03:04:05.000Z')
-    expect(s.agents.tester!.issues.i1!.runs[0]).toEqual({ n: 1, startedAt: '2025-01-01T00:00:00.000Z', status: 'success', summary: 'done', costUsd: 0.12 })
+    expect(s.agents.tester!.issues.i1!.runs[0]).toEqual({
+      n: 1,
+      startedAt: '2025-01-01T00:00:00.000Z',
+      status: 'success',
+      summary: 'done',
+      costUsd: 0.12,
+    })
     expect(s.agents.tester!.issues.i1!.snapshot).toEqual(SNAPSHOT as never)
     updateState(path, (d) => {
       d.agents.tester!.issues.i1!.phase = 'done'

@@ -17,7 +17,12 @@ describe('status', () => {
     updateState(join(fx.home, 'state.json'), (d) => {
       const issues = Object.values(d.agents.tester!.issues)
       const two = issues.find((r) => r.identifier === 'ENG-2')!
-      Object.assign(two, { phase: 'queued', attempts: 1, nextRetryAt: retryAt, lastError: { code: 'git_failed', message: 'git push failed: remote hung up' } })
+      Object.assign(two, {
+        phase: 'queued',
+        attempts: 1,
+        nextRetryAt: retryAt,
+        lastError: { code: 'git_failed', message: 'git push failed: remote hung up' },
+      })
       const three = issues.find((r) => r.identifier === 'ENG-3')!
       Object.assign(three, { phase: 'escalated', attempts: 3, lastError: { code: 'engine_stalled', message: 'no output for 300 s' } })
     })

@@ -13,7 +13,15 @@ afterEach(async () => {
   fx = undefined
 })
 
-const ONE = [{ team: 'ENG', title: 'Add a health check', description: 'GET /healthz', assignee: 'agent@rose.test', comments: [{ user: 'riley@rose.test', body: 'Use the router.' }] }]
+const ONE = [
+  {
+    team: 'ENG',
+    title: 'Add a health check',
+    description: 'GET /healthz',
+    assignee: 'agent@rose.test',
+    comments: [{ user: 'riley@rose.test', body: 'Use the router.' }],
+  },
+]
 
 describe('steps by hand', () => {
   test('poll, claim, worktree, run-engine and report one after another take the issue to In Review', async () => {
@@ -80,7 +88,10 @@ describe('steps by hand', () => {
     // A live owner (this test process) holds ENG-1.
     const now = new Date().toISOString()
     mkdirSync(join(fx.home, 'locks', 'tester'), { recursive: true })
-    writeFileSync(join(fx.home, 'locks', 'tester', 'ENG-1.lock'), JSON.stringify({ pid: process.pid, host: hostname(), startedAt: now, heartbeat: now }))
+    writeFileSync(
+      join(fx.home, 'locks', 'tester', 'ENG-1.lock'),
+      JSON.stringify({ pid: process.pid, host: hostname(), startedAt: now, heartbeat: now }),
+    )
     const held = await fx.script('claim', [...a, '--issue', 'ENG-1'])
     expect(held.code).toBe(1)
     expect(held.stderr).toContain(`ENG-1 is being worked on by pid ${process.pid}`)

@@ -20,7 +20,11 @@ const LINEAR_DEFAULT: WorkflowState[] = [
 
 function agent(allow?: string[]) {
   const tracker = allow ? `{ mode: api_key, token_env: K, allow_commenters: [${allow.join(', ')}] }` : '{ mode: api_key, token_env: K }'
-  return parseConfig(`agents:\n  - name: tester\n    engine: console\n    tracker: ${tracker}\n    repo: { url: /srv/app.git }\n`, 'test.yaml', { K: 'k' }).agents[0]!
+  return parseConfig(
+    `agents:\n  - name: tester\n    engine: console\n    tracker: ${tracker}\n    repo: { url: /srv/app.git }\n`,
+    'test.yaml',
+    { K: 'k' },
+  ).agents[0]!
 }
 
 function comment(id: string, createdAt: string, user: TrackerComment['user'], body = `comment ${id}`): TrackerComment {
@@ -116,7 +120,9 @@ describe('planIssue', () => {
   test('a completed or canceled issue is skipped', () => {
     for (const state of [LINEAR_DEFAULT[0]!, LINEAR_DEFAULT[5]!]) {
       expect(planIssue(undefined, issue({ state }), VIEWER, a)).toEqual({ action: 'skip', reason: 'closed' })
-      expect(planIssue(record('done'), issue({ state, comments: [comment('c', '2025-02-01T00:00:00.000Z', RILEY)] }), VIEWER, a).action).toBe('skip')
+      expect(
+        planIssue(record('done'), issue({ state, comments: [comment('c', '2025-02-01T00:00:00.000Z', RILEY)] }), VIEWER, a).action,
+      ).toBe('skip')
     }
   })
 
@@ -126,7 +132,10 @@ describe('planIssue', () => {
   })
 
   test('an issue delegated to the agent counts as ours even when a human is the assignee', () => {
-    expect(planIssue(undefined, issue({ assigneeId: RILEY.id, delegateId: VIEWER }), VIEWER, a)).toMatchObject({ action: 'queue', reason: 'new' })
+    expect(planIssue(undefined, issue({ assigneeId: RILEY.id, delegateId: VIEWER }), VIEWER, a)).toMatchObject({
+      action: 'queue',
+      reason: 'new',
+    })
   })
 
   test('an issue already being worked on is in flight, whatever its comments', () => {
@@ -139,14 +148,21 @@ describe('planIssue', () => {
   test('a new human comment after the last run reruns a finished issue', () => {
     const rec = record('done', [{ commentsUpTo: '2025-01-05T00:00:00.000Z' }])
     const it = issue({
-      comments: [comment('old', '2025-01-05T00:00:00.000Z', RILEY), comment('new1', '2025-01-06T00:00:00.000Z', RILEY), comment('new2', '2025-01-07T00:00:00.000Z', MALLORY)],
+      comments: [
+        comment('old', '2025-01-05T00:00:00.000Z', RILEY),
+        comment('new1', '2025-01-06T00:00:00.000Z', RILEY),
+        comment('new2', '2025-01-07T00:00:00.000Z', MALLORY),
+      ],
     })
     expect(planIssue(rec, it, VIEWER, a)).toEqual({ action: 'queue', reason: 'comment', commentCount: 2 })
   })
 
   test('a first comment on an issue whose first run had none reruns it', () => {
     const rec = record('done', [{}])
-    expect(planIssue(rec, issue({ comments: [comment('c', '2025-01-06T00:00:00.000Z', RILEY)] }), VIEWER, a)).toMatchObject({ action: 'queue', reason: 'comment' })
+    expect(planIssue(rec, issue({ comments: [comment('c', '2025-01-06T00:00:00.000Z', RILEY)] }), VIEWER, a)).toMatchObject({
+      action: 'queue',
+      reason: 'comment',
+    })
   })
 
   test('comments the last run already saw do not rerun it', () => {
@@ -175,7 +191,9 @@ describe('planIssue', () => {
     const rec = record('done', [{ commentsUpTo: '2025-01-05T00:00:00.000Z' }])
     const byMallory = issue({ comments: [comment('m', '2025-01-06T00:00:00.000Z', MALLORY)] })
     expect(planIssue(rec, byMallory, VIEWER, strict)).toEqual({ action: 'skip', reason: 'no_new_comments', ignoredComments: 1 })
-    const byRiley = issue({ comments: [comment('m', '2025-01-06T00:00:00.000Z', MALLORY), comment('r', '2025-01-07T00:00:00.000Z', RILEY)] })
+    const byRiley = issue({
+      comments: [comment('m', '2025-01-06T00:00:00.000Z', MALLORY), comment('r', '2025-01-07T00:00:00.000Z', RILEY)],
+    })
     expect(planIssue(rec, byRiley, VIEWER, strict)).toEqual({ action: 'queue', reason: 'comment', commentCount: 1, ignoredComments: 1 })
   })
 
@@ -189,7 +207,12 @@ describe('planIssue', () => {
 
 describe('lastCommentsUpTo', () => {
   test('is the newest commentsUpTo of any run, in any order', () => {
-    const rec = record('done', [{ commentsUpTo: '2025-01-03T00:00:00.000Z' }, { commentsUpTo: '2025-01-09T00:00:00.000Z' }, {}, { commentsUpTo: '2025-01-04T00:00:00.000Z' }])
+    const rec = record('done', [
+      { commentsUpTo: '2025-01-03T00:00:00.000Z' },
+      { commentsUpTo: '2025-01-09T00:00:00.000Z' },
+      {},
+      { commentsUpTo: '2025-01-04T00:00:00.000Z' },
+    ])
     expect(lastCommentsUpTo(rec)).toBe('2025-01-09T00:00:00.000Z')
     expect(lastCommentsUpTo(record('done', [{}]))).toBeUndefined()
   })
@@ -210,7 +233,12 @@ describe('dispatchOrder', () => {
     ]
     const order = [...list].sort(dispatchOrder).map((i) => i.identifier)
     expect(order).toEqual(['ENG-6', 'ENG-3', 'ENG-5', 'ENG-2', 'ENG-7', 'ENG-8', 'ENG-4', 'ENG-1'])
-    expect([...list].reverse().sort(dispatchOrder).map((i) => i.identifier)).toEqual(order)
+    expect(
+      [...list]
+        .reverse()
+        .sort(dispatchOrder)
+        .map((i) => i.identifier),
+    ).toEqual(order)
   })
 })
 

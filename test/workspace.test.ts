@@ -19,14 +19,31 @@ function setup(extraRepo = ''): { ctx: AgentContext; dir: string; origin: string
   dirs.push(dir)
   const origin = makeOrigin(dir)
   const env = { FACTORY_HOME: join(dir, 'home'), KEY: 'k' }
-  const config = parseConfig(`agents:\n  - name: a1\n    engine: console\n    tracker: { mode: api_key, token_env: KEY }\n    repo: { url: ${origin}, base: main${extraRepo} }\n`, 'test.yaml', env)
+  const config = parseConfig(
+    `agents:\n  - name: a1\n    engine: console\n    tracker: { mode: api_key, token_env: KEY }\n    repo: { url: ${origin}, base: main${extraRepo} }\n`,
+    'test.yaml',
+    env,
+  )
   return { ctx: agentContext({ config, configPath: 'test.yaml', agent: config.agents[0]!, env, tracker: noTracker }), dir, origin }
 }
 
 function issue(identifier: string, branchName: string): TrackerIssue {
   return {
-    id: `id-${identifier}`, identifier, title: 't', description: '', url: 'u', branchName, priority: 0, createdAt: '', updatedAt: '',
-    state: { id: 's', name: 'Todo', type: 'unstarted' }, team: { id: 't', key: 'ENG', states: [] }, labels: [], assigneeId: null, delegateId: null, comments: [],
+    id: `id-${identifier}`,
+    identifier,
+    title: 't',
+    description: '',
+    url: 'u',
+    branchName,
+    priority: 0,
+    createdAt: '',
+    updatedAt: '',
+    state: { id: 's', name: 'Todo', type: 'unstarted' },
+    team: { id: 't', key: 'ENG', states: [] },
+    labels: [],
+    assigneeId: null,
+    delegateId: null,
+    comments: [],
   }
 }
 

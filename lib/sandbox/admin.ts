@@ -27,7 +27,12 @@ function userRef(store: SandboxStore, body: Body, field: string): string | null 
   if (v === null || v === 'none') return null
   if (typeof v !== 'string') throw new SandboxError('invalid_input', `"${field}" must be a user email or null`, field)
   const user = store.userByEmail(v)
-  if (!user) throw new SandboxError('invalid_input', `"${field}": no user with email ${v} (known: ${store.data.users.map((u) => u.email).join(', ')})`, field)
+  if (!user)
+    throw new SandboxError(
+      'invalid_input',
+      `"${field}": no user with email ${v} (known: ${store.data.users.map((u) => u.email).join(', ')})`,
+      field,
+    )
   return user.id
 }
 
@@ -40,11 +45,21 @@ function issueRef(store: SandboxStore, body: Body) {
 
 function summary(store: SandboxStore) {
   const d = store.data
-  return { users: d.users.map((u) => ({ id: u.id, name: u.name, email: u.email, apiKey: u.apiKey })), teams: d.teams.map((t) => t.key), issues: d.issues.length }
+  return {
+    users: d.users.map((u) => ({ id: u.id, name: u.name, email: u.email, apiKey: u.apiKey })),
+    teams: d.teams.map((t) => t.key),
+    issues: d.issues.length,
+  }
 }
 
 /** Route one admin request; null when the path is not an admin route. */
-export function handleAdmin(method: string, path: string, body: unknown, store: SandboxStore, endpoint: GraphqlEndpoint): AdminResult | null {
+export function handleAdmin(
+  method: string,
+  path: string,
+  body: unknown,
+  store: SandboxStore,
+  endpoint: GraphqlEndpoint,
+): AdminResult | null {
   const b = (body && typeof body === 'object' && !Array.isArray(body) ? body : {}) as Body
   const route = `${method} ${path.replace(/\/+$/, '')}`
   try {
@@ -60,14 +75,20 @@ export function handleAdmin(method: string, path: string, body: unknown, store: 
         const issue = issueRef(store, b)
         const user = store.userByEmail(need(b, 'user'))
         if (!user) throw new SandboxError('invalid_input', `"user": no user with email ${b.user}`, 'user')
-        const comment = store.createComment({ id: typeof b.id === 'string' ? b.id : undefined, issue: issue.id, userId: user.id, body: need(b, 'body') })
+        const comment = store.createComment({
+          id: typeof b.id === 'string' ? b.id : undefined,
+          issue: issue.id,
+          userId: user.id,
+          body: need(b, 'body'),
+        })
         return { status: 200, body: { ok: true, comment } }
       }
       case 'POST /_sandbox/assign': {
         const issue = issueRef(store, b)
         const assigneeId = userRef(store, b, 'assignee')
         const delegateId = userRef(store, b, 'delegate')
-        if (assigneeId === undefined && delegateId === undefined) throw new SandboxError('invalid_input', 'give "assignee" and/or "delegate" (an email, or null to clear)', 'assignee')
+        if (assigneeId === undefined && delegateId === undefined)
+          throw new SandboxError('invalid_input', 'give "assignee" and/or "delegate" (an email, or null to clear)', 'assignee')
         const patch = { ...(assigneeId !== undefined ? { assigneeId } : {}), ...(delegateId !== undefined ? { delegateId } : {}) }
         return { status: 200, body: { ok: true, issue: store.updateIssue(issue.id, patch) } }
       }
@@ -76,7 +97,12 @@ export function handleAdmin(method: string, path: string, body: unknown, store: 
         const name = need(b, 'state')
         const states = store.teamStates(issue.teamId)
         const state = states.find((s) => s.name.toLowerCase() === name.toLowerCase())
-        if (!state) throw new SandboxError('invalid_input', `"state": ${name} is not a state of the issue's team (${states.map((s) => s.name).join(', ')})`, 'state')
+        if (!state)
+          throw new SandboxError(
+            'invalid_input',
+            `"state": ${name} is not a state of the issue's team (${states.map((s) => s.name).join(', ')})`,
+            'state',
+          )
         return { status: 200, body: { ok: true, issue: store.updateIssue(issue.id, { stateId: state.id }) } }
       }
       case 'GET /_sandbox/faults':
@@ -99,7 +125,15 @@ export function handleAdmin(method: string, path: string, body: unknown, store: 
         return { status: 200, body: { ok: true, stats: endpoint.stats } }
       default:
         if (!path.startsWith('/_sandbox')) return null
-        return { status: 404, body: { error: { code: 'not_found', message: `no admin route ${route}: see GET /_sandbox/health, /data, /stats, /faults; POST /seed, /comment, /assign, /move, /faults, /stats/reset` } } }
+        return {
+          status: 404,
+          body: {
+            error: {
+              code: 'not_found',
+              message: `no admin route ${route}: see GET /_sandbox/health, /data, /stats, /faults; POST /seed, /comment, /assign, /move, /faults, /stats/reset`,
+            },
+          },
+        }
     }
   } catch (err) {
     if (err instanceof SandboxError) {

@@ -9,7 +9,10 @@ export const SANDBOX_URL_ENV = 'LINEAR_SANDBOX_URL'
 /** http://HOST:PORT from a base URL or the /graphql URL (default: $LINEAR_SANDBOX_URL). */
 export function sandboxBaseUrl(url: unknown): string {
   const raw = typeof url === 'string' && url ? url : process.env[SANDBOX_URL_ENV]
-  if (!raw) throw new FactoryError('usage', 'no sandbox URL', { fix: `pass --url http://127.0.0.1:PORT (printed by "sandbox serve") or set ${SANDBOX_URL_ENV}` })
+  if (!raw)
+    throw new FactoryError('usage', 'no sandbox URL', {
+      fix: `pass --url http://127.0.0.1:PORT (printed by "sandbox serve") or set ${SANDBOX_URL_ENV}`,
+    })
   let parsed: URL
   try {
     parsed = new URL(raw)
@@ -24,10 +27,13 @@ export async function sandboxAdmin(url: unknown, method: 'GET' | 'POST', path: s
   const base = sandboxBaseUrl(url)
   let res: Response
   try {
-    const init: RequestInit = method === 'GET' ? { method } : { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body ?? {}) }
+    const init: RequestInit =
+      method === 'GET' ? { method } : { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body ?? {}) }
     res = await fetch(`${base}/_sandbox/${path}`, init)
   } catch (err) {
-    throw new FactoryError('tracker_unreachable', `cannot reach the sandbox at ${base}: ${err instanceof Error ? err.message : err}`, { fix: 'start it with "bun scripts/sandbox.ts serve" and pass the URL it prints' })
+    throw new FactoryError('tracker_unreachable', `cannot reach the sandbox at ${base}: ${err instanceof Error ? err.message : err}`, {
+      fix: 'start it with "bun scripts/sandbox.ts serve" and pass the URL it prints',
+    })
   }
   const text = await res.text()
   let json: any
@@ -39,7 +45,9 @@ export async function sandboxAdmin(url: unknown, method: 'GET' | 'POST', path: s
   if (res.ok) return json
   const message = json?.error?.message ?? `HTTP ${res.status}`
   if (res.status === 400) {
-    throw new FactoryError('usage', `sandbox refused ${path}: ${message}`, { fix: json?.error?.field ? `fix the value of "${json.error.field}"` : 'fix the value and retry' })
+    throw new FactoryError('usage', `sandbox refused ${path}: ${message}`, {
+      fix: json?.error?.field ? `fix the value of "${json.error.field}"` : 'fix the value and retry',
+    })
   }
   throw new FactoryError('tracker_error', `sandbox ${path} failed: HTTP ${res.status} ${message}`, { fix: `is ${base} a Linear sandbox?` })
 }

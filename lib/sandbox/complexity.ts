@@ -58,7 +58,12 @@ export function estimateComplexity(
   }
   const op = operationName ? operations.find((o) => o.name?.value === operationName) : operations[0]
   if (!op) return 0
-  const root = op.operation === 'mutation' ? schema.getMutationType() : op.operation === 'subscription' ? schema.getSubscriptionType() : schema.getQueryType()
+  const root =
+    op.operation === 'mutation'
+      ? schema.getMutationType()
+      : op.operation === 'subscription'
+        ? schema.getSubscriptionType()
+        : schema.getQueryType()
   if (!root) return 0
 
   /** Cost of a selection set on `type`; `multiplier` applies to list-of-object children. */

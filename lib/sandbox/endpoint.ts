@@ -15,7 +15,15 @@ export type Outcome =
   | { kind: 'hang'; ms: number }
 
 export function emptyStats(): SandboxStats {
-  return { requests: 0, queries: 0, mutations: 0, byOperation: {}, complexity: { last: 0, max: 0, total: 0 }, faultsInjected: 0, requestsDuringRateLimit: 0 }
+  return {
+    requests: 0,
+    queries: 0,
+    mutations: 0,
+    byOperation: {},
+    complexity: { last: 0, max: 0, total: 0 },
+    faultsInjected: 0,
+    requestsDuringRateLimit: 0,
+  }
 }
 
 function err(message: string, code: string, type: string, userPresentableMessage: string, extra: Record<string, unknown> = {}) {
@@ -23,7 +31,9 @@ function err(message: string, code: string, type: string, userPresentableMessage
 }
 
 const AUTH_ERROR = err(
-  'Authentication required, not authenticated', 'AUTHENTICATION_ERROR', 'authentication error',
+  'Authentication required, not authenticated',
+  'AUTHENTICATION_ERROR',
+  'authentication error',
   'You need to authenticate to access this operation.',
 )
 
@@ -50,7 +60,13 @@ export class GraphqlEndpoint {
     const headers = this.limiter.headers(limiterKey, now, null)
     headers['X-RateLimit-Requests-Remaining'] = '0'
     headers['X-RateLimit-Requests-Reset'] = String(reset)
-    const e = err('Rate limit exceeded', 'RATELIMITED', 'ratelimited', 'You have exceeded the rate limit of the Linear API. Please try again later.', { retryAfterMs: Math.max(0, reset - now) })
+    const e = err(
+      'Rate limit exceeded',
+      'RATELIMITED',
+      'ratelimited',
+      'You have exceeded the rate limit of the Linear API. Please try again later.',
+      { retryAfterMs: Math.max(0, reset - now) },
+    )
     return { kind: 'json', status: 400, headers, body: { errors: [e] } }
   }
 
@@ -74,7 +90,12 @@ export class GraphqlEndpoint {
     const viewer = this.store.userByApiKey(key)
     const limiterKey = viewer?.id ?? 'anonymous'
     const headers = (complexity: number | null) => this.limiter.headers(limiterKey, now, complexity)
-    const bad = (status: number, errors: unknown[], complexity: number | null = null): Outcome => ({ kind: 'json', status, headers: headers(complexity), body: { errors } })
+    const bad = (status: number, errors: unknown[], complexity: number | null = null): Outcome => ({
+      kind: 'json',
+      status,
+      headers: headers(complexity),
+      body: { errors },
+    })
 
     let doc: DocumentNode | null = null
     let parseError: GraphQLError | null = null
@@ -102,7 +123,8 @@ export class GraphqlEndpoint {
         this.faults.blockedUntil = now + this.faults.resetMs
         return this.ratelimited(now, this.faults.blockedUntil, limiterKey)
       }
-      if (fault === '5xx') return { kind: 'text', status: 503, headers: headers(null), body: 'Service Unavailable (injected by the Linear sandbox)' }
+      if (fault === '5xx')
+        return { kind: 'text', status: 503, headers: headers(null), body: 'Service Unavailable (injected by the Linear sandbox)' }
       return { kind: 'hang', ms: this.faults.hangMs }
     }
 
@@ -120,7 +142,11 @@ export class GraphqlEndpoint {
     c.total += complexity
     if (complexity > MAX_COMPLEXITY) {
       const message = `Query too complex: its complexity is ${complexity}, the maximum is ${MAX_COMPLEXITY}. Request fewer items per page (first/last) or fewer nested connections.`
-      return bad(400, [err(message, 'QUERY_TOO_COMPLEX', 'invalid input', message, { complexity, maxComplexity: MAX_COMPLEXITY })], complexity)
+      return bad(
+        400,
+        [err(message, 'QUERY_TOO_COMPLEX', 'invalid input', message, { complexity, maxComplexity: MAX_COMPLEXITY })],
+        complexity,
+      )
     }
     if (!this.limiter.consume(limiterKey, complexity, now)) {
       this.stats.requestsDuringRateLimit++
@@ -137,7 +163,11 @@ export class GraphqlEndpoint {
     const errors = result.errors?.map((e) => {
       const json = e.toJSON()
       if (e.originalError && !(e.originalError instanceof GraphQLError)) {
-        return { ...json, message: `Internal sandbox error: ${e.message}`, extensions: { code: 'INTERNAL_SERVER_ERROR', type: 'internal error', userPresentableMessage: 'Internal error' } }
+        return {
+          ...json,
+          message: `Internal sandbox error: ${e.message}`,
+          extensions: { code: 'INTERNAL_SERVER_ERROR', type: 'internal error', userPresentableMessage: 'Internal error' },
+        }
       }
       return json
     })

@@ -19,30 +19,43 @@ function prng(seed: number): () => number {
 
 /** Check a faults object (from the API, the admin endpoint or the CLI), naming the bad field. */
 export function parseFaults(input: unknown): SandboxFaults {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new SandboxError('invalid_input', 'faults must be a JSON object such as {"rate":0.2,"kinds":["5xx"]}', 'faults')
+  if (input === null || typeof input !== 'object' || Array.isArray(input))
+    throw new SandboxError('invalid_input', 'faults must be a JSON object such as {"rate":0.2,"kinds":["5xx"]}', 'faults')
   const f = input as Record<string, unknown>
   for (const key of Object.keys(f)) {
-    if (!(FAULT_KEYS as readonly string[]).includes(key)) throw new SandboxError('invalid_input', `unknown faults field "${key}" (known: ${FAULT_KEYS.join(', ')})`, key)
+    if (!(FAULT_KEYS as readonly string[]).includes(key))
+      throw new SandboxError('invalid_input', `unknown faults field "${key}" (known: ${FAULT_KEYS.join(', ')})`, key)
   }
   const num = (key: (typeof FAULT_KEYS)[number], min: number, max = Number.MAX_SAFE_INTEGER, int = true) => {
     const v = f[key]
     if (v === undefined || v === null) return undefined
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (int && !Number.isInteger(v))) {
-      throw new SandboxError('invalid_input', `faults.${key} must be ${int ? 'an integer' : 'a number'} from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'any' : max}, got ${JSON.stringify(v)}`, key)
+      throw new SandboxError(
+        'invalid_input',
+        `faults.${key} must be ${int ? 'an integer' : 'a number'} from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'any' : max}, got ${JSON.stringify(v)}`,
+        key,
+      )
     }
     return v
   }
   let kinds: FaultKind[] | undefined
   if (f.kinds !== undefined && f.kinds !== null) {
-    if (!Array.isArray(f.kinds) || f.kinds.length === 0) throw new SandboxError('invalid_input', `faults.kinds must be a non-empty list of ${FAULT_KINDS.join(', ')}`, 'kinds')
+    if (!Array.isArray(f.kinds) || f.kinds.length === 0)
+      throw new SandboxError('invalid_input', `faults.kinds must be a non-empty list of ${FAULT_KINDS.join(', ')}`, 'kinds')
     for (const k of f.kinds) {
-      if (!FAULT_KINDS.includes(k as FaultKind)) throw new SandboxError('invalid_input', `faults.kinds: unknown kind ${JSON.stringify(k)} (use ${FAULT_KINDS.join(', ')})`, 'kinds')
+      if (!FAULT_KINDS.includes(k as FaultKind))
+        throw new SandboxError('invalid_input', `faults.kinds: unknown kind ${JSON.stringify(k)} (use ${FAULT_KINDS.join(', ')})`, 'kinds')
     }
     kinds = f.kinds as FaultKind[]
   }
   const out: SandboxFaults = {
-    rate: num('rate', 0, 1, false), kinds, resetMs: num('resetMs', 0), latencyMs: num('latencyMs', 0),
-    hangMs: num('hangMs', 0), failNext: num('failNext', 0), seed: num('seed', 0),
+    rate: num('rate', 0, 1, false),
+    kinds,
+    resetMs: num('resetMs', 0),
+    latencyMs: num('latencyMs', 0),
+    hangMs: num('hangMs', 0),
+    failNext: num('failNext', 0),
+    seed: num('seed', 0),
   }
   for (const key of Object.keys(out) as (keyof SandboxFaults)[]) if (out[key] === undefined) delete out[key]
   return out

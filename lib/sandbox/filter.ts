@@ -26,7 +26,8 @@ function checkKeys(obj: Obj, allowed: readonly string[], path: string): void {
   }
 }
 
-const DURATION = /^([+-])?P(?!$)(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?=\d)(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/
+const DURATION =
+  /^([+-])?P(?!$)(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?=\d)(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/
 
 /**
  * An ISO date (or a year shortcut like `2021`), or an ISO-8601 duration added to `now`
@@ -122,13 +123,22 @@ const STR = 'string'
 const USER: Spec = { isMe: 'boolean', id: STR, email: STR }
 const STATE: Spec = { type: STR, name: STR }
 const ISSUE: Spec = {
-  id: STR, assignee: { ...USER, null: 'flag' }, delegate: { ...USER, null: 'flag' }, createdAt: 'date', updatedAt: 'date',
-  comments: { some: { createdAt: 'date', user: USER } }, state: STATE, team: { key: STR },
+  id: STR,
+  assignee: { ...USER, null: 'flag' },
+  delegate: { ...USER, null: 'flag' },
+  createdAt: 'date',
+  updatedAt: 'date',
+  comments: { some: { createdAt: 'date', user: USER } },
+  state: STATE,
+  team: { key: STR },
 }
 ISSUE.and = [ISSUE]
 ISSUE.or = [ISSUE]
 const COMPARATORS: Record<string, readonly string[]> = {
-  string: ['eq', 'neq', 'in', 'nin'], boolean: ['eq', 'neq'], date: ['eq', 'gt', 'gte', 'lt', 'lte'], flag: [],
+  string: ['eq', 'neq', 'in', 'nin'],
+  boolean: ['eq', 'neq'],
+  date: ['eq', 'gt', 'gte', 'lt', 'lte'],
+  flag: [],
 }
 
 function validate(value: unknown, spec: Spec | string, path: string): void {

@@ -15,7 +15,12 @@ export function slugify(text: string, max = 60): string {
 /** The user's handle: the local part of the email, slugged (`ada.lovelace@x.io` -> `ada.lovelace`). */
 export function userHandle(user: Pick<UserRecord, 'email'>): string {
   const local = user.email.split('@')[0] ?? ''
-  return local.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'user'
+  return (
+    local
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, '-')
+      .replace(/^-+|-+$/g, '') || 'user'
+  )
 }
 
 export function issueIdentifier(issue: Pick<IssueRecord, 'number'>, team: Pick<TeamRecord, 'key'>): string {

@@ -5,7 +5,15 @@ import { matchIssue, matchState, validateIssueFilter, validateStateFilter } from
 import { issueBranchName, issueIdentifier, issueUrl, PRIORITY_LABELS, userHandle } from './naming.ts'
 import { sandboxSchema } from './schema.ts'
 import type { SandboxStore } from './store.ts'
-import { SandboxError, type AttachmentRecord, type CommentRecord, type IssueRecord, type StateRecord, type TeamRecord, type UserRecord } from './types.ts'
+import {
+  SandboxError,
+  type AttachmentRecord,
+  type CommentRecord,
+  type IssueRecord,
+  type StateRecord,
+  type TeamRecord,
+  type UserRecord,
+} from './types.ts'
 
 export interface SandboxContext {
   store: SandboxStore
@@ -28,20 +36,27 @@ export function linearError(message: string, code = 'INVALID_INPUT', type = 'inv
 
 function toGraphQLError(err: unknown): unknown {
   if (!(err instanceof SandboxError)) return err
-  if (err.code === 'not_found') return linearError(err.message, 'INVALID_INPUT', 'invalid input', `Could not find referenced ${err.entity ?? 'entity'}.`)
+  if (err.code === 'not_found')
+    return linearError(err.message, 'INVALID_INPUT', 'invalid input', `Could not find referenced ${err.entity ?? 'entity'}.`)
   return linearError(err.message)
 }
 
 const byPosition = (states: StateRecord[], args: Args) => {
   if (args.filter) validateStateFilter(args.filter)
-  const list = states.filter((s) => !args.filter || matchState(s, args.filter)).sort((a, b) => a.position - b.position || (a.id < b.id ? -1 : 1))
+  const list = states
+    .filter((s) => !args.filter || matchState(s, args.filter))
+    .sort((a, b) => a.position - b.position || (a.id < b.id ? -1 : 1))
   return args.orderBy ? byTime(list, args.orderBy, args) : paginate(list, (s) => s.position, 'asc', args)
 }
 
 function issueConnection(issues: IssueRecord[], args: Args, ctx: SandboxContext) {
   validateIssueFilter(args.filter)
   const fctx = { data: ctx.store.data, viewerId: ctx.viewer.id, now: ctx.now }
-  return byTime(issues.filter((i) => matchIssue(i, args.filter, fctx)), args.orderBy, args)
+  return byTime(
+    issues.filter((i) => matchIssue(i, args.filter, fctx)),
+    args.orderBy,
+    args,
+  )
 }
 
 function teamOf(ctx: SandboxContext, issue: IssueRecord): TeamRecord {
@@ -51,7 +66,8 @@ function teamOf(ctx: SandboxContext, issue: IssueRecord): TeamRecord {
 }
 
 const identifier = (i: IssueRecord, ctx: SandboxContext) => issueIdentifier(i, teamOf(ctx, i))
-const issueLink = (i: IssueRecord, ctx: SandboxContext) => issueUrl(ctx.baseUrl, ctx.store.data.organization.urlKey, identifier(i, ctx), i.title)
+const issueLink = (i: IssueRecord, ctx: SandboxContext) =>
+  issueUrl(ctx.baseUrl, ctx.store.data.organization.urlKey, identifier(i, ctx), i.title)
 
 const ISSUE_INPUT = ['stateId', 'assigneeId', 'delegateId', 'title', 'description', 'priority']
 
@@ -59,9 +75,17 @@ const resolvers: Record<string, Record<string, Resolver>> = {
   Query: {
     viewer: (_p, _a, ctx) => ctx.viewer,
     organization: (_p, _a, ctx) => ctx.store.data.organization,
-    user: (_p, a, ctx) => ctx.store.user(String(a.id)) ?? (() => { throw new SandboxError('not_found', 'Entity not found: User', 'id', 'User') })(),
+    user: (_p, a, ctx) =>
+      ctx.store.user(String(a.id)) ??
+      (() => {
+        throw new SandboxError('not_found', 'Entity not found: User', 'id', 'User')
+      })(),
     users: (_p, a, ctx) => byTime(ctx.store.data.users, a.orderBy, a),
-    team: (_p, a, ctx) => ctx.store.team(String(a.id)) ?? (() => { throw new SandboxError('not_found', 'Entity not found: Team', 'id', 'Team') })(),
+    team: (_p, a, ctx) =>
+      ctx.store.team(String(a.id)) ??
+      (() => {
+        throw new SandboxError('not_found', 'Entity not found: Team', 'id', 'Team')
+      })(),
     teams: (_p, a, ctx) => byTime(ctx.store.data.teams, a.orderBy, a),
     workflowStates: (_p, a, ctx) => byPosition(ctx.store.data.states, a),
     issue: (_p, a, ctx) => ctx.store.mustIssue(String(a.id)),
@@ -77,19 +101,34 @@ const resolvers: Record<string, Record<string, Resolver>> = {
     issueUpdate: (_p, a, ctx) => {
       const input = (a.input ?? {}) as Record<string, unknown>
       const extra = Object.keys(input).filter((k) => !ISSUE_INPUT.includes(k))
-      if (extra.length) throw linearError(`IssueUpdateInput field ${extra.join(', ')} is not supported by the Linear sandbox (supported: ${ISSUE_INPUT.join(', ')})`)
+      if (extra.length)
+        throw linearError(
+          `IssueUpdateInput field ${extra.join(', ')} is not supported by the Linear sandbox (supported: ${ISSUE_INPUT.join(', ')})`,
+        )
       const issue = ctx.store.updateIssue(String(a.id), input)
       return { success: true, issue, lastSyncId: ctx.store.data.lastSyncId }
     },
     commentCreate: (_p, a, ctx) => {
       const input = (a.input ?? {}) as { id?: string | null; issueId?: string | null; body?: string | null; parentId?: string | null }
-      if (!input.issueId) throw linearError('commentCreate needs input.issueId in the Linear sandbox (project/document comments are not served)')
+      if (!input.issueId)
+        throw linearError('commentCreate needs input.issueId in the Linear sandbox (project/document comments are not served)')
       if (input.body == null) throw linearError('commentCreate needs input.body')
-      const comment = ctx.store.createComment({ id: input.id, issue: input.issueId, userId: ctx.viewer.id, body: input.body, parentId: input.parentId })
+      const comment = ctx.store.createComment({
+        id: input.id,
+        issue: input.issueId,
+        userId: ctx.viewer.id,
+        body: input.body,
+        parentId: input.parentId,
+      })
       return { success: true, comment, lastSyncId: ctx.store.data.lastSyncId }
     },
     attachmentLinkURL: (_p, a, ctx) => {
-      const attachment = ctx.store.linkUrl({ issue: String(a.issueId), url: String(a.url), title: a.title as string | null, creatorId: ctx.viewer.id })
+      const attachment = ctx.store.linkUrl({
+        issue: String(a.issueId),
+        url: String(a.url),
+        title: a.title as string | null,
+        creatorId: ctx.viewer.id,
+      })
       return { success: true, attachment, lastSyncId: ctx.store.data.lastSyncId }
     },
   },
@@ -107,7 +146,12 @@ const resolvers: Record<string, Record<string, Resolver>> = {
   Team: {
     organization: (_t, _a, ctx) => ctx.store.data.organization,
     states: (t: TeamRecord, a, ctx) => byPosition(ctx.store.teamStates(t.id), a),
-    issues: (t: TeamRecord, a, ctx) => issueConnection(ctx.store.data.issues.filter((i) => i.teamId === t.id), a, ctx),
+    issues: (t: TeamRecord, a, ctx) =>
+      issueConnection(
+        ctx.store.data.issues.filter((i) => i.teamId === t.id),
+        a,
+        ctx,
+      ),
   },
   WorkflowState: {
     team: (s: StateRecord, _a, ctx) => ctx.store.team(s.teamId),
@@ -125,11 +169,24 @@ const resolvers: Record<string, Record<string, Resolver>> = {
     delegate: (i: IssueRecord, _a, ctx) => ctx.store.user(i.delegateId) ?? null,
     creator: (i: IssueRecord, _a, ctx) => ctx.store.user(i.creatorId) ?? null,
     labels: (i: IssueRecord, a, ctx) => {
-      const labels = ctx.store.data.labels.filter((l) => i.labelIds.includes(l.id)).sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
+      const labels = ctx.store.data.labels
+        .filter((l) => i.labelIds.includes(l.id))
+        .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
       return a.orderBy ? byTime(labels, a.orderBy, a) : paginate(labels, (l) => l.name, 'asc', a)
     },
-    comments: (i: IssueRecord, a, ctx) => byTime(ctx.store.data.comments.filter((c) => c.issueId === i.id), a.orderBy, a, ctx.commentOrder === 'oldest_first' ? 'asc' : 'desc'),
-    attachments: (i: IssueRecord, a, ctx) => byTime(ctx.store.data.attachments.filter((x) => x.issueId === i.id), a.orderBy, a),
+    comments: (i: IssueRecord, a, ctx) =>
+      byTime(
+        ctx.store.data.comments.filter((c) => c.issueId === i.id),
+        a.orderBy,
+        a,
+        ctx.commentOrder === 'oldest_first' ? 'asc' : 'desc',
+      ),
+    attachments: (i: IssueRecord, a, ctx) =>
+      byTime(
+        ctx.store.data.attachments.filter((x) => x.issueId === i.id),
+        a.orderBy,
+        a,
+      ),
   },
   Comment: {
     url: (c: CommentRecord, _a, ctx) => {

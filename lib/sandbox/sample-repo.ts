@@ -3,7 +3,12 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
-const IDENTITY = { GIT_AUTHOR_NAME: 'sample', GIT_AUTHOR_EMAIL: 'sample@localhost', GIT_COMMITTER_NAME: 'sample', GIT_COMMITTER_EMAIL: 'sample@localhost' }
+const IDENTITY = {
+  GIT_AUTHOR_NAME: 'sample',
+  GIT_AUTHOR_EMAIL: 'sample@localhost',
+  GIT_COMMITTER_NAME: 'sample',
+  GIT_COMMITTER_EMAIL: 'sample@localhost',
+}
 
 /** Create `<dir>/origin.git` holding `files` (default a README) in one commit on main; returns its path. */
 export function createSampleOrigin(dir: string, files: Record<string, string> = { 'README.md': '# sample app\n' }): string {

@@ -3,33 +3,54 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { z } from 'zod'
 import { SandboxError, type SandboxData, type StateRecord } from './types.ts'
 
-const iso = z.string().refine((s) => /^\d{4}-\d{2}-\d{2}T/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO date-time such as 2024-05-01T12:00:00.000Z')
+const iso = z
+  .string()
+  .refine((s) => /^\d{4}-\d{2}-\d{2}T/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO date-time such as 2024-05-01T12:00:00.000Z')
 const email = z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must be an email address')
 const STATE_TYPES = ['triage', 'backlog', 'unstarted', 'started', 'completed', 'canceled'] as const
 
 export const seedSchema = z.strictObject({
-  organization: z.strictObject({ name: z.string().min(1), urlKey: z.string().regex(/^[a-z0-9-]+$/, 'must be lowercase letters, digits and dashes') }).optional(),
-  teams: z.array(z.strictObject({
-    id: z.string().min(1).optional(),
-    key: z.string().regex(/^[A-Z][A-Z0-9]{0,6}$/, 'must be 1-7 uppercase letters/digits starting with a letter, like ENG'),
-    name: z.string().min(1),
-    description: z.string().optional(),
-    states: z.array(z.strictObject({ id: z.string().min(1).optional(), name: z.string().min(1), type: z.enum(STATE_TYPES), position: z.number() })).min(1).optional(),
-  })).min(1, 'needs at least one team'),
-  users: z.array(z.strictObject({ id: z.string().min(1).optional(), name: z.string().min(1), email, apiKey: z.string().min(8).optional() })),
-  issues: z.array(z.strictObject({
-    id: z.string().min(1).optional(),
-    team: z.string().min(1),
-    title: z.string().min(1),
-    description: z.string().optional(),
-    assignee: email.optional(),
-    delegate: email.optional(),
-    state: z.string().min(1).optional(),
-    priority: z.number().int().min(0).max(4).optional(),
-    labels: z.array(z.string().min(1)).optional(),
-    createdAt: iso.optional(),
-    comments: z.array(z.strictObject({ id: z.string().min(1).optional(), user: email, body: z.string().min(1), createdAt: iso.optional() })).optional(),
-  })).default([]),
+  organization: z
+    .strictObject({ name: z.string().min(1), urlKey: z.string().regex(/^[a-z0-9-]+$/, 'must be lowercase letters, digits and dashes') })
+    .optional(),
+  teams: z
+    .array(
+      z.strictObject({
+        id: z.string().min(1).optional(),
+        key: z.string().regex(/^[A-Z][A-Z0-9]{0,6}$/, 'must be 1-7 uppercase letters/digits starting with a letter, like ENG'),
+        name: z.string().min(1),
+        description: z.string().optional(),
+        states: z
+          .array(
+            z.strictObject({ id: z.string().min(1).optional(), name: z.string().min(1), type: z.enum(STATE_TYPES), position: z.number() }),
+          )
+          .min(1)
+          .optional(),
+      }),
+    )
+    .min(1, 'needs at least one team'),
+  users: z.array(
+    z.strictObject({ id: z.string().min(1).optional(), name: z.string().min(1), email, apiKey: z.string().min(8).optional() }),
+  ),
+  issues: z
+    .array(
+      z.strictObject({
+        id: z.string().min(1).optional(),
+        team: z.string().min(1),
+        title: z.string().min(1),
+        description: z.string().optional(),
+        assignee: email.optional(),
+        delegate: email.optional(),
+        state: z.string().min(1).optional(),
+        priority: z.number().int().min(0).max(4).optional(),
+        labels: z.array(z.string().min(1)).optional(),
+        createdAt: iso.optional(),
+        comments: z
+          .array(z.strictObject({ id: z.string().min(1).optional(), user: email, body: z.string().min(1), createdAt: iso.optional() }))
+          .optional(),
+      }),
+    )
+    .default([]),
 })
 
 export type SandboxSeed = z.input<typeof seedSchema>
@@ -44,7 +65,12 @@ export const DEFAULT_STATES: { name: string; type: (typeof STATE_TYPES)[number];
 ]
 
 const COLORS: Record<string, string> = {
-  triage: '#fc7840', backlog: '#bec2c8', unstarted: '#e2e2e2', started: '#f2c94c', completed: '#5e6ad2', canceled: '#95a2b3',
+  triage: '#fc7840',
+  backlog: '#bec2c8',
+  unstarted: '#e2e2e2',
+  started: '#f2c94c',
+  completed: '#5e6ad2',
+  canceled: '#95a2b3',
 }
 
 /** Used when `serve` starts with neither a data file nor a seed. */
@@ -56,8 +82,22 @@ export const DEFAULT_SEED: SandboxSeed = {
     { name: 'Riley Reviewer', email: 'reviewer@sandbox.local', apiKey: 'lin_api_sandbox_reviewer' },
   ],
   issues: [
-    { team: 'ENG', title: 'Add a health check endpoint', description: 'GET /healthz answers 200 with {"ok":true}.', assignee: 'agent@sandbox.local', priority: 2, labels: ['backend'] },
-    { team: 'ENG', title: 'Fix the typo in the README', assignee: 'reviewer@sandbox.local', delegate: 'agent@sandbox.local', priority: 4, labels: ['docs'] },
+    {
+      team: 'ENG',
+      title: 'Add a health check endpoint',
+      description: 'GET /healthz answers 200 with {"ok":true}.',
+      assignee: 'agent@sandbox.local',
+      priority: 2,
+      labels: ['backend'],
+    },
+    {
+      team: 'ENG',
+      title: 'Fix the typo in the README',
+      assignee: 'reviewer@sandbox.local',
+      delegate: 'agent@sandbox.local',
+      priority: 4,
+      labels: ['docs'],
+    },
     { team: 'ENG', title: 'Plan the next release', state: 'Backlog' },
   ],
 }
@@ -85,22 +125,55 @@ export function buildData(input: unknown, tick: () => string): SandboxData {
   }
   const now = tick()
   const data: SandboxData = {
-    version: 1, clock: 0, lastSyncId: 1,
-    organization: { id: randomUUID(), name: seed.organization?.name ?? 'Sandbox', urlKey: seed.organization?.urlKey ?? 'sandbox', createdAt: now, updatedAt: now },
-    teams: [], states: [], users: [], labels: [], issues: [], comments: [], attachments: [],
+    version: 1,
+    clock: 0,
+    lastSyncId: 1,
+    organization: {
+      id: randomUUID(),
+      name: seed.organization?.name ?? 'Sandbox',
+      urlKey: seed.organization?.urlKey ?? 'sandbox',
+      createdAt: now,
+      updatedAt: now,
+    },
+    teams: [],
+    states: [],
+    users: [],
+    labels: [],
+    issues: [],
+    comments: [],
+    attachments: [],
   }
   seed.teams.forEach((t, ti) => {
-    if (data.teams.some((x) => x.key === t.key)) throw new SandboxError('invalid_input', `invalid seed: team key ${t.key} is used twice`, `teams.${ti}.key`)
-    const team = { id: id(t.id, `teams.${ti}`), key: t.key, name: t.name, description: t.description ?? null, nextNumber: 1, createdAt: now, updatedAt: now }
+    if (data.teams.some((x) => x.key === t.key))
+      throw new SandboxError('invalid_input', `invalid seed: team key ${t.key} is used twice`, `teams.${ti}.key`)
+    const team = {
+      id: id(t.id, `teams.${ti}`),
+      key: t.key,
+      name: t.name,
+      description: t.description ?? null,
+      nextNumber: 1,
+      createdAt: now,
+      updatedAt: now,
+    }
     data.teams.push(team)
     for (const [si, s] of (t.states ?? DEFAULT_STATES).entries()) {
-      const state: StateRecord = { id: id((s as { id?: string }).id, `teams.${ti}.states.${si}`), teamId: team.id, name: s.name, type: s.type, position: s.position, color: COLORS[s.type] ?? '#e2e2e2', createdAt: now, updatedAt: now }
+      const state: StateRecord = {
+        id: id((s as { id?: string }).id, `teams.${ti}.states.${si}`),
+        teamId: team.id,
+        name: s.name,
+        type: s.type,
+        position: s.position,
+        color: COLORS[s.type] ?? '#e2e2e2',
+        createdAt: now,
+        updatedAt: now,
+      }
       data.states.push(state)
     }
   })
   const keys = new Set<string>()
   seed.users.forEach((u, ui) => {
-    if (data.users.some((x) => x.email.toLowerCase() === u.email.toLowerCase())) throw new SandboxError('invalid_input', `invalid seed: user email ${u.email} is used twice`, `users.${ui}.email`)
+    if (data.users.some((x) => x.email.toLowerCase() === u.email.toLowerCase()))
+      throw new SandboxError('invalid_input', `invalid seed: user email ${u.email} is used twice`, `users.${ui}.email`)
     const apiKey = u.apiKey ?? newApiKey()
     if (keys.has(apiKey)) throw new SandboxError('invalid_input', `invalid seed: users.${ui}.apiKey is used twice`, `users.${ui}.apiKey`)
     keys.add(apiKey)
@@ -109,16 +182,33 @@ export function buildData(input: unknown, tick: () => string): SandboxData {
   const userId = (mail: string | undefined, field: string) => {
     if (mail === undefined) return null
     const user = data.users.find((u) => u.email.toLowerCase() === mail.toLowerCase())
-    if (!user) throw new SandboxError('invalid_input', `invalid seed: ${field} ${mail} is not one of the seed's users (${data.users.map((u) => u.email).join(', ') || 'none'})`, field)
+    if (!user)
+      throw new SandboxError(
+        'invalid_input',
+        `invalid seed: ${field} ${mail} is not one of the seed's users (${data.users.map((u) => u.email).join(', ') || 'none'})`,
+        field,
+      )
     return user.id
   }
   seed.issues.forEach((s, ii) => {
     const at = `issues.${ii}`
     const team = data.teams.find((t) => t.key === s.team)
-    if (!team) throw new SandboxError('invalid_input', `invalid seed: ${at}.team ${s.team} is not a seeded team key (${data.teams.map((t) => t.key).join(', ')})`, `${at}.team`)
+    if (!team)
+      throw new SandboxError(
+        'invalid_input',
+        `invalid seed: ${at}.team ${s.team} is not a seeded team key (${data.teams.map((t) => t.key).join(', ')})`,
+        `${at}.team`,
+      )
     const states = data.states.filter((x) => x.teamId === team.id).sort((a, b) => a.position - b.position)
-    const state = s.state ? states.find((x) => x.name.toLowerCase() === s.state!.toLowerCase()) : (states.find((x) => x.type === 'unstarted') ?? states[0])
-    if (!state) throw new SandboxError('invalid_input', `invalid seed: ${at}.state ${s.state} is not a state of team ${team.key} (${states.map((x) => x.name).join(', ')})`, `${at}.state`)
+    const state = s.state
+      ? states.find((x) => x.name.toLowerCase() === s.state!.toLowerCase())
+      : (states.find((x) => x.type === 'unstarted') ?? states[0])
+    if (!state)
+      throw new SandboxError(
+        'invalid_input',
+        `invalid seed: ${at}.state ${s.state} is not a state of team ${team.key} (${states.map((x) => x.name).join(', ')})`,
+        `${at}.state`,
+      )
     const labelIds = (s.labels ?? []).map((name) => {
       let label = data.labels.find((l) => l.teamId === team.id && l.name === name)
       if (!label) data.labels.push((label = { id: randomUUID(), teamId: team.id, name, color: '#5e6ad2', createdAt: now, updatedAt: now }))
@@ -126,14 +216,32 @@ export function buildData(input: unknown, tick: () => string): SandboxData {
     })
     const createdAt = s.createdAt ? new Date(s.createdAt).toISOString() : tick()
     const issue = {
-      id: id(s.id, at), teamId: team.id, number: team.nextNumber++, title: s.title, description: s.description ?? null,
-      stateId: state.id, assigneeId: userId(s.assignee, `${at}.assignee`), delegateId: userId(s.delegate, `${at}.delegate`),
-      creatorId: null, priority: s.priority ?? 0, labelIds, createdAt, updatedAt: createdAt,
+      id: id(s.id, at),
+      teamId: team.id,
+      number: team.nextNumber++,
+      title: s.title,
+      description: s.description ?? null,
+      stateId: state.id,
+      assigneeId: userId(s.assignee, `${at}.assignee`),
+      delegateId: userId(s.delegate, `${at}.delegate`),
+      creatorId: null,
+      priority: s.priority ?? 0,
+      labelIds,
+      createdAt,
+      updatedAt: createdAt,
     }
     data.issues.push(issue)
     ;(s.comments ?? []).forEach((c, ci) => {
       const cAt = c.createdAt ? new Date(c.createdAt).toISOString() : tick()
-      data.comments.push({ id: id(c.id, `${at}.comments.${ci}`), issueId: issue.id, userId: userId(c.user, `${at}.comments.${ci}.user`), body: c.body, parentId: null, createdAt: cAt, updatedAt: cAt })
+      data.comments.push({
+        id: id(c.id, `${at}.comments.${ci}`),
+        issueId: issue.id,
+        userId: userId(c.user, `${at}.comments.${ci}.user`),
+        body: c.body,
+        parentId: null,
+        createdAt: cAt,
+        updatedAt: cAt,
+      })
     })
   })
   return data

@@ -117,11 +117,25 @@ export async function startSandbox(opts: StartSandboxOptions = {}): Promise<Sand
     }
     if (path === '/graphql' || path === '/graphql/') {
       if (method !== 'POST') {
-        send(res, 405, { errors: [{ message: 'Use POST /graphql with a JSON body {"query", "variables", "operationName"}', extensions: { code: 'BAD_REQUEST', type: 'invalid input' } }] }, { Allow: 'POST' })
+        send(
+          res,
+          405,
+          {
+            errors: [
+              {
+                message: 'Use POST /graphql with a JSON body {"query", "variables", "operationName"}',
+                extensions: { code: 'BAD_REQUEST', type: 'invalid input' },
+              },
+            ],
+          },
+          { Allow: 'POST' },
+        )
         return
       }
       if (jsonError) {
-        send(res, 400, { errors: [{ message: `Invalid JSON body: ${jsonError}`, extensions: { code: 'BAD_REQUEST', type: 'invalid input' } }] })
+        send(res, 400, {
+          errors: [{ message: `Invalid JSON body: ${jsonError}`, extensions: { code: 'BAD_REQUEST', type: 'invalid input' } }],
+        })
         return
       }
       if (endpoint.faults.latencyMs > 0) await sleep(endpoint.faults.latencyMs)
@@ -135,13 +149,18 @@ export async function startSandbox(opts: StartSandboxOptions = {}): Promise<Sand
     }
     const admin = handleAdmin(method, path, body, store, endpoint)
     if (admin) send(res, admin.status, admin.body)
-    else send(res, 404, { error: { code: 'not_found', message: `no route ${method} ${path}: the API is POST /graphql, the admin API /_sandbox/*` } })
+    else
+      send(res, 404, {
+        error: { code: 'not_found', message: `no route ${method} ${path}: the API is POST /graphql, the admin API /_sandbox/*` },
+      })
   }
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const message = err instanceof Error ? err.message : String(err)
-      send(res, 500, { errors: [{ message: `Internal sandbox error: ${message}`, extensions: { code: 'INTERNAL_SERVER_ERROR', type: 'internal error' } }] })
+      send(res, 500, {
+        errors: [{ message: `Internal sandbox error: ${message}`, extensions: { code: 'INTERNAL_SERVER_ERROR', type: 'internal error' } }],
+      })
     })
   })
   server.on('connection', (socket: Socket) => {

@@ -9,7 +9,15 @@ import { dirname } from 'node:path'
 import { FactoryError } from '../errors.ts'
 import { isUuid } from './naming.ts'
 import { buildData, DEFAULT_SEED } from './seed.ts'
-import { SandboxError, type AttachmentRecord, type CommentRecord, type IssueRecord, type SandboxData, type StateRecord, type UserRecord } from './types.ts'
+import {
+  SandboxError,
+  type AttachmentRecord,
+  type CommentRecord,
+  type IssueRecord,
+  type SandboxData,
+  type StateRecord,
+  type UserRecord,
+} from './types.ts'
 
 export interface StoreOptions {
   dataPath?: string
@@ -55,7 +63,8 @@ export class SandboxStore {
   static load(path: string): SandboxData {
     const corrupt = (why: string, cause?: unknown) =>
       new FactoryError('state_corrupt', `sandbox data file ${path} is corrupt: ${why}`, {
-        fix: `restore it, delete it to start from the seed, or start with --reseed to replace it`, cause,
+        fix: `restore it, delete it to start from the seed, or start with --reseed to replace it`,
+        cause,
       })
     let parsed: unknown
     try {
@@ -181,7 +190,8 @@ export class SandboxStore {
     }
     for (const field of ['assigneeId', 'delegateId'] as const) {
       if (patch[field] === undefined) continue
-      if (patch[field] !== null && !this.user(patch[field])) throw new SandboxError('invalid_input', `${field} ${patch[field]} is not a user id`, field)
+      if (patch[field] !== null && !this.user(patch[field]))
+        throw new SandboxError('invalid_input', `${field} ${patch[field]} is not a user id`, field)
       next[field] = patch[field]
     }
     if (patch.title !== undefined) {
@@ -201,18 +211,35 @@ export class SandboxStore {
   }
 
   /** commentCreate: a duplicate client-chosen id is refused. Does NOT bump the issue's updatedAt. */
-  createComment(input: { id?: string | null; issue: string; userId: string | null; body: string; parentId?: string | null }): CommentRecord {
-    if (input.id != null && !isUuid(input.id)) throw new SandboxError('invalid_input', `Argument Validation Error: id ${input.id} must be a UUID`, 'id')
-    if (input.id != null && this.comment(input.id)) throw new SandboxError('invalid_input', `Comment with id ${input.id} already exists`, 'id')
+  createComment(input: {
+    id?: string | null
+    issue: string
+    userId: string | null
+    body: string
+    parentId?: string | null
+  }): CommentRecord {
+    if (input.id != null && !isUuid(input.id))
+      throw new SandboxError('invalid_input', `Argument Validation Error: id ${input.id} must be a UUID`, 'id')
+    if (input.id != null && this.comment(input.id))
+      throw new SandboxError('invalid_input', `Comment with id ${input.id} already exists`, 'id')
     const issue = this.mustIssue(input.issue, 'issueId')
     if (!input.body.trim()) throw new SandboxError('invalid_input', 'body must not be empty', 'body')
     if (input.parentId != null) {
       const parent = this.comment(input.parentId)
-      if (!parent || parent.issueId !== issue.id) throw new SandboxError('invalid_input', `parentId ${input.parentId} is not a comment on ${input.issue}`, 'parentId')
+      if (!parent || parent.issueId !== issue.id)
+        throw new SandboxError('invalid_input', `parentId ${input.parentId} is not a comment on ${input.issue}`, 'parentId')
     }
     return this.write(() => {
       const at = this.tick()
-      const comment: CommentRecord = { id: input.id ?? randomUUID(), issueId: issue.id, userId: input.userId, body: input.body, parentId: input.parentId ?? null, createdAt: at, updatedAt: at }
+      const comment: CommentRecord = {
+        id: input.id ?? randomUUID(),
+        issueId: issue.id,
+        userId: input.userId,
+        body: input.body,
+        parentId: input.parentId ?? null,
+        createdAt: at,
+        updatedAt: at,
+      }
       this.data.comments.push(comment)
       return comment
     })
@@ -226,7 +253,15 @@ export class SandboxStore {
       const at = this.tick()
       const existing = this.data.attachments.find((a) => a.issueId === issue.id && a.url === input.url)
       if (existing) return Object.assign(existing, { title: input.title ?? existing.title, updatedAt: at })
-      const attachment: AttachmentRecord = { id: randomUUID(), issueId: issue.id, url: input.url, title: input.title ?? input.url, creatorId: input.creatorId, createdAt: at, updatedAt: at }
+      const attachment: AttachmentRecord = {
+        id: randomUUID(),
+        issueId: issue.id,
+        url: input.url,
+        title: input.title ?? input.url,
+        creatorId: input.creatorId,
+        createdAt: at,
+        updatedAt: at,
+      }
       this.data.attachments.push(attachment)
       return attachment
     })

@@ -17,7 +17,17 @@ import {
   POLL_QUERY,
 } from './documents.ts'
 import { memoryRateGate, type RateGate } from '../ratelimit.ts'
-import { commentSchema, MAX_COMMENTS, normalizeIssue, type RawIssue, rawIssueSchema, type Tracker, type TrackerIssue, type Viewer, type WatchedIssue } from './types.ts'
+import {
+  commentSchema,
+  MAX_COMMENTS,
+  normalizeIssue,
+  type RawIssue,
+  rawIssueSchema,
+  type Tracker,
+  type TrackerIssue,
+  type Viewer,
+  type WatchedIssue,
+} from './types.ts'
 
 export interface LinearTrackerOptions {
   apiKey: string
@@ -56,7 +66,10 @@ const pollSchema = z.object({
 const issueSchema = z.object({ viewer: viewerSchema, issue: rawIssueSchema })
 const commentsPageSchema = z.object({
   issue: z.object({
-    comments: z.object({ nodes: z.array(commentSchema), pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullish() }) }),
+    comments: z.object({
+      nodes: z.array(commentSchema),
+      pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullish() }),
+    }),
   }),
 })
 
@@ -74,11 +87,15 @@ export function toTrackerError(err: unknown, operation: string, now = Date.now()
   if (err instanceof FactoryError) return err
   if (err instanceof RatelimitedLinearError) {
     const resetAt = err.requestsResetAt ?? err.complexityResetAt ?? (err.retryAfter ? now + err.retryAfter * 1000 : now + 60_000)
-    return new FactoryError('tracker_rate_limited', `Linear rate limit hit during ${operation}; resets at ${new Date(resetAt).toISOString()}`, {
-      fix: 'wait for the reset (the factory backs off by itself); poll less often or use fewer agents per key',
-      details: { resetAt },
-      cause: err,
-    })
+    return new FactoryError(
+      'tracker_rate_limited',
+      `Linear rate limit hit during ${operation}; resets at ${new Date(resetAt).toISOString()}`,
+      {
+        fix: 'wait for the reset (the factory backs off by itself); poll less often or use fewer agents per key',
+        details: { resetAt },
+        cause: err,
+      },
+    )
   }
   if (err instanceof LinearError) {
     const msg = err.errors?.[0]?.message ?? err.message
@@ -92,19 +109,30 @@ export function toTrackerError(err: unknown, operation: string, now = Date.now()
       return new FactoryError('tracker_not_found', `Linear: ${msg} (${operation})`, { fix: 'check the issue id or identifier', cause: err })
     }
     if (err.type === 'NetworkError' || err.type === 'InternalError' || (err.status ?? 0) >= 500 || err.status === undefined) {
-      return new FactoryError('tracker_unreachable', `Linear is unreachable or failing during ${operation}: ${msg}${err.status ? ` (HTTP ${err.status})` : ''}`, {
-        fix: 'check LINEAR_API_URL and the network; the factory retries with backoff',
-        cause: err,
-      })
+      return new FactoryError(
+        'tracker_unreachable',
+        `Linear is unreachable or failing during ${operation}: ${msg}${err.status ? ` (HTTP ${err.status})` : ''}`,
+        {
+          fix: 'check LINEAR_API_URL and the network; the factory retries with backoff',
+          cause: err,
+        },
+      )
     }
-    return new FactoryError('tracker_error', `Linear error during ${operation}: ${msg}`, { fix: 'see the message; report it if it persists', cause: err })
+    return new FactoryError('tracker_error', `Linear error during ${operation}: ${msg}`, {
+      fix: 'see the message; report it if it persists',
+      cause: err,
+    })
   }
   const e = err as Error & { name?: string }
   const timedOut = e?.name === 'TimeoutError' || e?.name === 'AbortError'
-  return new FactoryError('tracker_unreachable', `Linear is unreachable during ${operation}: ${timedOut ? 'request timed out' : (e?.message ?? String(err))}`, {
-    fix: 'check LINEAR_API_URL and the network; the factory retries with backoff',
-    cause: err,
-  })
+  return new FactoryError(
+    'tracker_unreachable',
+    `Linear is unreachable during ${operation}: ${timedOut ? 'request timed out' : (e?.message ?? String(err))}`,
+    {
+      fix: 'check LINEAR_API_URL and the network; the factory retries with backoff',
+      cause: err,
+    },
+  )
 }
 
 /** Create the api_key tracker. */
@@ -119,12 +147,19 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
     // Never send while any process of this agent has been told to wait (Linear's reset header).
     const wait = gate.waitMs(now())
     if (wait > 0) {
-      throw new FactoryError('tracker_rate_limited', `Linear rate limit in force for ${Math.ceil(wait / 1000)} s more (${operation} not sent)`, {
-        fix: 'wait for the reset (the factory backs off by itself)',
-        details: { resetAt: now() + wait },
-      })
+      throw new FactoryError(
+        'tracker_rate_limited',
+        `Linear rate limit in force for ${Math.ceil(wait / 1000)} s more (${operation} not sent)`,
+        {
+          fix: 'wait for the reset (the factory backs off by itself)',
+          details: { resetAt: now() + wait },
+        },
+      )
     }
-    const transport = new LinearGraphQLClient(client.options.apiUrl, { ...client.options, signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) })
+    const transport = new LinearGraphQLClient(client.options.apiUrl, {
+      ...client.options,
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+    })
     count++
     try {
       const res = await transport.rawRequest<unknown, Record<string, unknown>>(query, variables)
@@ -139,7 +174,13 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
   }
 
   /** Retry rate limits (until the reset) and outages (exponential) up to `retries` times. */
-  async function withRetry(operation: string, query: string, variables: Record<string, unknown>, retries = opts.retries ?? 4, waitRateLimit = true): Promise<unknown> {
+  async function withRetry(
+    operation: string,
+    query: string,
+    variables: Record<string, unknown>,
+    retries = opts.retries ?? 4,
+    waitRateLimit = true,
+  ): Promise<unknown> {
     for (let attemptNo = 0; ; attemptNo++) {
       try {
         return await once(operation, query, variables)
@@ -160,9 +201,13 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
   function parse<T>(schema: z.ZodType<T>, data: unknown, operation: string): T {
     const parsed = schema.safeParse(data)
     if (!parsed.success) {
-      throw new FactoryError('tracker_error', `unexpected response shape from Linear for ${operation}: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`, {
-        fix: 'the API may have changed; report this with the message',
-      })
+      throw new FactoryError(
+        'tracker_error',
+        `unexpected response shape from Linear for ${operation}: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`,
+        {
+          fix: 'the API may have changed; report this with the message',
+        },
+      )
     }
     return parsed.data
   }
@@ -178,7 +223,11 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
     const nodes = [...first]
     let after = raw.comments.pageInfo.endCursor ?? null
     while (after && nodes.length < first.length + MAX_COMMENTS) {
-      const page = parse(commentsPageSchema, await withRetry('issueComments', ISSUE_COMMENTS_QUERY, { id: raw.id, first: 50, after }), 'issueComments').issue.comments
+      const page = parse(
+        commentsPageSchema,
+        await withRetry('issueComments', ISSUE_COMMENTS_QUERY, { id: raw.id, first: 50, after }),
+        'issueComments',
+      ).issue.comments
       nodes.push(...page.nodes)
       after = page.pageInfo.hasNextPage ? (page.pageInfo.endCursor ?? null) : null
     }
@@ -201,10 +250,23 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
       // failure gets two quick retries; a rate limit is left to the caller's backoff.
       do {
         const w = pages === 0 ? watch : []
-        const data = await withRetry('poll', POLL_QUERY, { filter: pollFilter(cursor), first, after, ...PAGE_VARS, watchFilter: { id: { in: w } }, watchFirst: w.length }, 2, false)
+        const data = await withRetry(
+          'poll',
+          POLL_QUERY,
+          { filter: pollFilter(cursor), first, after, ...PAGE_VARS, watchFilter: { id: { in: w } }, watchFirst: w.length },
+          2,
+          false,
+        )
         const page = parse(pollSchema, data, 'poll')
         if (pages === 0) {
-          watched = page.watched.nodes.map((n) => ({ id: n.id, identifier: n.identifier, updatedAt: n.updatedAt, state: n.state, assigneeId: n.assignee?.id ?? null, delegateId: n.delegate?.id ?? null }))
+          watched = page.watched.nodes.map((n) => ({
+            id: n.id,
+            identifier: n.identifier,
+            updatedAt: n.updatedAt,
+            state: n.state,
+            assigneeId: n.assignee?.id ?? null,
+            delegateId: n.delegate?.id ?? null,
+          }))
         }
         pages++
         viewer = page.viewer
@@ -221,8 +283,13 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
     },
 
     async moveIssue(issueId, stateId) {
-      const data = (await withRetry('issueUpdate', ISSUE_MOVE_MUTATION, { id: issueId, stateId })) as { issueUpdate?: { success?: boolean } }
-      if (!data?.issueUpdate?.success) throw new FactoryError('tracker_error', `Linear did not move issue ${issueId}`, { fix: 'check the workflow state exists in the issue team' })
+      const data = (await withRetry('issueUpdate', ISSUE_MOVE_MUTATION, { id: issueId, stateId })) as {
+        issueUpdate?: { success?: boolean }
+      }
+      if (!data?.issueUpdate?.success)
+        throw new FactoryError('tracker_error', `Linear did not move issue ${issueId}`, {
+          fix: 'check the workflow state exists in the issue team',
+        })
     },
 
     async createComment(input) {

@@ -34,7 +34,10 @@ export const rawIssueSchema = z.object({
   labels: z.object({ nodes: z.array(z.object({ name: z.string() })) }),
   assignee: userRefSchema.nullish(),
   delegate: userRefSchema.nullish(),
-  comments: z.object({ nodes: z.array(commentSchema), pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullish() }).optional() }),
+  comments: z.object({
+    nodes: z.array(commentSchema),
+    pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullish() }).optional(),
+  }),
 })
 
 export type RawIssue = z.infer<typeof rawIssueSchema>

@@ -44,7 +44,13 @@ export async function startFakeAnthropic(
   const server = await startModelServer({
     route: '/v1/messages',
     notFound: (path) => ({ type: 'error', error: { type: 'not_found_error', message: `no route ${path}` } }),
-    answer: async (body, n, res) => sendReply(res, await script({ messages: body.messages ?? [], system: body.system, tools: body.tools ?? [], body }, n), body.model ?? 'claude-fake', n),
+    answer: async (body, n, res) =>
+      sendReply(
+        res,
+        await script({ messages: body.messages ?? [], system: body.system, tools: body.tools ?? [], body }, n),
+        body.model ?? 'claude-fake',
+        n,
+      ),
   })
   return { url: `${server.origin}`, requests: server.requests, unexpected: server.unexpected, stop: server.stop }
 }
@@ -67,7 +73,12 @@ function sendReply(res: ServerResponse, reply: AnthropicReply, model: string, n:
       content: [],
       stop_reason: null,
       stop_sequence: null,
-      usage: { input_tokens: usage.input_tokens, output_tokens: 1, cache_read_input_tokens: usage.cache_read_input_tokens ?? 0, cache_creation_input_tokens: 0 },
+      usage: {
+        input_tokens: usage.input_tokens,
+        output_tokens: 1,
+        cache_read_input_tokens: usage.cache_read_input_tokens ?? 0,
+        cache_creation_input_tokens: 0,
+      },
     },
   })
   if (reply.kind === 'hang') return // keep the socket open, say nothing more
@@ -90,7 +101,6 @@ function sendReply(res: ServerResponse, reply: AnthropicReply, model: string, n:
   send('message_stop', {})
   res.end()
 }
-
 
 /** The text of every tool_result block in a request's messages (what the CLI sent back). */
 export function toolResults(body: any): string[] {

@@ -43,7 +43,10 @@ export function makeWorkspace(prefix = 'rose-engine-'): Workspace {
   mkdirSync(repo)
   mkdirSync(join(home, '.codex'), { recursive: true })
   const git = (...args: string[]) =>
-    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'init.defaultBranch=main', ...args], { cwd: repo, stdio: 'ignore' })
+    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'init.defaultBranch=main', ...args], {
+      cwd: repo,
+      stdio: 'ignore',
+    })
   git('init', '-q')
   writeFileSync(join(repo, 'README.md'), '# sample\n')
   git('add', '.')

@@ -37,7 +37,13 @@ export async function startFakeGitHub(opts: { token: string; branchExists: (name
     const url = new URL(req.url ?? '/', 'http://x')
     const text = await read(req)
     const body = text ? (JSON.parse(text) as Record<string, unknown>) : undefined
-    requests.push({ method: req.method ?? '', path: url.pathname, query: Object.fromEntries(url.searchParams), authorization: req.headers.authorization, body })
+    requests.push({
+      method: req.method ?? '',
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      authorization: req.headers.authorization,
+      body,
+    })
     const reply = (status: number, data: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' })
       res.end(JSON.stringify(data))
@@ -50,13 +56,25 @@ export async function startFakeGitHub(opts: { token: string; branchExists: (name
     if (req.method === 'GET' && !num) {
       const head = url.searchParams.get('head')
       const state = url.searchParams.get('state') ?? 'open'
-      return reply(200, prs.filter((p) => (!head || `${owner}:${p.head}` === head) && (state === 'all' || p.state === state)))
+      return reply(
+        200,
+        prs.filter((p) => (!head || `${owner}:${p.head}` === head) && (state === 'all' || p.state === state)),
+      )
     }
     if (req.method === 'POST' && !num) {
       const head = String(body?.head ?? '')
       if (!opts.branchExists(head)) return reply(422, { message: 'Validation Failed', errors: [{ field: 'head', code: 'invalid' }] })
-      if (prs.some((p) => p.head === head && p.state === 'open')) return reply(422, { message: `A pull request already exists for ${owner}:${head}.` })
-      const pr: FakePr = { number: prs.length + 1, head, base: String(body?.base), title: String(body?.title), body: String(body?.body ?? ''), state: 'open', html_url: `${base}/${prs.length + 1}` }
+      if (prs.some((p) => p.head === head && p.state === 'open'))
+        return reply(422, { message: `A pull request already exists for ${owner}:${head}.` })
+      const pr: FakePr = {
+        number: prs.length + 1,
+        head,
+        base: String(body?.base),
+        title: String(body?.title),
+        body: String(body?.body ?? ''),
+        state: 'open',
+        html_url: `${base}/${prs.length + 1}`,
+      }
       prs.push(pr)
       return reply(201, pr)
     }

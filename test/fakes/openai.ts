@@ -42,13 +42,12 @@ export interface FakeOpenAI {
 const DEFAULT_USAGE: FakeUsage = { input_tokens: 200, output_tokens: 40, cached_tokens: 50 }
 
 /** Start the fake on a free port; `script(req, n)` decides the n-th (0-based) reply. */
-export async function startFakeOpenAI(
-  script: (req: OpenAIRequest, n: number) => OpenAIReply | Promise<OpenAIReply>,
-): Promise<FakeOpenAI> {
+export async function startFakeOpenAI(script: (req: OpenAIRequest, n: number) => OpenAIReply | Promise<OpenAIReply>): Promise<FakeOpenAI> {
   const server = await startModelServer({
     route: '/v1/responses',
     notFound: (path) => ({ error: { type: 'not_found', message: `no route ${path}` } }),
-    answer: async (body, n, res) => sendReply(res, await script({ input: body.input ?? [], instructions: body.instructions, tools: body.tools ?? [], body }, n), body, n),
+    answer: async (body, n, res) =>
+      sendReply(res, await script({ input: body.input ?? [], instructions: body.instructions, tools: body.tools ?? [], body }, n), body, n),
   })
   return { url: `${server.origin}/v1`, requests: server.requests, unexpected: server.unexpected, stop: server.stop }
 }
@@ -88,7 +87,13 @@ function outputItem(reply: Exclude<OpenAIReply, { kind: 'http_error' } | { kind:
   const tool = (name: string) => tools.find((t) => (t.name ?? t.function?.name) === name)
   switch (reply.kind) {
     case 'text':
-      return { type: 'message', id: `msg_fake_${n}`, role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: reply.text, annotations: [] }] }
+      return {
+        type: 'message',
+        id: `msg_fake_${n}`,
+        role: 'assistant',
+        status: 'completed',
+        content: [{ type: 'output_text', text: reply.text, annotations: [] }],
+      }
     case 'function_call':
       return { type: 'function_call', ...call, name: reply.name, arguments: JSON.stringify(reply.arguments) }
     case 'apply_patch': {
@@ -97,14 +102,16 @@ function outputItem(reply: Exclude<OpenAIReply, { kind: 'http_error' } | { kind:
       return { type: 'function_call', ...call, name: 'apply_patch', arguments: JSON.stringify({ input: reply.patch }) }
     }
     case 'shell': {
-      if (tool('exec_command')) return { type: 'function_call', ...call, name: 'exec_command', arguments: JSON.stringify({ cmd: reply.command }) }
-      if (tool('shell_command')) return { type: 'function_call', ...call, name: 'shell_command', arguments: JSON.stringify({ command: reply.command }) }
-      if (tool('shell')) return { type: 'function_call', ...call, name: 'shell', arguments: JSON.stringify({ command: ['bash', '-lc', reply.command] }) }
+      if (tool('exec_command'))
+        return { type: 'function_call', ...call, name: 'exec_command', arguments: JSON.stringify({ cmd: reply.command }) }
+      if (tool('shell_command'))
+        return { type: 'function_call', ...call, name: 'shell_command', arguments: JSON.stringify({ command: reply.command }) }
+      if (tool('shell'))
+        return { type: 'function_call', ...call, name: 'shell', arguments: JSON.stringify({ command: ['bash', '-lc', reply.command] }) }
       throw new Error(`the CLI offered no shell tool: ${tools.map((t) => t.name ?? t.type).join(', ')}`)
     }
   }
 }
-
 
 /** The text of every function_call_output / custom_tool_call_output in a request's input. */
 export function toolOutputs(body: any): string[] {
