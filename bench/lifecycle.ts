@@ -9,7 +9,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadConfig } from '../lib/config.ts'
-import { createDriver } from '../lib/driver.ts'
+import { createDriver } from '../lib/start.ts'
 import { benchFactory, ROOT } from './setup.ts'
 
 const N = Number(process.env.BENCH_ISSUES ?? 50)

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startSandbox } from '../lib/sandbox/server.ts'
 import { createLinearTracker } from '../lib/tracker/linear.ts'
-import { newestTimestamp } from '../lib/poller.ts'
+import { newestTimestamp } from '../lib/steps/poll.ts'
 
 const sizes = [1, 50, 250]
 const rows: string[] = []

@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /** claim: take one issue (ownership lock, a run in state.json) and move it to the team's started state. */
 import { defineCommand } from 'citty'
-import { claimIssue, acquireIssueLock, resolveIssue } from '../lib/claim.ts'
+import { claimIssue, acquireIssueLock, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 
 const command = defineCommand({

@@ -2,7 +2,7 @@
 /** poll: print an agent's work items as JSON lines (one tracker read), and queue them in state.json. */
 import { defineCommand } from 'citty'
 import { commonArgs, contextFromArgs, isEntry, main } from '../lib/cli.ts'
-import { pollAgent } from '../lib/poller.ts'
+import { pollAgent } from '../lib/steps/poll.ts'
 
 const command = defineCommand({
   meta: {

@@ -1,12 +1,12 @@
 #!/usr/bin/env bun
 /** report: commit, push, PR, one summary comment, In Review; records the run. */
 import { defineCommand } from 'citty'
-import { acquireIssueLock, resolveIssue } from '../lib/claim.ts'
+import { acquireIssueLock, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
-import { reportRun } from '../lib/report.ts'
+import { reportRun } from '../lib/steps/report.ts'
 import { readState } from '../lib/state.ts'
-import { planWorktree } from '../lib/workspace.ts'
+import { planWorktree } from '../lib/steps/worktree.ts'
 
 const command = defineCommand({
   meta: {

@@ -1,12 +1,12 @@
 #!/usr/bin/env bun
 /** run-engine: build the prompt and run the agent's engine in the issue's worktree. */
 import { defineCommand } from 'citty'
-import { acquireIssueLock, resolveIssue } from '../lib/claim.ts'
+import { acquireIssueLock, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
-import { planEngineRun, runEngineStep } from '../lib/engine-step.ts'
+import { planEngineRun, runEngineStep } from '../lib/steps/run-engine.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { readState } from '../lib/state.ts'
-import { planWorktree } from '../lib/workspace.ts'
+import { planWorktree } from '../lib/steps/worktree.ts'
 
 const command = defineCommand({
   meta: {

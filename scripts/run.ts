@@ -3,7 +3,7 @@
 import { defineCommand } from 'citty'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
-import { runIssue } from '../lib/runner.ts'
+import { runIssue } from '../lib/run.ts'
 
 const command = defineCommand({
   meta: {

@@ -3,7 +3,7 @@
 import { defineCommand } from 'citty'
 import { commonArgs, isEntry, main, printJson } from '../lib/cli.ts'
 import { loadConfig, selectAgents } from '../lib/config.ts'
-import { createDriver } from '../lib/driver.ts'
+import { createDriver } from '../lib/start.ts'
 import { logger } from '../lib/log.ts'
 
 const command = defineCommand({

@@ -1,10 +1,10 @@
 #!/usr/bin/env bun
 /** worktree: base clone (fetched) + the issue's worktree + bootstrap, idempotent. */
 import { defineCommand } from 'citty'
-import { acquireIssueLock, resolveIssue } from '../lib/claim.ts'
+import { acquireIssueLock, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 import { agentState, updateState } from '../lib/state.ts'
-import { ensureWorktree, planWorktree } from '../lib/workspace.ts'
+import { ensureWorktree, planWorktree } from '../lib/steps/worktree.ts'
 
 const command = defineCommand({
   meta: {

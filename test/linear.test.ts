@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { type Sandbox, startSandbox } from '../lib/sandbox/server.ts'
 import { createLinearTracker, pollFilter } from '../lib/tracker/linear.ts'
-import { newestTimestamp } from '../lib/poller.ts'
+import { newestTimestamp } from '../lib/steps/poll.ts'
 import { AGENT_KEY, seedWith } from './helpers.ts'
 
 let sb: Sandbox | undefined

@@ -3,7 +3,7 @@
  * closed, `--resume <session>` for reruns. Notes on the CLI: ../shared/notes/engines.md.
  */
 import { parseClaudeLine, isKnownAssistantBlock, type ClaudeLine } from './lines.ts'
-import { emitter, runCli, type LineHandler, type LineKind, type Outcome } from './transcript.ts'
+import { emitter, runEngineCli, type LineHandler, type LineKind, type Outcome } from './cli.ts'
 import type { Engine, EngineEvent, EngineRunInput } from './types.ts'
 
 export interface ClaudeOptions {
@@ -53,7 +53,7 @@ export function createClaudeEngine(opts: ClaudeOptions = {}): Engine {
   return {
     name: 'claude',
     run: (input: EngineRunInput) =>
-      runCli('claude', opts.bin, input, (bin) => ({ argv: claudeArgv(bin, opts, input), env: claudeEnvAdditions(opts), handler: claudeHandler(emitter(input)) })),
+      runEngineCli('claude', opts.bin, input, (bin) => ({ argv: claudeArgv(bin, opts, input), env: claudeEnvAdditions(opts), handler: claudeHandler(emitter(input)) })),
   }
 }
 

@@ -3,7 +3,7 @@
  * for reruns. Notes on the CLI: ../shared/notes/engines.md.
  */
 import { isKnownItem, parseCodexLine, type CodexKnownItem } from './lines.ts'
-import { emitter, runCli, type LineHandler, type LineKind, type Outcome } from './transcript.ts'
+import { emitter, runEngineCli, type LineHandler, type LineKind, type Outcome } from './cli.ts'
 import type { Engine, EngineEvent, EngineRunInput, EngineUsage } from './types.ts'
 
 export interface CodexOptions {
@@ -36,7 +36,7 @@ export function codexArgv(bin: string, opts: CodexOptions, input: Pick<EngineRun
 export function createCodexEngine(opts: CodexOptions = {}): Engine {
   return {
     name: 'codex',
-    run: (input: EngineRunInput) => runCli('codex', opts.bin, input, (bin) => ({ argv: codexArgv(bin, opts, input), env: {}, handler: codexHandler(emitter(input)) })),
+    run: (input: EngineRunInput) => runEngineCli('codex', opts.bin, input, (bin) => ({ argv: codexArgv(bin, opts, input), env: {}, handler: codexHandler(emitter(input)) })),
   }
 }
 

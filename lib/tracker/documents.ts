@@ -23,51 +23,18 @@ const ISSUE_FIELDS = /* GraphQL */ `
     priority
     createdAt
     updatedAt
-    state {
-      id
-      name
-      type
-    }
+    state { id name type }
     team {
       id
       key
-      states(first: $statesFirst) {
-        nodes {
-          id
-          name
-          type
-          position
-        }
-      }
+      states(first: $statesFirst) { nodes { id name type position } }
     }
-    labels(first: $labelsFirst) {
-      nodes {
-        name
-      }
-    }
-    assignee {
-      id
-      name
-    }
-    delegate {
-      id
-      name
-    }
+    labels(first: $labelsFirst) { nodes { name } }
+    assignee { id name }
+    delegate { id name }
     comments(first: $commentsFirst) {
-      nodes {
-        id
-        body
-        createdAt
-        user {
-          id
-          name
-          email
-        }
-      }
-      pageInfo {
-        hasNextPage
-        endCursor
-      }
+      nodes { id body createdAt user { id name email } }
+      pageInfo { hasNextPage endCursor }
     }
   }
 `
@@ -80,46 +47,14 @@ const ISSUE_FIELDS = /* GraphQL */ `
  * the first filter, and reconciliation must still see it.
  */
 export const POLL_QUERY = /* GraphQL */ `
-  query FactoryPoll(
-    $filter: IssueFilter!
-    $first: Int!
-    $after: String
-    $commentsFirst: Int!
-    $statesFirst: Int!
-    $labelsFirst: Int!
-    $watchFilter: IssueFilter!
-    $watchFirst: Int!
-  ) {
-    viewer {
-      id
-      name
-    }
+  query FactoryPoll($filter: IssueFilter!, $first: Int!, $after: String, $commentsFirst: Int!, $statesFirst: Int!, $labelsFirst: Int!, $watchFilter: IssueFilter!, $watchFirst: Int!) {
+    viewer { id name }
     issues(filter: $filter, first: $first, after: $after, orderBy: updatedAt) {
-      nodes {
-        ...FactoryIssue
-      }
-      pageInfo {
-        hasNextPage
-        endCursor
-      }
+      nodes { ...FactoryIssue }
+      pageInfo { hasNextPage endCursor }
     }
     watched: issues(filter: $watchFilter, first: $watchFirst) {
-      nodes {
-        id
-        identifier
-        updatedAt
-        state {
-          id
-          name
-          type
-        }
-        assignee {
-          id
-        }
-        delegate {
-          id
-        }
-      }
+      nodes { id identifier updatedAt state { id name type } assignee { id } delegate { id } }
     }
   }
   ${ISSUE_FIELDS}
@@ -128,13 +63,8 @@ export const POLL_QUERY = /* GraphQL */ `
 /** One issue by id or identifier (by-hand steps, and a fresh read before a run). */
 export const ISSUE_QUERY = /* GraphQL */ `
   query FactoryIssue($id: String!, $commentsFirst: Int!, $statesFirst: Int!, $labelsFirst: Int!) {
-    viewer {
-      id
-      name
-    }
-    issue(id: $id) {
-      ...FactoryIssue
-    }
+    viewer { id name }
+    issue(id: $id) { ...FactoryIssue }
   }
   ${ISSUE_FIELDS}
 `
@@ -149,20 +79,8 @@ export const ISSUE_COMMENTS_QUERY = /* GraphQL */ `
     issue(id: $id) {
       id
       comments(first: $first, after: $after) {
-        nodes {
-          id
-          body
-          createdAt
-          user {
-            id
-            name
-            email
-          }
-        }
-        pageInfo {
-          hasNextPage
-          endCursor
-        }
+        nodes { id body createdAt user { id name email } }
+        pageInfo { hasNextPage endCursor }
       }
     }
   }
@@ -173,14 +91,7 @@ export const ISSUE_MOVE_MUTATION = /* GraphQL */ `
   mutation FactoryIssueMove($id: String!, $stateId: String!) {
     issueUpdate(id: $id, input: { stateId: $stateId }) {
       success
-      issue {
-        id
-        state {
-          id
-          name
-          type
-        }
-      }
+      issue { id state { id name type } }
     }
   }
 `
@@ -190,9 +101,7 @@ export const COMMENT_CREATE_MUTATION = /* GraphQL */ `
   mutation FactoryCommentCreate($id: String!, $issueId: String!, $body: String!) {
     commentCreate(input: { id: $id, issueId: $issueId, body: $body }) {
       success
-      comment {
-        id
-      }
+      comment { id }
     }
   }
 `
@@ -200,12 +109,7 @@ export const COMMENT_CREATE_MUTATION = /* GraphQL */ `
 /** Does a comment with this id exist already (after an ambiguous create)? */
 export const COMMENT_QUERY = /* GraphQL */ `
   query FactoryComment($id: String!) {
-    comment(id: $id) {
-      id
-      issue {
-        id
-      }
-    }
+    comment(id: $id) { id issue { id } }
   }
 `
 

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { parseConfig } from '../lib/config.ts'
 import { agentContext, type AgentContext } from '../lib/context.ts'
 import type { TrackerIssue, Tracker } from '../lib/tracker/types.ts'
-import { ensureWorktree, planWorktree } from '../lib/workspace.ts'
+import { ensureWorktree, planWorktree } from '../lib/steps/worktree.ts'
 import { gitSync, makeOrigin, tempDir } from './helpers.ts'
 
 const dirs: string[] = []

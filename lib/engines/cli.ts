@@ -65,7 +65,7 @@ export function missingResult(err: FactoryError, logPath: string): EngineResult 
 
 /** Run the engine CLI to its end (or kill) and return the EngineResult; never throws. */
 /** Find the CLI (`configured`, env, PATH, engines/) and run what `spawn(bin)` describes; a missing binary is an engine_missing result, not a throw. */
-export async function runCli(name: EngineSpawn['name'], configured: string | undefined, input: EngineRunInput, spawn: (bin: string) => Omit<EngineSpawn, 'name' | 'input'>): Promise<EngineResult> {
+export async function runEngineCli(name: EngineSpawn['name'], configured: string | undefined, input: EngineRunInput, spawn: (bin: string) => Omit<EngineSpawn, 'name' | 'input'>): Promise<EngineResult> {
   let bin: string
   try {
     bin = resolveEngineBin(name, configured)

@@ -3,13 +3,13 @@
  * in state.json, and move the issue to the team's started state unless it is there already.
  * The lock is what makes two drivers on one FACTORY_HOME never run an issue twice at once.
  */
-import type { AgentContext } from './context.ts'
-import { FactoryError } from './errors.ts'
-import { inspectLock, type Lock, tryLock } from './lock.ts'
-import { safeJoin } from './paths.ts'
-import { agentState, type IssueRecord, readState, updateState } from './state.ts'
-import type { TrackerIssue, WorkflowState } from './tracker/types.ts'
-import { startedState } from './workflow.ts'
+import type { AgentContext } from '../context.ts'
+import { FactoryError } from '../errors.ts'
+import { inspectLock, type Lock, tryLock } from '../lock.ts'
+import { safeJoin } from '../paths.ts'
+import { agentState, type IssueRecord, readState, updateState } from '../state.ts'
+import type { TrackerIssue, WorkflowState } from '../tracker/types.ts'
+import { startedState } from '../workflow.ts'
 
 /** A lock whose heartbeat is older than this (on another host) is abandoned. */
 export const LOCK_STALE_MS = 90_000

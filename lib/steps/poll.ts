@@ -3,12 +3,12 @@
  * state write that records the queued issues AND advances the cursor together (invariant 3:
  * the cursor never passes an issue that is not durably recorded).
  */
-import type { AgentConfig } from './config.ts'
-import type { AgentContext } from './context.ts'
-import { agentState, type AgentState, type IssueRecord, updateState, readState } from './state.ts'
-import { watchList } from './lifecycle.ts'
-import type { TrackerIssue, Viewer, WatchedIssue } from './tracker/types.ts'
-import { type IssueDecision, planIssue } from './workflow.ts'
+import type { AgentConfig } from '../config.ts'
+import type { AgentContext } from '../context.ts'
+import { agentState, type AgentState, type IssueRecord, updateState, readState } from '../state.ts'
+import { watchList } from '../lifecycle.ts'
+import type { TrackerIssue, Viewer, WatchedIssue } from '../tracker/types.ts'
+import { type IssueDecision, planIssue } from '../workflow.ts'
 
 export interface PollItem {
   issue: TrackerIssue

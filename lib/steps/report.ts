@@ -4,16 +4,16 @@
  * planReport decides (pure); reportRun carries it out. Every action is idempotent, so a re-run
  * after a crash at any line finishes the job without duplicating anything (invariant 1).
  */
-import type { AgentContext } from './context.ts'
-import { crashPoint } from './crash.ts'
-import { FactoryError } from './errors.ts'
-import { git, gitOut, isLocalRemote } from './git.ts'
-import { parseGitHubUrl, type GitHubRepo, upsertPullRequest } from './github.ts'
-import { COMMENT_MARKER } from './prompt.ts'
-import { agentState, type IssueRecord, type RunRecord, updateState } from './state.ts'
-import type { TrackerIssue, WorkflowState } from './tracker/types.ts'
-import { remoteEnv } from './workspace.ts'
-import { reviewState, summaryCommentId } from './workflow.ts'
+import type { AgentContext } from '../context.ts'
+import { crashPoint } from '../crash.ts'
+import { FactoryError } from '../errors.ts'
+import { git, gitOut, isLocalRemote } from '../git.ts'
+import { parseGitHubUrl, type GitHubRepo, upsertPullRequest } from '../github.ts'
+import { COMMENT_MARKER } from '../prompt.ts'
+import { agentState, type IssueRecord, type RunRecord, updateState } from '../state.ts'
+import type { TrackerIssue, WorkflowState } from '../tracker/types.ts'
+import { remoteEnv } from './worktree.ts'
+import { reviewState, summaryCommentId } from '../workflow.ts'
 
 export interface ReportInput {
   agent: string

@@ -4,18 +4,18 @@
  * result in state.json before anything else happens (so a crash after it never reruns the engine).
  */
 import { join } from 'node:path'
-import { type AgentConfig, agentSecretEnvs } from './config.ts'
-import type { AgentContext } from './context.ts'
-import { crashPoint } from './crash.ts'
-import { createEngine } from './engines/index.ts'
-import { engineEnv } from './engines/env.ts'
-import type { Engine, EngineEvent, EngineResult, EngineUsage } from './engines/types.ts'
-import { buildPrompt, humanComments } from './prompt.ts'
-import { agentState, type IssueRecord, type RunRecord, updateState } from './state.ts'
-import type { TrackerIssue } from './tracker/types.ts'
-import { issueLogDir } from './workspace.ts'
-import type { WorktreePlan } from './workspace.ts'
-import { lastCommentsUpTo } from './workflow.ts'
+import { type AgentConfig, agentSecretEnvs } from '../config.ts'
+import type { AgentContext } from '../context.ts'
+import { crashPoint } from '../crash.ts'
+import { createEngine } from '../engines/index.ts'
+import { engineEnv } from '../engines/env.ts'
+import type { Engine, EngineEvent, EngineResult, EngineUsage } from '../engines/types.ts'
+import { buildPrompt, humanComments } from '../prompt.ts'
+import { agentState, type IssueRecord, type RunRecord, updateState } from '../state.ts'
+import type { TrackerIssue } from '../tracker/types.ts'
+import { issueLogDir } from './worktree.ts'
+import type { WorktreePlan } from './worktree.ts'
+import { lastCommentsUpTo } from '../workflow.ts'
 
 export interface EnginePlan {
   prompt: string

@@ -6,16 +6,16 @@
  */
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { agentSecretEnvs } from './config.ts'
-import type { AgentContext } from './context.ts'
-import { crashPoint } from './crash.ts'
-import { FactoryError } from './errors.ts'
-import { authEnv, git, isLocalRemote } from './git.ts'
-import { lockSync } from './lock.ts'
-import { assertUnder, safeJoin, sanitizeBranch, sanitizeKey } from './paths.ts'
-import { run } from './proc.ts'
-import { scrubEnv } from './secrets.ts'
-import type { TrackerIssue } from './tracker/types.ts'
+import { agentSecretEnvs } from '../config.ts'
+import type { AgentContext } from '../context.ts'
+import { crashPoint } from '../crash.ts'
+import { FactoryError } from '../errors.ts'
+import { authEnv, git, isLocalRemote } from '../git.ts'
+import { lockSync } from '../lock.ts'
+import { assertUnder, safeJoin, sanitizeBranch, sanitizeKey } from '../paths.ts'
+import { run } from '../proc.ts'
+import { scrubEnv } from '../secrets.ts'
+import type { TrackerIssue } from '../tracker/types.ts'
 
 /** A directory name for a repo URL (sanitized, hashed when that changed it). */
 export function repoSlug(url: string): string {

@@ -5,18 +5,18 @@
  * A failure is retried with backoff (a new run), escalated when attempts are used up, or
  * reported as final when retrying cannot help (limits, missing engine).
  */
-import { acquireIssueLock, claimIssue, resolveIssue } from './claim.ts'
+import { acquireIssueLock, claimIssue, resolveIssue } from './steps/claim.ts'
 import type { AgentContext } from './context.ts'
 import { crashPoint } from './crash.ts'
-import { runEngineStep } from './engine-step.ts'
+import { runEngineStep } from './steps/run-engine.ts'
 import type { Engine, EngineEvent } from './engines/types.ts'
 import { asFactoryError, type ErrorCode, FactoryError } from './errors.ts'
 import { escalate } from './escalate.ts'
 import { planFailure } from './lifecycle.ts'
 import { COMMENT_MARKER } from './prompt.ts'
-import { type ReportPlan, reportRun } from './report.ts'
+import { type ReportPlan, reportRun } from './steps/report.ts'
 import { agentState, readState, updateState } from './state.ts'
-import { ensureWorktree } from './workspace.ts'
+import { ensureWorktree } from './steps/worktree.ts'
 import { stableUuid } from './workflow.ts'
 
 export interface RunIssueOptions {

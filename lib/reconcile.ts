@@ -5,7 +5,7 @@
  * The decisions are lifecycle.ts's; this file carries them out.
  */
 import { rmSync } from 'node:fs'
-import { issueLockPath, LOCK_STALE_MS } from './claim.ts'
+import { issueLockPath, LOCK_STALE_MS } from './steps/claim.ts'
 import type { AgentContext } from './context.ts'
 import { asFactoryError } from './errors.ts'
 import { escalate } from './escalate.ts'
@@ -13,7 +13,7 @@ import { git } from './git.ts'
 import { dueForCleanup, isInFlight, planReconcile, planRecovery } from './lifecycle.ts'
 import { inspectLock } from './lock.ts'
 import { agentState, readState, updateState } from './state.ts'
-import { withRepoLock } from './workspace.ts'
+import { withRepoLock } from './steps/worktree.ts'
 import type { WatchedIssue } from './tracker/types.ts'
 
 /** Release watched issues that are gone, closed or reassigned; returns the identifiers released. */

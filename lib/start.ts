@@ -10,14 +10,14 @@ import { agentContext, type AgentContext } from './context.ts'
 import { asFactoryError } from './errors.ts'
 import { inspectLock } from './lock.ts'
 import { logger } from './log.ts'
-import { pollAgent, recordPollError, type PollPlan } from './poller.ts'
+import { pollAgent, recordPollError, type PollPlan } from './steps/poll.ts'
 import { type ChildHandle, spawnScript } from './proc.ts'
 import { readState } from './state.ts'
 import type { Tracker } from './tracker/types.ts'
-import { cleanupClosed, reconcile, recoverStale } from './reconciler.ts'
-import { ensureBaseRepo } from './workspace.ts'
+import { cleanupClosed, reconcile, recoverStale } from './reconcile.ts'
+import { ensureBaseRepo } from './steps/worktree.ts'
 import { dispatchOrder } from './workflow.ts'
-import { issueLockPath, LOCK_STALE_MS } from './claim.ts'
+import { issueLockPath, LOCK_STALE_MS } from './steps/claim.ts'
 
 const RUN_SCRIPT = fileURLToPath(new URL('../scripts/run.ts', import.meta.url))
 
