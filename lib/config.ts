@@ -16,6 +16,8 @@ const trackerSchema = z.strictObject({
   token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'),
   /** Linear user ids or emails whose comments may trigger a rerun (absent = anyone). */
   allow_commenters: z.array(z.string()).optional(),
+  /** Workflow state names or types in which a newly seen issue runs (default: unstarted + the started non-review state). */
+  active_states: z.array(z.string().min(1)).min(1).optional(),
 })
 
 const repoSchema = z.strictObject({
@@ -59,12 +61,12 @@ const agentSchema = z.strictObject({
   engine: z.enum(['claude', 'codex', 'console']),
   tracker: trackerSchema,
   repo: repoSchema,
-  runtime: z.strictObject({ provider: z.enum(['none']) }).default({ provider: 'none' }),
+  runtime: z.strictObject({ provider: z.enum(['none']).default('none') }).prefault({}),
   concurrency: z.number().int().positive().max(64).default(2),
   claude: claudeSchema.optional(),
   codex: codexSchema.optional(),
-  limits: limitsSchema.default({ stall_seconds: 300, timeout_minutes: 60, max_attempts: 3 }),
-  github: z.strictObject({ token_env: z.string() }).default({ token_env: 'FACTORY_GITHUB_TOKEN' }),
+  limits: limitsSchema.prefault({}),
+  github: z.strictObject({ token_env: z.string().default('FACTORY_GITHUB_TOKEN') }).prefault({}),
 })
 
 export const configSchema = z.strictObject({

@@ -22,6 +22,8 @@ export interface AgentContext {
   dryRun: boolean
   githubApi: string
   now: () => Date
+  /** Waits (retry waits, polls); resolves early when `signal` aborts. Tests pass a fake. */
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>
 }
 
 export interface ContextOptions {
@@ -33,6 +35,16 @@ export interface ContextOptions {
   tag?: string
   tracker?: Tracker
   now?: () => Date
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
+}
+
+/** The real sleep: a timer that an abort ends early. */
+export function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve()
+    const t = setTimeout(resolve, ms)
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true })
+  })
 }
 
 /** Build the context for one agent (the tracker talks to LINEAR_API_URL with the agent's key). */
@@ -52,6 +64,7 @@ export function agentContext(opts: ContextOptions): AgentContext {
         apiKey: env[opts.agent.tracker.token_env]!,
         apiUrl: linearApiUrl(env),
         // One view of the rate limit for every process of this agent (driver and runs).
+        sleep: opts.sleep ?? realSleep,
         gate: fileRateGate(`${safeJoin(layout(home).home, 'ratelimit', opts.agent.name)}.json`),
       }),
     env,
@@ -59,5 +72,6 @@ export function agentContext(opts: ContextOptions): AgentContext {
     dryRun: opts.dryRun ?? false,
     githubApi: githubApiUrl(env),
     now: opts.now ?? (() => new Date()),
+    sleep: opts.sleep ?? realSleep,
   }
 }

@@ -1,36 +1,57 @@
 /**
- * Failures are values with a code, a message that names the bad value, and a fix.
- * Only the CLI entry turns them into exit codes (0 ok, 1 failure, 2 usage/config).
+ * Failures are values with a code, a message that names the bad value, and a fix (invariant
+ * "failures-explained"). ERRORS is the one table of codes: the exit code the CLI entry uses (0 ok,
+ * 1 failure, 2 bad usage or config), whether another attempt can help, and the fix shown when
+ * the thrower has no more specific one.
  */
-export type ErrorCode =
-  | 'config_invalid'
-  | 'config_missing'
-  | 'usage'
-  | 'state_corrupt'
-  | 'state_locked'
-  | 'lock_held'
-  | 'tracker_unreachable'
-  | 'tracker_rate_limited'
-  | 'tracker_auth'
-  | 'tracker_error'
-  | 'tracker_not_found'
-  | 'workspace_outside_root'
-  | 'workspace_invalid_key'
-  | 'git_failed'
-  | 'bootstrap_failed'
-  | 'github_failed'
-  | 'engine_missing'
-  | 'engine_failed'
-  | 'engine_timeout'
-  | 'engine_stalled'
-  | 'engine_cancelled'
-  | 'run_failed'
-  | 'limit_max_turns'
-  | 'limit_max_cost'
-  | 'escalated'
-  | 'internal'
+interface ErrorSpec {
+  exit: 1 | 2
+  retryable: boolean
+  fix?: string
+}
 
-const USAGE_CODES = new Set<ErrorCode>(['config_invalid', 'config_missing', 'usage'])
+export const ERRORS = {
+  config_invalid: { exit: 2, retryable: false, fix: 'correct agents.yaml (the message names the key)' },
+  config_missing: { exit: 2, retryable: false, fix: 'create agents.yaml (see agents.example.yaml) or pass --config' },
+  usage: { exit: 2, retryable: false, fix: 'see --help' },
+  home_unusable: { exit: 2, retryable: false, fix: 'point FACTORY_HOME at a writable directory' },
+  state_corrupt: { exit: 1, retryable: false },
+  state_locked: { exit: 1, retryable: true },
+  lock_held: { exit: 1, retryable: true },
+  not_assigned: { exit: 1, retryable: false, fix: 'assign or delegate the issue to the agent user in Linear first' },
+  tracker_unreachable: { exit: 1, retryable: true, fix: 'check LINEAR_API_URL and the network; the factory retries with backoff' },
+  tracker_rate_limited: { exit: 1, retryable: true, fix: 'wait for the reset Linear gave; the factory waits on its own' },
+  tracker_auth: { exit: 1, retryable: false, fix: "check the agent's Linear API key (tracker.token_env)" },
+  tracker_error: { exit: 1, retryable: true },
+  tracker_not_found: { exit: 1, retryable: false, fix: 'check the issue identifier and that the agent user can see it' },
+  workspace_outside_root: { exit: 1, retryable: false },
+  workspace_invalid_key: { exit: 1, retryable: false },
+  git_failed: { exit: 1, retryable: true, fix: 'see the git message; check the repo URL, base branch and credentials' },
+  bootstrap_failed: { exit: 1, retryable: true },
+  github_failed: { exit: 1, retryable: true, fix: 'check the GitHub token (FACTORY_GITHUB_TOKEN) and repo.github' },
+  engine_missing: { exit: 1, retryable: false, fix: 'install the engine CLI on this machine (make engines) or set its bin in agents.yaml' },
+  engine_failed: { exit: 1, retryable: true },
+  engine_timeout: { exit: 1, retryable: false, fix: 'raise limits.timeout_minutes or split the issue' },
+  engine_stalled: { exit: 1, retryable: true, fix: 'raise limits.stall_seconds if the engine legitimately works silently' },
+  engine_cancelled: { exit: 1, retryable: false },
+  run_failed: { exit: 1, retryable: true },
+  limit_max_turns: { exit: 1, retryable: false, fix: 'raise limits.max_turns or split the issue' },
+  limit_max_cost: { exit: 1, retryable: false, fix: 'raise limits.max_cost_usd or split the issue' },
+  escalated: { exit: 1, retryable: false, fix: 'a human comment on the issue starts a new run' },
+  internal: { exit: 1, retryable: true },
+} as const satisfies Record<string, ErrorSpec>
+
+export type ErrorCode = keyof typeof ERRORS
+
+/** True when `code` is one of ours (a string read back from state.json may be anything). */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERRORS, code)
+}
+
+/** Failures worth another attempt. Limits, a missing engine and bad config are not: they would fail the same way. */
+export function isRetryable(code: string): boolean {
+  return isErrorCode(code) ? ERRORS[code].retryable : true
+}
 
 export class FactoryError extends Error {
   readonly code: ErrorCode
@@ -40,13 +61,13 @@ export class FactoryError extends Error {
     super(message, { cause: opts.cause })
     this.name = 'FactoryError'
     this.code = code
-    this.fix = opts.fix
+    this.fix = opts.fix ?? (ERRORS[code] as ErrorSpec).fix
     this.details = opts.details
   }
 
   /** The exit code the CLI entry uses for this failure. */
   get exitCode(): 1 | 2 {
-    return USAGE_CODES.has(this.code) ? 2 : 1
+    return ERRORS[this.code].exit
   }
 
   /** One or two lines for a human: `code: message` then `fix: ...`. */
@@ -64,15 +85,4 @@ export function asFactoryError(err: unknown, code: ErrorCode = 'internal'): Fact
   if (err instanceof FactoryError) return err
   const message = err instanceof Error ? err.message : String(err)
   return new FactoryError(code, message, { cause: err })
-}
-
-export type Result<T> = { ok: true; value: T } | { ok: false; error: FactoryError }
-
-/** Run `fn`, returning its value or its failure as a value. */
-export async function attempt<T>(fn: () => Promise<T>, code: ErrorCode = 'internal'): Promise<Result<T>> {
-  try {
-    return { ok: true, value: await fn() }
-  } catch (err) {
-    return { ok: false, error: asFactoryError(err, code) }
-  }
 }

@@ -2,7 +2,7 @@
  * File locks with an owner record (pid, host, heartbeat). Creation is atomic (O_EXCL). A lock is
  * stale when its owner is a dead pid on this host or its heartbeat is older than `staleMs`;
  * breaking a stale lock is itself serialized by a second O_EXCL file, so two processes that both
- * see a stale lock cannot both take it (invariant 5: one live owner per issue).
+ * see a stale lock cannot both take it (invariant "one-live-owner").
  */
 import {
   closeSync,
@@ -18,6 +18,8 @@ import {
 } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname } from 'node:path'
+import { FactoryError } from './errors.ts'
+import { safeJoin } from './paths.ts'
 import { pidAlive } from './proc.ts'
 
 export interface LockOwner {
@@ -183,5 +185,42 @@ export function lockSync(path: string, opts: { staleMs: number; waitMs: number }
     if (Date.now() >= deadline) return null
     Atomics.wait(sleepBuf, 0, 0, delay)
     delay = Math.min(delay * 2, 50)
+  }
+}
+
+/** A lock whose heartbeat is older than this (on another host) is abandoned. */
+export const LOCK_STALE_MS = 90_000
+/** How often a live owner refreshes its heartbeat. */
+export const HEARTBEAT_MS = 15_000
+
+/** Path of an issue's ownership lock, proven to stay under `locksDir` (FACTORY_HOME/locks). */
+export function issueLockPath(locksDir: string, agent: string, identifier: string): string {
+  return `${safeJoin(locksDir, agent, identifier)}.lock`
+}
+
+/**
+ * Take an issue's ownership lock (invariant "one-live-owner") or fail with lock_held naming the
+ * live owner. The heartbeat runs until stop().
+ */
+export function acquireIssueLock(path: string, identifier: string, note: string, heartbeatMs = HEARTBEAT_MS): Lock & { stop(): void } {
+  const lock = tryLock(path, { staleMs: LOCK_STALE_MS, note })
+  if (!lock) {
+    const owner = inspectLock(path, LOCK_STALE_MS).owner
+    throw new FactoryError(
+      'lock_held',
+      `${identifier} is being worked on by pid ${owner?.pid} on ${owner?.host} (since ${owner?.startedAt})`,
+      {
+        fix: 'wait for that run to finish; if that process is gone on another host, its lock expires after 90 s without heartbeat',
+      },
+    )
+  }
+  const timer = setInterval(() => lock.beat(), heartbeatMs)
+  timer.unref?.()
+  return {
+    ...lock,
+    stop() {
+      clearInterval(timer)
+      lock.release()
+    },
   }
 }

@@ -5,8 +5,9 @@
  */
 import type { TrackerComment, TrackerIssue } from './tracker/types.ts'
 
-/** Plain text the factory puts in every comment it posts (HTML comments do not survive Linear). */
-export const COMMENT_MARKER = 'Posted by rose-factory'
+import { COMMENT_MARKER } from './comments.ts'
+
+export { COMMENT_MARKER }
 
 /** True for comments the factory wrote. */
 export function isFactoryComment(c: TrackerComment, viewerId: string | undefined): boolean {

@@ -1,43 +1,71 @@
 /**
  * What the driver does every tick besides dispatching: release issues that are no longer the
  * agent's (a running engine stops within seconds: the run watches for it), resume runs whose
- * owner died (once, then escalate), and remove worktrees of closed issues after a grace period.
- * The decisions are lifecycle.ts's; this file carries them out.
+ * owner died (once, then escalate: invariant "one-live-owner"), and remove worktrees of closed
+ * issues after a grace period. planX functions decide (pure); the rest carries them out, every
+ * phase change as an event through updateRecords.
  */
 import { rmSync } from 'node:fs'
-import { issueLockPath, LOCK_STALE_MS } from './steps/claim.ts'
 import type { AgentContext } from './context.ts'
 import { asFactoryError } from './errors.ts'
-import { escalate } from './escalate.ts'
+import { postEscalation } from './escalate.ts'
 import { git } from './git.ts'
-import { dueForCleanup, isInFlight, planReconcile, planRecovery } from './lifecycle.ts'
-import { inspectLock } from './lock.ts'
-import { agentState, readState, updateState } from './state.ts'
+import { inspectLock, LOCK_STALE_MS, type LockStatus } from './lock.ts'
+import { isActive, isInFlight } from './phases.ts'
+import { type IssueRecord, readState, updateRecord, updateRecords } from './state.ts'
+import { lockPathFor } from './steps/claim.ts'
 import { withRepoLock } from './steps/worktree.ts'
 import type { WatchedIssue } from './tracker/types.ts'
+import { isClosed, isOurs } from './workflow.ts'
+
+export type ReconcilePlan = { action: 'release'; reason: string; closed: boolean } | { action: 'none' }
+
+/** A queued or running issue that is gone, closed, or no longer the agent's is released. */
+export function planReconcile(record: IssueRecord, current: WatchedIssue | undefined, viewerId: string): ReconcilePlan {
+  if (!isActive(record)) return { action: 'none' }
+  if (!current) return { action: 'release', reason: 'the issue is gone (deleted or no longer visible)', closed: false }
+  if (isClosed(current)) return { action: 'release', reason: `moved to ${current.state.name}`, closed: true }
+  if (!isOurs(current, viewerId)) return { action: 'release', reason: 'no longer assigned or delegated to the agent', closed: false }
+  return { action: 'none' }
+}
+
+export type RecoveryPlan = { action: 'requeue' } | { action: 'escalate' } | { action: 'none' }
+
+/** A run in flight whose lock has no live owner (crash, kill -9, reboot) is resumed once, then escalated. */
+export function planRecovery(record: IssueRecord, lock: LockStatus, runningHere: boolean): RecoveryPlan {
+  if (!isInFlight(record) || runningHere) return { action: 'none' }
+  if (lock.owner && !lock.stale) return { action: 'none' }
+  return (record.recoveries ?? 0) < 1 ? { action: 'requeue' } : { action: 'escalate' }
+}
+
+/** Closed issues whose worktree is due for removal (`graceMs` after they were first seen closed). */
+export function dueForCleanup(records: IssueRecord[], graceMs: number, now: Date): IssueRecord[] {
+  return records.filter(
+    (r) => r.closedAt && r.worktree && !r.worktreeRemovedAt && now.getTime() - Date.parse(r.closedAt) >= graceMs && !isInFlight(r),
+  )
+}
 
 /** Release watched issues that are gone, closed or reassigned; returns the identifiers released. */
 export function reconcile(ctx: AgentContext, viewerId: string, watch: string[], watched: WatchedIssue[]): string[] {
   if (ctx.dryRun || watch.length === 0) return []
   const byId = new Map(watched.map((w) => [w.id, w]))
-  const released: { identifier: string; reason: string }[] = []
-  updateState(ctx.paths.state, (d) => {
-    const agent = agentState(d, ctx.agent.name)
-    for (const id of watch) {
-      const r = agent.issues[id]
-      if (!r) continue
-      const plan = planReconcile(r, byId.get(id), viewerId)
-      if (plan.action !== 'release') continue
-      const cur = byId.get(id)
-      if (cur && (cur.state.type === 'completed' || cur.state.type === 'canceled')) r.closedAt ??= ctx.now().toISOString()
-      r.phase = 'released'
-      r.releasedReason = plan.reason
-      r.nextRetryAt = undefined
-      released.push({ identifier: r.identifier, reason: plan.reason })
-    }
-  })
-  for (const r of released) ctx.log.warn(`${r.identifier}: released (${r.reason}); a running engine stops, the worktree is kept`)
-  return released.map((r) => r.identifier)
+  const applied = updateRecords(
+    ctx.paths.state,
+    ctx.agent.name,
+    (a) =>
+      watch.flatMap((id) => {
+        const r = a.issues[id]
+        const plan = r ? planReconcile(r, byId.get(id), viewerId) : { action: 'none' as const }
+        return plan.action === 'release'
+          ? [{ issueId: id, event: { type: 'released' as const, reason: plan.reason, closed: plan.closed } }]
+          : []
+      }),
+    ctx.now(),
+  )
+  const released = applied.filter((x) => !x.refused && x.record)
+  for (const x of released)
+    ctx.log.warn(`${x.record!.identifier}: released (${x.record!.releasedReason}); a running engine stops, the worktree is kept`)
+  return released.map((x) => x.record!.identifier)
 }
 
 /** Requeue (once) or escalate in-flight runs whose lock has no live owner. */
@@ -47,25 +75,24 @@ export async function recoverStale(ctx: AgentContext, runningHere: Set<string>):
   const records = Object.values(readState(ctx.paths.state).agents[ctx.agent.name]?.issues ?? {})
   // Only runs in flight can have lost their owner: no lock file reads for the (many) settled issues.
   for (const rec of records.filter(isInFlight)) {
-    const lock = inspectLock(issueLockPath(ctx, rec.identifier), LOCK_STALE_MS)
+    const lock = inspectLock(lockPathFor(ctx, rec.identifier), LOCK_STALE_MS)
     const plan = planRecovery(rec, lock, runningHere.has(rec.id))
+    if (plan.action === 'none') continue
+    // The state machine re-checks under the state lock: another driver may have requeued or taken it meanwhile.
+    const step = updateRecord(
+      ctx.paths.state,
+      ctx.agent.name,
+      rec.id,
+      plan.action === 'requeue' ? { type: 'recovered' } : { type: 'escalated', reason: 'run died twice' },
+      ctx.now(),
+    )
+    if (step.refused || !step.record) continue
     if (plan.action === 'requeue') {
-      // Re-check under the state lock: another driver may have requeued or taken it meanwhile.
-      const done = updateState(ctx.paths.state, (d) => {
-        const r = agentState(d, ctx.agent.name).issues[rec.id]
-        if (!r || r.phase !== rec.phase) return false
-        r.phase = 'queued'
-        r.recoveries = (r.recoveries ?? 0) + 1
-        return true
-      })
-      if (done) {
-        ctx.log.warn(
-          `${rec.identifier}: its run (${rec.phase}) has no live owner${lock.owner ? ` (pid ${lock.owner.pid} on ${lock.owner.host}: ${lock.stale})` : ''}; resuming it once`,
-        )
-        out.requeued.push(rec.identifier)
-      }
-    } else if (plan.action === 'escalate') {
-      await escalate(ctx, rec.id, 'its run died twice (the resumed attempt lost its process too)')
+      const why = lock.owner ? ` (pid ${lock.owner.pid} on ${lock.owner.host}: ${lock.stale})` : ''
+      ctx.log.warn(`${rec.identifier}: its run (${rec.phase}) has no live owner${why}; resuming it once`)
+      out.requeued.push(rec.identifier)
+    } else {
+      await postEscalation(ctx, step.record, 'its run died twice (the resumed attempt lost its process too)')
       out.escalated.push(rec.identifier)
     }
   }
@@ -90,10 +117,7 @@ export async function cleanupClosed(ctx: AgentContext): Promise<string[]> {
         })
       }
       rmSync(path, { recursive: true, force: true })
-      updateState(ctx.paths.state, (d) => {
-        const r = agentState(d, ctx.agent.name).issues[rec.id]
-        if (r) Object.assign(r, { worktree: undefined, worktreeRemovedAt: ctx.now().toISOString() })
-      })
+      updateRecord(ctx.paths.state, ctx.agent.name, rec.id, { type: 'worktree_removed' }, ctx.now())
       ctx.log.info(`${rec.identifier}: closed since ${rec.closedAt}; removed its worktree ${path} (branch kept on the remote)`)
       removed.push(rec.identifier)
     } catch (err) {

@@ -4,20 +4,21 @@
  * reset for rate limits, exponentially otherwise) and the loop goes on; nothing queued is lost,
  * because queued issues live in state.json until a run takes them.
  */
+import { backoffMs, POLL_RETRY } from './backoff.ts'
 import { fileURLToPath } from 'node:url'
 import type { AgentConfig, FactoryConfig } from './config.ts'
 import { agentContext, type AgentContext } from './context.ts'
 import { asFactoryError } from './errors.ts'
-import { inspectLock } from './lock.ts'
+import { inspectLock, LOCK_STALE_MS } from './lock.ts'
 import { logger } from './log.ts'
 import { pollAgent, recordPollError, type PollPlan } from './steps/poll.ts'
 import { type ChildHandle, spawnScript } from './proc.ts'
-import { readState } from './state.ts'
+import { readState, updateRecords } from './state.ts'
 import type { Tracker } from './tracker/types.ts'
 import { cleanupClosed, reconcile, recoverStale } from './reconcile.ts'
 import { ensureBaseRepo } from './steps/worktree.ts'
 import { dispatchOrder } from './workflow.ts'
-import { issueLockPath, LOCK_STALE_MS } from './steps/claim.ts'
+import { lockPathFor } from './steps/claim.ts'
 
 const RUN_SCRIPT = fileURLToPath(new URL('../scripts/run.ts', import.meta.url))
 
@@ -49,9 +50,7 @@ export interface TickReport {
 }
 
 /** Poll backoff after `failures` consecutive failures: 30 s doubling, capped at 5 min. */
-export function pollBackoffMs(failures: number): number {
-  return Math.min(30_000 * 2 ** Math.max(0, failures - 1), 300_000)
-}
+export const pollBackoffMs = (failures: number): number => backoffMs(failures, POLL_RETRY)
 
 /** Build a driver; `tick()` runs one round for every agent, `loop()` runs until `stop()`. */
 export function createDriver(opts: DriverOptions) {
@@ -137,13 +136,13 @@ export function createDriver(opts: DriverOptions) {
     } catch (err) {
       log.error(`${agent.name}: reconciliation failed (runs go on): ${asFactoryError(err).describe()}`)
     }
-    const started = await dispatch(agent)
-    return { agent: agent.name, ok: true, plan, started }
+    const { started, error } = await dispatch(agent)
+    return { agent: agent.name, ok: !error, error, plan, started }
   }
 
   /** Start runs for queued issues, within the agent's and the machine's concurrency. */
-  async function dispatch(agent: AgentConfig): Promise<string[]> {
-    if (stopper.signal.aborted) return []
+  async function dispatch(agent: AgentConfig): Promise<{ started: string[]; error?: { code: string; message: string } }> {
+    if (stopper.signal.aborted) return { started: [] }
     const ctx = ctxFor(agent)
     const records = Object.values(readState(ctx.paths.state).agents[agent.name]?.issues ?? {})
     const mine = [...running.values()].filter((r) => r.agent === agent.name).length
@@ -154,19 +153,30 @@ export function createDriver(opts: DriverOptions) {
       )
       .filter((r) => {
         // Held by a live process (another driver's run): leave it. A dead owner's lock is taken over by the run.
-        const lock = inspectLock(issueLockPath(ctx, r.identifier), LOCK_STALE_MS)
+        const lock = inspectLock(lockPathFor(ctx, r.identifier), LOCK_STALE_MS)
         return !lock.owner || !!lock.stale
       })
       .sort((a, b) => dispatchOrder(a.snapshot, b.snapshot))
     const pick = queued.slice(0, Math.max(0, slots))
-    if (pick.length === 0) return []
+    if (pick.length === 0) return { started: [] }
     try {
       // Fetch once per tick; runs dispatched between ticks (a slot freed) use that fetch.
       await ensureBaseRepo(ctx, { fetch: fetchedTick.get(agent.name) !== tickNo })
       fetchedTick.set(agent.name, tickNo)
     } catch (err) {
-      log.error(`${agent.name}: cannot update the base clone; ${pick.length} issue(s) stay queued: ${asFactoryError(err).describe()}`)
-      return []
+      const e = asFactoryError(err)
+      log.error(`${agent.name}: cannot update the base clone; ${pick.length} issue(s) stay queued: ${e.describe()}`)
+      // Shown by status on each issue it holds up (they stay queued; no attempt is used).
+      const error = { code: e.code, message: `cannot update the base clone: ${e.message}`, fix: e.fix }
+      try {
+        updateRecords(
+          ctx.paths.state,
+          agent.name,
+          pick.map((r) => ({ issueId: r.id, event: { type: 'blocked' as const, error } })),
+          ctx.now(),
+        )
+      } catch {}
+      return { started: [], error: { code: e.code, message: error.message } }
     }
     for (const r of pick) {
       const child = spawnRun(agent, r.id)
@@ -180,7 +190,7 @@ export function createDriver(opts: DriverOptions) {
         if (!oncePending) void dispatch(agent).catch((e) => log.error(asFactoryError(e).describe()))
       })
     }
-    return pick.map((r) => r.identifier)
+    return { started: pick.map((r) => r.identifier) }
   }
 
   let oncePending = false

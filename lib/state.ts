@@ -9,6 +9,7 @@ import { z } from 'zod'
 import { FactoryError } from './errors.ts'
 import { lockSync } from './lock.ts'
 import type { TrackerIssue } from './tracker/types.ts'
+import { PHASES, type PhaseEvent, transition } from './phases.ts'
 
 const runSchema = z.object({
   n: z.number(),
@@ -33,15 +34,16 @@ const runSchema = z.object({
   prUrl: z.string().optional(),
   /** The run failed and another attempt (a new run) was scheduled instead of a report. */
   retried: z.boolean().optional(),
+  /** Never reported: a human asked again before it finished, so a new run took over. */
+  abandoned: z.boolean().optional(),
 })
-
-export const PHASES = ['queued', 'claimed', 'worktree', 'running', 'reporting', 'done', 'failed', 'escalated', 'released'] as const
 
 const issueRecordSchema = z.object({
   id: z.string(),
   identifier: z.string(),
   title: z.string(),
-  phase: z.enum(PHASES),
+  // 'worktree' was a phase of its own before the state machine: it means claimed.
+  phase: z.preprocess((p) => (p === 'worktree' ? 'claimed' : p), z.enum(PHASES)),
   /** The issue as last polled; the run works from it. */
   snapshot: z.custom<TrackerIssue>((v) => typeof v === 'object' && v !== null),
   queuedAt: z.string().optional(),
@@ -52,7 +54,11 @@ const issueRecordSchema = z.object({
   runs: z.array(runSchema).default([]),
   attempts: z.number().default(0),
   nextRetryAt: z.string().optional(),
-  lastError: z.object({ code: z.string(), message: z.string() }).optional(),
+  lastError: z.object({ code: z.string(), message: z.string(), fix: z.string().optional() }).optional(),
+  /** Linear's clock when the factory first saw the issue outside an active state (comments after it count). */
+  seenUpTo: z.string().optional(),
+  /** The Linear agent session this issue runs for (agent_session mode). */
+  agentSessionId: z.string().optional(),
   /** Times a dead owner's run was resumed (invariant 5: once, then escalate). */
   recoveries: z.number().optional(),
   /** Why the factory let go of the issue (phase released). */
@@ -82,7 +88,6 @@ export type FactoryState = z.infer<typeof stateSchema>
 export type AgentState = z.infer<typeof agentStateSchema>
 export type IssueRecord = z.infer<typeof issueRecordSchema>
 export type RunRecord = z.infer<typeof runSchema>
-export type Phase = (typeof PHASES)[number]
 
 const EMPTY: FactoryState = { version: 1, agents: {} }
 
@@ -161,4 +166,56 @@ export function updateState<T>(path: string, fn: (draft: FactoryState) => T): T 
 export function agentState(state: FactoryState, agent: string): AgentState {
   state.agents[agent] ??= { cursor: null, issues: {} }
   return state.agents[agent]!
+}
+
+export interface RecordEvent {
+  issueId: string
+  event: PhaseEvent
+}
+
+export interface Applied {
+  issueId: string
+  event: PhaseEvent['type']
+  /** The record after the event (unchanged when refused; undefined when there is none). */
+  record: IssueRecord | undefined
+  /** Why the state machine refused the event (e.g. the issue was released meanwhile). */
+  refused?: string
+}
+
+/**
+ * The one writer of issue records: apply each event through transition() and write state.json
+ * once, together with `alsoAgent`'s changes to the agent's own fields (the poll's cursor moves
+ * in the same write as the records it covers: invariant "cursor-after-records").
+ */
+export function updateRecords(
+  path: string,
+  agent: string,
+  events: RecordEvent[] | ((a: AgentState) => RecordEvent[]),
+  now: Date,
+  alsoAgent?: (a: AgentState) => void,
+): Applied[] {
+  return updateState(path, (d) => {
+    const a = agentState(d, agent)
+    // A function decides against the file as it is under the lock (another process may have written since).
+    const list = typeof events === 'function' ? events(a) : events
+    const out = list.map(({ issueId, event }): Applied => {
+      const t = transition(a.issues[issueId], event, now)
+      if (!t.ok) return { issueId, event: event.type, record: a.issues[issueId] && structuredClone(a.issues[issueId]), refused: t.refused }
+      a.issues[issueId] = t.record
+      return { issueId, event: event.type, record: structuredClone(t.record) }
+    })
+    alsoAgent?.(a)
+    return out
+  })
+}
+
+/** One event for one issue (see updateRecords). */
+export function updateRecord(path: string, agent: string, issueId: string, event: PhaseEvent, now: Date): Applied {
+  return updateRecords(path, agent, [{ issueId, event }], now)[0]!
+}
+
+/** The agent's record of an issue (by id or identifier), if any. */
+export function findRecord(state: FactoryState, agent: string, ref: string): IssueRecord | undefined {
+  const issues = state.agents[agent]?.issues ?? {}
+  return issues[ref] ?? Object.values(issues).find((r) => r.identifier === ref)
 }

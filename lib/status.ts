@@ -4,7 +4,7 @@ import { inspectLock } from './lock.ts'
 import { sanitizeKey } from './paths.ts'
 import type { FactoryState } from './state.ts'
 
-export type StatusGroup = 'running' | 'queued' | 'retrying' | 'escalated' | 'failed' | 'released' | 'done'
+export type StatusGroup = 'running' | 'queued' | 'retrying' | 'escalated' | 'failed' | 'released' | 'done' | 'idle'
 
 export interface StatusRow {
   agent: string
@@ -25,7 +25,7 @@ export interface StatusRow {
   releasedReason?: string
 }
 
-const ORDER: StatusGroup[] = ['running', 'queued', 'retrying', 'escalated', 'failed', 'released', 'done']
+const ORDER: StatusGroup[] = ['running', 'queued', 'retrying', 'escalated', 'failed', 'released', 'done', 'idle']
 
 /** One row per issue the factory knows, grouped (running first). */
 export function statusRows(state: FactoryState, home: string, opts: { agent?: string; includeDone?: boolean } = {}): StatusRow[] {
@@ -43,8 +43,10 @@ export function statusRows(state: FactoryState, home: string, opts: { agent?: st
             : 'queued'
           : r.phase === 'escalated' || r.phase === 'failed' || r.phase === 'released' || r.phase === 'done'
             ? r.phase
-            : 'running' // in flight without a live owner: the next tick resumes it
-      if (!opts.includeDone && (group === 'done' || group === 'released')) continue
+            : r.phase === 'seen'
+              ? 'idle'
+              : 'running' // in flight without a live owner: the next tick resumes it
+      if (!opts.includeDone && (group === 'done' || group === 'released' || group === 'idle')) continue
       const last = r.runs.at(-1)
       rows.push({
         agent,
@@ -93,6 +95,10 @@ function detail(r: StatusRow, now: number): string {
       return `${r.lastError?.code ?? r.lastRun?.errorCode ?? ''}: ${(r.lastError?.message ?? '').split('\n')[0]!.slice(0, 70)} (waits for a human comment)`
     case 'released':
       return r.releasedReason ?? ''
+    case 'queued':
+      return r.lastError ? `blocked: ${r.lastError.code}: ${(r.lastError.message ?? '').split('\n')[0]!.slice(0, 80)}` : ''
+    case 'idle':
+      return 'seen outside an active state; runs when it moves to one'
     default:
       return r.prUrl ?? ''
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 /** claim: take one issue (ownership lock, a run in state.json) and move it to the team's started state. */
 import { defineCommand } from 'citty'
-import { claimIssue, acquireIssueLock, resolveIssue } from '../lib/steps/claim.ts'
+import { claimIssue, lockIssue, resolveIssue } from '../lib/steps/claim.ts'
+import { updateRecord } from '../lib/state.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 
 const command = defineCommand({
@@ -14,10 +15,11 @@ const command = defineCommand({
   async run({ args }) {
     const ctx = await contextFromArgs(args, 'claim')
     const ref = need(args.issue, 'issue', 'pass the issue: --issue ENG-12')
-    const { issue, viewerId } = await resolveIssue(ctx, ref, { refresh: args.refresh })
-    const lock = ctx.dryRun ? null : acquireIssueLock(ctx, issue.identifier, 'claim')
+    const { issue, viewerId, record } = await resolveIssue(ctx, ref, { refresh: args.refresh })
+    const lock = ctx.dryRun ? null : lockIssue(ctx, issue.identifier, 'claim')
     try {
-      const { plan } = await claimIssue(ctx, issue, viewerId)
+      const { plan, event } = await claimIssue(ctx, issue, viewerId, record)
+      if (!ctx.dryRun) updateRecord(ctx.paths.state, ctx.agent.name, issue.id, event, ctx.now())
       const out = {
         issue: issue.identifier,
         run: plan.runNumber,

@@ -1,11 +1,11 @@
 #!/usr/bin/env bun
 /** report: commit, push, PR, one summary comment, In Review; records the run. */
 import { defineCommand } from 'citty'
-import { acquireIssueLock, resolveIssue } from '../lib/steps/claim.ts'
+import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { reportRun } from '../lib/steps/report.ts'
-import { readState } from '../lib/state.ts'
+import { readState, updateRecord } from '../lib/state.ts'
 import { planWorktree } from '../lib/steps/worktree.ts'
 
 const command = defineCommand({
@@ -23,9 +23,10 @@ const command = defineCommand({
     if (!record || !run)
       throw new FactoryError('usage', `${issue.identifier} has no run to report`, { fix: 'claim, worktree and run-engine first' })
     const wt = planWorktree(ctx, issue)
-    const lock = ctx.dryRun ? null : acquireIssueLock(ctx, issue.identifier, 'report')
+    const lock = ctx.dryRun ? null : lockIssue(ctx, issue.identifier, 'report')
     try {
-      const plan = await reportRun(ctx, { issue, record, runNumber: run.n, worktree: wt.path, branch: wt.branch })
+      const { plan, event } = await reportRun(ctx, { issue, record, runNumber: run.n, worktree: wt.path, branch: wt.branch })
+      if (event) updateRecord(ctx.paths.state, ctx.agent.name, issue.id, event, ctx.now())
       if (args.json) printJson({ ...plan, dryRun: ctx.dryRun })
       else if (ctx.dryRun)
         process.stdout.write(

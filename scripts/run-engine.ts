@@ -1,11 +1,11 @@
 #!/usr/bin/env bun
 /** run-engine: build the prompt and run the agent's engine in the issue's worktree. */
 import { defineCommand } from 'citty'
-import { acquireIssueLock, resolveIssue } from '../lib/steps/claim.ts'
+import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 import { planEngineRun, runEngineStep } from '../lib/steps/run-engine.ts'
 import { FactoryError } from '../lib/errors.ts'
-import { readState } from '../lib/state.ts'
+import { readState, updateRecord } from '../lib/state.ts'
 import { planWorktree } from '../lib/steps/worktree.ts'
 
 const command = defineCommand({
@@ -33,13 +33,14 @@ const command = defineCommand({
         )
       return
     }
-    const lock = acquireIssueLock(ctx, issue.identifier, 'engine')
+    const lock = lockIssue(ctx, issue.identifier, 'engine')
     const abort = new AbortController()
     const onSignal = () => abort.abort()
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
     try {
-      const result = await runEngineStep(ctx, { issue, record, runNumber: run.n, viewerId, worktree: wt, signal: abort.signal })
+      const { result, event } = await runEngineStep(ctx, { issue, record, runNumber: run.n, viewerId, worktree: wt, signal: abort.signal })
+      updateRecord(ctx.paths.state, ctx.agent.name, issue.id, event, ctx.now())
       if (args.json) printJson(result)
       else ctx.log.info(`${issue.identifier}: ${result.status}: ${result.summary.split('\n')[0]}`)
       if (result.status !== 'success') process.exitCode = 1

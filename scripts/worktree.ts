@@ -1,9 +1,9 @@
 #!/usr/bin/env bun
 /** worktree: base clone (fetched) + the issue's worktree + bootstrap, idempotent. */
 import { defineCommand } from 'citty'
-import { acquireIssueLock, resolveIssue } from '../lib/steps/claim.ts'
+import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
-import { agentState, updateState } from '../lib/state.ts'
+import { updateRecord } from '../lib/state.ts'
 import { ensureWorktree, planWorktree } from '../lib/steps/worktree.ts'
 
 const command = defineCommand({
@@ -26,13 +26,10 @@ const command = defineCommand({
       else ctx.log.info(`would create ${plan.path} on ${plan.branch} from ${plan.startPoint}`)
       return
     }
-    const lock = acquireIssueLock(ctx, issue.identifier, 'worktree')
+    const lock = lockIssue(ctx, issue.identifier, 'worktree')
     try {
       const wt = await ensureWorktree(ctx, issue, { fetch: args.fetch, repoRoot: args['repo-root'] })
-      updateState(ctx.paths.state, (d) => {
-        const r = agentState(d, ctx.agent.name).issues[issue.id]
-        if (r) Object.assign(r, { branch: wt.branch, worktree: wt.path })
-      })
+      updateRecord(ctx.paths.state, ctx.agent.name, issue.id, { type: 'worktree_ready', path: wt.path, branch: wt.branch }, ctx.now())
       if (args.json) printJson(wt)
       else ctx.log.info(`${issue.identifier}: ${wt.created ? 'created' : 'found'} ${wt.path} on ${wt.branch}`)
     } finally {

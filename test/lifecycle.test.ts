@@ -8,7 +8,9 @@ import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CRASH_POINTS } from '../lib/crash.ts'
-import { dueForCleanup, planFailure, planReconcile, planRecovery, retryDelayMs } from '../lib/lifecycle.ts'
+import { backoffMs, RUN_RETRY } from '../lib/backoff.ts'
+import { planFailure } from '../lib/phases.ts'
+import { dueForCleanup, planReconcile, planRecovery } from '../lib/reconcile.ts'
 import type { WatchedIssue } from '../lib/tracker/types.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { type IssueRecord, readState } from '../lib/state.ts'
@@ -92,7 +94,7 @@ const watched = (extra: Partial<WatchedIssue> = {}): WatchedIssue => ({
 
 describe('lifecycle decisions', () => {
   test('retries wait 10 s, doubling, capped at 5 min', () => {
-    expect([1, 2, 3, 4, 5, 6, 7].map(retryDelayMs)).toEqual([10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000])
+    expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoffMs(n, RUN_RETRY))).toEqual([10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000])
   })
 
   test('a failure retries until max_attempts, then escalates; limits and config errors are final at once', () => {

@@ -1,9 +1,11 @@
 import { describe, expect, test } from 'bun:test'
 import { parseConfig } from '../lib/config.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
-import type { IssueRecord, Phase, RunRecord } from '../lib/state.ts'
+import { stableUuid, summaryCommentId } from '../lib/comments.ts'
+import { lastCommentsUpTo, type Phase, planIssue } from '../lib/phases.ts'
+import type { IssueRecord, RunRecord } from '../lib/state.ts'
 import type { TrackerComment, TrackerIssue, WorkflowState } from '../lib/tracker/types.ts'
-import { dispatchOrder, lastCommentsUpTo, planIssue, reviewState, stableUuid, startedState, summaryCommentId } from '../lib/workflow.ts'
+import { dispatchOrder, reviewState, startedState } from '../lib/workflow.ts'
 
 const VIEWER = 'user-agent'
 const RILEY = { id: 'user-riley', name: 'Riley', email: 'riley@acme.com' }
@@ -140,7 +142,7 @@ describe('planIssue', () => {
 
   test('an issue already being worked on is in flight, whatever its comments', () => {
     const busy = issue({ comments: [comment('c', '2025-02-01T00:00:00.000Z', RILEY)] })
-    for (const phase of ['queued', 'claimed', 'worktree', 'running', 'reporting'] as const) {
+    for (const phase of ['queued', 'claimed', 'running', 'reporting'] as const) {
       expect(planIssue(record(phase), busy, VIEWER, a), phase).toEqual({ action: 'skip', reason: 'in_flight' })
     }
   })

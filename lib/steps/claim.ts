@@ -1,49 +1,24 @@
 /**
- * The claim step: take the issue's ownership lock (pid, host, heartbeat), open (or resume) a run
- * in state.json, and move the issue to the team's started state unless it is there already.
- * The lock is what makes two drivers on one FACTORY_HOME never run an issue twice at once.
+ * The claim step: open (or resume) a run for an issue that is the agent's, and move the issue to
+ * the team's started state unless it is there already. The caller holds the issue's ownership
+ * lock (lock.ts), which is what makes two drivers on one FACTORY_HOME never run an issue twice.
  */
 import type { AgentContext } from '../context.ts'
 import { FactoryError } from '../errors.ts'
-import { inspectLock, type Lock, tryLock } from '../lock.ts'
-import { safeJoin } from '../paths.ts'
-import { agentState, type IssueRecord, readState, updateState } from '../state.ts'
+import { acquireIssueLock, issueLockPath } from '../lock.ts'
+import type { PhaseEvent } from '../phases.ts'
+import { findRecord, type IssueRecord, readState } from '../state.ts'
 import type { TrackerIssue, WorkflowState } from '../tracker/types.ts'
-import { startedState } from '../workflow.ts'
+import { isOurs, startedState } from '../workflow.ts'
 
-/** A lock whose heartbeat is older than this (on another host) is abandoned. */
-export const LOCK_STALE_MS = 90_000
-/** How often a live owner refreshes its heartbeat. */
-export const HEARTBEAT_MS = 15_000
-
-/** Path of the issue's ownership lock, proven to stay under FACTORY_HOME/locks. */
-export function issueLockPath(ctx: AgentContext, identifier: string): string {
-  return `${safeJoin(ctx.paths.locks, ctx.agent.name, identifier)}.lock`
+/** Path of the issue's ownership lock for this agent. */
+export function lockPathFor(ctx: AgentContext, identifier: string): string {
+  return issueLockPath(ctx.paths.locks, ctx.agent.name, identifier)
 }
 
-/** Take the issue's lock or fail with lock_held naming the live owner. Heartbeats until released. */
-export function acquireIssueLock(ctx: AgentContext, identifier: string, note: string): Lock & { stop(): void } {
-  const path = issueLockPath(ctx, identifier)
-  const lock = tryLock(path, { staleMs: LOCK_STALE_MS, note })
-  if (!lock) {
-    const owner = inspectLock(path, LOCK_STALE_MS).owner
-    throw new FactoryError(
-      'lock_held',
-      `${identifier} is being worked on by pid ${owner?.pid} on ${owner?.host} (since ${owner?.startedAt})`,
-      {
-        fix: 'wait for that run to finish; if that process is gone on another host, its lock expires after 90 s without heartbeat',
-      },
-    )
-  }
-  const timer = setInterval(() => lock.beat(), HEARTBEAT_MS)
-  timer.unref?.()
-  return {
-    ...lock,
-    stop() {
-      clearInterval(timer)
-      lock.release()
-    },
-  }
+/** Take the issue's ownership lock for a step run by hand or by the runner (lock_held when a live owner has it). */
+export function lockIssue(ctx: AgentContext, identifier: string, note: string, heartbeatMs?: number): ReturnType<typeof acquireIssueLock> {
+  return acquireIssueLock(lockPathFor(ctx, identifier), identifier, note, heartbeatMs)
 }
 
 /** The issue to work on: state.json's snapshot when we have one (fresh from the poll), else a tracker read. */
@@ -51,12 +26,13 @@ export async function resolveIssue(
   ctx: AgentContext,
   ref: string,
   opts: { refresh?: boolean } = {},
-): Promise<{ issue: TrackerIssue; viewerId: string }> {
-  const agent = readState(ctx.paths.state).agents[ctx.agent.name]
-  const record = agent && Object.values(agent.issues).find((r) => r.id === ref || r.identifier === ref)
-  if (record && agent.viewerId && !opts.refresh) return { issue: record.snapshot, viewerId: agent.viewerId }
+): Promise<{ issue: TrackerIssue; viewerId: string; record?: IssueRecord }> {
+  const state = readState(ctx.paths.state)
+  const record = findRecord(state, ctx.agent.name, ref)
+  const viewerId = state.agents[ctx.agent.name]?.viewerId
+  if (record && viewerId && !opts.refresh) return { issue: record.snapshot, viewerId, record }
   const { issue, viewer } = await ctx.tracker.getIssue(ref)
-  return { issue, viewerId: viewer.id }
+  return { issue, viewerId: viewer.id, record: record ?? findRecord(state, ctx.agent.name, issue.id) }
 }
 
 export interface ClaimPlan {
@@ -71,7 +47,7 @@ export interface ClaimPlan {
 export function planClaim(issue: TrackerIssue, record: IssueRecord | undefined): ClaimPlan {
   const target = startedState(issue.team.states)
   const current = record?.runs.at(-1)
-  const resumesRun = !!current && !current.reportedAt
+  const resumesRun = !!current && !current.reportedAt && !current.abandoned
   return {
     // A rerun from In Review goes back to In Progress; any other started state is left alone.
     moveTo: target && issue.state.id !== target.id && (issue.state.type !== 'started' || /review/i.test(issue.state.name)) ? target : null,
@@ -80,45 +56,37 @@ export function planClaim(issue: TrackerIssue, record: IssueRecord | undefined):
   }
 }
 
-/** Record the claim in state.json (mutating the run list) and return the record. */
-export function recordClaim(ctx: AgentContext, issue: TrackerIssue, viewerId: string, plan: ClaimPlan): IssueRecord {
-  return updateState(ctx.paths.state, (draft) => {
-    const agent = agentState(draft, ctx.agent.name)
-    agent.viewerId ??= viewerId
-    const at = ctx.now().toISOString()
-    const record: IssueRecord = agent.issues[issue.id] ?? {
-      id: issue.id,
-      identifier: issue.identifier,
-      title: issue.title,
-      phase: 'claimed',
-      snapshot: issue,
-      runs: [],
-      attempts: 0,
-      updatedAt: at,
-    }
-    record.snapshot = issue
-    record.phase = 'claimed'
-    record.updatedAt = at
-    if (!plan.resumesRun) record.runs.push({ n: plan.runNumber, startedAt: at, status: 'running', engine: ctx.agent.engine })
-    agent.issues[issue.id] = record
-    return record
-  })
+export interface Claimed {
+  plan: ClaimPlan
+  /** The issue as it is now (moved). */
+  issue: TrackerIssue
+  /** The event for the state machine (the caller records it). */
+  event: Extract<PhaseEvent, { type: 'claimed' }>
 }
 
-/** Carry out the claim: record it, then move the issue (idempotent: a re-run finds it moved). */
+/**
+ * Carry out the claim: refuse an issue that is not the agent's (not_assigned), move it to the
+ * started state. Returns what it did; the caller records the event. A crash between the move and
+ * the record is harmless: the re-run finds the issue started and opens the same run number.
+ */
 export async function claimIssue(
   ctx: AgentContext,
   issue: TrackerIssue,
   viewerId: string,
-): Promise<{ plan: ClaimPlan; record?: IssueRecord; issue: TrackerIssue }> {
-  const record = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[issue.id]
+  record: IssueRecord | undefined,
+): Promise<Claimed> {
+  if (!isOurs(issue, viewerId)) {
+    throw new FactoryError('not_assigned', `${issue.identifier} is not assigned or delegated to this agent's Linear user`, {
+      fix: `assign or delegate ${issue.identifier} to the agent user in Linear, then claim it again`,
+    })
+  }
   const plan = planClaim(issue, record)
-  if (ctx.dryRun) return { plan, issue }
   const moved = plan.moveTo ? { ...issue, state: plan.moveTo } : issue
-  const updated = recordClaim(ctx, moved, viewerId, plan)
+  const event = { type: 'claimed' as const, issue: moved, runNumber: plan.runNumber, resumes: plan.resumesRun, engine: ctx.agent.engine }
+  if (ctx.dryRun) return { plan, issue: moved, event }
   if (plan.moveTo) {
     await ctx.tracker.moveIssue(issue.id, plan.moveTo.id)
     ctx.log.info(`${issue.identifier}: moved to ${plan.moveTo.name}`)
   }
-  return { plan, record: updated, issue: moved }
+  return { plan, issue: moved, event }
 }

@@ -1,14 +1,13 @@
 /**
  * The poll step: one tracker read, a pure plan of what it means (planPoll), then one atomic
- * state write that records the queued issues AND advances the cursor together (invariant 3:
- * the cursor never passes an issue that is not durably recorded).
+ * state write that records the issues AND advances the cursor together (invariant
+ * "cursor-after-records": the cursor never passes an issue that is not durably recorded).
  */
 import type { AgentConfig } from '../config.ts'
 import type { AgentContext } from '../context.ts'
-import { agentState, type AgentState, type IssueRecord, updateState, readState } from '../state.ts'
-import { watchList } from '../lifecycle.ts'
+import { isActive, type IssueDecision, planIssue } from '../phases.ts'
+import { type AgentState, readState, updateRecords, updateState, agentState } from '../state.ts'
 import type { TrackerIssue, Viewer, WatchedIssue } from '../tracker/types.ts'
-import { type IssueDecision, planIssue } from '../workflow.ts'
 
 export interface PollItem {
   issue: TrackerIssue
@@ -22,6 +21,13 @@ export interface PollPlan {
   cursorAfter: string | null
 }
 
+export interface PollResult extends PollPlan {
+  requests: number
+  /** Ids of the records reconciliation must check (queued or running), and what Linear says of them now. */
+  watch: string[]
+  watched: WatchedIssue[]
+}
+
 /** Newest Linear timestamp in a poll result (issue updatedAt or comment createdAt). */
 export function newestTimestamp(issues: TrackerIssue[], floor: string | null): string | null {
   let out = floor
@@ -32,7 +38,7 @@ export function newestTimestamp(issues: TrackerIssue[], floor: string | null): s
   return out
 }
 
-/** Decide, for each polled issue, whether to queue it; and where the cursor goes. Pure. */
+/** Decide, for each polled issue, what it means; and where the cursor goes. Pure. */
 export function planPoll(state: AgentState, viewer: Viewer, issues: TrackerIssue[], agent: AgentConfig): PollPlan {
   return {
     viewer,
@@ -42,64 +48,33 @@ export function planPoll(state: AgentState, viewer: Viewer, issues: TrackerIssue
   }
 }
 
-/** Record a poll plan in the agent's state (mutates `draft`): snapshots, queued records, cursor. */
-export function applyPoll(draft: AgentState, plan: PollPlan, now: Date): IssueRecord[] {
-  const queued: IssueRecord[] = []
-  const at = now.toISOString()
-  draft.viewerId = plan.viewer.id
-  for (const { issue, decision } of plan.items) {
-    const existing = draft.issues[issue.id]
-    if (existing) {
-      existing.snapshot = issue
-      existing.title = issue.title
-      existing.updatedAt = at
-      if (decision.action === 'skip' && decision.reason === 'closed') existing.closedAt ??= at
-    }
-    if (decision.action !== 'queue') continue
-    const record: IssueRecord = existing ?? {
-      id: issue.id,
-      identifier: issue.identifier,
-      title: issue.title,
-      phase: 'queued',
-      snapshot: issue,
-      runs: [],
-      attempts: 0,
-      updatedAt: at,
-    }
-    record.phase = 'queued'
-    record.queuedAt = at
-    record.lastError = undefined
-    // A human asked again (or it came back to us): a fresh budget of attempts, no pending retry.
-    Object.assign(record, { attempts: 0, nextRetryAt: undefined, recoveries: 0, releasedReason: undefined, closedAt: undefined })
-    draft.issues[issue.id] = record
-    queued.push(record)
-  }
-  draft.cursor = plan.cursorAfter
-  draft.lastPollAt = at
-  draft.lastPollError = undefined
-  return queued
-}
-
-/** Poll the agent's issues and (unless dry-run) record them; returns the plan. Throws tracker errors. */
-export async function pollAgent(ctx: AgentContext): Promise<PollPlan & { requests: number; watched: WatchedIssue[]; watch: string[] }> {
+/** Poll the agent's issues and (unless dry-run) record them with the cursor in one write. Throws tracker errors. */
+export async function pollAgent(ctx: AgentContext): Promise<PollResult> {
   const state = readState(ctx.paths.state)
-  const cursor = state.agents[ctx.agent.name]?.cursor ?? null
-  const watch = watchList(Object.values(state.agents[ctx.agent.name]?.issues ?? {}))
-  const res = await ctx.tracker.poll(cursor, { watch })
-  if (ctx.dryRun) {
-    return {
-      ...planPoll(agentState(structuredClone(state), ctx.agent.name), res.viewer, res.issues, ctx.agent),
-      requests: res.requests,
-      watched: res.watched,
-      watch,
-    }
-  }
-  const plan = updateState(ctx.paths.state, (draft) => {
-    const agent = agentState(draft, ctx.agent.name)
-    const p = planPoll(agent, res.viewer, res.issues, ctx.agent)
-    applyPoll(agent, p, ctx.now())
-    return p
-  })
+  const known = agentState(structuredClone(state), ctx.agent.name)
+  const watch = Object.values(known.issues)
+    .filter(isActive)
+    .map((r) => r.id)
+  const res = await ctx.tracker.poll(known.cursor, { watch })
+  let plan = planPoll(known, res.viewer, res.issues, ctx.agent)
+  if (ctx.dryRun) return { ...plan, requests: res.requests, watched: res.watched, watch }
+  const at = ctx.now()
+  updateRecords(
+    ctx.paths.state,
+    ctx.agent.name,
+    (a) => {
+      // Decided again against the file under the lock: a run may have finished during the request.
+      plan = planPoll(a, res.viewer, res.issues, ctx.agent)
+      return plan.items.map(({ issue, decision }) => ({ issueId: issue.id, event: { type: 'polled' as const, issue, decision } }))
+    },
+    at,
+    (a) => {
+      a.viewerId = plan.viewer.id
+      a.cursor = plan.cursorAfter
+      a.lastPollAt = at.toISOString()
+      a.lastPollError = undefined
+    },
+  )
   return { ...plan, requests: res.requests, watched: res.watched, watch }
 }
 

@@ -9,11 +9,12 @@ import { crashPoint } from '../crash.ts'
 import { FactoryError } from '../errors.ts'
 import { git, gitOut, isLocalRemote } from '../git.ts'
 import { parseGitHubUrl, type GitHubRepo, upsertPullRequest } from '../github.ts'
-import { COMMENT_MARKER } from '../prompt.ts'
-import { agentState, type IssueRecord, type RunRecord, updateState } from '../state.ts'
+import { type PlannedComment, summaryComment } from '../comments.ts'
+import type { PhaseEvent } from '../phases.ts'
+import type { IssueRecord, RunRecord } from '../state.ts'
 import type { TrackerIssue, WorkflowState } from '../tracker/types.ts'
 import { remoteEnv } from './worktree.ts'
-import { reviewState, summaryCommentId } from '../workflow.ts'
+import { reviewState } from '../workflow.ts'
 
 export interface ReportInput {
   agent: string
@@ -36,7 +37,7 @@ export interface ReportPlan {
   push: boolean
   pr: { repo: GitHubRepo; title: string; body: string } | null
   prSkipped?: string
-  comment: { id: string; body: string }
+  comment: PlannedComment
   moveTo: WorkflowState | null
   outcome: 'success' | 'no_changes' | 'failed'
 }
@@ -65,6 +66,7 @@ export function planReport(input: ReportInput): ReportPlan {
   if (!repo) prSkipped = isLocalRemote(input.repoUrl) ? 'origin is a local path, not GitHub' : 'origin is not a GitHub repository'
   else if (!input.hasGitHubToken) prSkipped = 'no GitHub token (set FACTORY_GITHUB_TOKEN)'
   else if (input.commitsAhead === 0) prSkipped = 'no commits on the branch'
+  const review = reviewState(issue.team.states)
   const title = `${issue.identifier}: ${issue.title}`
   const prBody = [
     `Resolves [${issue.identifier}](${issue.url}).`,
@@ -73,43 +75,30 @@ export function planReport(input: ReportInput): ReportPlan {
     '',
     `Run #${run.n} by rose-factory (${input.engine}).`,
   ].join('\n')
-  const lines: string[] = []
-  if (outcome === 'failed') {
-    lines.push(`**Run #${run.n} failed** (${run.errorCode ?? run.status}).`, '', quote(run.summary || 'no output'), '')
-    lines.push('A human may need to look; a new comment here starts another run.')
-  } else {
-    lines.push(
-      outcome === 'no_changes' ? `**Run #${run.n} finished without changes.**` : `**Run #${run.n} finished.**`,
-      '',
-      run.summary?.trim() || '(no summary)',
-      '',
-    )
-    const pr = input.prUrl ? `PR: ${input.prUrl}` : prSkipped && input.commitsAhead > 0 ? `No PR: ${prSkipped}.` : undefined
-    if (pr) lines.push(pr)
-    if (input.commitsAhead > 0)
-      lines.push(`Branch: \`${input.branch}\`${input.headCommit ? ` at \`${input.headCommit.slice(0, 12)}\`` : ''}`)
-  }
-  const cost = run.costUsd !== undefined && run.costUsd > 0 ? ` · $${run.costUsd.toFixed(4)}` : ''
-  lines.push('', `_${COMMENT_MARKER} (${input.agent}, ${input.engine}, run #${run.n}${cost})._`)
   return {
     commitMessage: commitMessage(issue, run.n, input.engine),
     push: input.commitsAhead > 0,
     pr: repo && !prSkipped ? { repo, title, body: prBody } : null,
     prSkipped,
-    comment: { id: summaryCommentId(input.agent, issue.id, run.n), body: lines.join('\n') },
-    moveTo: outcome === 'failed' ? null : (reviewState(issue.team.states) ?? null),
+    comment: summaryComment({
+      agent: input.agent,
+      engine: input.engine,
+      issueId: issue.id,
+      run,
+      outcome,
+      branch: input.branch,
+      commitsAhead: input.commitsAhead,
+      headCommit: input.headCommit,
+      prUrl: input.prUrl,
+      prSkipped,
+      notMoved: outcome !== 'failed' && !review ? NO_REVIEW_STATE : undefined,
+    }),
+    moveTo: outcome === 'failed' ? null : (review ?? null),
     outcome,
   }
 }
 
-function quote(text: string): string {
-  return text
-    .trim()
-    .slice(0, 4000)
-    .split('\n')
-    .map((l) => `> ${l}`)
-    .join('\n')
-}
+const NO_REVIEW_STATE = 'the team has no review state (add a started state named like "In Review")'
 
 /** Commit everything the engine left uncommitted; returns the new head or null when clean. */
 export async function commitAll(cwd: string, message: string): Promise<string | null> {
@@ -120,11 +109,17 @@ export async function commitAll(cwd: string, message: string): Promise<string | 
   return gitOut(['rev-parse', 'HEAD'], cwd)
 }
 
+/** What the report step did: its plan, and (unless a dry run) the event that records it. */
+export interface ReportStepResult {
+  plan: ReportPlan
+  event?: Extract<PhaseEvent, { type: 'reported' }>
+}
+
 /** Carry out the report for run `runNumber` of an issue whose engine result is recorded. */
 export async function reportRun(
   ctx: AgentContext,
   args: { issue: TrackerIssue; record: IssueRecord; runNumber: number; worktree: string; branch: string },
-): Promise<ReportPlan> {
+): Promise<ReportStepResult> {
   const run = args.record.runs.find((r) => r.n === args.runNumber)
   if (!run || run.status === 'running') {
     throw new FactoryError('usage', `${args.issue.identifier} run #${args.runNumber} has no engine result to report`, {
@@ -154,7 +149,7 @@ export async function reportRun(
   const ahead = Number(await gitOut(['rev-list', '--count', `${base}..HEAD`], args.worktree))
   const head = await gitOut(['rev-parse', 'HEAD'], args.worktree)
   let plan = draft(ahead, head, args.record.prUrl)
-  if (ctx.dryRun) return plan
+  if (ctx.dryRun) return { plan }
 
   if (plan.push) {
     await git(['push', '--porcelain', 'origin', `HEAD:refs/heads/${args.branch}`], { cwd: args.worktree, env: remoteEnv(ctx) })
@@ -169,10 +164,6 @@ export async function reportRun(
     )
     prUrl = pr.url
     ctx.log.info(`${args.issue.identifier}: PR ${pr.created ? 'opened' : 'updated'} ${pr.url}`)
-    updateState(ctx.paths.state, (d) => {
-      const r = agentState(d, agent.name).issues[args.issue.id]
-      if (r) r.prUrl = pr.url
-    })
     await ctx.tracker.attachUrl({ issueId: args.issue.id, url: pr.url, title: `PR #${pr.number}: ${plan.pr.title}` })
     crashPoint('after_pr')
   } else if (plan.prSkipped && plan.push) {
@@ -186,22 +177,16 @@ export async function reportRun(
     await ctx.tracker.moveIssue(args.issue.id, plan.moveTo.id)
     ctx.log.info(`${args.issue.identifier}: moved to ${plan.moveTo.name}`)
   }
-  updateState(ctx.paths.state, (d) => {
-    const r = agentState(d, agent.name).issues[args.issue.id]
-    if (!r) return
-    const rr = r.runs.find((x) => x.n === args.runNumber)
-    if (rr)
-      Object.assign(rr, {
-        reportedAt: ctx.now().toISOString(),
-        commentId: plan.comment.id,
-        commit: plan.push ? head : undefined,
-        prUrl,
-        status: plan.outcome === 'no_changes' ? 'no_changes' : rr.status,
-      })
-    r.phase = plan.outcome === 'failed' ? 'failed' : 'done'
-    r.lastError =
-      plan.outcome === 'failed' ? { code: run.errorCode ?? 'run_failed', message: (run.summary ?? '').slice(0, 500) } : undefined
-    if (plan.moveTo) r.snapshot = { ...r.snapshot, state: plan.moveTo }
-  })
-  return plan
+  if (!plan.moveTo && plan.outcome !== 'failed') ctx.log.warn(`${args.issue.identifier}: not moved to review: ${NO_REVIEW_STATE}`)
+  return {
+    plan,
+    event: {
+      type: 'reported',
+      outcome: plan.outcome,
+      commentId: plan.comment.id,
+      commit: plan.push ? head : undefined,
+      prUrl,
+      movedTo: plan.moveTo,
+    },
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * The run-engine step: build the prompt from the issue and the human comments since the last
  * run, run the agent's engine in the worktree with a scrubbed env (invariant 6), and record the
- * result in state.json before anything else happens (so a crash after it never reruns the engine).
+ * result. The runner records it before anything else happens (so a crash after it never reruns the engine).
  */
 import { join } from 'node:path'
 import { type AgentConfig, agentSecretEnvs } from '../config.ts'
@@ -9,13 +9,14 @@ import type { AgentContext } from '../context.ts'
 import { crashPoint } from '../crash.ts'
 import { createEngine } from '../engines/index.ts'
 import { engineEnv } from '../engines/env.ts'
-import type { Engine, EngineEvent, EngineResult, EngineUsage } from '../engines/types.ts'
+import type { Engine, EngineEvent, EngineResult } from '../engines/types.ts'
 import { buildPrompt, humanComments } from '../prompt.ts'
-import { agentState, type IssueRecord, type RunRecord, updateState } from '../state.ts'
+import type { PhaseEvent } from '../phases.ts'
+import { lastCommentsUpTo } from '../phases.ts'
+import type { IssueRecord, RunRecord } from '../state.ts'
 import type { TrackerIssue } from '../tracker/types.ts'
 import { issueLogDir } from './worktree.ts'
 import type { WorktreePlan } from './worktree.ts'
-import { lastCommentsUpTo } from '../workflow.ts'
 
 export interface EnginePlan {
   prompt: string
@@ -49,7 +50,13 @@ export function planEngineRun(
   }
 }
 
-/** Run the engine and record its result as run `runNumber`. */
+/** What the engine step did: the engine's result and the state machine event that records it. */
+export interface EngineStepResult {
+  result: EngineResult
+  event: Extract<PhaseEvent, { type: 'engine_finished' }>
+}
+
+/** Run the engine for run `runNumber` in the worktree; returns its result (the caller records it). */
 export async function runEngineStep(
   ctx: AgentContext,
   args: {
@@ -62,13 +69,9 @@ export async function runEngineStep(
     engine?: Engine
     onEvent?: (e: EngineEvent) => void
   },
-): Promise<EngineResult> {
+): Promise<EngineStepResult> {
   const plan = planEngineRun(ctx, args.issue, args.record, args.runNumber, args.viewerId, args.worktree.branch)
   const engine = args.engine ?? (await createEngine(ctx.agent))
-  updateState(ctx.paths.state, (d) => {
-    const r = agentState(d, ctx.agent.name).issues[args.issue.id]
-    if (r && r.phase !== 'released') r.phase = 'running'
-  })
   ctx.log.info(
     `${args.issue.identifier}: run #${args.runNumber} with ${engine.name}${plan.resume ? ` (resuming ${plan.resume})` : ''}; transcript ${plan.logPath}`,
   )
@@ -97,23 +100,15 @@ export async function runEngineStep(
     },
   })
   result = applyLimits(result, limits, limitHit, actions)
-  updateState(ctx.paths.state, (d) => {
-    const r = agentState(d, ctx.agent.name).issues[args.issue.id]
-    if (!r) return
-    const run = r.runs.find((x) => x.n === args.runNumber)
-    if (run) {
-      Object.assign(run, runFields(result, plan, ctx.now()))
-      if (engine.name === 'codex' && result.usage) {
-        // Codex counts the whole thread: this run's usage is the growth since the previous run.
-        const prev = plan.resume ? r.runs.filter((x) => x.n < args.runNumber && x.usageThreadTotal).at(-1)?.usageThreadTotal : undefined
-        run.usageThreadTotal = result.usage
-        run.usage = prev ? usageDelta(result.usage, prev) : result.usage
-      }
-    }
-    if (result.sessionId) r.sessionId = result.sessionId
-    if (r.phase !== 'released') r.phase = 'reporting'
-  })
-  return result
+  return {
+    result,
+    event: {
+      type: 'engine_finished',
+      run: runFields(result, plan, ctx.now()),
+      sessionId: result.sessionId,
+      threadUsage: engine.name === 'codex',
+    },
+  }
 }
 
 /** Name the limit that ended a run (max turns, max cost, wall time) in its error code and summary. */
@@ -144,17 +139,6 @@ export function applyLimits(
   if (result.status === 'timeout')
     return { ...result, summary: `Stopped by limits.timeout_minutes (${limits.timeout_minutes} min wall time). ${result.summary}` }
   return result
-}
-
-/** `total - prev`, never below zero (a thread restarted from scratch counts in full). */
-export function usageDelta(total: EngineUsage, prev: EngineUsage): EngineUsage {
-  const d = (a: number | undefined, b: number | undefined) => Math.max(0, (a ?? 0) - (b ?? 0))
-  if (total.inputTokens < prev.inputTokens) return total
-  return {
-    inputTokens: d(total.inputTokens, prev.inputTokens),
-    outputTokens: d(total.outputTokens, prev.outputTokens),
-    cachedInputTokens: d(total.cachedInputTokens, prev.cachedInputTokens),
-  }
 }
 
 function runFields(result: EngineResult, plan: EnginePlan, now: Date): Partial<RunRecord> {

@@ -3,6 +3,7 @@
  * no N+1). Linear's failures become FactoryErrors with codes; RATELIMITED carries the reset time
  * from Linear's headers so callers can back off exactly that long.
  */
+import { backoffMs, REQUEST_RETRY } from '../backoff.ts'
 import { LinearClient, LinearError, LinearGraphQLClient, RatelimitedLinearError } from '@linear/sdk'
 import { z } from 'zod'
 import { FactoryError } from '../errors.ts'
@@ -191,7 +192,7 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
         const wait =
           e.code === 'tracker_rate_limited'
             ? Math.max(0, Number(e.details?.resetAt ?? 0) - now()) + 50
-            : Math.min(1000 * 2 ** attemptNo, 15_000)
+            : backoffMs(attemptNo + 1, REQUEST_RETRY)
         if (wait > (opts.maxWaitMs ?? 120_000)) throw e
         await sleep(wait)
       }

@@ -1,0 +1,362 @@
+/**
+ * A ticket's state machine: the phase set, which phases are in flight, and the one pure
+ * `transition(record, event, now)` every phase change goes through (invariant "one-phase-owner":
+ * nothing else writes `phase`). Steps return what they did; the runner, the poll and the
+ * reconciler turn that into an event and hand it to `updateRecords` (state.ts), which is the
+ * only writer of issue records. Events on a released record are refused ("released stays
+ * released"), except a new poll or webhook that makes the issue ours again.
+ *
+ *   seen --polled(active)--> queued --claimed--> claimed --worktree_ready--> running
+ *   running --engine_finished--> reporting --reported--> done | failed
+ *   any in flight --failed--> queued (retry) | escalated (attempts used up) | failed (final)
+ *   queued / in flight --released--> released;  in flight --recovered / stopped--> queued
+ *   done | failed | escalated --polled(human comment)--> queued (a new run)
+ */
+import type { AgentConfig } from './config.ts'
+import { isRetryable } from './errors.ts'
+import { backoffMs, RUN_RETRY } from './backoff.ts'
+import { humanComments } from './prompt.ts'
+import type { IssueRecord, RunRecord } from './state.ts'
+import type { EngineUsage } from './engines/types.ts'
+import type { TrackerIssue, WorkflowState } from './tracker/types.ts'
+import { isActiveState, isClosed, isOurs, isReviewState } from './workflow.ts'
+
+export const PHASES = ['seen', 'queued', 'claimed', 'running', 'reporting', 'done', 'failed', 'escalated', 'released'] as const
+export type Phase = (typeof PHASES)[number]
+
+/** Phases in which a run is (or should be) under way and holds the issue's lock. */
+export const IN_FLIGHT: readonly Phase[] = ['claimed', 'running', 'reporting']
+
+/** True when a run of the record is (or should be) under way. */
+export function isInFlight(record: Pick<IssueRecord, 'phase'>): boolean {
+  return IN_FLIGHT.includes(record.phase)
+}
+
+/** True when the record is waiting for a run or running (reconciliation watches these). */
+export function isActive(record: Pick<IssueRecord, 'phase'>): boolean {
+  return record.phase === 'queued' || isInFlight(record)
+}
+
+export type IssueDecision =
+  | { action: 'queue'; reason: 'new' | 'comment'; commentCount: number; ignoredComments?: number }
+  | {
+      action: 'skip'
+      reason: 'not_ours' | 'closed' | 'in_flight' | 'no_new_comments' | 'escalated' | 'inactive_state'
+      ignoredComments?: number
+    }
+
+/** createdAt of the newest human comment any run's prompt included (undefined = none yet). */
+export function lastCommentsUpTo(record: Pick<IssueRecord, 'runs'>): string | undefined {
+  let out: string | undefined
+  for (const r of record.runs) if (r.commentsUpTo && (!out || r.commentsUpTo > out)) out = r.commentsUpTo
+  return out
+}
+
+/**
+ * What a polled issue means for the factory, given what state.json knows of it. An issue seen
+ * for the first time (or again after a release) runs only in one of the agent's active states;
+ * one first seen in a review state runs when a human comments after the factory saw it.
+ */
+export function planIssue(record: IssueRecord | undefined, issue: TrackerIssue, viewerId: string, agent: AgentConfig): IssueDecision {
+  if (!isOurs(issue, viewerId)) return { action: 'skip', reason: 'not_ours' }
+  if (isClosed(issue)) return { action: 'skip', reason: 'closed' }
+  const allow = agent.tracker.allow_commenters
+  if (!record || record.phase === 'released' || record.phase === 'seen') {
+    if (isActiveState(issue, agent.tracker.active_states)) return { action: 'queue', reason: 'new', commentCount: 0 }
+    if (record?.phase === 'seen' && record.seenUpTo && isReviewState(issue.state, issue.team.states)) {
+      const fresh = humanComments(issue, viewerId, record.seenUpTo, allow)
+      if (fresh.length > 0) return { action: 'queue', reason: 'comment', commentCount: fresh.length }
+    }
+    return { action: 'skip', reason: 'inactive_state' }
+  }
+  if (isActive(record)) return { action: 'skip', reason: 'in_flight' }
+  const since = lastCommentsUpTo(record)
+  const all = humanComments(issue, viewerId, since)
+  const fresh = humanComments(issue, viewerId, since, allow)
+  // Comments from people outside allow_commenters never steer the agent (they are logged).
+  const ignored = all.length - fresh.length || undefined
+  if (fresh.length > 0) return { action: 'queue', reason: 'comment', commentCount: fresh.length, ignoredComments: ignored }
+  if (record.phase === 'escalated') return { action: 'skip', reason: 'escalated', ignoredComments: ignored }
+  return { action: 'skip', reason: 'no_new_comments', ignoredComments: ignored }
+}
+
+export interface FailureInfo {
+  code: string
+  message: string
+  fix?: string
+}
+
+export type PhaseEvent =
+  /** A poll returned the issue; `decision` is planIssue's. */
+  | { type: 'polled'; issue: TrackerIssue; decision: IssueDecision }
+  /** Webhook (agent_session): the agent was delegated or mentioned; a request to run now. */
+  | { type: 'session_created'; issue: TrackerIssue; sessionId: string }
+  /** Webhook (agent_session): a human replied in the agent session (the run's follow-up). */
+  | { type: 'prompted'; at: string }
+  /** Webhook (agent_session): a human pressed stop. */
+  | { type: 'stop_requested'; reason: string }
+  /** The claim step took the lock, opened (or resumed) run `runNumber` and moved the issue. */
+  | { type: 'claimed'; issue: TrackerIssue; runNumber: number; resumes: boolean; engine: string }
+  | { type: 'worktree_ready'; path: string; branch: string }
+  /** The engine ended (any status); `threadUsage`: the engine reports the thread's running total (Codex). */
+  | { type: 'engine_finished'; run: Partial<RunRecord>; sessionId?: string; threadUsage?: boolean }
+  | { type: 'pr_opened'; url: string }
+  | {
+      type: 'reported'
+      outcome: 'success' | 'no_changes' | 'failed'
+      commentId: string
+      commit?: string
+      prUrl?: string
+      movedTo?: WorkflowState | null
+    }
+  /** An attempt failed (engine or a step around it); `maxAttempts` from the agent's limits. */
+  | { type: 'failed'; error: FailureInfo; maxAttempts: number }
+  /** The driver could not start a queued run (e.g. the base clone failed); it stays queued, the error shown. */
+  | { type: 'blocked'; error: FailureInfo }
+  /** Reconciliation: gone, closed or no longer the agent's. */
+  | { type: 'released'; reason: string; closed: boolean }
+  | { type: 'escalated'; reason: string }
+  /** A run in flight lost its owner (crash): resumed once. */
+  | { type: 'recovered' }
+  /** The operator stopped the run (Ctrl-C, SIGTERM): back to the queue, same run, no attempt used. */
+  | { type: 'stopped' }
+  | { type: 'worktree_removed' }
+
+export type EventType = PhaseEvent['type']
+
+export type Transition = { ok: true; record: IssueRecord } | { ok: false; refused: string }
+
+const refuse = (why: string): Transition => ({ ok: false, refused: why })
+
+/** A record for an issue the factory has not recorded yet. */
+function fresh(issue: TrackerIssue, phase: Phase, at: string): IssueRecord {
+  return { id: issue.id, identifier: issue.identifier, title: issue.title, phase, snapshot: issue, runs: [], attempts: 0, updatedAt: at }
+}
+
+/** A human asked again (or it came back to us): a fresh budget of attempts, no pending retry, a new run. */
+function requeue(r: IssueRecord, at: string): void {
+  r.phase = 'queued'
+  r.queuedAt = at
+  Object.assign(r, {
+    lastError: undefined,
+    attempts: 0,
+    nextRetryAt: undefined,
+    recoveries: 0,
+    releasedReason: undefined,
+    closedAt: undefined,
+  })
+  // An unreported run (a step failed, then the issue was escalated or released) never sees the new
+  // comment if resumed: it is closed, and the next claim opens a new run (new prompt, new comment ids).
+  const last = r.runs.at(-1)
+  if (last && !last.reportedAt) Object.assign(last, { abandoned: true, status: last.status === 'running' ? 'cancelled' : last.status })
+}
+
+function runOf(r: IssueRecord): RunRecord | undefined {
+  return r.runs.at(-1)
+}
+
+/** `total - prev`, never below zero (a thread restarted from scratch counts in full). */
+export function usageDelta(total: EngineUsage, prev: EngineUsage): EngineUsage {
+  const d = (a: number | undefined, b: number | undefined) => Math.max(0, (a ?? 0) - (b ?? 0))
+  if (total.inputTokens < prev.inputTokens) return total
+  return {
+    inputTokens: d(total.inputTokens, prev.inputTokens),
+    outputTokens: d(total.outputTokens, prev.outputTokens),
+    cachedInputTokens: d(total.cachedInputTokens, prev.cachedInputTokens),
+  }
+}
+
+/** The one place a record's phase changes. Pure: returns a new record or a refusal naming why. */
+export function transition(current: IssueRecord | undefined, event: PhaseEvent, now: Date): Transition {
+  const at = now.toISOString()
+  if (!current) {
+    if (event.type === 'polled') {
+      if (event.decision.action === 'queue') {
+        const r = fresh(event.issue, 'queued', at)
+        r.queuedAt = at
+        return { ok: true, record: r }
+      }
+      if (event.decision.reason !== 'inactive_state') return refuse('not recorded: nothing to do for this issue')
+      return { ok: true, record: { ...fresh(event.issue, 'seen', at), seenUpTo: seenMark(event.issue) } }
+    }
+    if (event.type === 'session_created')
+      return { ok: true, record: { ...fresh(event.issue, 'queued', at), queuedAt: at, agentSessionId: event.sessionId } }
+    if (event.type === 'claimed') {
+      const r = fresh(event.issue, 'claimed', at)
+      r.runs.push({ n: event.runNumber, startedAt: at, status: 'running', engine: event.engine })
+      return { ok: true, record: r }
+    }
+    return refuse(`no record of this issue for ${event.type}`)
+  }
+  const r: IssueRecord = structuredClone(current)
+  r.updatedAt = at
+  const released = r.phase === 'released'
+  switch (event.type) {
+    case 'polled': {
+      r.snapshot = event.issue
+      r.title = event.issue.title
+      const d = event.decision
+      if (d.action === 'skip' && d.reason === 'closed') r.closedAt ??= at
+      if (d.action === 'queue') requeue(r, at)
+      else if (d.reason === 'inactive_state' && released) {
+        r.phase = 'seen'
+        r.seenUpTo = seenMark(event.issue)
+      }
+      return { ok: true, record: r }
+    }
+    case 'session_created':
+      if (isInFlight(r) || r.phase === 'queued') return refuse(`already ${r.phase}`)
+      r.snapshot = event.issue
+      r.agentSessionId = event.sessionId
+      requeue(r, at)
+      return { ok: true, record: r }
+    case 'prompted':
+      if (isActive(r)) return refuse(`already ${r.phase}: the live run takes the follow-up`)
+      requeue(r, at)
+      return { ok: true, record: r }
+    case 'stop_requested':
+    case 'released':
+      if (!isActive(r)) return refuse(`${r.phase} is not queued or running`)
+      r.phase = 'released'
+      r.releasedReason = event.reason
+      r.nextRetryAt = undefined
+      if (event.type === 'released' && event.closed) r.closedAt ??= at
+      return { ok: true, record: r }
+    case 'claimed': {
+      if (released) return refuse('released')
+      r.snapshot = event.issue
+      r.phase = 'claimed'
+      if (!event.resumes) r.runs.push({ n: event.runNumber, startedAt: at, status: 'running', engine: event.engine })
+      return { ok: true, record: r }
+    }
+    case 'worktree_ready': {
+      if (released) return refuse('released')
+      if (!isInFlight(r)) return refuse(`worktree_ready in ${r.phase}`)
+      Object.assign(r, { branch: event.branch, worktree: event.path })
+      // A resumed run whose engine already finished goes straight to its report.
+      if (r.phase === 'claimed') r.phase = runOf(r) && runOf(r)!.status !== 'running' ? 'reporting' : 'running'
+      return { ok: true, record: r }
+    }
+    case 'engine_finished': {
+      const run = runOf(r)
+      if (!run) return refuse('no run to finish')
+      const fields = { ...event.run, endedAt: event.run.endedAt ?? at }
+      if (event.threadUsage && fields.usage) {
+        const prev = r.runs.filter((x) => x.n < run.n && x.usageThreadTotal).at(-1)?.usageThreadTotal
+        fields.usageThreadTotal = fields.usage
+        fields.usage = prev && event.sessionId && event.sessionId === r.sessionId ? usageDelta(fields.usage, prev) : fields.usage
+      }
+      Object.assign(run, fields)
+      if (event.sessionId) r.sessionId = event.sessionId
+      // Released while the engine ran: the engine was stopped for it; the run closes as cancelled.
+      if (released) Object.assign(run, { status: 'cancelled', errorCode: 'engine_cancelled', reportedAt: at })
+      else if (r.phase !== 'running') return refuse(`engine_finished in ${r.phase}`)
+      else r.phase = 'reporting'
+      return { ok: true, record: r }
+    }
+    case 'pr_opened':
+      r.prUrl = event.url
+      return { ok: true, record: r }
+    case 'reported': {
+      if (released) return refuse('released')
+      const run = runOf(r)
+      if (!run) return refuse('no run to report')
+      Object.assign(run, {
+        reportedAt: at,
+        commentId: event.commentId,
+        commit: event.commit,
+        prUrl: event.prUrl,
+        status: event.outcome === 'no_changes' ? 'no_changes' : run.status,
+      })
+      if (event.prUrl) r.prUrl = event.prUrl
+      if (event.movedTo) r.snapshot = { ...r.snapshot, state: event.movedTo }
+      if (event.outcome === 'failed') {
+        r.phase = 'failed'
+        r.lastError = { code: run.errorCode ?? 'run_failed', message: (run.summary ?? '').slice(0, 500) }
+      } else {
+        r.phase = 'done'
+        Object.assign(r, { lastError: undefined, attempts: 0, nextRetryAt: undefined, recoveries: 0 })
+      }
+      return { ok: true, record: r }
+    }
+    case 'failed':
+      if (released) return refuse('released')
+      return { ok: true, record: afterFailure(r, event.error, event.maxAttempts, now) }
+    case 'blocked':
+      if (r.phase !== 'queued') return refuse(`${r.phase} is not queued`)
+      r.lastError = { code: event.error.code, message: event.error.message.slice(0, 500), fix: event.error.fix }
+      return { ok: true, record: r }
+    case 'escalated':
+      if (released) return refuse('released')
+      Object.assign(r, { phase: 'escalated', escalatedAt: at, nextRetryAt: undefined })
+      return { ok: true, record: r }
+    case 'recovered':
+      if (!isInFlight(r)) return refuse(`${r.phase} is not in flight`)
+      r.phase = 'queued'
+      r.recoveries = (r.recoveries ?? 0) + 1
+      return { ok: true, record: r }
+    case 'stopped': {
+      if (!isInFlight(r)) return refuse(`${r.phase} is not in flight`)
+      const run = runOf(r)
+      if (run && !run.reportedAt && run.status !== 'success')
+        Object.assign(run, { status: 'running', endedAt: undefined, summary: undefined, errorCode: undefined })
+      r.phase = 'queued'
+      return { ok: true, record: r }
+    }
+    case 'worktree_removed':
+      if (isInFlight(r)) return refuse('a run is using the worktree')
+      Object.assign(r, { worktree: undefined, worktreeRemovedAt: at })
+      return { ok: true, record: r }
+  }
+}
+
+/** Linear's clock at first sight: comments newer than this were written after the factory saw the issue. */
+function seenMark(issue: TrackerIssue): string {
+  let out = issue.updatedAt
+  for (const c of issue.comments) if (c.createdAt > out) out = c.createdAt
+  return out
+}
+
+export type FailurePlan =
+  | { kind: 'retry'; attempts: number; nextRetryAt: string; delayMs: number }
+  | { kind: 'escalate'; attempts: number }
+  | { kind: 'final'; attempts: number }
+
+/** What one more failed attempt leads to: another attempt (with backoff), a human (attempts used up), or nothing (cannot help). */
+export function planFailure(attemptsBefore: number, code: string, maxAttempts: number, now: Date): FailurePlan {
+  const attempts = attemptsBefore + 1
+  if (!isRetryable(code)) return { kind: 'final', attempts }
+  if (attempts >= maxAttempts) return { kind: 'escalate', attempts }
+  const delayMs = backoffMs(attempts, RUN_RETRY)
+  return { kind: 'retry', attempts, delayMs, nextRetryAt: new Date(now.getTime() + delayMs).toISOString() }
+}
+
+/**
+ * After a failed attempt: retry with backoff (a new run when the engine itself failed, the same
+ * run when a step around it did, so a finished engine result is reported, not produced again),
+ * escalate when attempts are used up, or stop when retrying cannot help.
+ */
+function afterFailure(r: IssueRecord, error: FailureInfo, maxAttempts: number, now: Date): IssueRecord {
+  const at = now.toISOString()
+  const plan = planFailure(r.attempts, error.code, maxAttempts, now)
+  const kind = plan.kind
+  r.attempts = plan.attempts
+  r.lastError = { code: error.code, message: error.message.slice(0, 500), fix: error.fix }
+  const run = runOf(r)
+  if (run && !run.reportedAt) {
+    const engineFailed = run.status !== 'running' && run.status !== 'success'
+    if (kind === 'final') {
+      Object.assign(run, {
+        status: run.status === 'running' ? 'failed' : run.status,
+        endedAt: run.endedAt ?? at,
+        errorCode: run.errorCode ?? error.code,
+        summary: run.summary ?? error.message.slice(0, 2000),
+        reportedAt: at,
+      })
+    } else if (engineFailed) Object.assign(run, { reportedAt: at, retried: kind === 'retry' })
+  }
+  if (plan.kind === 'retry') Object.assign(r, { phase: 'queued', nextRetryAt: plan.nextRetryAt })
+  else if (kind === 'escalate') Object.assign(r, { phase: 'escalated', escalatedAt: at, nextRetryAt: undefined })
+  else r.phase = 'failed'
+  return r
+}
