@@ -16,6 +16,12 @@ export const LOCK_STALE_MS = 90_000
 /** How often a live owner refreshes its heartbeat. */
 export const HEARTBEAT_MS = 15_000
 
+/** The heartbeat interval: HEARTBEAT_MS, or ROSE_HEARTBEAT_MS when set (tests watch it beat in seconds). */
+export function heartbeatMs(env: NodeJS.ProcessEnv): number {
+  const ms = Number(env.ROSE_HEARTBEAT_MS)
+  return Number.isFinite(ms) && ms > 0 ? ms : HEARTBEAT_MS
+}
+
 /** Path of the issue's ownership lock, proven to stay under FACTORY_HOME/locks. */
 export function issueLockPath(ctx: AgentContext, identifier: string): string {
   return `${safeJoin(ctx.paths.locks, ctx.agent.name, identifier)}.lock`
@@ -35,7 +41,7 @@ export function acquireIssueLock(ctx: AgentContext, identifier: string, note: st
       },
     )
   }
-  const timer = setInterval(() => lock.beat(), HEARTBEAT_MS)
+  const timer = setInterval(() => lock.beat(), heartbeatMs(ctx.env))
   timer.unref?.()
   return {
     ...lock,
