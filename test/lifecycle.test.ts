@@ -420,6 +420,28 @@ describe('escalation', () => {
     expect(record(fx)!.phase).toBe('escalated')
     expect(asks(fx)).toHaveLength(2)
   }, 60_000)
+
+  test('an issue escalated after a failed PR step and revived by a reviewer starts a new run that sees the comment, and a new failure asks again', async () => {
+    fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o).replace('    repo:', '    limits: { max_attempts: 1 }\n    repo:') })
+    const { env } = await withGitHub(fx)
+    // The GitHub token is refused: the engine succeeds, the push works, the PR step fails.
+    const badToken = { ...env, FACTORY_GITHUB_TOKEN: 'wrong-token-value' }
+    const first = await fx.script('start', ['--once', '--config', fx.configPath], badToken)
+    expect(first.code).toBe(1)
+    expect(record(fx)!.phase).toBe('escalated')
+    expect(asks(fx)).toHaveLength(1)
+
+    fx.comment('ENG-1', 'riley@rose.test', 'Please also log each request.')
+    const revived = await fx.script('start', ['--once', '--config', fx.configPath], badToken)
+    expect(revived.code).toBe(1)
+    // The comment starts a new run whose prompt includes it...
+    const notes = readFileSync(join(record(fx)!.worktree!, 'FACTORY_NOTES.md'), 'utf8')
+    expect(notes).toContain('Please also log each request.')
+    expect(record(fx)!.runs).toHaveLength(2)
+    // ...and its failure asks a human again.
+    expect(record(fx)!.phase).toBe('escalated')
+    expect(asks(fx)).toHaveLength(2)
+  }, 60_000)
 })
 
 describe('two drivers on one FACTORY_HOME', () => {
