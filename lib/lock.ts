@@ -193,6 +193,12 @@ export const LOCK_STALE_MS = 90_000
 /** How often a live owner refreshes its heartbeat. */
 export const HEARTBEAT_MS = 15_000
 
+/** The heartbeat interval: HEARTBEAT_MS, or ROSE_HEARTBEAT_MS when set (tests watch it beat in seconds). */
+export function heartbeatMs(env: NodeJS.ProcessEnv): number {
+  const ms = Number(env.ROSE_HEARTBEAT_MS)
+  return Number.isFinite(ms) && ms > 0 ? ms : HEARTBEAT_MS
+}
+
 /** Path of an issue's ownership lock, proven to stay under `locksDir` (FACTORY_HOME/locks). */
 export function issueLockPath(locksDir: string, agent: string, identifier: string): string {
   return `${safeJoin(locksDir, agent, identifier)}.lock`

@@ -28,8 +28,6 @@ export interface RunIssueOptions {
   onlyQueued?: boolean
   /** How often to check whether reconciliation released the issue (ms). */
   releaseCheckMs?: number
-  /** How often the lock's heartbeat is refreshed (ms). */
-  heartbeatMs?: number
 }
 
 export type RunIssueResult =
@@ -60,7 +58,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     identifier = issue.identifier
     issueId = issue.id
     try {
-      lock = lockIssue(ctx, identifier, 'claim', opts.heartbeatMs)
+      lock = lockIssue(ctx, identifier, 'claim')
     } catch (err) {
       if (asFactoryError(err).code !== 'lock_held') throw err
       ctx.log.info(`${identifier}: ${asFactoryError(err).message}; not starting a second run`)

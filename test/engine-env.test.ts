@@ -1,6 +1,6 @@
 /** What an engine process gets: its scrubbed env, its credential, its switches, and which binary. */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FactoryError } from '../lib/errors.ts'
@@ -8,6 +8,7 @@ import { claudeEnvAdditions } from '../lib/engines/claude.ts'
 import { engineEnv } from '../lib/engines/env.ts'
 import { projectEngineBin, resolveEngineBin } from '../lib/engines/resolve.ts'
 import { DENIED_ENV_NAMES } from '../lib/secrets.ts'
+import { fixture } from './helpers.ts'
 
 const everythingDenied = Object.fromEntries(
   [...DENIED_ENV_NAMES, 'LINEAR_API_KEY', 'LANGFUSE_SECRET_KEY', 'FACTORY_SECRET_X', 'MY_AGENT_TOKEN'].map((n) => [n, `value-of-${n}`]),
@@ -96,4 +97,78 @@ describe('resolveEngineBin', () => {
     }
     expect(projectEngineBin('codex')).toEndWith('/engines/node_modules/.bin/codex')
   })
+})
+
+/** Written out by hand (not derived from lib/secrets.ts): every one must stay out of an engine process. */
+const MUST_NOT_REACH_ENGINES = [
+  'OPENAI_API_KEY',
+  'OPENAI_ORG_ID',
+  'ANTHROPIC_API_KEY',
+  'ANTHROPIC_AUTH_TOKEN',
+  'AZURE_OPENAI_API_KEY',
+  'GEMINI_API_KEY',
+  'GOOGLE_API_KEY',
+  'GOOGLE_GENERATIVE_AI_API_KEY',
+  'MISTRAL_API_KEY',
+  'GROQ_API_KEY',
+  'DEEPSEEK_API_KEY',
+  'XAI_API_KEY',
+  'OPENROUTER_API_KEY',
+  'TOGETHER_API_KEY',
+  'FIREWORKS_API_KEY',
+  'PERPLEXITY_API_KEY',
+  'COHERE_API_KEY',
+  'HF_TOKEN',
+  'HUGGINGFACE_API_KEY',
+  'AWS_BEARER_TOKEN_BEDROCK',
+  'FACTORY_GITHUB_TOKEN',
+  'GITHUB_TOKEN',
+  'GH_TOKEN',
+  'FACTORY_RELAY_WORKER_TOKEN',
+  'CLAUDE_AUTH_TOKEN',
+  'SENTRY_AUTH_TOKEN',
+  'SUPABASE_ACCESS_TOKEN',
+  'LINEAR_API_KEY',
+  'LINEAR_WEBHOOK_SECRET',
+  'LANGFUSE_SECRET_KEY',
+  'FACTORY_SECRET_ANYTHING',
+  // The agent's own token variables (custom names from agents.yaml).
+  'ROSE_TEST_LINEAR_KEY',
+  'ACME_GH_PUSH',
+]
+
+describe('the environment of a real engine process', () => {
+  test('has none of the secret variables, named one by one, and keeps harmless ones', async () => {
+    const fx = await fixture({ issues: [{ team: 'ENG', title: 'Dump the env', assignee: 'agent@rose.test' }] })
+    try {
+      const dump = `${fx.dir}/engine-env.txt`
+      const bin = `${fx.dir}/env-dumping-engine`
+      writeFileSync(bin, `#!/bin/sh\nenv > ${dump}\nexit 1\n`)
+      chmodSync(bin, 0o755)
+      writeFileSync(
+        fx.configPath,
+        `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    github: { token_env: ACME_GH_PUSH }\n    limits: { max_attempts: 1 }\n    claude: { bin: ${bin} }\n`,
+      )
+      const secrets = Object.fromEntries(
+        MUST_NOT_REACH_ENGINES.filter((n) => n !== 'ROSE_TEST_LINEAR_KEY').map((n) => [n, `secret-of-${n}`]),
+      )
+      await fx.script('start', ['--once', '--config', fx.configPath], { ...secrets, HARMLESS_SETTING: 'kept' })
+      const seen = new Set(
+        readFileSync(dump, 'utf8')
+          .split('\n')
+          .map((l) => l.split('=')[0]),
+      )
+      expect(seen.has('HARMLESS_SETTING')).toBe(true)
+      expect(MUST_NOT_REACH_ENGINES.filter((n) => seen.has(n))).toEqual([])
+      // No value under another name either (CLAUDE_AUTH_TOKEN is Claude's own credential, handed over on purpose).
+      const values = readFileSync(dump, 'utf8')
+        .split('\n')
+        .filter((l) => !l.startsWith('CLAUDE_CODE_OAUTH_TOKEN='))
+        .join('\n')
+      expect(values).not.toContain('secret-of-')
+      expect(values).not.toContain(fx.env.ROSE_TEST_LINEAR_KEY!)
+    } finally {
+      await fx.cleanup()
+    }
+  }, 60_000)
 })

@@ -93,4 +93,38 @@ describe('fault injection', () => {
       await sb.stop()
     }
   }, 30_000)
+
+  test('a write that hits RATELIMITED with a 20 s reset waits for the reset, then succeeds (once)', async () => {
+    const sb = await startSandbox({ port: 0, seed: seedWith([{ team: 'ENG', title: 'x', assignee: 'agent@rose.test' }]) })
+    try {
+      // A fake clock: sleeping moves it forward, and the sandbox's rate-limit window ends when the wait does.
+      let offset = 0
+      const waits: number[] = []
+      const sent: number[] = []
+      const tracker = createLinearTracker({
+        apiKey: AGENT_KEY,
+        apiUrl: sb.url,
+        gate: memoryRateGate(),
+        now: () => Date.now() + offset,
+        sleep: async (ms) => {
+          waits.push(ms)
+          offset += ms
+          sb.setFaults({})
+        },
+        onRequest: () => sent.push(Date.now() + offset),
+      })
+      sb.setFaults({ failNext: 1, kinds: ['ratelimited'], resetMs: 20_000 })
+      const issueId = sb.store.issue('ENG-1')!.id
+      const id = '3f1c2b9e-0000-4000-8000-000000000020'
+      expect(await tracker.createComment({ id, issueId, body: 'after the reset' })).toEqual({ created: true })
+      expect(sent).toHaveLength(2)
+      expect(waits).toHaveLength(1)
+      expect(waits[0]!).toBeGreaterThan(19_000)
+      expect(waits[0]!).toBeLessThan(21_000)
+      expect(sent[1]! - sent[0]!).toBeGreaterThanOrEqual(19_000)
+      expect(sb.store.data.comments.filter((c) => c.id === id)).toHaveLength(1)
+    } finally {
+      await sb.stop()
+    }
+  }, 30_000)
 })

@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync 
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { inspectLock, type LockOwner, lockSync, tryLock } from '../lib/lock.ts'
-import { ROOT, tempDir } from './helpers.ts'
+import { readState } from '../lib/state.ts'
+import { fixture, ROOT, tempDir } from './helpers.ts'
 
 const dir = tempDir('rose-lock-')
 const live: ChildProcess[] = []
@@ -288,4 +289,41 @@ describe('racing processes', () => {
     expect(results).toHaveLength(RACERS)
     expect(badRounds(1)).toEqual([])
   })
+})
+
+describe('the issue lock of a running issue', () => {
+  test('keeps beating while the engine works, so a long run never looks abandoned to a second driver', async () => {
+    const fx = await fixture({ issues: [{ team: 'ENG', title: 'A long task', assignee: 'agent@rose.test' }] })
+    try {
+      // The engine works for 3 s; the heartbeat (15 s in production) is set to 200 ms here.
+      const done = fx.script('start', ['--once', '--config', fx.configPath], { ROSE_CONSOLE_DELAY_MS: '3000', ROSE_HEARTBEAT_MS: '200' })
+      let finished = false
+      void done.then(() => (finished = true))
+      const lockPath = join(fx.home, 'locks', 'tester', 'ENG-1.lock')
+      const phase = () => {
+        try {
+          return Object.values(readState(join(fx.home, 'state.json')).agents.tester?.issues ?? {})[0]?.phase
+        } catch {
+          return undefined
+        }
+      }
+      const beats = new Set<string>()
+      while (!finished) {
+        if (phase() === 'running' && existsSync(lockPath)) {
+          try {
+            beats.add(readOwner(lockPath).heartbeat)
+          } catch {}
+        }
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      const res = await done
+      expect(res.code, res.stderr).toBe(0)
+      const times = [...beats].map(Date.parse).sort((a, b) => a - b)
+      // Without the periodic beat, the heartbeat would stand still for the whole engine run.
+      expect(times.length).toBeGreaterThanOrEqual(5)
+      expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(2_000)
+    } finally {
+      await fx.cleanup()
+    }
+  }, 60_000)
 })

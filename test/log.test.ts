@@ -33,4 +33,36 @@ describe('log', () => {
     )
     expect(agentSecretEnvs(config.agents[0]!)).toEqual(['K', 'G'])
   })
+
+  test('with two agents with their own token_env names, both tokens stay redacted when the first agent logged before the second existed', () => {
+    const script = `
+      import { parseConfig } from ${JSON.stringify(join(ROOT, 'lib/config.ts'))}
+      import { agentContext } from ${JSON.stringify(join(ROOT, 'lib/context.ts'))}
+      const agent = (name, k, g) => '  - name: ' + name + '\\n    engine: console\\n    tracker: { mode: api_key, token_env: ' + k + ' }\\n    repo: { url: /tmp/x }\\n    github: { token_env: ' + g + ' }\\n'
+      const config = parseConfig('agents:\\n' + agent('a', 'ACME_LINEAR', 'ACME_GH') + agent('b', 'BETA_LINEAR', 'BETA_GH'), 'x.yaml')
+      const a = agentContext({ config, configPath: 'x.yaml', agent: config.agents[0] })
+      a.log.info('agent a polled with ' + process.env.ACME_LINEAR)
+      const b = agentContext({ config, configPath: 'x.yaml', agent: config.agents[1] })
+      const all = [process.env.ACME_LINEAR, process.env.ACME_GH, process.env.BETA_LINEAR, process.env.BETA_GH].join(' ')
+      a.log.info('a sees ' + all)
+      b.log.error('b sees ' + all)
+    `
+    const home = tempDir()
+    const res = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      env: {
+        PATH: process.env.PATH,
+        ACME_LINEAR: 'acme-linear-secret-1',
+        ACME_GH: 'acme-github-secret-2',
+        BETA_LINEAR: 'beta-linear-secret-3',
+        BETA_GH: 'beta-github-secret-4',
+        FACTORY_HOME: home,
+      },
+    })
+    rmSync(home, { recursive: true, force: true })
+    expect(res.stderr).toContain('agent a polled with ***')
+    expect(res.stderr).toContain('a sees *** *** *** ***')
+    expect(res.stderr).toContain('b sees *** *** *** ***')
+    expect(res.stderr).not.toContain('-secret-')
+  })
 })

@@ -113,6 +113,35 @@ describe('report', () => {
     expect(again.code).toBe(0)
     expect(gh!.prs).toHaveLength(0)
   }, 60_000)
+
+  test("report --dry-run leaves the worktree's HEAD, status and files, the origin and the issue as they were", async () => {
+    fx = await fixture({ issues: ISSUES })
+    const a = ['--config', fx.configPath, '--agent', 'tester']
+    for (const step of ['poll', 'claim', 'worktree', 'run-engine']) {
+      const res = await fx.script(step, step === 'poll' ? a : [...a, '--issue', 'ENG-1'])
+      expect(res.code, `${step}: ${res.stderr}`).toBe(0)
+    }
+    const wt = Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues)[0]!.worktree!
+    const before = {
+      head: gitSync(['rev-parse', 'HEAD'], wt),
+      status: gitSync(['status', '--porcelain'], wt),
+      notes: readFileSync(join(wt, 'FACTORY_NOTES.md'), 'utf8'),
+      origin: fx.originBranches(),
+      comments: fx.issue('ENG-1').comments.length,
+      state: fx.issue('ENG-1').state,
+    }
+    expect(before.status).toContain('FACTORY_NOTES.md')
+    const dry = await fx.script('report', [...a, '--issue', 'ENG-1', '--dry-run'])
+    expect(dry.code, dry.stderr).toBe(0)
+    expect({
+      head: gitSync(['rev-parse', 'HEAD'], wt),
+      status: gitSync(['status', '--porcelain'], wt),
+      notes: readFileSync(join(wt, 'FACTORY_NOTES.md'), 'utf8'),
+      origin: fx.originBranches(),
+      comments: fx.issue('ENG-1').comments.length,
+      state: fx.issue('ENG-1').state,
+    }).toEqual(before)
+  }, 60_000)
 })
 
 describe('planReport', () => {

@@ -194,4 +194,19 @@ describe('driver', () => {
     expect(res.ok).toBe(true)
     expect(fx.issue('ENG-2').state).toBe('Todo')
   }, 60_000)
+
+  test('max_concurrency: 1 starts one run per tick even when the agent may run 3', async () => {
+    fx = await fixture({
+      issues: [1, 2, 3].map((i) => ({ team: 'ENG', title: `Task ${i}`, assignee: 'agent@rose.test' })),
+      agentYaml: (o) =>
+        `max_concurrency: 1\nagents:\n  - name: tester\n    engine: console\n    concurrency: 3\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n`,
+    })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    const states = [1, 2, 3].map((i) => fx!.issue(`ENG-${i}`).state)
+    expect(states.filter((s) => s === 'In Review')).toHaveLength(1)
+    expect(states.filter((s) => s === 'Todo')).toHaveLength(2)
+    const phases = Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues).map((r) => r.phase)
+    expect(phases.sort()).toEqual(['done', 'queued', 'queued'])
+  }, 60_000)
 })

@@ -1,6 +1,6 @@
 /** The steps run by hand, one script at a time, as a user debugging would: same result as start. */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
@@ -107,4 +107,25 @@ describe('steps by hand', () => {
     expect(res.stdout).not.toContain(fx.env.ROSE_TEST_LINEAR_KEY!)
     expect(res.stdout).toContain('stall_seconds: 300')
   }, 30_000)
+})
+
+describe('limits from agents.yaml', () => {
+  test('stall_seconds: 1 ends a silent engine as stalled within seconds, not as a timeout', async () => {
+    fx = await fixture({ issues: ONE })
+    // An engine that prints nothing for 12 s, then exits as if it had succeeded.
+    const bin = join(fx.dir, 'silent-engine')
+    writeFileSync(bin, '#!/bin/sh\nsleep 12\n')
+    chmodSync(bin, 0o755)
+    writeFileSync(
+      fx.configPath,
+      `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    limits: { stall_seconds: 1, timeout_minutes: 1, max_attempts: 1 }\n    claude: { bin: ${bin} }\n`,
+    )
+    const t0 = Date.now()
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    const took = Date.now() - t0
+    expect(res.code).toBe(1)
+    const run = Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues)[0]!.runs[0]!
+    expect(run).toMatchObject({ status: 'stalled', errorCode: 'engine_stalled' })
+    expect(took).toBeLessThan(9_000)
+  }, 60_000)
 })

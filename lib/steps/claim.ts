@@ -5,7 +5,7 @@
  */
 import type { AgentContext } from '../context.ts'
 import { FactoryError } from '../errors.ts'
-import { acquireIssueLock, issueLockPath } from '../lock.ts'
+import { acquireIssueLock, heartbeatMs, issueLockPath } from '../lock.ts'
 import type { PhaseEvent } from '../phases.ts'
 import { findRecord, type IssueRecord, readState } from '../state.ts'
 import type { TrackerIssue, WorkflowState } from '../tracker/types.ts'
@@ -17,8 +17,8 @@ export function lockPathFor(ctx: AgentContext, identifier: string): string {
 }
 
 /** Take the issue's ownership lock for a step run by hand or by the runner (lock_held when a live owner has it). */
-export function lockIssue(ctx: AgentContext, identifier: string, note: string, heartbeatMs?: number): ReturnType<typeof acquireIssueLock> {
-  return acquireIssueLock(lockPathFor(ctx, identifier), identifier, note, heartbeatMs)
+export function lockIssue(ctx: AgentContext, identifier: string, note: string): ReturnType<typeof acquireIssueLock> {
+  return acquireIssueLock(lockPathFor(ctx, identifier), identifier, note, heartbeatMs(ctx.env))
 }
 
 /** The issue to work on: state.json's snapshot when we have one (fresh from the poll), else a tracker read. */
