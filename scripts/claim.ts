@@ -2,6 +2,7 @@
 /** claim: take one issue (ownership lock, a run in state.json) and move it to the team's started state. */
 import { defineCommand } from 'citty'
 import { claimIssue, acquireIssueLock, resolveIssue } from '../lib/steps/claim.ts'
+import { assertIssueLockFree } from '../lib/preview.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 
 const command = defineCommand({
@@ -15,6 +16,8 @@ const command = defineCommand({
     const ctx = await contextFromArgs(args, 'claim')
     const ref = need(args.issue, 'issue', 'pass the issue: --issue ENG-12')
     const { issue, viewerId } = await resolveIssue(ctx, ref, { refresh: args.refresh })
+    // A dry run takes no lock, but refuses exactly when the real claim would (a live owner holds it).
+    if (ctx.dryRun) assertIssueLockFree(ctx, issue.identifier)
     const lock = ctx.dryRun ? null : acquireIssueLock(ctx, issue.identifier, 'claim')
     try {
       const { plan } = await claimIssue(ctx, issue, viewerId)

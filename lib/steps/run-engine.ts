@@ -13,7 +13,7 @@ import type { Engine, EngineEvent, EngineResult, EngineUsage } from '../engines/
 import { buildPrompt, humanComments } from '../prompt.ts'
 import { agentState, type IssueRecord, type RunRecord, updateState } from '../state.ts'
 import type { TrackerIssue } from '../tracker/types.ts'
-import { issueLogDir } from './worktree.ts'
+import { safeJoin } from '../paths.ts'
 import type { WorktreePlan } from './worktree.ts'
 import { lastCommentsUpTo } from '../workflow.ts'
 
@@ -26,7 +26,7 @@ export interface EnginePlan {
   stallMs: number
 }
 
-/** Decide what the engine gets: prompt, session to resume, limits, log path. Pure apart from the log dir. */
+/** Decide what the engine gets: prompt, session to resume, limits, log path. Pure. */
 export function planEngineRun(
   ctx: AgentContext,
   issue: TrackerIssue,
@@ -43,7 +43,8 @@ export function planEngineRun(
     prompt: buildPrompt({ issue, branch, comments, previous: previous ? { n: previous.n, summary: previous.summary } : undefined }),
     resume: previous ? record.sessionId : undefined,
     commentsUpTo: comments.at(-1)?.createdAt ?? since,
-    logPath: join(issueLogDir(ctx, issue.identifier), `run-${runNumber}.log`),
+    // The path only: the engine creates the directory (a dry run writes nothing).
+    logPath: join(safeJoin(ctx.paths.logs, ctx.agent.name, issue.identifier), `run-${runNumber}.log`),
     timeoutMs: ctx.agent.limits.timeout_minutes * 60_000,
     stallMs: ctx.agent.limits.stall_seconds * 1000,
   }
