@@ -13,11 +13,11 @@ import { inspectLock, LOCK_STALE_MS } from './lock.ts'
 import { logger } from './log.ts'
 import { pollAgent, recordPollError, type PollPlan } from './steps/poll.ts'
 import { type ChildHandle, spawnScript } from './proc.ts'
-import { readState, updateRecords } from './state.ts'
+import { agentState, readState, type IssueRecord, updateRecords } from './state.ts'
 import type { Tracker } from './tracker/types.ts'
 import { cleanupClosed, reconcile, recoverStale } from './reconcile.ts'
 import { ensureBaseRepo } from './steps/worktree.ts'
-import { dispatchOrder } from './workflow.ts'
+import { type DispatchSummary, planDispatch, previewTick, summarizeDispatch } from './dispatch.ts'
 import { lockPathFor } from './steps/claim.ts'
 
 const RUN_SCRIPT = fileURLToPath(new URL('../scripts/run.ts', import.meta.url))
@@ -46,7 +46,10 @@ export interface TickReport {
   ok: boolean
   error?: { code: string; message: string }
   plan?: PollPlan
+  /** Runs started this tick (a dry run starts none: see `dispatch.start`). */
   started: string[]
+  /** The dispatch decision: what starts (a dry run: would start), what waits and why. */
+  dispatch?: DispatchSummary
 }
 
 /** Poll backoff after `failures` consecutive failures: 30 s doubling, capped at 5 min. */
@@ -127,7 +130,15 @@ export function createDriver(opts: DriverOptions) {
         log.warn(`${agent.name}: ${issue.identifier}: ignored ${decision.ignoredComments} comment(s) from people not in allow_commenters`)
     }
     if (plan.items.length === 0) log.debug(`${agent.name}: nothing changed since ${plan.cursorBefore ?? 'the start'}`)
-    if (opts.dryRun) return { agent: agent.name, ok: true, plan, started: [] }
+    if (opts.dryRun) {
+      // What the real tick would start: the records as poll + reconcile would leave them, planned
+      // by the same planDispatch as the real dispatch. Nothing is written.
+      const lockOf = (identifier: string) => inspectLock(lockPathFor(ctx, identifier), LOCK_STALE_MS)
+      const state = agentState(readState(ctx.paths.state), agent.name)
+      const records = previewTick(state, plan, plan, lockOf, ctx.now())
+      const dispatch = summarizeDispatch(planDispatch(records, new Set(), capsFor(agent), now(), heldIssues(records, lockOf)))
+      return { agent: agent.name, ok: true, plan, started: [], dispatch }
+    }
     try {
       reconcile(ctx, plan.viewer.id, plan.watch, plan.watched)
       const here = new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
@@ -136,29 +147,46 @@ export function createDriver(opts: DriverOptions) {
     } catch (err) {
       log.error(`${agent.name}: reconciliation failed (runs go on): ${asFactoryError(err).describe()}`)
     }
-    const { started, error } = await dispatch(agent)
-    return { agent: agent.name, ok: !error, error, plan, started }
+    const { started, plan: dispatchPlan, error } = await dispatch(agent)
+    return { agent: agent.name, ok: !error, error, plan, started, dispatch: dispatchPlan }
   }
 
+  const capsFor = (agent: AgentConfig) => ({
+    agent: agent.concurrency,
+    machine: opts.config.max_concurrency,
+    runningAgent: [...running.values()].filter((r) => r.agent === agent.name).length,
+    runningMachine: running.size,
+  })
+
+  /** Queued issues whose lock a live process holds (another driver's run); a dead owner's lock is taken over by the run. */
+  const heldIssues = (records: IssueRecord[], lockOf: (identifier: string) => ReturnType<typeof inspectLock>) =>
+    new Set(
+      records
+        .filter((r) => r.phase === 'queued')
+        .filter((r) => {
+          const lock = lockOf(r.identifier)
+          return !!lock.owner && !lock.stale
+        })
+        .map((r) => r.id),
+    )
+
   /** Start runs for queued issues, within the agent's and the machine's concurrency. */
-  async function dispatch(agent: AgentConfig): Promise<{ started: string[]; error?: { code: string; message: string } }> {
+  async function dispatch(
+    agent: AgentConfig,
+  ): Promise<{ started: string[]; plan?: DispatchSummary; error?: { code: string; message: string } }> {
     if (stopper.signal.aborted) return { started: [] }
     const ctx = ctxFor(agent)
     const records = Object.values(readState(ctx.paths.state).agents[agent.name]?.issues ?? {})
-    const mine = [...running.values()].filter((r) => r.agent === agent.name).length
-    const slots = Math.min(agent.concurrency - mine, opts.config.max_concurrency - running.size)
-    const queued = records
-      .filter(
-        (r) => r.phase === 'queued' && !running.has(`${agent.name}/${r.id}`) && (!r.nextRetryAt || Date.parse(r.nextRetryAt) <= now()),
-      )
-      .filter((r) => {
-        // Held by a live process (another driver's run): leave it. A dead owner's lock is taken over by the run.
-        const lock = inspectLock(lockPathFor(ctx, r.identifier), LOCK_STALE_MS)
-        return !lock.owner || !!lock.stale
-      })
-      .sort((a, b) => dispatchOrder(a.snapshot, b.snapshot))
-    const pick = queued.slice(0, Math.max(0, slots))
-    if (pick.length === 0) return { started: [] }
+    const here = new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
+    const lockOf = (identifier: string) => inspectLock(lockPathFor(ctx, identifier), LOCK_STALE_MS)
+    const held = heldIssues(
+      records.filter((r) => !here.has(r.id)),
+      lockOf,
+    )
+    const decided = planDispatch(records, here, capsFor(agent), now(), held)
+    const plan = summarizeDispatch(decided)
+    const pick = decided.start
+    if (pick.length === 0) return { started: [], plan }
     try {
       // Fetch once per tick; runs dispatched between ticks (a slot freed) use that fetch.
       await ensureBaseRepo(ctx, { fetch: fetchedTick.get(agent.name) !== tickNo })
@@ -176,7 +204,7 @@ export function createDriver(opts: DriverOptions) {
           ctx.now(),
         )
       } catch {}
-      return { started: [], error: { code: e.code, message: error.message } }
+      return { started: [], plan, error: { code: e.code, message: error.message } }
     }
     for (const r of pick) {
       const child = spawnRun(agent, r.id)
@@ -190,7 +218,7 @@ export function createDriver(opts: DriverOptions) {
         if (!oncePending) void dispatch(agent).catch((e) => log.error(asFactoryError(e).describe()))
       })
     }
-    return { started: pick.map((r) => r.identifier) }
+    return { started: pick.map((r) => r.identifier), plan }
   }
 
   let oncePending = false

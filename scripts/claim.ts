@@ -3,6 +3,7 @@
 import { defineCommand } from 'citty'
 import { claimIssue, lockIssue, resolveIssue } from '../lib/steps/claim.ts'
 import { updateRecord } from '../lib/state.ts'
+import { assertIssueLockFree } from '../lib/preview.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 
 const command = defineCommand({
@@ -16,6 +17,8 @@ const command = defineCommand({
     const ctx = await contextFromArgs(args, 'claim')
     const ref = need(args.issue, 'issue', 'pass the issue: --issue ENG-12')
     const { issue, viewerId, record } = await resolveIssue(ctx, ref, { refresh: args.refresh })
+    // A dry run takes no lock, but refuses exactly when the real claim would (a live owner holds it).
+    if (ctx.dryRun) assertIssueLockFree(ctx, issue.identifier)
     const lock = ctx.dryRun ? null : lockIssue(ctx, issue.identifier, 'claim')
     try {
       const { plan, event } = await claimIssue(ctx, issue, viewerId, record)

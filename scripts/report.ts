@@ -4,7 +4,7 @@ import { defineCommand } from 'citty'
 import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
-import { reportRun } from '../lib/steps/report.ts'
+import { type ReportPlan, reportRun } from '../lib/steps/report.ts'
 import { readState, updateRecord } from '../lib/state.ts'
 import { planWorktree } from '../lib/steps/worktree.ts'
 
@@ -28,10 +28,7 @@ const command = defineCommand({
       const { plan, event } = await reportRun(ctx, { issue, record, runNumber: run.n, worktree: wt.path, branch: wt.branch })
       if (event) updateRecord(ctx.paths.state, ctx.agent.name, issue.id, event, ctx.now())
       if (args.json) printJson({ ...plan, dryRun: ctx.dryRun })
-      else if (ctx.dryRun)
-        process.stdout.write(
-          `outcome: ${plan.outcome}\npush: ${plan.push}\nPR: ${plan.pr ? `${plan.pr.repo.owner}/${plan.pr.repo.name} "${plan.pr.title}"` : `none (${plan.prSkipped})`}\nmove to: ${plan.moveTo?.name ?? '(stay)'}\n--- comment ${plan.comment.id} ---\n${plan.comment.body}\n`,
-        )
+      else if (ctx.dryRun) process.stdout.write(describeReportPlan(plan, issue.state.name))
       else ctx.log.info(`${issue.identifier}: reported run #${run.n} (${plan.outcome})`)
       if (plan.outcome === 'failed') process.exitCode = 1
     } finally {
@@ -39,6 +36,21 @@ const command = defineCommand({
     }
   },
 })
+
+/** The dry run's account of what the real report does, step by step. */
+function describeReportPlan(plan: ReportPlan, currentState: string): string {
+  const files = plan.commitFiles
+  return [
+    `outcome: ${plan.outcome}`,
+    `commit: ${files.length ? `${files.length} file(s): ${files.join(', ')}` : 'nothing to commit'}`,
+    `push: ${plan.push ? `${plan.branch} to origin` : 'no'}`,
+    `PR: ${plan.pr ? `open or update ${plan.pr.repo.owner}/${plan.pr.repo.name} "${plan.pr.title}"` : `none${plan.prSkipped ? ` (${plan.prSkipped})` : ''}`}`,
+    `move to: ${plan.moveTo?.name ?? '(stay)'}${plan.moveTo?.name === currentState ? ' (already there)' : ''}`,
+    `--- comment ${plan.comment.id} ---`,
+    plan.comment.body,
+    '',
+  ].join('\n')
+}
 
 export default command
 

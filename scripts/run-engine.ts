@@ -3,6 +3,7 @@
 import { defineCommand } from 'citty'
 import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+import { assertIssueLockFree } from '../lib/preview.ts'
 import { planEngineRun, runEngineStep } from '../lib/steps/run-engine.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { readState, updateRecord } from '../lib/state.ts'
@@ -25,8 +26,9 @@ const command = defineCommand({
       })
     const wt = planWorktree(ctx, issue)
     if (ctx.dryRun) {
+      assertIssueLockFree(ctx, issue.identifier)
       const plan = planEngineRun(ctx, issue, record, run.n, viewerId, wt.branch)
-      if (args.json) printJson({ engine: ctx.agent.engine, cwd: wt.path, ...plan })
+      if (args.json) printJson({ engine: ctx.agent.engine, cwd: wt.path, ...plan, dryRun: true })
       else
         process.stdout.write(
           `engine ${ctx.agent.engine} in ${wt.path}${plan.resume ? ` resuming ${plan.resume}` : ''}\n--- prompt ---\n${plan.prompt}`,

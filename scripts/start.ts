@@ -3,7 +3,7 @@
 import { defineCommand } from 'citty'
 import { commonArgs, isEntry, main, printJson } from '../lib/cli.ts'
 import { loadConfig, selectAgents } from '../lib/config.ts'
-import { createDriver } from '../lib/start.ts'
+import { createDriver, type TickReport } from '../lib/start.ts'
 import { logger } from '../lib/log.ts'
 
 const command = defineCommand({
@@ -31,23 +31,19 @@ const command = defineCommand({
       if (args.json)
         printJson({
           ok: res.ok,
+          dryRun,
           ticks: res.reports.map((r) => ({
             agent: r.agent,
             ok: r.ok,
             error: r.error,
             started: r.started,
+            dispatch: r.dispatch,
             items: r.plan?.items.map((i) => ({ identifier: i.issue.identifier, ...i.decision })),
           })),
           runs: res.outcomes,
         })
       else if (dryRun) {
-        for (const r of res.reports) {
-          if (r.error) process.stdout.write(`${r.agent}: poll failed: ${r.error.message}\n`)
-          const runs = r.plan?.items.filter((i) => i.decision.action === 'queue') ?? []
-          process.stdout.write(
-            `${r.agent}: ${r.plan?.items.length ?? 0} changed issue(s); would run ${runs.length}${runs.length ? `: ${runs.map((i) => i.issue.identifier).join(', ')}` : ''} (dry run: nothing written)\n`,
-          )
-        }
+        for (const r of res.reports) process.stdout.write(describeDryTick(r))
       } else
         log.info(
           `tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll failed' : ''}`,
@@ -70,6 +66,21 @@ const command = defineCommand({
     log.info('stopped')
   },
 })
+
+/** What the real tick would do for one agent: the runs it starts, in order, and what waits. */
+function describeDryTick(r: TickReport): string {
+  const lines: string[] = []
+  if (r.error) lines.push(`${r.agent}: poll failed: ${r.error.message}`)
+  const d = r.dispatch
+  const start = d?.start ?? []
+  lines.push(
+    `${r.agent}: ${r.plan?.items.length ?? 0} changed issue(s); would run ${start.length}${start.length ? `: ${start.join(', ')}` : ''} (dry run: nothing written)`,
+  )
+  for (const w of d?.waiting ?? []) lines.push(`${r.agent}: ${w.identifier} waiting: retry at ${w.nextRetryAt}`)
+  if (d?.noSlot.length) lines.push(`${r.agent}: no free slot this tick (concurrency): ${d.noSlot.join(', ')}`)
+  if (d?.held.length) lines.push(`${r.agent}: held by another live process: ${d.held.join(', ')}`)
+  return lines.map((l) => `${l}\n`).join('')
+}
 
 export default command
 

@@ -4,7 +4,8 @@ import { defineCommand } from 'citty'
 import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 import { updateRecord } from '../lib/state.ts'
-import { ensureWorktree, planWorktree } from '../lib/steps/worktree.ts'
+import { assertIssueLockFree, previewWorktree } from '../lib/preview.ts'
+import { ensureWorktree } from '../lib/steps/worktree.ts'
 
 const command = defineCommand({
   meta: {
@@ -21,9 +22,22 @@ const command = defineCommand({
     const ctx = await contextFromArgs(args, 'worktree')
     const { issue } = await resolveIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'))
     if (ctx.dryRun) {
-      const plan = planWorktree(ctx, issue)
+      assertIssueLockFree(ctx, issue.identifier)
+      const plan = await previewWorktree(ctx, issue, args['repo-root'])
       if (args.json) printJson({ ...plan, dryRun: true })
-      else ctx.log.info(`would create ${plan.path} on ${plan.branch} from ${plan.startPoint}`)
+      else
+        process.stdout.write(
+          [
+            plan.clone
+              ? `would clone ${ctx.agent.repo.url} into ${plan.baseRepo}`
+              : `base clone: ${plan.baseRepo}${args.fetch ? ' (fetched)' : ''}`,
+            plan.created
+              ? `would create ${plan.path} on ${plan.branch} (from ${plan.startPoint} unless the branch exists)`
+              : `would find ${plan.path} on ${plan.branch}`,
+            plan.bootstrap ? `would run the bootstrap: ${plan.bootstrap}` : 'no bootstrap to run',
+            '',
+          ].join('\n'),
+        )
       return
     }
     const lock = lockIssue(ctx, issue.identifier, 'worktree')

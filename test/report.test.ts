@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { readState } from '../lib/state.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
-import { planReport } from '../lib/steps/report.ts'
+import { commitAll, planReport, uncommittedFiles } from '../lib/steps/report.ts'
 import type { TrackerIssue } from '../lib/tracker/types.ts'
 import { startFakeGitHub } from './fakes/github.ts'
-import { type Fixture, fixture, gitSync } from './helpers.ts'
+import { type Fixture, fixture, gitSync, tempDir } from './helpers.ts'
 
 let fx: Fixture | undefined
 let gh: Awaited<ReturnType<typeof startFakeGitHub>> | undefined
@@ -205,5 +205,124 @@ describe('planReport', () => {
     const run = { n: 1, startedAt: '', status: 'success' as const }
     expect(planReport({ ...base, run }).comment.id).toBe(planReport({ ...base, run }).comment.id)
     expect(planReport({ ...base, run }).comment.id).not.toBe(planReport({ ...base, run: { ...run, n: 2 } }).comment.id)
+  })
+})
+
+describe('report --dry-run tells the truth', () => {
+  test('after the engine left uncommitted changes, the dry run plans the commit, push, PR, comment and In Review the real report then does', async () => {
+    const { env } = await githubFixture()
+    const a = ['--config', fx!.configPath, '--agent', 'tester', '--issue', 'ENG-1']
+    expect((await fx!.script('poll', ['--config', fx!.configPath, '--agent', 'tester'], env)).code).toBe(0)
+    expect((await fx!.script('claim', a, env)).code).toBe(0)
+    const wt = JSON.parse((await fx!.script('worktree', [...a, '--json'], env)).stdout) as { path: string; branch: string }
+    const eng = await fx!.script('run-engine', a, env)
+    expect(eng.code, eng.stderr).toBe(0)
+
+    const statePath = join(fx!.home, 'state.json')
+    const bytes = readFileSync(statePath)
+    const head = gitSync(['rev-parse', 'HEAD'], wt.path)
+    const status = gitSync(['status', '--porcelain'], wt.path)
+    expect(status).toContain('FACTORY_NOTES.md')
+    const mutations = fx!.sandbox.stats().mutations
+    const dryRes = await fx!.script('report', [...a, '--dry-run', '--json'], env)
+    expect(dryRes.code, dryRes.stderr).toBe(0)
+    const dry = JSON.parse(dryRes.stdout)
+    expect(dry).toMatchObject({
+      dryRun: true,
+      outcome: 'success',
+      commitFiles: ['FACTORY_NOTES.md'],
+      push: true,
+      branch: wt.branch,
+      pr: { repo: { owner: 'acme', name: 'app' }, title: 'ENG-1: Add a health check' },
+      moveTo: { name: 'In Review' },
+    })
+    // Nothing happened: same HEAD, same uncommitted files, same state.json, no Linear mutation,
+    // no GitHub request, no push.
+    expect(gitSync(['rev-parse', 'HEAD'], wt.path)).toBe(head)
+    expect(gitSync(['status', '--porcelain'], wt.path)).toBe(status)
+    expect(readFileSync(statePath).equals(bytes)).toBe(true)
+    expect(fx!.sandbox.stats().mutations).toBe(mutations)
+    expect(gh!.requests).toHaveLength(0)
+    expect(fx!.originBranches()).toEqual(['main'])
+    const text = await fx!.script('report', [...a, '--dry-run'], env)
+    expect(text.stdout).toContain('outcome: success')
+    expect(text.stdout).toContain('commit: 1 file(s): FACTORY_NOTES.md')
+    expect(text.stdout).toContain(`push: ${wt.branch} to origin`)
+    expect(text.stdout).toContain('move to: In Review')
+
+    const realRes = await fx!.script('report', [...a, '--json'], env)
+    expect(realRes.code, realRes.stderr).toBe(0)
+    const real = JSON.parse(realRes.stdout)
+    for (const k of ['outcome', 'commitFiles', 'commitMessage', 'push', 'branch', 'pr', 'prSkipped', 'moveTo'] as const)
+      expect(real[k], k).toEqual(dry[k])
+    expect(real.comment.id).toBe(dry.comment.id)
+    // The comment differs only in what the dry run cannot know yet: the PR's URL and the new commit.
+    const known = (body: string) =>
+      body
+        .split('\n')
+        .filter((l) => !l.startsWith('PR: '))
+        .map((l) => l.replace(/ at `[0-9a-f]{12}`$/, ''))
+        .join('\n')
+    expect(known(real.comment.body)).toBe(known(dry.comment.body))
+    // And it happened: that branch pushed with that commit, that PR, that comment id, that state.
+    expect(fx!.originBranches()).toContain(dry.branch)
+    expect(gitSync(['log', '-1', '--format=%B', dry.branch], fx!.origin)).toBe(dry.commitMessage.trim())
+    expect(gitSync(['show', '--name-only', '--format=', dry.branch], fx!.origin).split('\n')).toEqual(dry.commitFiles)
+    expect(gh!.prs.map((p) => p.head)).toEqual([dry.branch])
+    expect(fx!.issue('ENG-1').comments.map((c) => c.id)).toContain(dry.comment.id)
+    expect(fx!.issue('ENG-1').state).toBe(dry.moveTo.name)
+    const run = Object.values(readState(statePath).agents.tester!.issues)[0]!.runs[0]!
+    expect(run).toMatchObject({ status: 'success', commentId: dry.comment.id })
+  }, 60_000)
+
+  test('a run that left nothing to commit is planned and reported as no_changes, with nothing pushed', async () => {
+    fx = await fixture({ issues: ISSUES })
+    const a = ['--config', fx.configPath, '--agent', 'tester', '--issue', 'ENG-1']
+    expect((await fx.script('poll', ['--config', fx.configPath, '--agent', 'tester'])).code).toBe(0)
+    expect((await fx.script('claim', a)).code).toBe(0)
+    const wt = JSON.parse((await fx.script('worktree', [...a, '--json'])).stdout) as { path: string }
+    expect((await fx.script('run-engine', a)).code).toBe(0)
+    // Someone (a human at the keyboard) removed what the engine wrote: the worktree is clean.
+    gitSync(['clean', '-fdq'], wt.path)
+    const dry = JSON.parse((await fx.script('report', [...a, '--dry-run', '--json'])).stdout)
+    expect(dry).toMatchObject({ outcome: 'no_changes', push: false, commitFiles: [] })
+    const real = JSON.parse((await fx.script('report', [...a, '--json'])).stdout)
+    expect(real).toMatchObject({ outcome: 'no_changes', push: false, commitFiles: [], comment: { id: dry.comment.id } })
+    expect(real.comment.body).toBe(dry.comment.body)
+    expect(fx.originBranches()).toEqual(['main'])
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+  }, 60_000)
+})
+
+describe('uncommittedFiles', () => {
+  test('lists exactly what the commit step then commits: edits, deletions, renames, untracked files in new directories, not ignored ones', async () => {
+    const dir = tempDir()
+    try {
+      const repo = join(dir, 'repo')
+      gitSync(['init', '-q', '-b', 'main', repo])
+      writeFileSync(join(repo, 'a.txt'), 'a\n')
+      writeFileSync(join(repo, 'b.txt'), 'b\n')
+      writeFileSync(join(repo, 'c.txt'), 'c\n')
+      writeFileSync(join(repo, '.gitignore'), 'build/\n')
+      gitSync(['add', '-A'], repo)
+      gitSync(['commit', '-qm', 'init'], repo)
+      writeFileSync(join(repo, 'a.txt'), 'changed\n')
+      rmSync(join(repo, 'b.txt'))
+      gitSync(['mv', 'c.txt', 'renamed.txt'], repo)
+      mkdirSync(join(repo, 'src', 'deep'), { recursive: true })
+      writeFileSync(join(repo, 'src', 'deep', 'new file.ts'), 'x\n')
+      mkdirSync(join(repo, 'build'))
+      writeFileSync(join(repo, 'build', 'out.js'), 'ignored\n')
+      const head = gitSync(['rev-parse', 'HEAD'], repo)
+      const planned = await uncommittedFiles(repo)
+      expect(gitSync(['rev-parse', 'HEAD'], repo)).toBe(head)
+      expect([...planned].sort()).toEqual(['a.txt', 'b.txt', 'c.txt', 'renamed.txt', 'src/deep/new file.ts'])
+      expect(await commitAll(repo, 'm')).not.toBeNull()
+      const committed = gitSync(['-c', 'core.quotePath=false', 'show', '--name-only', '--no-renames', '--format=', 'HEAD'], repo)
+      expect(committed.split('\n').sort()).toEqual([...planned].sort())
+      expect(await uncommittedFiles(repo)).toEqual([])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
-import { readState } from '../lib/state.ts'
+import { type IssueRecord, readState, updateState } from '../lib/state.ts'
+import { planDispatch, summarizeDispatch } from '../lib/dispatch.ts'
 import { type Fixture, fixture, gitSync } from './helpers.ts'
 import { loadConfig } from '../lib/config.ts'
 import { createDriver, pollBackoffMs } from '../lib/start.ts'
@@ -208,5 +209,143 @@ describe('driver', () => {
     expect(states.filter((s) => s === 'Todo')).toHaveLength(2)
     const phases = Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues).map((r) => r.phase)
     expect(phases.sort()).toEqual(['done', 'queued', 'queued'])
+  }, 60_000)
+})
+
+// --dry-run tells the truth: the plan is the one the real tick carries out (lib/dispatch.ts).
+describe('start --dry-run plans exactly the real tick', () => {
+  const rec = (id: string, priority: number, extra: Partial<IssueRecord> = {}): IssueRecord => ({
+    id,
+    identifier: id.toUpperCase(),
+    title: id,
+    phase: 'queued',
+    snapshot: { identifier: id.toUpperCase(), priority, createdAt: '2026-01-01T00:00:00Z' } as IssueRecord['snapshot'],
+    runs: [],
+    attempts: 0,
+    updatedAt: '2026-01-01T00:00:00Z',
+    ...extra,
+  })
+  const caps = { agent: 2, machine: 4, runningAgent: 0, runningMachine: 0 }
+  const now = Date.parse('2026-06-01T12:00:00Z')
+
+  test('planDispatch starts due issues by priority up to the caps and lists the rest as no slot, waiting or held', () => {
+    const records = [
+      rec('low', 4),
+      rec('urgent', 1),
+      rec('due', 2, { attempts: 1, nextRetryAt: '2026-06-01T11:59:00Z' }),
+      rec('later', 1, { attempts: 1, nextRetryAt: '2026-06-01T12:05:00Z' }),
+      rec('soon', 1, { attempts: 1, nextRetryAt: '2026-06-01T12:01:00Z' }),
+      rec('done', 1, { phase: 'done' }),
+      rec('held', 1),
+    ]
+    const plan = summarizeDispatch(planDispatch(records, new Set(), caps, now, new Set(['held'])))
+    expect(plan).toEqual({
+      start: ['URGENT', 'DUE'],
+      noSlot: ['LOW'],
+      waiting: [
+        { identifier: 'SOON', nextRetryAt: '2026-06-01T12:01:00Z' },
+        { identifier: 'LATER', nextRetryAt: '2026-06-01T12:05:00Z' },
+      ],
+      held: ['HELD'],
+    })
+  })
+
+  test('planDispatch counts runs in flight against both the agent and the machine cap, and never starts one twice', () => {
+    const records = [rec('a', 1), rec('b', 2), rec('c', 3)]
+    expect(summarizeDispatch(planDispatch(records, new Set(['a']), { ...caps, runningAgent: 1, runningMachine: 1 }, now)).start).toEqual([
+      'B',
+    ])
+    expect(summarizeDispatch(planDispatch(records, new Set(), { ...caps, agent: 5, machine: 3, runningMachine: 2 }, now)).start).toEqual([
+      'A',
+    ])
+    expect(summarizeDispatch(planDispatch(records, new Set(), { ...caps, runningAgent: 3 }, now))).toMatchObject({
+      start: [],
+      noSlot: ['A', 'B', 'C'],
+    })
+  })
+
+  test('the dry run lists a queued issue and a due retry, not a future retry, and the real --once then runs exactly those', async () => {
+    fx = await fixture({
+      issues: [
+        { team: 'ENG', title: 'queued before', assignee: 'agent@rose.test', priority: 1 },
+        { team: 'ENG', title: 'retry due', assignee: 'agent@rose.test', priority: 2 },
+        { team: 'ENG', title: 'retry later', assignee: 'agent@rose.test', priority: 1 },
+        { team: 'ENG', title: 'new, no slot left', priority: 4 },
+      ],
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: console\n    concurrency: 2\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n`,
+    })
+    const a = ['--config', fx.configPath]
+    // A poll queues ENG-1..3 (recorded, cursor advanced); two of them then failed once.
+    expect((await fx.script('poll', [...a, '--agent', 'tester'])).code).toBe(0)
+    const statePath = join(fx.home, 'state.json')
+    const later = new Date(Date.now() + 10 * 60_000).toISOString()
+    const past = new Date(Date.now() - 60_000).toISOString()
+    updateState(statePath, (d) => {
+      for (const r of Object.values(d.agents.tester!.issues)) {
+        if (r.identifier === 'ENG-2') Object.assign(r, { attempts: 1, nextRetryAt: past })
+        if (r.identifier === 'ENG-3') Object.assign(r, { attempts: 1, nextRetryAt: later })
+      }
+    })
+    // ENG-4 is assigned now: the next poll brings it as new.
+    fx.sandbox.store.updateIssue('ENG-4', { assigneeId: fx.sandbox.store.userByEmail('agent@rose.test')!.id })
+    const bytes = readFileSync(statePath)
+    fx.sandbox.resetStats()
+
+    const dry = await fx.script('start', [...a, '--once', '--dry-run', '--json'])
+    expect(dry.code, dry.stderr).toBe(0)
+    const planned = JSON.parse(dry.stdout)
+    expect(planned.dryRun).toBe(true)
+    expect(planned.ticks[0].started).toEqual([])
+    expect(planned.ticks[0].dispatch).toEqual({
+      start: ['ENG-1', 'ENG-2'],
+      noSlot: ['ENG-4'],
+      waiting: [{ identifier: 'ENG-3', nextRetryAt: later }],
+      held: [],
+    })
+    expect(planned.runs).toEqual([])
+    // Nothing written: state.json byte for byte, no Linear mutation, no branch, no worktree.
+    expect(readFileSync(statePath).equals(bytes)).toBe(true)
+    expect(fx.sandbox.stats().mutations).toBe(0)
+    expect(fx.originBranches()).toEqual(['main'])
+    expect(existsSync(join(fx.home, 'worktrees'))).toBe(false)
+
+    const text = await fx.script('start', [...a, '--once', '--dry-run'])
+    expect(text.stdout).toContain('would run 2: ENG-1, ENG-2 (dry run: nothing written)')
+    expect(text.stdout).toContain(`ENG-3 waiting: retry at ${later}`)
+    expect(text.stdout).toContain('no free slot this tick (concurrency): ENG-4')
+
+    const real = await fx.script('start', [...a, '--once', '--json'])
+    expect(real.code, real.stderr).toBe(0)
+    const done = JSON.parse(real.stdout)
+    expect(done.ticks[0].started).toEqual(planned.ticks[0].dispatch.start)
+    expect(done.ticks[0].dispatch).toEqual(planned.ticks[0].dispatch)
+    expect(done.runs.map((r: { identifier: string }) => r.identifier).sort()).toEqual(['ENG-1', 'ENG-2'])
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+    expect(fx.issue('ENG-2').state).toBe('In Review')
+    expect(fx.issue('ENG-3').state).toBe('Todo')
+    expect(fx.issue('ENG-4').state).toBe('Todo')
+    const after = Object.values(readState(statePath).agents.tester!.issues)
+    expect(after.find((r) => r.identifier === 'ENG-3')).toMatchObject({ phase: 'queued', nextRetryAt: later })
+    expect(after.find((r) => r.identifier === 'ENG-4')!.phase).toBe('queued')
+  }, 90_000)
+
+  test('an issue reconciliation would release is not in the dry-run plan, and the real tick does not run it', async () => {
+    fx = await fixture({
+      issues: [
+        { team: 'ENG', title: 'stays', assignee: 'agent@rose.test', priority: 1 },
+        { team: 'ENG', title: 'unassigned meanwhile', assignee: 'agent@rose.test', priority: 1 },
+      ],
+    })
+    const a = ['--config', fx.configPath]
+    expect((await fx.script('poll', [...a, '--agent', 'tester'])).code).toBe(0)
+    fx.sandbox.store.updateIssue('ENG-2', { assigneeId: null })
+    const dry = await fx.script('start', [...a, '--once', '--dry-run', '--json'])
+    expect(dry.code, dry.stderr).toBe(0)
+    expect(JSON.parse(dry.stdout).ticks[0].dispatch.start).toEqual(['ENG-1'])
+    const real = await fx.script('start', [...a, '--once', '--json'])
+    expect(real.code, real.stderr).toBe(0)
+    expect(JSON.parse(real.stdout).ticks[0].started).toEqual(['ENG-1'])
+    expect(fx.issue('ENG-2').state).toBe('Todo')
   }, 60_000)
 })

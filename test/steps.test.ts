@@ -1,6 +1,6 @@
 /** The steps run by hand, one script at a time, as a user debugging would: same result as start. */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
@@ -127,5 +127,88 @@ describe('limits from agents.yaml', () => {
     const run = Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues)[0]!.runs[0]!
     expect(run).toMatchObject({ status: 'stalled', errorCode: 'engine_stalled' })
     expect(took).toBeLessThan(9_000)
+  }, 60_000)
+})
+
+describe('each step --dry-run prints what the real step then does, and writes nothing', () => {
+  test('claim, worktree and run-engine: the planned state, worktree, bootstrap and prompt are the ones the real steps produce', async () => {
+    fx = await fixture({
+      issues: ONE,
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main, bootstrap: "echo ready > .bootstrapped" }\n`,
+    })
+    const a = ['--config', fx.configPath, '--agent', 'tester', '--issue', 'ENG-1']
+    expect((await fx.script('poll', ['--config', fx.configPath, '--agent', 'tester'])).code).toBe(0)
+    const statePath = join(fx.home, 'state.json')
+    // Each dry run: state.json byte for byte, no Linear mutation, no file written under
+    // FACTORY_HOME (no lock, log, clone or worktree; safeJoin may create an empty layout directory).
+    const files = () =>
+      readdirSync(fx!.home, { recursive: true, withFileTypes: true })
+        .filter((e) => !e.isDirectory())
+        .map((e) => join(e.parentPath, e.name))
+        .sort()
+    const unchanged = async (step: string, args: string[]) => {
+      const bytes = readFileSync(statePath)
+      const mutations = fx!.sandbox.stats().mutations
+      const homeBefore = files()
+      const res = await fx!.script(step, [...args, '--dry-run', '--json'])
+      expect(res.code, res.stderr).toBe(0)
+      expect(readFileSync(statePath).equals(bytes)).toBe(true)
+      expect(fx!.sandbox.stats().mutations).toBe(mutations)
+      expect(files()).toEqual(homeBefore)
+      return JSON.parse(res.stdout)
+    }
+
+    const claimPlan = await unchanged('claim', a)
+    expect(claimPlan).toEqual({ issue: 'ENG-1', run: 1, resumesRun: false, moveTo: 'In Progress', dryRun: true })
+    expect(fx.issue('ENG-1').state).toBe('Todo')
+    const claim = await fx.script('claim', [...a, '--json'])
+    expect(claim.code, claim.stderr).toBe(0)
+    expect(JSON.parse(claim.stdout)).toEqual({ ...claimPlan, dryRun: false })
+    expect(fx.issue('ENG-1').state).toBe(claimPlan.moveTo)
+    expect(Object.values(readState(statePath).agents.tester!.issues)[0]!.runs.map((r) => r.n)).toEqual([claimPlan.run])
+
+    const wtPlan = await unchanged('worktree', a)
+    expect(wtPlan).toMatchObject({ created: true, clone: true, bootstrap: 'echo ready > .bootstrapped', dryRun: true })
+    expect(existsSync(wtPlan.path)).toBe(false)
+    const wtRes = await fx.script('worktree', [...a, '--json'])
+    expect(wtRes.code, wtRes.stderr).toBe(0)
+    const wt = JSON.parse(wtRes.stdout)
+    expect(wt).toEqual({ path: wtPlan.path, branch: wtPlan.branch, startPoint: wtPlan.startPoint, created: true })
+    expect(gitSync(['rev-parse', '--abbrev-ref', 'HEAD'], wt.path)).toBe(wtPlan.branch)
+    expect(existsSync(join(wt.path, '.bootstrapped'))).toBe(true)
+    // Run again, the step finds the worktree and skips the bootstrap: the dry run says so.
+    expect(await unchanged('worktree', a)).toMatchObject({ path: wt.path, created: false, clone: false, bootstrap: null })
+    expect(JSON.parse((await fx.script('worktree', [...a, '--json'])).stdout)).toMatchObject({ path: wt.path, created: false })
+
+    const enginePlan = await unchanged('run-engine', a)
+    expect(enginePlan).toMatchObject({ engine: 'console', cwd: wt.path, dryRun: true })
+    expect(enginePlan.prompt).toContain('Use the router.')
+    expect(existsSync(join(wt.path, 'FACTORY_NOTES.md'))).toBe(false)
+    const eng = await fx.script('run-engine', [...a, '--json'])
+    expect(eng.code, eng.stderr).toBe(0)
+    expect(JSON.parse(eng.stdout)).toMatchObject({ status: 'success', logPath: enginePlan.logPath })
+    // The console engine writes the prompt it was given: the planned one, byte for byte.
+    expect(readFileSync(join(wt.path, 'FACTORY_NOTES.md'), 'utf8')).toBe(`# Notes from the console engine\n\n${enginePlan.prompt}`)
+  }, 60_000)
+
+  test('a dry run on an issue another live process holds refuses like the real step', async () => {
+    fx = await fixture({ issues: ONE })
+    const a = ['--config', fx.configPath, '--agent', 'tester', '--issue', 'ENG-1']
+    const now = new Date().toISOString()
+    mkdirSync(join(fx.home, 'locks', 'tester'), { recursive: true })
+    writeFileSync(
+      join(fx.home, 'locks', 'tester', 'ENG-1.lock'),
+      JSON.stringify({ pid: process.pid, host: hostname(), startedAt: now, heartbeat: now }),
+    )
+    for (const step of ['claim', 'worktree']) {
+      const dry = await fx.script(step, [...a, '--dry-run'])
+      const real = await fx.script(step, a)
+      expect(dry.code, step).toBe(1)
+      expect(real.code, step).toBe(1)
+      expect(dry.stderr).toContain(`ENG-1 is being worked on by pid ${process.pid}`)
+      expect(real.stderr).toContain(`ENG-1 is being worked on by pid ${process.pid}`)
+    }
+    expect(fx.issue('ENG-1').state).toBe('Todo')
   }, 60_000)
 })

@@ -28,12 +28,18 @@ export interface ReportInput {
   hasGitHubToken: boolean
   /** Commits on the branch beyond origin/base, after the commit step. */
   commitsAhead: number
+  /** Files the commit step commits (or, in a dry run, would commit): `git status` paths. */
+  commitFiles?: string[]
   headCommit?: string
   prUrl?: string
 }
 
 export interface ReportPlan {
   commitMessage: string
+  /** Files committed by this report (a dry run: would be committed); empty when the engine left nothing. */
+  commitFiles: string[]
+  /** The branch pushed to origin (when `push`). */
+  branch: string
   push: boolean
   pr: { repo: GitHubRepo; title: string; body: string } | null
   prSkipped?: string
@@ -77,6 +83,8 @@ export function planReport(input: ReportInput): ReportPlan {
   ].join('\n')
   return {
     commitMessage: commitMessage(issue, run.n, input.engine),
+    commitFiles: succeeded ? (input.commitFiles ?? []) : [],
+    branch: input.branch,
     push: input.commitsAhead > 0,
     pr: repo && !prSkipped ? { repo, title, body: prBody } : null,
     prSkipped,
@@ -100,10 +108,30 @@ export function planReport(input: ReportInput): ReportPlan {
 
 const NO_REVIEW_STATE = 'the team has no review state (add a started state named like "In Review")'
 
+/**
+ * What `git add -A` would stage: every changed, deleted or untracked (not ignored) path, as
+ * `git status` lists them. Read-only (--no-optional-locks: not even an index refresh is written).
+ */
+export async function uncommittedFiles(cwd: string): Promise<string[]> {
+  const out = (await git(['--no-optional-locks', 'status', '--porcelain=v1', '-z', '--untracked-files=all'], { cwd })).stdout
+  const files: string[] = []
+  const entries = out.split('\0')
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!
+    if (e.length < 4) continue
+    files.push(e.slice(3))
+    // A staged rename or copy is followed by its source path: a rename also removes that one.
+    if (e[0] === 'R' || e[0] === 'C') {
+      i++
+      if (e[0] === 'R' && entries[i]) files.push(entries[i]!)
+    }
+  }
+  return files
+}
+
 /** Commit everything the engine left uncommitted; returns the new head or null when clean. */
 export async function commitAll(cwd: string, message: string): Promise<string | null> {
-  const status = await gitOut(['status', '--porcelain'], cwd)
-  if (!status) return null
+  if ((await uncommittedFiles(cwd)).length === 0) return null
   await git(['add', '-A'], { cwd })
   await git(['commit', '-q', '--no-verify', '-m', message], { cwd })
   return gitOut(['rev-parse', 'HEAD'], cwd)
@@ -129,7 +157,7 @@ export async function reportRun(
   const { agent } = ctx
   const token = ctx.env[agent.github.token_env] || ctx.env.GITHUB_TOKEN
   const base = `origin/${agent.repo.base}`
-  const draft = (ahead: number, head?: string, prUrl?: string) =>
+  const draft = (ahead: number, head?: string, prUrl?: string, commitFiles?: string[]) =>
     planReport({
       agent: agent.name,
       engine: agent.engine,
@@ -141,14 +169,19 @@ export async function reportRun(
       githubRepo: agent.repo.github,
       hasGitHubToken: !!token,
       commitsAhead: ahead,
+      commitFiles,
       headCommit: head,
       prUrl,
     })
 
-  if (run.status === 'success' && !ctx.dryRun) await commitAll(args.worktree, commitMessage(args.issue, run.n, agent.engine))
-  const ahead = Number(await gitOut(['rev-list', '--count', `${base}..HEAD`], args.worktree))
-  const head = await gitOut(['rev-parse', 'HEAD'], args.worktree)
-  let plan = draft(ahead, head, args.record.prUrl)
+  // What the commit step commits: a dry run counts the commit it would make (the worktree, HEAD
+  // and the index stay as they are), so its plan is the real one except the new commit's hash.
+  const pending = run.status === 'success' ? await uncommittedFiles(args.worktree) : []
+  if (pending.length > 0 && !ctx.dryRun) await commitAll(args.worktree, commitMessage(args.issue, run.n, agent.engine))
+  const wouldCommit = ctx.dryRun && pending.length > 0 ? 1 : 0
+  const ahead = Number(await gitOut(['--no-optional-locks', 'rev-list', '--count', `${base}..HEAD`], args.worktree)) + wouldCommit
+  const head = wouldCommit ? undefined : await gitOut(['rev-parse', 'HEAD'], args.worktree)
+  let plan = draft(ahead, head, args.record.prUrl, pending)
   if (ctx.dryRun) return { plan }
 
   if (plan.push) {
@@ -169,7 +202,7 @@ export async function reportRun(
   } else if (plan.prSkipped && plan.push) {
     ctx.log.info(`${args.issue.identifier}: no PR: ${plan.prSkipped}`)
   }
-  plan = draft(ahead, head, prUrl)
+  plan = draft(ahead, head, prUrl, pending)
   const posted = await ctx.tracker.createComment({ id: plan.comment.id, issueId: args.issue.id, body: plan.comment.body })
   ctx.log.info(`${args.issue.identifier}: summary comment ${posted.created ? 'posted' : 'already there'}`)
   crashPoint('after_comment')

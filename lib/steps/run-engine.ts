@@ -15,7 +15,7 @@ import type { PhaseEvent } from '../phases.ts'
 import { lastCommentsUpTo } from '../phases.ts'
 import type { IssueRecord, RunRecord } from '../state.ts'
 import type { TrackerIssue } from '../tracker/types.ts'
-import { issueLogDir } from './worktree.ts'
+import { safeJoin } from '../paths.ts'
 import type { WorktreePlan } from './worktree.ts'
 
 export interface EnginePlan {
@@ -27,7 +27,7 @@ export interface EnginePlan {
   stallMs: number
 }
 
-/** Decide what the engine gets: prompt, session to resume, limits, log path. Pure apart from the log dir. */
+/** Decide what the engine gets: prompt, session to resume, limits, log path. Pure. */
 export function planEngineRun(
   ctx: AgentContext,
   issue: TrackerIssue,
@@ -44,7 +44,8 @@ export function planEngineRun(
     prompt: buildPrompt({ issue, branch, comments, previous: previous ? { n: previous.n, summary: previous.summary } : undefined }),
     resume: previous ? record.sessionId : undefined,
     commentsUpTo: comments.at(-1)?.createdAt ?? since,
-    logPath: join(issueLogDir(ctx, issue.identifier), `run-${runNumber}.log`),
+    // The path only: the engine creates the directory (a dry run writes nothing).
+    logPath: join(safeJoin(ctx.paths.logs, ctx.agent.name, issue.identifier), `run-${runNumber}.log`),
     timeoutMs: ctx.agent.limits.timeout_minutes * 60_000,
     stallMs: ctx.agent.limits.stall_seconds * 1000,
   }
