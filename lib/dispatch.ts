@@ -6,7 +6,7 @@
  * plans from the same records the real dispatch reads.
  */
 import type { LockStatus } from './lock.ts'
-import { isInFlight, type PhaseEvent, transition } from './phases.ts'
+import { inPhase, isInFlight, type PhaseEvent, transition } from './phases.ts'
 import { planReconcile, planRecovery } from './reconcile.ts'
 import type { AgentState, IssueRecord } from './state.ts'
 import type { PollPlan } from './steps/poll.ts'
@@ -54,7 +54,7 @@ export function planDispatch(
   now: number,
   held: ReadonlySet<string> = new Set(),
 ): DispatchPlan {
-  const queued = records.filter((r) => r.phase === 'queued' && !running.has(r.id)).sort((a, b) => dispatchOrder(a.snapshot, b.snapshot))
+  const queued = records.filter((r) => inPhase(r, 'queued') && !running.has(r.id)).sort((a, b) => dispatchOrder(a.snapshot, b.snapshot))
   const notDue = (r: IssueRecord) => !!r.nextRetryAt && Date.parse(r.nextRetryAt) > now
   const waiting = queued
     .filter(notDue)

@@ -12,20 +12,22 @@
  *   queued / in flight --released--> released;  in flight --recovered / stopped--> queued
  *   done | failed | escalated --polled(human comment)--> queued (a new run)
  */
-import type { AgentConfig } from './config.ts'
-import { isRetryable } from './errors.ts'
-import { backoffMs, RUN_RETRY } from './backoff.ts'
-import { humanComments } from './prompt.ts'
+import { planFailure } from './retry.ts'
 import type { IssueRecord, RunRecord } from './state.ts'
-import type { EngineUsage } from './engines/types.ts'
+import { usageDelta } from './engines/usage.ts'
 import type { TrackerIssue, WorkflowState } from './tracker/types.ts'
-import { isActiveState, isClosed, isOurs, isReviewState } from './workflow.ts'
+import type { IssueDecision } from './steps/poll.ts'
 
 export const PHASES = ['seen', 'queued', 'claimed', 'running', 'reporting', 'done', 'failed', 'escalated', 'released'] as const
 export type Phase = (typeof PHASES)[number]
 
 /** Phases in which a run is (or should be) under way and holds the issue's lock. */
 export const IN_FLIGHT: readonly Phase[] = ['claimed', 'running', 'reporting']
+
+/** True when the record is in one of `phases` (callers ask; only transition() sets a phase). */
+export function inPhase(record: Pick<IssueRecord, 'phase'> | undefined, ...phases: Phase[]): boolean {
+  return !!record && phases.includes(record.phase)
+}
 
 /** True when a run of the record is (or should be) under way. */
 export function isInFlight(record: Pick<IssueRecord, 'phase'>): boolean {
@@ -35,49 +37,6 @@ export function isInFlight(record: Pick<IssueRecord, 'phase'>): boolean {
 /** True when the record is waiting for a run or running (reconciliation watches these). */
 export function isActive(record: Pick<IssueRecord, 'phase'>): boolean {
   return record.phase === 'queued' || isInFlight(record)
-}
-
-export type IssueDecision =
-  | { action: 'queue'; reason: 'new' | 'comment'; commentCount: number; ignoredComments?: number }
-  | {
-      action: 'skip'
-      reason: 'not_ours' | 'closed' | 'in_flight' | 'no_new_comments' | 'escalated' | 'inactive_state'
-      ignoredComments?: number
-    }
-
-/** createdAt of the newest human comment any run's prompt included (undefined = none yet). */
-export function lastCommentsUpTo(record: Pick<IssueRecord, 'runs'>): string | undefined {
-  let out: string | undefined
-  for (const r of record.runs) if (r.commentsUpTo && (!out || r.commentsUpTo > out)) out = r.commentsUpTo
-  return out
-}
-
-/**
- * What a polled issue means for the factory, given what state.json knows of it. An issue seen
- * for the first time (or again after a release) runs only in one of the agent's active states;
- * one first seen in a review state runs when a human comments after the factory saw it.
- */
-export function planIssue(record: IssueRecord | undefined, issue: TrackerIssue, viewerId: string, agent: AgentConfig): IssueDecision {
-  if (!isOurs(issue, viewerId)) return { action: 'skip', reason: 'not_ours' }
-  if (isClosed(issue)) return { action: 'skip', reason: 'closed' }
-  const allow = agent.tracker.allow_commenters
-  if (!record || record.phase === 'released' || record.phase === 'seen') {
-    if (isActiveState(issue, agent.tracker.active_states)) return { action: 'queue', reason: 'new', commentCount: 0 }
-    if (record?.phase === 'seen' && record.seenUpTo && isReviewState(issue.state, issue.team.states)) {
-      const fresh = humanComments(issue, viewerId, record.seenUpTo, allow)
-      if (fresh.length > 0) return { action: 'queue', reason: 'comment', commentCount: fresh.length }
-    }
-    return { action: 'skip', reason: 'inactive_state' }
-  }
-  if (isActive(record)) return { action: 'skip', reason: 'in_flight' }
-  const since = lastCommentsUpTo(record)
-  const all = humanComments(issue, viewerId, since)
-  const fresh = humanComments(issue, viewerId, since, allow)
-  // Comments from people outside allow_commenters never steer the agent (they are logged).
-  const ignored = all.length - fresh.length || undefined
-  if (fresh.length > 0) return { action: 'queue', reason: 'comment', commentCount: fresh.length, ignoredComments: ignored }
-  if (record.phase === 'escalated') return { action: 'skip', reason: 'escalated', ignoredComments: ignored }
-  return { action: 'skip', reason: 'no_new_comments', ignoredComments: ignored }
 }
 
 export interface FailureInfo {
@@ -153,17 +112,6 @@ function requeue(r: IssueRecord, at: string): void {
 
 function runOf(r: IssueRecord): RunRecord | undefined {
   return r.runs.at(-1)
-}
-
-/** `total - prev`, never below zero (a thread restarted from scratch counts in full). */
-export function usageDelta(total: EngineUsage, prev: EngineUsage): EngineUsage {
-  const d = (a: number | undefined, b: number | undefined) => Math.max(0, (a ?? 0) - (b ?? 0))
-  if (total.inputTokens < prev.inputTokens) return total
-  return {
-    inputTokens: d(total.inputTokens, prev.inputTokens),
-    outputTokens: d(total.outputTokens, prev.outputTokens),
-    cachedInputTokens: d(total.cachedInputTokens, prev.cachedInputTokens),
-  }
 }
 
 /** The one place a record's phase changes. Pure: returns a new record or a refusal naming why. */
@@ -315,20 +263,6 @@ function seenMark(issue: TrackerIssue): string {
   let out = issue.updatedAt
   for (const c of issue.comments) if (c.createdAt > out) out = c.createdAt
   return out
-}
-
-export type FailurePlan =
-  | { kind: 'retry'; attempts: number; nextRetryAt: string; delayMs: number }
-  | { kind: 'escalate'; attempts: number }
-  | { kind: 'final'; attempts: number }
-
-/** What one more failed attempt leads to: another attempt (with backoff), a human (attempts used up), or nothing (cannot help). */
-export function planFailure(attemptsBefore: number, code: string, maxAttempts: number, now: Date): FailurePlan {
-  const attempts = attemptsBefore + 1
-  if (!isRetryable(code)) return { kind: 'final', attempts }
-  if (attempts >= maxAttempts) return { kind: 'escalate', attempts }
-  const delayMs = backoffMs(attempts, RUN_RETRY)
-  return { kind: 'retry', attempts, delayMs, nextRetryAt: new Date(now.getTime() + delayMs).toISOString() }
 }
 
 /**

@@ -3,6 +3,7 @@
  * factory's own comments never enter a prompt, excluded by author (the token's viewer) and by
  * a plain-text marker that survives Linear's Markdown storage.
  */
+import type { IssueRecord } from './state.ts'
 import type { TrackerComment, TrackerIssue } from './tracker/types.ts'
 
 import { COMMENT_MARKER } from './comments.ts'
@@ -19,6 +20,13 @@ export function commenterAllowed(c: TrackerComment, allow: readonly string[] | u
   if (!allow || allow.length === 0) return true
   const who = [c.user?.id, c.user?.email?.toLowerCase()].filter(Boolean)
   return allow.some((a) => who.includes(a) || who.includes(a.toLowerCase()))
+}
+
+/** createdAt of the newest human comment any run's prompt included (undefined = none yet). */
+export function lastCommentsUpTo(record: Pick<IssueRecord, 'runs'>): string | undefined {
+  let out: string | undefined
+  for (const r of record.runs) if (r.commentsUpTo && (!out || r.commentsUpTo > out)) out = r.commentsUpTo
+  return out
 }
 
 /** Human comments newer than `since` (all when undefined), oldest first. */

@@ -10,7 +10,8 @@ import { crashPoint } from './crash.ts'
 import type { Engine, EngineEvent } from './engines/types.ts'
 import { asFactoryError, type ErrorCode, FactoryError, isErrorCode } from './errors.ts'
 import { postEscalation, postFailure } from './escalate.ts'
-import { type PhaseEvent, planFailure } from './phases.ts'
+import { inPhase, type PhaseEvent } from './phases.ts'
+import { planFailure } from './retry.ts'
 import { type Applied, findRecord, type IssueRecord, readState, updateRecord } from './state.ts'
 import { claimIssue, lockIssue, resolveIssue } from './steps/claim.ts'
 import { type ReportPlan, reportRun } from './steps/report.ts'
@@ -72,7 +73,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     }
     // Reconciliation (any driver) marks the record released; stop the engine when it does.
     watcher = setInterval(() => {
-      if (findRecord(readState(ctx.paths.state), ctx.agent.name, issueId!)?.phase === 'released') released.abort()
+      if (inPhase(findRecord(readState(ctx.paths.state), ctx.agent.name, issueId!), 'released')) released.abort()
     }, opts.releaseCheckMs ?? 1000)
     watcher.unref?.()
 
@@ -88,7 +89,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     step = record({ type: 'worktree_ready', path: wt.path, branch: wt.branch })
     if (step.refused) return onReleased(ctx, step)
 
-    if (step.record!.phase === 'running') {
+    if (inPhase(step.record, 'running')) {
       lock.beat('engine')
       const signal = opts.signal ? AbortSignal.any([opts.signal, released.signal]) : released.signal
       const engine = await runEngineStep(ctx, {
@@ -112,7 +113,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
         }
       }
       step = record(engine.event)
-      if (step.record?.phase === 'released') return onReleased(ctx, step)
+      if (inPhase(step.record, 'released')) return onReleased(ctx, step)
       const { result } = engine
       ctx.log.info(
         `${identifier}: engine ${result.status}${result.errorCode ? ` (${result.errorCode})` : ''}: ${result.summary.split('\n')[0]?.slice(0, 200)}`,
@@ -188,12 +189,12 @@ async function onFailure(ctx: AgentContext, issueId: string, runNumber: number |
   }
   const r = step.record
   if (!r || step.refused) return
-  if (r.phase === 'queued') {
+  if (inPhase(r, 'queued')) {
     const waitS = Math.round((Date.parse(r.nextRetryAt!) - ctx.now().getTime()) / 1000)
     ctx.log.warn(
       `${r.identifier}: attempt ${r.attempts} of ${ctx.agent.limits.max_attempts} failed (${error.code}); retrying in ${waitS} s`,
     )
-  } else if (r.phase === 'escalated') {
+  } else if (inPhase(r, 'escalated')) {
     await postEscalation(ctx, r, `${r.attempts} attempts failed (last: ${error.code})`)
   } else if (runNumber !== undefined && !error.code.startsWith('tracker_')) {
     await postFailure(ctx, r, runNumber)

@@ -13,6 +13,7 @@ import { inspectLock, LOCK_STALE_MS } from './lock.ts'
 import { logger } from './log.ts'
 import { pollAgent, recordPollError, type PollPlan } from './steps/poll.ts'
 import { type ChildHandle, spawnScript } from './proc.ts'
+import { inPhase } from './phases.ts'
 import { agentState, readState, type IssueRecord, updateRecords } from './state.ts'
 import type { Tracker } from './tracker/types.ts'
 import { cleanupClosed, reconcile, recoverStale } from './reconcile.ts'
@@ -162,7 +163,7 @@ export function createDriver(opts: DriverOptions) {
   const heldIssues = (records: IssueRecord[], lockOf: (identifier: string) => ReturnType<typeof inspectLock>) =>
     new Set(
       records
-        .filter((r) => r.phase === 'queued')
+        .filter((r) => inPhase(r, 'queued'))
         .filter((r) => {
           const lock = lockOf(r.identifier)
           return !!lock.owner && !lock.stale

@@ -2,7 +2,7 @@
 import { join } from 'node:path'
 import { inspectLock } from './lock.ts'
 import { sanitizeKey } from './paths.ts'
-import type { FactoryState } from './state.ts'
+import type { FactoryState, IssueRecord } from './state.ts'
 
 export type StatusGroup = 'running' | 'queued' | 'retrying' | 'escalated' | 'failed' | 'released' | 'done' | 'idle'
 
@@ -27,6 +27,23 @@ export interface StatusRow {
 
 const ORDER: StatusGroup[] = ['running', 'queued', 'retrying', 'escalated', 'failed', 'released', 'done', 'idle']
 
+/** The status group of a record nobody is running right now. */
+function groupOf(r: IssueRecord): StatusGroup {
+  switch (r.phase) {
+    case 'queued':
+      return r.nextRetryAt ? 'retrying' : 'queued'
+    case 'escalated':
+    case 'failed':
+    case 'released':
+    case 'done':
+      return r.phase
+    case 'seen':
+      return 'idle'
+    default:
+      return 'running' // in flight without a live owner: the next tick resumes it
+  }
+}
+
 /** One row per issue the factory knows, grouped (running first). */
 export function statusRows(state: FactoryState, home: string, opts: { agent?: string; includeDone?: boolean } = {}): StatusRow[] {
   const rows: StatusRow[] = []
@@ -35,17 +52,7 @@ export function statusRows(state: FactoryState, home: string, opts: { agent?: st
     for (const r of Object.values(a.issues)) {
       const lock = inspectLock(join(home, 'locks', sanitizeKey(agent), `${sanitizeKey(r.identifier)}.lock`), 90_000)
       const live = lock.owner && !lock.stale ? lock.owner : undefined
-      const group: StatusGroup = live
-        ? 'running'
-        : r.phase === 'queued'
-          ? r.nextRetryAt
-            ? 'retrying'
-            : 'queued'
-          : r.phase === 'escalated' || r.phase === 'failed' || r.phase === 'released' || r.phase === 'done'
-            ? r.phase
-            : r.phase === 'seen'
-              ? 'idle'
-              : 'running' // in flight without a live owner: the next tick resumes it
+      const group: StatusGroup = live ? 'running' : groupOf(r)
       if (!opts.includeDone && (group === 'done' || group === 'released' || group === 'idle')) continue
       const last = r.runs.at(-1)
       rows.push({

@@ -9,7 +9,7 @@ import { appendFileSync, chmodSync, existsSync, readdirSync, readFileSync, write
 import { join } from 'node:path'
 import { CRASH_POINTS } from '../lib/crash.ts'
 import { backoffMs, RUN_RETRY } from '../lib/backoff.ts'
-import { planFailure } from '../lib/phases.ts'
+import { planFailure } from '../lib/retry.ts'
 import { dueForCleanup, planReconcile, planRecovery } from '../lib/reconcile.ts'
 import type { WatchedIssue } from '../lib/tracker/types.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'

@@ -5,9 +5,47 @@
  */
 import type { AgentConfig } from '../config.ts'
 import type { AgentContext } from '../context.ts'
-import { isActive, type IssueDecision, planIssue } from '../phases.ts'
-import { type AgentState, readState, updateRecords, updateState, agentState } from '../state.ts'
+import { inPhase, isActive } from '../phases.ts'
+import { humanComments, lastCommentsUpTo } from '../prompt.ts'
+import { isActiveState, isClosed, isOurs, isReviewState } from '../workflow.ts'
+import { type AgentState, agentState, type IssueRecord, readState, updateRecords, updateState } from '../state.ts'
 import type { TrackerIssue, Viewer, WatchedIssue } from '../tracker/types.ts'
+
+export type IssueDecision =
+  | { action: 'queue'; reason: 'new' | 'comment'; commentCount: number; ignoredComments?: number }
+  | {
+      action: 'skip'
+      reason: 'not_ours' | 'closed' | 'in_flight' | 'no_new_comments' | 'escalated' | 'inactive_state'
+      ignoredComments?: number
+    }
+
+/**
+ * What a polled issue means for the factory, given what state.json knows of it. An issue seen
+ * for the first time (or again after a release) runs only in one of the agent's active states;
+ * one first seen in a review state runs when a human comments after the factory saw it.
+ */
+export function planIssue(record: IssueRecord | undefined, issue: TrackerIssue, viewerId: string, agent: AgentConfig): IssueDecision {
+  if (!isOurs(issue, viewerId)) return { action: 'skip', reason: 'not_ours' }
+  if (isClosed(issue)) return { action: 'skip', reason: 'closed' }
+  const allow = agent.tracker.allow_commenters
+  if (!record || inPhase(record, 'released', 'seen')) {
+    if (isActiveState(issue, agent.tracker.active_states)) return { action: 'queue', reason: 'new', commentCount: 0 }
+    if (record && inPhase(record, 'seen') && record.seenUpTo && isReviewState(issue.state, issue.team.states)) {
+      const fresh = humanComments(issue, viewerId, record.seenUpTo, allow)
+      if (fresh.length > 0) return { action: 'queue', reason: 'comment', commentCount: fresh.length }
+    }
+    return { action: 'skip', reason: 'inactive_state' }
+  }
+  if (isActive(record)) return { action: 'skip', reason: 'in_flight' }
+  const since = lastCommentsUpTo(record)
+  const all = humanComments(issue, viewerId, since)
+  const fresh = humanComments(issue, viewerId, since, allow)
+  // Comments from people outside allow_commenters never steer the agent (they are logged).
+  const ignored = all.length - fresh.length || undefined
+  if (fresh.length > 0) return { action: 'queue', reason: 'comment', commentCount: fresh.length, ignoredComments: ignored }
+  if (inPhase(record, 'escalated')) return { action: 'skip', reason: 'escalated', ignoredComments: ignored }
+  return { action: 'skip', reason: 'no_new_comments', ignoredComments: ignored }
+}
 
 export interface PollItem {
   issue: TrackerIssue
