@@ -145,7 +145,8 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       r.title = event.issue.title
       const d = event.decision
       if (d.action === 'skip' && d.reason === 'closed') r.closedAt ??= at
-      if (d.action === 'queue') requeue(r, at)
+      // A run under way takes its issue as it is; the poll only refreshes the snapshot.
+      if (d.action === 'queue' && !isActive(r)) requeue(r, at)
       else if (d.reason === 'inactive_state' && released) {
         r.phase = 'seen'
         r.seenUpTo = seenMark(event.issue)
@@ -206,7 +207,7 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       r.prUrl = event.url
       return { ok: true, record: r }
     case 'reported': {
-      if (released) return refuse('released')
+      if (!isInFlight(r)) return refuse(`${r.phase}: no run being reported`)
       const run = runOf(r)
       if (!run) return refuse('no run to report')
       Object.assign(run, {
@@ -228,14 +229,14 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       return { ok: true, record: r }
     }
     case 'failed':
-      if (released) return refuse('released')
+      if (!isActive(r)) return refuse(`${r.phase}: no attempt under way`)
       return { ok: true, record: afterFailure(r, event.error, event.maxAttempts, now) }
     case 'blocked':
       if (r.phase !== 'queued') return refuse(`${r.phase} is not queued`)
       r.lastError = { code: event.error.code, message: event.error.message.slice(0, 500), fix: event.error.fix }
       return { ok: true, record: r }
     case 'escalated':
-      if (released) return refuse('released')
+      if (!isActive(r)) return refuse(`${r.phase} is not queued or running`)
       Object.assign(r, { phase: 'escalated', escalatedAt: at, nextRetryAt: undefined })
       return { ok: true, record: r }
     case 'recovered':
@@ -252,7 +253,7 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       return { ok: true, record: r }
     }
     case 'worktree_removed':
-      if (isInFlight(r)) return refuse('a run is using the worktree')
+      if (isActive(r)) return refuse('a run is using or about to use the worktree')
       Object.assign(r, { worktree: undefined, worktreeRemovedAt: at })
       return { ok: true, record: r }
   }
