@@ -1,6 +1,6 @@
 /**
  * git through argv arrays (never a shell string). Tokens never reach .git/config or remote URLs
- * (invariant 6): an authenticated push gets the token through GIT_ASKPASS for that one command.
+ * (invariant "no-secrets-in-reach"): an authenticated push gets the token through GIT_ASKPASS for that one command.
  */
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'

@@ -1,6 +1,6 @@
 /**
  * GitHub pull requests over REST (ofetch). Find the open PR for the head branch first, so a rerun
- * updates it instead of opening another (invariant 1). The token goes in one header per request.
+ * updates it instead of opening another (invariant "idempotent-steps"). The token goes in one header per request.
  */
 import { ofetch, FetchError } from 'ofetch'
 import { FactoryError } from './errors.ts'

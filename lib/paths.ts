@@ -1,5 +1,5 @@
 /**
- * Invariant 7: worktree and lock paths come from a sanitized issue key and are proven to stay
+ * Invariant "paths-under-root": worktree and lock paths come from a sanitized issue key and are proven to stay
  * under the factory root, symlinks resolved. Branch names from Linear are sanitized too.
  */
 import { createHash } from 'node:crypto'

@@ -1,5 +1,5 @@
 /**
- * A ticket's state machine: the phase set, which phases are in flight, and the one pure
+ * A ticket's state machine (ARCHITECTURE.md): the phase set, which phases are in flight, and the one pure
  * `transition(record, event, now)` every phase change goes through (invariant "one-phase-owner":
  * nothing else writes `phase`). Steps return what they did; the runner, the poll and the
  * reconciler turn that into an event and hand it to `updateRecords` (state.ts), which is the

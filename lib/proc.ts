@@ -1,6 +1,6 @@
 /**
  * The one place that spawns processes. node:child_process works under both Bun and Node, so the
- * scripts also run under tsx. Argv arrays only (invariant 7): never a shell string built from
+ * scripts also run under tsx. Argv arrays only (invariant "paths-under-root"): never a shell string built from
  * issue text. Failures come back as values (exitCode, signal, timedOut), never as throws,
  * except when the binary itself is missing.
  */

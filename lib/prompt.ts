@@ -1,5 +1,5 @@
 /**
- * The engine's prompt: the issue, and the human comments since the last run. Invariant 8: the
+ * The engine's prompt: the issue, and the human comments since the last run. Invariant "own-comments-excluded": the
  * factory's own comments never enter a prompt, excluded by author (the token's viewer) and by
  * a plain-text marker that survives Linear's Markdown storage.
  */

@@ -1,5 +1,5 @@
 /**
- * Invariant 6: engine processes never see LLM API keys or factory tokens. The env handed to an
+ * Invariant "no-secrets-in-reach": engine processes never see LLM API keys or factory tokens. The env handed to an
  * engine is scrubbed by the named deny-list below (exact names and prefixes), plus the agent's
  * own token_env. Tokens are also redacted from anything we log.
  */

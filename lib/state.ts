@@ -1,6 +1,6 @@
 /**
  * state.json: the factory's durable memory (cursor per agent, one record per issue, its runs).
- * Invariant 4: written atomically (temp file, fsync, rename) under a lock; a torn or corrupt
+ * Invariant "atomic-state": written atomically (temp file, fsync, rename) under a lock; a torn or corrupt
  * file is reported with its path and never silently reset.
  */
 import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
@@ -59,7 +59,7 @@ const issueRecordSchema = z.object({
   seenUpTo: z.string().optional(),
   /** The Linear agent session this issue runs for (agent_session mode). */
   agentSessionId: z.string().optional(),
-  /** Times a dead owner's run was resumed (invariant 5: once, then escalate). */
+  /** Times a dead owner's run was resumed (invariant "one-live-owner": once, then escalate). */
   recoveries: z.number().optional(),
   /** Why the factory let go of the issue (phase released). */
   releasedReason: z.string().optional(),
@@ -71,7 +71,7 @@ const issueRecordSchema = z.object({
 })
 
 const agentStateSchema = z.object({
-  /** The newest Linear timestamp covered by a durably recorded poll (invariant 3). */
+  /** The newest Linear timestamp covered by a durably recorded poll (invariant "cursor-after-records"). */
   cursor: z.string().nullable().default(null),
   viewerId: z.string().optional(),
   lastPollAt: z.string().optional(),

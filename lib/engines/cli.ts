@@ -132,7 +132,7 @@ export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
   try {
     res = await run(spec.argv, {
       cwd: input.cwd,
-      // Defence in depth for invariant 6: the caller scrubbed already; scrub again by the list.
+      // Defence in depth for invariant "no-secrets-in-reach": the caller scrubbed already; scrub again by the list.
       env: { ...scrubEnv(input.env), ...spec.env, [RUN_TAG_ENV]: tag },
       stallMs: input.stallMs,
       timeoutMs: input.timeoutMs,

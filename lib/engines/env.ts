@@ -1,5 +1,5 @@
 /**
- * The environment an engine process gets (invariant 6): the factory's env scrubbed by the named
+ * The environment an engine process gets (invariant "no-secrets-in-reach"): the factory's env scrubbed by the named
  * deny-list plus the agent's own secret variables (its Linear and GitHub token_env), with the one credential each engine needs.
  */
 import { scrubEnv } from '../secrets.ts'

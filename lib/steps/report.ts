@@ -2,7 +2,7 @@
  * The report step: commit what the engine left, push the branch, open or update the PR, post ONE
  * summary comment (client-chosen id + marker), move the issue to In Review, record the run.
  * planReport decides (pure); reportRun carries it out. Every action is idempotent, so a re-run
- * after a crash at any line finishes the job without duplicating anything (invariant 1).
+ * after a crash at any line finishes the job without duplicating anything (invariant "idempotent-steps").
  */
 import type { AgentContext } from '../context.ts'
 import { crashPoint } from '../crash.ts'

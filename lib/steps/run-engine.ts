@@ -1,6 +1,6 @@
 /**
  * The run-engine step: build the prompt from the issue and the human comments since the last
- * run, run the agent's engine in the worktree with a scrubbed env (invariant 6), and record the
+ * run, run the agent's engine in the worktree with a scrubbed env (invariant "no-secrets-in-reach"), and record the
  * result. The runner records it before anything else happens (so a crash after it never reruns the engine).
  */
 import { join } from 'node:path'

@@ -96,7 +96,7 @@ export const ISSUE_MOVE_MUTATION = /* GraphQL */ `
   }
 `
 
-/** Post a comment with a client-chosen id (invariant 2: a retry cannot duplicate it). */
+/** Post a comment with a client-chosen id (invariant "idempotent-writes": a retry cannot duplicate it). */
 export const COMMENT_CREATE_MUTATION = /* GraphQL */ `
   mutation FactoryCommentCreate($id: String!, $issueId: String!, $body: String!) {
     commentCreate(input: { id: $id, issueId: $issueId, body: $body }) {
