@@ -2,6 +2,7 @@
  * A small client for a running sandbox's admin API (/_sandbox/*), used by scripts/sandbox.ts and
  * usable by the demo. Failures are FactoryErrors: a 400 is the caller's bad value (`usage`).
  */
+import { ofetch } from 'ofetch'
 import { FactoryError } from '../errors.ts'
 
 export const SANDBOX_URL_ENV = 'LINEAR_SANDBOX_URL'
@@ -25,23 +26,27 @@ export function sandboxBaseUrl(url: unknown): string {
 /** Call `/_sandbox/<path>`; resolves with the JSON answer of a 2xx. */
 export async function sandboxAdmin(url: unknown, method: 'GET' | 'POST', path: string, body?: unknown): Promise<any> {
   const base = sandboxBaseUrl(url)
-  let res: Response
-  try {
-    const init: RequestInit =
-      method === 'GET' ? { method } : { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body ?? {}) }
-    res = await fetch(`${base}/_sandbox/${path}`, init)
-  } catch (err) {
-    throw new FactoryError('tracker_unreachable', `cannot reach the sandbox at ${base}: ${err instanceof Error ? err.message : err}`, {
-      fix: 'start it with "bun scripts/sandbox.ts serve" and pass the URL it prints',
+  const res = await ofetch
+    .raw(`${base}/_sandbox/${path}`, {
+      method,
+      body: method === 'POST' ? ((body ?? {}) as Record<string, unknown>) : undefined,
+      timeout: 30_000,
+      retry: 0,
+      ignoreResponseError: true,
+      parseResponse: (text) => {
+        try {
+          return JSON.parse(text)
+        } catch {
+          return { error: { message: text } }
+        }
+      },
     })
-  }
-  const text = await res.text()
-  let json: any
-  try {
-    json = JSON.parse(text)
-  } catch {
-    json = { error: { message: text } }
-  }
+    .catch((err: unknown) => {
+      throw new FactoryError('tracker_unreachable', `cannot reach the sandbox at ${base}: ${err instanceof Error ? err.message : err}`, {
+        fix: 'start it with "bun scripts/sandbox.ts serve" and pass the URL it prints',
+      })
+    })
+  const json = res._data as any
   if (res.ok) return json
   const message = json?.error?.message ?? `HTTP ${res.status}`
   if (res.status === 400) {

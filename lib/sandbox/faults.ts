@@ -1,9 +1,9 @@
 /** Fault injection and Linear-like rate limits for the sandbox's /graphql endpoint. */
+import { z } from 'zod'
 import { SandboxError, type FaultKind, type SandboxFaults } from './types.ts'
 
 export const FAULT_KINDS: readonly FaultKind[] = ['ratelimited', '5xx', 'timeout']
 const DEFAULT_KINDS: FaultKind[] = ['ratelimited', '5xx']
-const FAULT_KEYS = ['rate', 'kinds', 'resetMs', 'latencyMs', 'hangMs', 'failNext', 'seed'] as const
 
 /** mulberry32: a tiny deterministic PRNG in [0, 1). */
 function prng(seed: number): () => number {
@@ -17,48 +17,37 @@ function prng(seed: number): () => number {
   }
 }
 
+const int = (min: number) => z.number().int().min(min)
+/** The fault knobs; an unknown key is an error that names it. */
+const faultsSchema = z.strictObject({
+  rate: z.number().min(0).max(1).optional(),
+  kinds: z
+    .array(z.enum(FAULT_KINDS as [FaultKind, ...FaultKind[]]))
+    .min(1)
+    .optional(),
+  resetMs: int(0).optional(),
+  latencyMs: int(0).optional(),
+  hangMs: int(0).optional(),
+  failNext: int(0).optional(),
+  seed: int(0).optional(),
+})
+
 /** Check a faults object (from the API, the admin endpoint or the CLI), naming the bad field. */
 export function parseFaults(input: unknown): SandboxFaults {
   if (input === null || typeof input !== 'object' || Array.isArray(input))
     throw new SandboxError('invalid_input', 'faults must be a JSON object such as {"rate":0.2,"kinds":["5xx"]}', 'faults')
-  const f = input as Record<string, unknown>
-  for (const key of Object.keys(f)) {
-    if (!(FAULT_KEYS as readonly string[]).includes(key))
-      throw new SandboxError('invalid_input', `unknown faults field "${key}" (known: ${FAULT_KEYS.join(', ')})`, key)
+  // null means "not set" (the CLI passes absent flags as null).
+  const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== null && v !== undefined))
+  const parsed = faultsSchema.safeParse(given)
+  if (parsed.success) return parsed.data
+  const issue = parsed.error.issues[0]!
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0]!
+    throw new SandboxError('invalid_input', `unknown faults field "${key}" (known: ${Object.keys(faultsSchema.shape).join(', ')})`, key)
   }
-  const num = (key: (typeof FAULT_KEYS)[number], min: number, max = Number.MAX_SAFE_INTEGER, int = true) => {
-    const v = f[key]
-    if (v === undefined || v === null) return undefined
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (int && !Number.isInteger(v))) {
-      throw new SandboxError(
-        'invalid_input',
-        `faults.${key} must be ${int ? 'an integer' : 'a number'} from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'any' : max}, got ${JSON.stringify(v)}`,
-        key,
-      )
-    }
-    return v
-  }
-  let kinds: FaultKind[] | undefined
-  if (f.kinds !== undefined && f.kinds !== null) {
-    if (!Array.isArray(f.kinds) || f.kinds.length === 0)
-      throw new SandboxError('invalid_input', `faults.kinds must be a non-empty list of ${FAULT_KINDS.join(', ')}`, 'kinds')
-    for (const k of f.kinds) {
-      if (!FAULT_KINDS.includes(k as FaultKind))
-        throw new SandboxError('invalid_input', `faults.kinds: unknown kind ${JSON.stringify(k)} (use ${FAULT_KINDS.join(', ')})`, 'kinds')
-    }
-    kinds = f.kinds as FaultKind[]
-  }
-  const out: SandboxFaults = {
-    rate: num('rate', 0, 1, false),
-    kinds,
-    resetMs: num('resetMs', 0),
-    latencyMs: num('latencyMs', 0),
-    hangMs: num('hangMs', 0),
-    failNext: num('failNext', 0),
-    seed: num('seed', 0),
-  }
-  for (const key of Object.keys(out) as (keyof SandboxFaults)[]) if (out[key] === undefined) delete out[key]
-  return out
+  const field = String(issue.path[0] ?? 'faults')
+  const got = issue.path.reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown>)?.[k as PropertyKey], given)
+  throw new SandboxError('invalid_input', `faults.${issue.path.join('.')}: ${issue.message}, got ${JSON.stringify(got)}`, field)
 }
 
 export class FaultInjector {
