@@ -27,8 +27,10 @@ export type BranchSyncAction =
 
 export interface BranchSyncInput {
   remoteExists: boolean
-  /** Commits in HEAD the origin's branch lacks (the factory's unpushed work). */
+  /** Commits in HEAD the origin's branch never had (the factory's unpushed work). */
   localAhead: number
+  /** Commits in HEAD the origin's branch had once and no longer has (someone rewrote it). */
+  dropped: number
   /** Commits on the origin's branch HEAD lacks (someone else pushed). */
   remoteAhead: number
   /** Uncommitted changes (tracked or untracked) left in the worktree, e.g. by a crashed run. */
@@ -42,14 +44,17 @@ export interface BranchSyncPlan {
 }
 
 /**
- * Decide how to bring the origin's branch in. Pure. Uncommitted leftovers are only touched when
- * the origin moved (they would be committed by the report anyway); otherwise they stay as they are.
+ * Decide how to bring the origin's branch in. Pure. Only unpushed commits are replayed: commits
+ * someone removed from the origin's branch stay removed. Uncommitted leftovers are only touched
+ * when the origin moved (they would be committed by the report anyway).
  */
 export function planBranchSync(input: BranchSyncInput): BranchSyncPlan {
   if (!input.remoteExists) return { action: 'create', saveLeftovers: false }
-  if (input.remoteAhead === 0) return { action: 'up_to_date', saveLeftovers: false }
+  if (input.remoteAhead === 0 && input.dropped === 0) return { action: 'up_to_date', saveLeftovers: false }
   if (input.dirty) return { action: 'rebase', saveLeftovers: true }
-  return { action: input.localAhead === 0 ? 'fast_forward' : 'rebase', saveLeftovers: false }
+  if (input.localAhead === 0 && input.dropped === 0) return { action: 'fast_forward', saveLeftovers: false }
+  // With nothing unpushed this replays nothing: the worktree takes the origin's rewritten branch.
+  return { action: 'rebase', saveLeftovers: false }
 }
 
 /** Config that a tampered repository cannot use to run code or change what these commands do. */
@@ -108,11 +113,15 @@ export async function syncBranch(opts: SyncBranchOptions): Promise<SyncBranchRes
   if (opts.fetch) await fetchBranch(opts, tracking)
   const from = await out(['rev-parse', 'HEAD'], cwd)
   const remote = (await g(['rev-parse', '--verify', '--quiet', `${tracking}^{commit}`], cwd, { allowFail: true })).stdout.trim()
+  if (!remote) return { action: 'create', from, to: from, savedLeftovers: false }
   const count = async (range: string) => Number(await out(['rev-list', '--count', range], cwd))
+  const upstream = await unpushedBase(opts, tracking, remote)
+  const localAhead = await count(`${upstream}..HEAD`)
   const plan = planBranchSync({
-    remoteExists: remote !== '',
-    localAhead: remote ? await count(`${remote}..HEAD`) : 0,
-    remoteAhead: remote ? await count(`HEAD..${remote}`) : 0,
+    remoteExists: true,
+    localAhead,
+    dropped: (await count(`${remote}..HEAD`)) - localAhead,
+    remoteAhead: await count(`HEAD..${remote}`),
     dirty: (await out(['status', '--porcelain'], cwd)) !== '',
   })
   const result = (to: string): SyncBranchResult => ({ action: plan.action, from, to, savedLeftovers: plan.saveLeftovers })
@@ -144,14 +153,39 @@ export async function syncBranch(opts: SyncBranchOptions): Promise<SyncBranchRes
   }
 
   const before = plan.saveLeftovers ? await out(['rev-parse', 'HEAD'], cwd) : from
-  // Onto the commit measured above (the tick's fetch may move the tracking ref meanwhile).
-  const res = await g(['rebase', '--no-verify', '--no-autostash', '--no-autosquash', remote], cwd, { allowFail: true })
+  // Only the unpushed commits (after `upstream`), onto the commit measured above (the tick's
+  // fetch may move the tracking ref meanwhile).
+  const res = await g(['rebase', '--no-verify', '--no-autostash', '--no-autosquash', '--onto', remote, upstream], cwd, {
+    allowFail: true,
+  })
   if (res.exitCode !== 0) throw await failedRebase(opts, gitDir, { from: before, remote, stderr: res.stderr || res.stdout })
   const to = await out(['rev-parse', 'HEAD'], cwd)
   opts.log.info(
     `${opts.identifier}: rebased the factory's unpushed commits onto origin/${branch} at ${await short(cwd, remote)} (now ${await short(cwd, to)})`,
   )
   return result(to)
+}
+
+/**
+ * The last commit of HEAD that the origin's branch has had: commits after it were never pushed.
+ * The tracking ref's reflog (our fetches and pushes) knows commits someone later removed from the
+ * origin (`merge-base --fork-point`); without it this is the merge base.
+ */
+async function unpushedBase(opts: SyncBranchOptions, tracking: string, remote: string): Promise<string> {
+  const { cwd } = opts
+  const mergeBase = (await g(['merge-base', remote, 'HEAD'], cwd, { allowFail: true })).stdout.trim()
+  const fork = (await g(['merge-base', '--fork-point', tracking, 'HEAD'], cwd, { allowFail: true })).stdout.trim()
+  const forkIsLater =
+    fork && (!mergeBase || (await g(['merge-base', '--is-ancestor', fork, mergeBase], cwd, { allowFail: true })).exitCode !== 0)
+  const base = forkIsLater ? fork : mergeBase
+  if (base) return base
+  throw new FactoryError(
+    'branch_diverged',
+    `${opts.branch} diverged: origin/${opts.branch} at ${await short(cwd, remote)} shares no history with the worktree's ${await short(cwd, 'HEAD')}; nothing was pushed`,
+    {
+      fix: `a human decides which history the branch keeps: in ${cwd}, \`git reset --hard origin/${opts.branch}\` to take the origin's, or push the factory's branch elsewhere; then comment on the issue to run it again`,
+    },
+  )
 }
 
 async function short(cwd: string, sha: string): Promise<string> {
@@ -229,7 +263,7 @@ async function failedRebase(
     'branch_diverged',
     `${branch} diverged: the factory's unpushed commit ${localShort} ("${await subject(cwd, local)}")${tip} conflicts with ${remoteShort} ("${await subject(cwd, at.remote)}") pushed to origin/${branch} by someone else, in ${files.join(', ')}; nothing was pushed`,
     {
-      fix: `a human decides: in ${cwd}, \`git rebase origin/${branch}\` and resolve the conflict, or \`git reset --hard origin/${branch}\` to drop the factory's unpushed commits; then comment on the issue to run it again`,
+      fix: `a human decides: in ${cwd}, \`git rebase origin/${branch}\`, resolve the conflict and \`git rebase --continue\`, or \`git reset --hard origin/${branch}\` to drop the factory's unpushed commits; then comment on the issue to run it again`,
       details: { branch, local: localShort, remote: remoteShort, files },
     },
   )

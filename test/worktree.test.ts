@@ -170,8 +170,8 @@ const isAncestor = (repo: string, a: string, b: string) => {
 }
 
 describe('planBranchSync', () => {
-  const plan = (remoteExists: boolean, localAhead: number, remoteAhead: number, dirty = false) =>
-    planBranchSync({ remoteExists, localAhead, remoteAhead, dirty })
+  const plan = (remoteExists: boolean, localAhead: number, remoteAhead: number, dirty = false, dropped = 0) =>
+    planBranchSync({ remoteExists, localAhead, remoteAhead, dirty, dropped })
 
   test('a branch the origin does not have yet is left for the push to create, whatever the worktree holds', () => {
     expect(plan(false, 0, 0)).toEqual({ action: 'create', saveLeftovers: false })
@@ -186,6 +186,13 @@ describe('planBranchSync', () => {
   test('new commits on the origin are fast-forwarded to when the factory has nothing unpushed, rebased onto otherwise', () => {
     expect(plan(true, 0, 1)).toEqual({ action: 'fast_forward', saveLeftovers: false })
     expect(plan(true, 1, 1)).toEqual({ action: 'rebase', saveLeftovers: false })
+  })
+
+  test('commits someone removed from the origin are not brought back: only unpushed ones are replayed, if any', () => {
+    // The branch was rewound on the origin (remoteAhead 0) or rewritten (remoteAhead > 0).
+    expect(plan(true, 0, 0, false, 1)).toEqual({ action: 'rebase', saveLeftovers: false })
+    expect(plan(true, 0, 2, false, 1)).toEqual({ action: 'rebase', saveLeftovers: false })
+    expect(plan(true, 1, 0, false, 2)).toEqual({ action: 'rebase', saveLeftovers: false })
   })
 
   test('uncommitted leftovers are committed first when the origin moved, so they are rebased rather than lost', () => {
@@ -264,6 +271,29 @@ describe('worktree: bringing in what others pushed to the branch', () => {
     expect(gitSync(['rev-parse', 'HEAD'], wt.path)).toBe(human)
     expect(gitSync(['status', '--porcelain'], wt.path)).toBe('')
     expect(existsSync(join(gitDir, 'rose-factory-sync.json'))).toBe(false)
+  })
+
+  test('a branch someone rewound on the origin stays rewound: the dropped commit is not replayed, the unpushed one is', async () => {
+    const { ctx, wt, factory1, dir, origin } = await pushedBranch()
+    await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: true })
+    gitSync(['push', '-q', origin, 'HEAD:refs/heads/b7'], wt.path)
+    const humanTip = gitSync(['rev-parse', 'HEAD'], wt.path)
+    writeFileSync(join(wt.path, 'UNPUSHED.md'), 'factory, not pushed yet\n')
+    gitSync(['add', '-A'], wt.path)
+    gitSync(['commit', '-q', '-m', 'factory run 2'], wt.path)
+    // A human force-pushes the branch back to before the factory's run 1 (and their own commit).
+    const main = gitSync(['rev-parse', 'main'], origin)
+    const human = join(dir, 'rewinder')
+    gitSync(['clone', '-q', origin, human])
+    gitSync(['push', '-q', '-f', 'origin', `${main}:refs/heads/b7`], human)
+
+    const again = await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
+    expect(again.sync).toBe('rebase')
+    expect(gitSync(['rev-parse', 'HEAD^'], wt.path)).toBe(main)
+    expect(gitSync(['log', '-1', '--format=%s'], wt.path)).toBe('factory run 2')
+    expect(isAncestor(wt.path, factory1, 'HEAD')).toBe(false)
+    expect(isAncestor(wt.path, humanTip, 'HEAD')).toBe(false)
+    expect(existsSync(join(wt.path, 'FACTORY.md'))).toBe(false)
   })
 
   test('hooks planted in the repository never run while the branch is fetched, committed and rebased', async () => {
