@@ -217,20 +217,19 @@ describe('worktree: bringing in what others pushed to the branch', () => {
 
   test('with nothing unpushed the worktree fast-forwards to the origin, even when the caller fetched earlier (--no-fetch)', async () => {
     const { ctx, wt, human } = await pushedBranch()
-    const again = await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
-    expect(again.sync).toBe('fast_forward')
+    await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
     expect(gitSync(['rev-parse', 'HEAD'], wt.path)).toBe(human)
     expect(gitSync(['symbolic-ref', 'HEAD'], wt.path)).toBe('refs/heads/b7')
     expect(readFileSync(join(wt.path, 'HUMAN.md'), 'utf8')).toBe('from a reviewer\n')
-    expect((await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })).sync).toBe('up_to_date')
+    await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
+    expect(gitSync(['rev-parse', 'HEAD'], wt.path)).toBe(human)
   })
 
   test("uncommitted changes a crashed run left are committed and replayed onto the origin's commits, not lost", async () => {
     const { ctx, wt, human } = await pushedBranch()
     writeFileSync(join(wt.path, 'FACTORY.md'), 'run 2, interrupted\n')
     writeFileSync(join(wt.path, 'NEW.md'), 'new file\n')
-    const again = await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: true })
-    expect(again.sync).toBe('rebase')
+    await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: true })
     expect(gitSync(['status', '--porcelain'], wt.path)).toBe('')
     expect(gitSync(['rev-parse', 'HEAD^'], wt.path)).toBe(human)
     expect(gitSync(['log', '-1', '--format=%s'], wt.path)).toBe('ENG-7: work left uncommitted by an interrupted run')
@@ -250,8 +249,7 @@ describe('worktree: bringing in what others pushed to the branch', () => {
     const gitDir = gitSync(['rev-parse', '--absolute-git-dir'], wt.path)
     expect(existsSync(join(gitDir, 'rebase-merge'))).toBe(true)
 
-    const again = await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
-    expect(again.sync).toBe('rebase')
+    await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
     expect(existsSync(join(gitDir, 'rebase-merge'))).toBe(false)
     expect(gitSync(['symbolic-ref', 'HEAD'], wt.path)).toBe('refs/heads/b7')
     expect(gitSync(['log', '--format=%s', `${factory1}..HEAD`], wt.path).split('\n')).toEqual(['factory run 2', 'reviewer fixup'])
@@ -266,8 +264,7 @@ describe('worktree: bringing in what others pushed to the branch', () => {
     const gitDir = gitSync(['rev-parse', '--absolute-git-dir'], wt.path)
     writeFileSync(join(gitDir, 'rose-factory-sync.json'), JSON.stringify({ from: factory1, to: human }))
     writeFileSync(join(wt.path, 'HUMAN.md'), 'from a reviewer\n')
-    const again = await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
-    expect(again.sync).toBe('up_to_date')
+    await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
     expect(gitSync(['rev-parse', 'HEAD'], wt.path)).toBe(human)
     expect(gitSync(['status', '--porcelain'], wt.path)).toBe('')
     expect(existsSync(join(gitDir, 'rose-factory-sync.json'))).toBe(false)
@@ -287,8 +284,7 @@ describe('worktree: bringing in what others pushed to the branch', () => {
     gitSync(['clone', '-q', origin, human])
     gitSync(['push', '-q', '-f', 'origin', `${main}:refs/heads/b7`], human)
 
-    const again = await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
-    expect(again.sync).toBe('rebase')
+    await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
     expect(gitSync(['rev-parse', 'HEAD^'], wt.path)).toBe(main)
     expect(gitSync(['log', '-1', '--format=%s'], wt.path)).toBe('factory run 2')
     expect(isAncestor(wt.path, factory1, 'HEAD')).toBe(false)
@@ -297,7 +293,7 @@ describe('worktree: bringing in what others pushed to the branch', () => {
   })
 
   test('hooks planted in the repository never run while the branch is fetched, committed and rebased', async () => {
-    const { ctx, wt, dir } = await pushedBranch()
+    const { ctx, wt, dir, human } = await pushedBranch()
     writeFileSync(join(wt.path, 'FACTORY.md'), 'uncommitted\n')
     // What a hostile engine could leave: a hooks directory in the repo config, and hooks in .git/hooks.
     const hooks = join(dir, 'evil-hooks')
@@ -312,8 +308,8 @@ describe('worktree: bringing in what others pushed to the branch', () => {
       }
     }
     gitSync(['config', 'core.hooksPath', hooks], wt.path)
-    const again = await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
-    expect(again.sync).toBe('rebase')
+    await ensureWorktree(ctx, issue('ENG-7', 'b7'), { fetch: false })
+    expect(gitSync(['rev-parse', 'HEAD^'], wt.path)).toBe(human)
     expect(readdirSync(dir).filter((f) => f.startsWith('ran-'))).toEqual([])
   })
 

@@ -7,7 +7,7 @@
  */
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { type BranchSyncAction, syncBranch } from '../branch-sync.ts'
+import { syncBranch } from '../branch-sync.ts'
 import { agentSecretEnvs } from '../config.ts'
 import type { AgentContext } from '../context.ts'
 import { crashPoint } from '../crash.ts'
@@ -100,7 +100,7 @@ export async function ensureWorktree(
   ctx: AgentContext,
   issue: TrackerIssue,
   opts: { fetch: boolean; repoRoot?: string },
-): Promise<WorktreePlan & { created: boolean; sync: BranchSyncAction }> {
+): Promise<WorktreePlan & { created: boolean }> {
   const plan = planWorktree(ctx, issue)
   const repo = await ensureBaseRepo(ctx, opts)
   await git(['check-ref-format', '--branch', plan.branch], { cwd: repo }).catch(() => {
@@ -126,7 +126,7 @@ export async function ensureWorktree(
   // A reviewer may have pushed to the branch since the last run. The base clone's fetch (this
   // call's or the tick's) may predate that push, so the issue's branch is fetched again unless
   // everything was fetched just now.
-  const sync = await syncBranch({
+  await syncBranch({
     cwd: plan.path,
     branch: plan.branch,
     identifier: issue.identifier,
@@ -135,7 +135,7 @@ export async function ensureWorktree(
     log: ctx.log,
   })
   await bootstrap(ctx, issue, plan.path)
-  return { ...plan, created, sync: sync.action }
+  return { ...plan, created }
 }
 
 /** Run `fn` holding the repository's worktree lock (git's worktree bookkeeping is not concurrency-safe). */
