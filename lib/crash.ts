@@ -3,7 +3,15 @@
  * the process kill -9s itself (and, with ROSE_CRASH_KILL_PARENT=1, the driver that started it)
  * exactly there. Unset in normal use; nothing else reads these variables.
  */
-export const CRASH_POINTS = ['after_claim', 'during_bootstrap', 'during_engine', 'after_push', 'after_pr', 'after_comment'] as const
+export const CRASH_POINTS = [
+  'after_claim',
+  'during_bootstrap',
+  'during_engine',
+  'after_commit',
+  'after_push',
+  'after_pr',
+  'after_comment',
+] as const
 export type CrashPoint = (typeof CRASH_POINTS)[number]
 
 /** Die here, now, if the environment asks for it. */

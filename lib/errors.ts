@@ -27,6 +27,8 @@ export const ERRORS = {
   workspace_outside_root: { exit: 1, retryable: false },
   workspace_invalid_key: { exit: 1, retryable: false },
   git_failed: { exit: 1, retryable: true, fix: 'see the git message; check the repo URL, base branch and credentials' },
+  // A human's commits on the branch conflict with the factory's unpushed ones: a human decides.
+  branch_diverged: { exit: 1, retryable: false },
   bootstrap_failed: { exit: 1, retryable: true },
   github_failed: { exit: 1, retryable: true, fix: 'check the GitHub token (FACTORY_GITHUB_TOKEN) and repo.github' },
   engine_missing: { exit: 1, retryable: false, fix: 'install the engine CLI on this machine (make engines) or set its bin in agents.yaml' },

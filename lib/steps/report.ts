@@ -8,6 +8,7 @@ import type { AgentContext } from '../context.ts'
 import { crashPoint } from '../crash.ts'
 import { FactoryError } from '../errors.ts'
 import { git, gitOut, isLocalRemote } from '../git.ts'
+import { scrub } from '../log.ts'
 import { parseGitHubUrl, type GitHubRepo, upsertPullRequest } from '../github.ts'
 import { type PlannedComment, summaryComment } from '../comments.ts'
 import type { PhaseEvent } from '../phases.ts'
@@ -177,7 +178,10 @@ export async function reportRun(
   // What the commit step commits: a dry run counts the commit it would make (the worktree, HEAD
   // and the index stay as they are), so its plan is the real one except the new commit's hash.
   const pending = run.status === 'success' ? await uncommittedFiles(args.worktree) : []
-  if (pending.length > 0 && !ctx.dryRun) await commitAll(args.worktree, commitMessage(args.issue, run.n, agent.engine))
+  if (pending.length > 0 && !ctx.dryRun) {
+    await commitAll(args.worktree, commitMessage(args.issue, run.n, agent.engine))
+    crashPoint('after_commit')
+  }
   const wouldCommit = ctx.dryRun && pending.length > 0 ? 1 : 0
   const ahead = Number(await gitOut(['--no-optional-locks', 'rev-list', '--count', `${base}..HEAD`], args.worktree)) + wouldCommit
   const head = wouldCommit ? undefined : await gitOut(['rev-parse', 'HEAD'], args.worktree)
@@ -185,7 +189,24 @@ export async function reportRun(
   if (ctx.dryRun) return { plan }
 
   if (plan.push) {
-    await git(['push', '--porcelain', 'origin', `HEAD:refs/heads/${args.branch}`], { cwd: args.worktree, env: remoteEnv(ctx) })
+    // Never a force push: a human's commits on the branch are brought in by the worktree step.
+    const pushed = await git(['push', '--porcelain', 'origin', `HEAD:refs/heads/${args.branch}`], {
+      cwd: args.worktree,
+      env: remoteEnv(ctx),
+      allowFail: true,
+    })
+    if (pushed.exitCode !== 0 && /\[rejected\]/.test(pushed.stdout)) {
+      throw new FactoryError('git_failed', `the push to origin/${args.branch} was rejected: someone pushed to it while the run worked`, {
+        fix: "nothing to do: the retry brings their commits into the worktree first (or stops with branch_diverged if they conflict with the factory's)",
+      })
+    }
+    if (pushed.exitCode !== 0) {
+      throw new FactoryError(
+        'git_failed',
+        `git push of ${args.branch} to origin failed (exit ${pushed.exitCode}${pushed.killed ? `, ${pushed.killed}` : ''}): ${scrub(pushed.stderr.trim() || pushed.stdout.trim()).slice(0, 2000)}`,
+        { fix: 'see the git message; check the repo URL and credentials' },
+      )
+    }
     ctx.log.info(`${args.issue.identifier}: pushed ${args.branch} (${ahead} commit${ahead === 1 ? '' : 's'} ahead of ${base})`)
     crashPoint('after_push')
   }

@@ -1,11 +1,13 @@
 /**
  * The worktree step: one base clone per repo ($FACTORY_HOME/repos/<slug>, fetched once per tick),
  * the issue's worktree ($FACTORY_HOME/worktrees/<agent>/<KEY>) on a sanitized branch from
- * Linear's branchName started from origin/<base>, and a bootstrap that runs once with its log
- * kept. Every step finds what a previous (crashed) run left and continues.
+ * Linear's branchName started from origin/<base> and kept in step with origin/<branch>
+ * (lib/branch-sync.ts), and a bootstrap that runs once with its log kept. Every step finds what a
+ * previous (crashed) run left and continues.
  */
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
+import { syncBranch } from '../branch-sync.ts'
 import { agentSecretEnvs } from '../config.ts'
 import type { AgentContext } from '../context.ts'
 import { crashPoint } from '../crash.ts'
@@ -89,7 +91,11 @@ async function refExists(repo: string, ref: string): Promise<boolean> {
   return (await git(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { cwd: repo, allowFail: true })).exitCode === 0
 }
 
-/** Create the worktree (or find the existing one) and run the bootstrap once. */
+/**
+ * Create the worktree (or find the existing one), bring in what others pushed to the issue's
+ * branch on the origin (fast-forward, or rebase the factory's unpushed commits; a conflict is
+ * branch_diverged), and run the bootstrap once.
+ */
 export async function ensureWorktree(
   ctx: AgentContext,
   issue: TrackerIssue,
@@ -117,6 +123,17 @@ export async function ensureWorktree(
     ctx.log.info(`${issue.identifier}: worktree ${plan.path} on ${plan.branch}`)
   }
   assertUnder(ctx.paths.worktrees, plan.path)
+  // A reviewer may have pushed to the branch since the last run. The base clone's fetch (this
+  // call's or the tick's) may predate that push, so the issue's branch is fetched again unless
+  // everything was fetched just now.
+  await syncBranch({
+    cwd: plan.path,
+    branch: plan.branch,
+    identifier: issue.identifier,
+    fetch: !opts.fetch,
+    remoteEnv: remoteEnv(ctx),
+    log: ctx.log,
+  })
   await bootstrap(ctx, issue, plan.path)
   return { ...plan, created }
 }
