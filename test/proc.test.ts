@@ -194,7 +194,9 @@ describe('killTree', () => {
     const child = spawn('sh', ['-c', 'setsid sleep 30 & sleep 30 & wait'], { stdio: 'ignore' })
     const exited = new Promise((r) => child.on('exit', r))
     const deadline = Date.now() + 5_000
-    while (descendants(child.pid!).length < 2 && Date.now() < deadline) await Bun.sleep(20)
+    // Until both run and setsid has made its own group (it forks, then calls setsid(2), then execs).
+    const ready = () => descendants(child.pid!).filter((d) => d.pgid === d.pid).length === 1 && descendants(child.pid!).length === 2
+    while (!ready() && Date.now() < deadline) await Bun.sleep(20)
     const below = descendants(child.pid!)
     expect(below).toHaveLength(2)
     // One of them leads a group of its own: killing sh (or sh's group) alone would leave it running.
