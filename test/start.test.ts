@@ -383,6 +383,12 @@ describe('stopping start with signals', () => {
     }
   }
 
+  /** The engine has started its work (not merely the phase set before it). */
+  async function engineRunning(driver: { stderr(): string }): Promise<void> {
+    await until('the engine runs', () => driver.stderr().includes('engine started'))
+    await Bun.sleep(200)
+  }
+
   /** Pids still alive in process group `pgid` (zombies excluded). */
   function groupAlive(pgid: number): number[] {
     const r = spawnSync('ps', ['-o', 'pid=,stat=', '-g', String(pgid)], { encoding: 'utf8' })
@@ -418,23 +424,23 @@ describe('stopping start with signals', () => {
   test('SIGTERM to the whole process group (systemd) stops the run once: queued again, nothing posted, exit 0', async () => {
     fx = await fixture({ issues: ISSUES })
     const driver = detachedStart(fx, { ROSE_CONSOLE_DELAY_MS: '60000' })
-    await until('the engine runs', () => record(fx!)?.phase === 'running')
+    await engineRunning(driver)
     const t0 = Date.now()
     process.kill(-driver.pid, 'SIGTERM')
     expect(await driver.exited, driver.stderr()).toBe(0)
     console.log(`SIGTERM to the group -> driver exited in ${Date.now() - t0} ms`)
     expect(Date.now() - t0).toBeLessThan(10_000)
     expect(groupAlive(driver.pid)).toEqual([])
+    await expectRequeuedThenFinished(fx)
     // The run child got two SIGTERMs (the group's and the driver's) and stopped once.
     expect(driver.stderr()).toContain('[run] ENG-1: stopped by signal; run #1 is queued again')
     expect(driver.stderr()).toContain('ENG-1 stopped (exit')
-    await expectRequeuedThenFinished(fx)
   }, 60_000)
 
   test('SIGTERM to the driver alone stops the run the same way', async () => {
     fx = await fixture({ issues: ISSUES })
     const driver = detachedStart(fx, { ROSE_CONSOLE_DELAY_MS: '60000' })
-    await until('the engine runs', () => record(fx!)?.phase === 'running')
+    await engineRunning(driver)
     process.kill(driver.pid, 'SIGTERM')
     expect(await driver.exited, driver.stderr()).toBe(0)
     expect(groupAlive(driver.pid)).toEqual([])
@@ -450,7 +456,7 @@ describe('stopping start with signals', () => {
       fx = await fixture({ issues: ISSUES })
       // The engine takes a minute to stop once cancelled: the graceful stop would wait 15 s.
       const driver = detachedStart(fx, { ROSE_CONSOLE_DELAY_MS: '60000', ROSE_CONSOLE_STOP_MS: '60000' })
-      await until('the engine runs', () => record(fx!)?.phase === 'running')
+      await engineRunning(driver)
       send(driver.pid)
       await until(
         'the run is stopping',
