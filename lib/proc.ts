@@ -5,7 +5,7 @@
  * except when the binary itself is missing.
  */
 import { spawn as nodeSpawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { FactoryError } from './errors.ts'
 
 export interface RunOptions {
@@ -161,6 +161,63 @@ export function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void 
   }
 }
 
+/**
+ * Every live process below `pid` (children, grandchildren, ...), each with its process group, read
+ * from /proc (Linux; elsewhere an empty list). Engines, git and bootstraps run detached in their
+ * own groups, so killing a script's child alone would leave them running.
+ */
+export function descendants(pid: number): { pid: number; pgid: number }[] {
+  let names: string[]
+  try {
+    names = readdirSync('/proc')
+  } catch {
+    return []
+  }
+  const byParent = new Map<number, { pid: number; pgid: number }[]>()
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      // "pid (comm) STATE PPID PGRP ...": comm may hold spaces or parens, so split after the last ')'.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+      const [state, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (state === 'Z') continue
+      const list = byParent.get(Number(ppid)) ?? []
+      list.push({ pid: Number(name), pgid: Number(pgrp) })
+      byParent.set(Number(ppid), list)
+    } catch {} // gone meanwhile
+  }
+  const out: { pid: number; pgid: number }[] = []
+  const todo = [pid]
+  while (todo.length) {
+    for (const c of byParent.get(todo.pop()!) ?? []) {
+      out.push(c)
+      todo.push(c.pid)
+    }
+  }
+  return out
+}
+
+/**
+ * SIGKILL everything below `pid`, including whole process groups led by a descendant (an engine's
+ * group keeps members whose parent already died), then `pid` itself unless `self` is false.
+ * For forced stops; returns how many processes below `pid` were signalled.
+ */
+export function killTree(pid: number, opts: { self?: boolean } = {}): number {
+  const below = descendants(pid)
+  for (const d of below) if (d.pgid === d.pid) signalGroup(d.pgid, 'SIGKILL')
+  for (const d of below) {
+    try {
+      process.kill(d.pid, 'SIGKILL')
+    } catch {}
+  }
+  if (opts.self !== false) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {}
+  }
+  return below.length
+}
+
 /** True when a process with this pid exists on this host and is not a zombie (dead, not yet reaped). */
 export function pidAlive(pid: number): boolean {
   try {
@@ -192,6 +249,7 @@ export interface ChildHandle {
   pid: number | undefined
   /** Resolves with the exit code (null when killed by a signal). */
   exited: Promise<number | null>
+  /** Send `sig` (default SIGTERM) to the child; SIGKILL kills it with everything it started (killTree). */
   kill(sig?: NodeJS.Signals): void
 }
 
@@ -213,6 +271,12 @@ export function spawnScript(script: string, args: string[], opts: { env?: NodeJS
     pid: child.pid,
     exited,
     kill(sig = 'SIGTERM') {
+      // SIGKILL is the last word: take what the script started in other process groups with it
+      // (an engine, git), or they would run on, orphaned, in a worktree the next run uses.
+      if (sig === 'SIGKILL' && child.pid && child.exitCode === null && child.signalCode === null) {
+        killTree(child.pid)
+        return
+      }
       try {
         child.kill(sig)
       } catch {}

@@ -12,6 +12,7 @@ import { postEscalation } from './escalate.ts'
 import { git } from './git.ts'
 import { inspectLock, LOCK_STALE_MS, type LockStatus } from './lock.ts'
 import { isActive, isInFlight } from './phases.ts'
+import { STOPPING_NOTE } from './run.ts'
 import { type IssueRecord, readState, updateRecord, updateRecords } from './state.ts'
 import { lockPathFor } from './steps/claim.ts'
 import { withRepoLock } from './steps/worktree.ts'
@@ -76,6 +77,16 @@ export async function recoverStale(ctx: AgentContext, runningHere: Set<string>):
   // Only runs in flight can have lost their owner: no lock file reads for the (many) settled issues.
   for (const rec of records.filter(isInFlight)) {
     const lock = inspectLock(lockPathFor(ctx, rec.identifier), LOCK_STALE_MS)
+    if (lock.stale && lock.owner?.note === STOPPING_NOTE && !runningHere.has(rec.id)) {
+      // Killed while stopping on the operator's signal (a forced exit): a stop, not a crash. The
+      // `stopped` event queues the same run again, recoveries unchanged.
+      const step = updateRecord(ctx.paths.state, ctx.agent.name, rec.id, { type: 'stopped' }, ctx.now())
+      if (!step.refused && step.record) {
+        ctx.log.info(`${rec.identifier}: its run was stopped by the operator (pid ${lock.owner.pid} was stopping); resuming it`)
+        out.requeued.push(rec.identifier)
+      }
+      continue
+    }
     const plan = planRecovery(rec, lock, runningHere.has(rec.id))
     if (plan.action === 'none') continue
     // The state machine re-checks under the state lock: another driver may have requeued or taken it meanwhile.

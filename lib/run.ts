@@ -35,6 +35,13 @@ export type RunIssueResult =
   | { ok: true; identifier: string; outcome: ReportPlan['outcome'] | 'skipped'; runNumber?: number; reason?: string }
   | { ok: false; identifier: string; error: FactoryError; runNumber?: number }
 
+/**
+ * The lock note of a run stopping on the operator's signal. It outlives the process: a run
+ * killed while stopping (second Ctrl-C, the driver's or systemd's SIGKILL) is resumed by the
+ * next start as a stop, not counted as a crash (reconcile.ts).
+ */
+export const STOPPING_NOTE = 'stopping'
+
 /** The run's error from its recorded engine result (code and first summary line). */
 function runError(record: IssueRecord, n: number): FactoryError {
   const run = record.runs.find((r) => r.n === n)
@@ -71,6 +78,17 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
       ctx.log.info(`${identifier}: no longer queued (${before?.phase ?? 'unknown'}); nothing to do`)
       return skipped(`phase ${before?.phase}`)
     }
+    if (opts.signal?.aborted) {
+      return {
+        ok: false,
+        identifier,
+        error: new FactoryError('engine_cancelled', `${identifier}: stopped by signal before the run started`),
+      }
+    }
+    // Once stopping, the lock says so and keeps saying so (the steps' notes do not replace it).
+    const held = lock
+    const beat = (note: string) => held.beat(opts.signal?.aborted ? STOPPING_NOTE : note)
+    opts.signal?.addEventListener('abort', () => held.beat(STOPPING_NOTE), { once: true })
     // Reconciliation (any driver) marks the record released; stop the engine when it does.
     watcher = setInterval(() => {
       if (inPhase(findRecord(readState(ctx.paths.state), ctx.agent.name, issueId!), 'released')) released.abort()
@@ -84,13 +102,14 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     if (step.refused) return onReleased(ctx, step)
     crashPoint('after_claim')
 
-    lock.beat('worktree')
+    beat('worktree')
     const wt = await ensureWorktree(ctx, issue, { fetch: opts.fetch, repoRoot: opts.repoRoot })
     step = record({ type: 'worktree_ready', path: wt.path, branch: wt.branch })
     if (step.refused) return onReleased(ctx, step)
 
+    if (opts.signal?.aborted) return onOperatorStop(ctx, identifier, runNumber, record)
     if (inPhase(step.record, 'running')) {
-      lock.beat('engine')
+      beat('engine')
       const signal = opts.signal ? AbortSignal.any([opts.signal, released.signal]) : released.signal
       const engine = await runEngineStep(ctx, {
         issue,
@@ -102,16 +121,8 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
         engine: opts.engine,
         onEvent: (e) => progress(ctx, identifier, e),
       })
-      if (opts.signal?.aborted && !released.signal.aborted) {
-        // Stopped by the operator: not the engine's failure. The same run is queued again; nothing is posted.
-        record({ type: 'stopped' })
-        return {
-          ok: false,
-          identifier,
-          runNumber,
-          error: new FactoryError('engine_cancelled', `${identifier}: stopped by signal; run #${runNumber} is queued again`),
-        }
-      }
+      // Stopped by the operator: not the engine's failure. The same run is queued again; nothing is posted.
+      if (opts.signal?.aborted && !released.signal.aborted) return onOperatorStop(ctx, identifier, runNumber, record)
       step = record(engine.event)
       if (inPhase(step.record, 'released')) return onReleased(ctx, step)
       const { result } = engine
@@ -131,7 +142,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
       ctx.log.info(`${identifier}: run #${runNumber} already has an engine result; reporting it`)
     }
 
-    lock.beat('report')
+    beat('report')
     const report = await reportRun(ctx, { issue, record: step.record!, runNumber, worktree: wt.path, branch: wt.branch })
     step = record(report.event!)
     if (step.refused) return onReleased(ctx, step)
@@ -139,6 +150,11 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     return { ok: true, identifier, outcome: report.plan.outcome, runNumber }
   } catch (err) {
     const error = asFactoryError(err)
+    if (issueId && lock && !ctx.dryRun && opts.signal?.aborted) {
+      // A step cut short by the stop (systemd signals git too): a stop, not a failed attempt.
+      ctx.log.warn(`${identifier}: ${error.code} while stopping: ${error.message}`)
+      return onOperatorStop(ctx, identifier, runNumber, record)
+    }
     ctx.log.error(`${identifier}: ${error.describe()}`)
     if (issueId && lock && !ctx.dryRun) await onFailure(ctx, issueId, runNumber, error)
     return { ok: false, identifier, error, runNumber }
@@ -156,6 +172,24 @@ function progress(ctx: AgentContext, identifier: string, e: EngineEvent): void {
   else if (e.kind === 'action_result' && e.isError) ctx.log.info(`${identifier}: ${e.tool} failed: ${one(e.output)}`)
   else if (e.kind === 'error') ctx.log.warn(`${identifier}: engine error: ${one(e.message)}`)
   else ctx.log.debug(`${identifier}: ${e.kind === 'action_result' ? `${e.tool} -> ${one(e.output)}` : one(e.text)}`)
+}
+
+/** Stopped by the operator (Ctrl-C, SIGTERM): the `stopped` event queues the same run again; nothing is posted. */
+function onOperatorStop(
+  ctx: AgentContext,
+  identifier: string,
+  runNumber: number | undefined,
+  record: (event: PhaseEvent) => Applied,
+): RunIssueResult {
+  let note = `${identifier}: stopped by signal; ${runNumber === undefined ? 'it is' : `run #${runNumber} is`} queued again`
+  try {
+    const step = record({ type: 'stopped' })
+    if (step.refused) note = `${identifier}: stopped by signal (${step.refused})`
+  } catch (err) {
+    note = `${identifier}: stopped by signal; could not record it: ${asFactoryError(err).message}`
+  }
+  ctx.log.info(note)
+  return { ok: false, identifier, runNumber, error: new FactoryError('engine_cancelled', note) }
 }
 
 /** Reconciliation let go of the issue mid-run: the run is closed, the worktree kept, nothing reported. */

@@ -207,6 +207,8 @@ export function createDriver(opts: DriverOptions) {
       } catch {}
       return { started: [], plan, error: { code: e.code, message: error.message } }
     }
+    // stop() may have come during the fetch: it signalled the runs it knew of, start no more.
+    if (stopper.signal.aborted) return { started: [], plan }
     for (const r of pick) {
       const child = spawnRun(agent, r.id)
       const key = `${agent.name}/${r.id}`
@@ -215,7 +217,8 @@ export function createDriver(opts: DriverOptions) {
       void child.exited.then((code) => {
         running.delete(key)
         outcomes.push({ agent: agent.name, identifier: r.identifier, exitCode: code })
-        log.info(`${agent.name}: ${r.identifier} ${code === 0 ? 'finished' : `failed (exit ${code})`}`)
+        const how = code === 0 ? 'finished' : stopper.signal.aborted ? `stopped (exit ${code})` : `failed (exit ${code})`
+        log.info(`${agent.name}: ${r.identifier} ${how}`)
         if (!oncePending) void dispatch(agent).catch((e) => log.error(asFactoryError(e).describe()))
       })
     }

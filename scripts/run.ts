@@ -3,6 +3,7 @@
 import { defineCommand } from 'citty'
 import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
+import { killTree } from '../lib/proc.ts'
 import { runIssue } from '../lib/run.ts'
 
 const command = defineCommand({
@@ -28,10 +29,26 @@ const command = defineCommand({
       throw new FactoryError('usage', 'run has no --dry-run', {
         fix: 'use --dry-run on the single steps (claim, worktree, run-engine, report) or on start',
       })
+    // A signal stops the run and queues it again. Every SIGTERM is the same request: systemd
+    // signals the whole process group and the driver forwards its own, so one stop arrives twice
+    // (Ctrl-C in a terminal: SIGINT from the terminal, SIGTERM from the driver). Only a second
+    // Ctrl-C (SIGINT) forces: kill what the run started and exit at once; its lock says it was
+    // stopping, so the next start resumes the run instead of counting a crash.
     const abort = new AbortController()
-    const onSignal = () => abort.abort()
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
+    let interrupts = 0
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (sig === 'SIGINT') interrupts++
+      if (!abort.signal.aborted) {
+        ctx.log.info(`${sig}: stopping; the run will be queued again`)
+        abort.abort()
+      } else if (interrupts >= 2) {
+        ctx.log.warn(`${sig} again: forced stop; the run resumes on the next start`)
+        killTree(process.pid, { self: false })
+        process.exit(130)
+      } else ctx.log.debug(`${sig}: already stopping`)
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
     const res = await runIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'), {
       fetch: args.fetch,
       repoRoot: args['repo-root'],

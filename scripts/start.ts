@@ -5,11 +5,13 @@ import { commonArgs, isEntry, main, printJson } from '../lib/cli.ts'
 import { loadConfig, selectAgents } from '../lib/config.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
 import { logger } from '../lib/log.ts'
+import { killTree } from '../lib/proc.ts'
 
 const command = defineCommand({
   meta: {
     name: 'start',
-    description: 'Run the factory: poll every agent, run each new or commented issue in its own child process. Ctrl-C stops cleanly.',
+    description:
+      'Run the factory: poll every agent, run each new or commented issue in its own child process. Ctrl-C or SIGTERM stops cleanly (runs are queued again); a second one forces the exit.',
   },
   args: {
     ...commonArgs,
@@ -26,6 +28,29 @@ const command = defineCommand({
     const agents = selectAgents(config, args.agent)
     const dryRun = args['dry-run']
     const driver = createDriver({ config, configPath: path, agents, dryRun })
+    // SIGTERM is a stop, like Ctrl-C (systemd sends it to the whole process group; the run
+    // children coalesce theirs with the driver's): stop ticking, stop the runs, which queue
+    // themselves again, exit 0. A second signal forces: kill every run and everything it
+    // started now; the runs' locks say they were stopping, so the next start resumes them.
+    let signals = 0
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++
+      if (signals === 1) {
+        log.info(
+          `${sig}: stopping: waiting for ${driver.running.size} run(s) to stop and queue again (they get 15 s; ${sig === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} again forces the exit)`,
+        )
+        void driver.stop()
+      } else if (signals === 2) {
+        log.warn(`${sig} again: forcing the exit: killing ${driver.running.size} run(s) now; the next start resumes them`)
+        void driver.stop(0).finally(() => {
+          killTree(process.pid, { self: false })
+          log.info('stopped (forced)')
+          process.exit(0)
+        })
+      }
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
     if (args.once || dryRun) {
       const res = await driver.once()
       if (args.json)
@@ -48,18 +73,11 @@ const command = defineCommand({
         log.info(
           `tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll failed' : ''}`,
         )
-      process.exitCode = res.ok ? 0 : 1
+      // Stopped by a signal: the runs it cut short are queued again, which is not a failure.
+      process.exitCode = res.ok || signals > 0 ? 0 : 1
+      if (signals > 0) log.info('stopped')
       return
     }
-    let stopping = false
-    const stop = () => {
-      if (stopping) return
-      stopping = true
-      log.info(`stopping: waiting for ${driver.running.size} run(s) to stop (Ctrl-C again is ignored; they get 15 s)`)
-      void driver.stop()
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
     log.info(`running ${agents.map((a) => a.name).join(', ')}; polling every ${config.poll_interval_seconds} s (Ctrl-C to stop)`)
     await driver.loop()
     await driver.drain()

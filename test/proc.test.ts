@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
 import { realpathSync, rmSync } from 'node:fs'
 import { FactoryError } from '../lib/errors.ts'
-import { pidAlive, run } from '../lib/proc.ts'
+import { descendants, killTree, pidAlive, run } from '../lib/proc.ts'
 import { tempDir } from './helpers.ts'
 
 /** Processes of group `pgid` that are still running (zombies already exited and do not count). */
@@ -185,5 +185,42 @@ describe('pidAlive', () => {
     expect(pidAlive(pid)).toBe(false)
     const done = spawnSync('true')
     expect(pidAlive(done.pid!)).toBe(false)
+  })
+})
+
+describe('killTree', () => {
+  test('kills a process with everything it started, even in other process groups (engines run detached)', async () => {
+    // sh starts two sleeps: one in its own session and group (like an engine), one in sh's group.
+    const child = spawn('sh', ['-c', 'setsid sleep 30 & sleep 30 & wait'], { stdio: 'ignore' })
+    const exited = new Promise((r) => child.on('exit', r))
+    const deadline = Date.now() + 5_000
+    // Until both run and setsid has made its own group (it forks, then calls setsid(2), then execs).
+    const ready = () => descendants(child.pid!).filter((d) => d.pgid === d.pid).length === 1 && descendants(child.pid!).length === 2
+    while (!ready() && Date.now() < deadline) await Bun.sleep(20)
+    const below = descendants(child.pid!)
+    expect(below).toHaveLength(2)
+    // One of them leads a group of its own: killing sh (or sh's group) alone would leave it running.
+    const detached = below.find((d) => d.pgid === d.pid)
+    expect(detached).toBeDefined()
+
+    expect(killTree(child.pid!)).toBe(2)
+    await exited
+    const gone = Date.now() + 2_000
+    while (below.some((d) => pidAlive(d.pid)) && Date.now() < gone) await Bun.sleep(20)
+    expect(below.filter((d) => pidAlive(d.pid))).toEqual([])
+  })
+
+  test('with self: false leaves the process itself alive', async () => {
+    const child = spawn('sh', ['-c', 'sleep 30 & wait; sleep 30'], { stdio: 'ignore' })
+    const deadline = Date.now() + 5_000
+    while (descendants(child.pid!).length < 1 && Date.now() < deadline) await Bun.sleep(20)
+    const [sleeper] = descendants(child.pid!)
+    expect(killTree(child.pid!, { self: false })).toBe(1)
+    await Bun.sleep(100)
+    expect(pidAlive(sleeper!.pid)).toBe(false)
+    expect(pidAlive(child.pid!)).toBe(true)
+    const exited = new Promise((r) => child.on('exit', r))
+    killTree(child.pid!)
+    await exited
   })
 })

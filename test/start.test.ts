@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { spawn, spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { type IssueRecord, readState, updateState } from '../lib/state.ts'
 import { planDispatch, summarizeDispatch } from '../lib/dispatch.ts'
-import { type Fixture, fixture, gitSync } from './helpers.ts'
+import { type Fixture, fixture, gitSync, ROOT } from './helpers.ts'
 import { loadConfig } from '../lib/config.ts'
 import { createDriver, pollBackoffMs } from '../lib/start.ts'
 
@@ -347,5 +348,185 @@ describe('start --dry-run plans exactly the real tick', () => {
     expect(real.code, real.stderr).toBe(0)
     expect(JSON.parse(real.stdout).ticks[0].started).toEqual(['ENG-1'])
     expect(fx.issue('ENG-2').state).toBe('Todo')
+  }, 60_000)
+})
+
+// Stopping the loop with signals, as systemd (SIGTERM to the whole process group), `kill` (the
+// driver alone) and a terminal (Ctrl-C, twice) do. The driver leads its own process group here,
+// as under a service manager, so the group can be signalled without touching the test runner.
+// The issue has no comments: every comment on it afterwards is the factory's.
+describe('stopping start with signals', () => {
+  const record = (f: Fixture) => Object.values(readState(join(f.home, 'state.json')).agents.tester?.issues ?? {})[0]
+  const summaries = (f: Fixture) =>
+    f.issue('ENG-1').comments.filter((c) => c.body.includes(COMMENT_MARKER) && /Run #\d+ finished/.test(c.body))
+  const lockPath = (f: Fixture) => join(f.home, 'locks', 'tester', 'ENG-1.lock')
+
+  function detachedStart(f: Fixture, env: Record<string, string>) {
+    const child = spawn(process.execPath, [join(ROOT, 'scripts', 'start.ts'), '--config', f.configPath], {
+      cwd: f.dir,
+      env: { ...f.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    child.stdout.resume()
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+    return { pid: child.pid!, exited, stderr: () => stderr }
+  }
+
+  async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<void> {
+    const t0 = Date.now()
+    while (!fn()) {
+      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
+      await Bun.sleep(50)
+    }
+  }
+
+  /** The engine has started its work (not merely the phase set before it). */
+  async function engineRunning(driver: { stderr(): string }): Promise<void> {
+    await until('the engine runs', () => driver.stderr().includes('engine started'))
+    await Bun.sleep(200)
+  }
+
+  /** Pids still alive in process group `pgid` (zombies excluded). */
+  function groupAlive(pgid: number): number[] {
+    const r = spawnSync('ps', ['-o', 'pid=,stat=', '-g', String(pgid)], { encoding: 'utf8' })
+    return r.stdout
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([pid, stat]) => pid && !stat?.startsWith('Z'))
+      .map(([pid]) => Number(pid))
+  }
+
+  /** After a stop: the run is queued again as it was, nothing counted, nothing said on Linear; the next start finishes it. */
+  async function expectRequeuedThenFinished(f: Fixture) {
+    const rec = record(f)!
+    expect(rec.phase).toBe('queued')
+    expect(rec.runs).toHaveLength(1)
+    expect(rec.runs[0]!.status).toBe('running')
+    expect(rec.attempts).toBe(0)
+    expect(rec.recoveries ?? 0).toBe(0)
+    expect(f.issue('ENG-1').comments).toHaveLength(0)
+    expect(existsSync(lockPath(f))).toBe(false)
+
+    const next = await f.script('start', ['--once', '--config', f.configPath])
+    expect(next.code, next.stderr).toBe(0)
+    expect(next.stderr).not.toContain('died twice')
+    expect(f.issue('ENG-1').state).toBe('In Review')
+    expect(f.issue('ENG-1').comments).toHaveLength(1)
+    expect(summaries(f)).toHaveLength(1)
+    expect(record(f)!.runs).toHaveLength(1)
+    expect(record(f)!.phase).toBe('done')
+    expect(record(f)!.recoveries ?? 0).toBe(0)
+  }
+
+  test('SIGTERM to the whole process group (systemd) stops the run once: queued again, nothing posted, exit 0', async () => {
+    fx = await fixture({ issues: ISSUES })
+    const driver = detachedStart(fx, { ROSE_CONSOLE_DELAY_MS: '60000' })
+    await engineRunning(driver)
+    const t0 = Date.now()
+    process.kill(-driver.pid, 'SIGTERM')
+    expect(await driver.exited, driver.stderr()).toBe(0)
+    console.log(`SIGTERM to the group -> driver exited in ${Date.now() - t0} ms`)
+    expect(Date.now() - t0).toBeLessThan(10_000)
+    expect(groupAlive(driver.pid)).toEqual([])
+    await expectRequeuedThenFinished(fx)
+    // The run child got two SIGTERMs (the group's and the driver's) and stopped once.
+    expect(driver.stderr()).toContain('[run] ENG-1: stopped by signal; run #1 is queued again')
+    expect(driver.stderr()).toContain('ENG-1 stopped (exit')
+  }, 60_000)
+
+  test('SIGTERM to the driver alone stops the run the same way', async () => {
+    fx = await fixture({ issues: ISSUES })
+    const driver = detachedStart(fx, { ROSE_CONSOLE_DELAY_MS: '60000' })
+    await engineRunning(driver)
+    process.kill(driver.pid, 'SIGTERM')
+    expect(await driver.exited, driver.stderr()).toBe(0)
+    expect(groupAlive(driver.pid)).toEqual([])
+    expect(driver.stderr()).toContain('SIGTERM: stopping')
+    await expectRequeuedThenFinished(fx)
+  }, 60_000)
+
+  for (const [how, send] of [
+    ['a second SIGTERM to the driver', (pid: number) => process.kill(pid, 'SIGTERM')],
+    ['a second Ctrl-C (SIGINT to the whole group)', (pid: number) => process.kill(-pid, 'SIGINT')],
+  ] as const) {
+    test(`${how} while the run is slow to stop forces the exit; the next start simply resumes the run`, async () => {
+      fx = await fixture({ issues: ISSUES })
+      // The engine takes a minute to stop once cancelled: the graceful stop would wait 15 s.
+      const driver = detachedStart(fx, { ROSE_CONSOLE_DELAY_MS: '60000', ROSE_CONSOLE_STOP_MS: '60000' })
+      await engineRunning(driver)
+      send(driver.pid)
+      await until(
+        'the run is stopping',
+        () => driver.stderr().includes('[run] SIG') && readFileSync(lockPath(fx!), 'utf8').includes('stopping'),
+      )
+      const t0 = Date.now()
+      send(driver.pid)
+      expect(await driver.exited, driver.stderr()).toBe(0)
+      console.log(`${how} -> driver exited in ${Date.now() - t0} ms`)
+      expect(Date.now() - t0).toBeLessThan(5_000)
+      expect(driver.stderr()).toContain('forc')
+      expect(groupAlive(driver.pid)).toEqual([])
+      // Killed mid-stop: the run is still in flight in state.json, its lock says it was stopping.
+      expect(record(fx)!.phase).toBe('running')
+      expect(fx.issue('ENG-1').comments).toHaveLength(0)
+
+      const next = await fx.script('start', ['--once', '--config', fx.configPath])
+      expect(next.code, next.stderr).toBe(0)
+      expect(next.stderr).toContain('stopped by the operator')
+      expect(next.stderr).not.toContain('died twice')
+      expect(fx.issue('ENG-1').state).toBe('In Review')
+      expect(fx.issue('ENG-1').comments).toHaveLength(1)
+      expect(summaries(fx)).toHaveLength(1)
+      const rec = record(fx)!
+      expect(rec.runs).toHaveLength(1)
+      expect(rec.attempts).toBe(0)
+      expect(rec.recoveries ?? 0).toBe(0)
+    }, 60_000)
+  }
+
+  test('a resumed run keeps the interrupted attempt of its CLI engine in the same transcript, below it', async () => {
+    fx = await fixture({
+      issues: ONE_ISSUE,
+      agentYaml: (o) =>
+        `poll_interval_seconds: 1\nagents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n    claude: { bin: ${join(dirname(o), 'fake-claude.sh')} }\n`,
+    })
+    // A stand-in Claude CLI (its own process group, like the real one): the first attempt works
+    // forever, the second writes a file and finishes.
+    const marker = join(fx.dir, 'first-attempt-seen')
+    const init = '{"type":"system","subtype":"init","session_id":"s-1"}'
+    const result =
+      '{"type":"result","subtype":"success","is_error":false,"result":"wrote hello.txt","session_id":"s-1","total_cost_usd":0.01,"usage":{"input_tokens":1,"output_tokens":2}}'
+    const bin = join(fx.dir, 'fake-claude.sh')
+    writeFileSync(
+      bin,
+      `#!/bin/sh\necho '${init}'\nif [ -e '${marker}' ]; then echo hello > hello.txt; echo 'second attempt'; echo '${result}'; exit 0; fi\ntouch '${marker}'\necho 'first attempt, working'\nexec sleep 60\n`,
+    )
+    chmodSync(bin, 0o755)
+
+    const driver = detachedStart(fx, {})
+    await until('the engine runs', () => existsSync(marker) && record(fx!)?.phase === 'running')
+    process.kill(-driver.pid, 'SIGTERM')
+    expect(await driver.exited, driver.stderr()).toBe(0)
+    const logPath = join(fx.home, 'logs', 'tester', 'ENG-1', 'run-1.log')
+    const interrupted = readFileSync(logPath, 'utf8')
+    expect(interrupted).toContain('first attempt, working')
+    expect(interrupted).toContain('status=cancelled')
+
+    const next = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(next.code, next.stderr).toBe(0)
+    expect(summaries(fx)).toHaveLength(1)
+    const rec = record(fx)!
+    expect(rec.runs).toHaveLength(1)
+    expect(rec.runs[0]!.logPath).toBe(logPath)
+    const transcript = readFileSync(logPath, 'utf8')
+    // The interrupted attempt is still there, whole, and the resumed one follows a separator.
+    expect(transcript.startsWith(interrupted)).toBe(true)
+    const rest = transcript.slice(interrupted.length)
+    expect(rest.split('\n')[0]).toMatch(/^\[rose\] ---- .* resumed: a new attempt of this run starts here/)
+    expect(rest).toContain('second attempt')
+    expect(rest).toContain('status=success')
   }, 60_000)
 })

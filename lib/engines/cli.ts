@@ -4,8 +4,9 @@
  *
  * Transcript format (one line each): stdout lines verbatim; `[stderr] ...`; `[debug] ...` for a
  * line of a type we do not know; `[malformed] ...` for one we could not parse; `[rose] ...` notes.
+ * A resumed run (after a stop or a crash) appends to its transcript below a `[rose] ----` line.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { appendFileSync, closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { FactoryError } from '../errors.ts'
 import { run, type RunResult } from '../proc.ts'
@@ -63,7 +64,20 @@ export function missingResult(err: FactoryError, logPath: string): EngineResult 
   return { status: 'failed', summary, exitCode: null, logPath, errorCode: 'engine_missing', malformedLines: 0 }
 }
 
-/** Run the engine CLI to its end (or kill) and return the EngineResult; never throws. */
+/**
+ * Open a run's transcript for another attempt: a resumed run (after Ctrl-C, SIGTERM or a crash)
+ * keeps the run number and so the file; the interrupted attempt's lines stay, and a separator
+ * marks where the new attempt starts. Throws when the directory cannot be made.
+ */
+export function continueTranscript(logPath: string, now = new Date()): void {
+  mkdirSync(dirname(logPath), { recursive: true })
+  let size = 0
+  try {
+    size = statSync(logPath).size
+  } catch {}
+  if (size > 0) appendFileSync(logPath, `[rose] ---- ${now.toISOString()} resumed: a new attempt of this run starts here; the interrupted one is above ----\n`)
+}
+
 /** Find the CLI (`configured`, env, PATH, engines/) and run what `spawn(bin)` describes; a missing binary is an engine_missing result, not a throw. */
 export async function runEngineCli(name: EngineSpawn['name'], configured: string | undefined, input: EngineRunInput, spawn: (bin: string) => Omit<EngineSpawn, 'name' | 'input'>): Promise<EngineResult> {
   let bin: string
@@ -76,12 +90,13 @@ export async function runEngineCli(name: EngineSpawn['name'], configured: string
   return runEngine({ name, input, ...spawn(bin) })
 }
 
+/** Run the engine CLI to its end (or kill) and return the EngineResult; never throws. */
 export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
   const { input, handler } = spec
   const emit = emitter(input)
   let fd: number
   try {
-    mkdirSync(dirname(input.logPath), { recursive: true })
+    continueTranscript(input.logPath)
     fd = openSync(input.logPath, 'a')
   } catch (err) {
     const summary = `cannot write the transcript to ${input.logPath}: ${(err as Error).message}`

@@ -4,32 +4,39 @@
  * changes it, and prints progress lines like a real engine would.
  */
 import { createHash } from 'node:crypto'
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { appendFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { continueTranscript } from './cli.ts'
 import type { Engine, EngineResult, EngineRunInput } from './types.ts'
 
 /** The file the console engine writes, relative to the worktree. */
 export const CONSOLE_OUTPUT = 'FACTORY_NOTES.md'
 
-/** Create the console engine. `delayMs` slows it down (tests of cancellation and concurrency). */
-export function createConsoleEngine(opts: { delayMs?: number } = {}): Engine {
+/**
+ * Create the console engine. `delayMs` (or ROSE_CONSOLE_DELAY_MS) slows it down, for tests of
+ * cancellation and concurrency; `stopMs` (or ROSE_CONSOLE_STOP_MS) is how long it takes to stop
+ * once cancelled, like a CLI that finishes its turn before exiting (tests of forced stops).
+ */
+export function createConsoleEngine(opts: { delayMs?: number; stopMs?: number } = {}): Engine {
   return {
     name: 'console',
     async run(input: EngineRunInput): Promise<EngineResult> {
-      mkdirSync(dirname(input.logPath), { recursive: true })
+      continueTranscript(input.logPath)
       const log = (line: string) => {
         appendFileSync(input.logPath, `${line}\n`)
         process.stderr.write(`  console> ${line}\n`)
       }
       const sessionId = input.resume ?? `console-${createHash('sha256').update(input.cwd).digest('hex').slice(0, 12)}`
-      writeFileSync(input.logPath, '')
       input.onEvent?.({ kind: 'started', sessionId })
       log(`session ${sessionId}${input.resume ? ' (resumed)' : ''}`)
       const delay = Number(process.env.ROSE_CONSOLE_DELAY_MS ?? opts.delayMs ?? 0)
-      if (delay > 0) {
+      const stopMs = Number(process.env.ROSE_CONSOLE_STOP_MS ?? opts.stopMs ?? 0)
+      if (delay > 0 || input.signal?.aborted) {
         const aborted = await new Promise<boolean>((resolve) => {
           const t = setTimeout(() => resolve(false), delay)
-          input.signal?.addEventListener('abort', () => (clearTimeout(t), resolve(true)), { once: true })
+          const stop = () => (clearTimeout(t), setTimeout(() => resolve(true), stopMs))
+          if (input.signal?.aborted) stop()
+          else input.signal?.addEventListener('abort', stop, { once: true })
         })
         if (aborted) {
           log('cancelled')
