@@ -188,6 +188,13 @@ export function lockSync(path: string, opts: { staleMs: number; waitMs: number }
   }
 }
 
+/**
+ * The lock note of a run stopping on the operator's signal. It outlives the process: a run
+ * killed while stopping (second Ctrl-C, the driver's or systemd's SIGKILL) is resumed by the
+ * next start as a stop, not counted as a crash (reconcile.ts).
+ */
+export const STOPPING_NOTE = 'stopping'
+
 /** A lock whose heartbeat is older than this (on another host) is abandoned. */
 export const LOCK_STALE_MS = 90_000
 /** How often a live owner refreshes its heartbeat. */

@@ -247,7 +247,8 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
     case 'stopped': {
       if (!isInFlight(r)) return refuse(`${r.phase} is not in flight`)
       const run = runOf(r)
-      if (run && !run.reportedAt && run.status !== 'success')
+      // Only an engine our stop killed runs again; a finished result (even a failure) is reported on resume.
+      if (run && !run.reportedAt && run.status === 'cancelled')
         Object.assign(run, { status: 'running', endedAt: undefined, summary: undefined, errorCode: undefined })
       r.phase = 'queued'
       return { ok: true, record: r }

@@ -6,6 +6,7 @@
  * decides retry, escalation or a final failure; this file posts what a human must read.
  */
 import { type AgentContext } from './context.ts'
+import { STOPPING_NOTE } from './lock.ts'
 import { crashPoint } from './crash.ts'
 import type { Engine, EngineEvent } from './engines/types.ts'
 import { asFactoryError, type ErrorCode, FactoryError, isErrorCode } from './errors.ts'
@@ -34,13 +35,6 @@ export interface RunIssueOptions {
 export type RunIssueResult =
   | { ok: true; identifier: string; outcome: ReportPlan['outcome'] | 'skipped'; runNumber?: number; reason?: string }
   | { ok: false; identifier: string; error: FactoryError; runNumber?: number }
-
-/**
- * The lock note of a run stopping on the operator's signal. It outlives the process: a run
- * killed while stopping (second Ctrl-C, the driver's or systemd's SIGKILL) is resumed by the
- * next start as a stop, not counted as a crash (reconcile.ts).
- */
-export const STOPPING_NOTE = 'stopping'
 
 /** The run's error from its recorded engine result (code and first summary line). */
 function runError(record: IssueRecord, n: number): FactoryError {
