@@ -1,10 +1,10 @@
 #!/usr/bin/env bun
 /** start: the loop. For each agent, tick = poll -> record -> dispatch a child run per issue. */
 import { defineCommand } from 'citty'
-import { commonArgs, isEntry, main, printJson } from '../lib/cli.ts'
-import { loadConfig, selectAgents } from '../lib/config.ts'
+import { type CliSession, commonArgs, isEntry, runCli, printJson } from '../lib/cli.ts'
+import { agentSecretEnvs, loadConfig, selectAgents } from '../lib/config.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
-import { logger } from '../lib/log.ts'
+import { logger, redactorFor } from '../lib/log.ts'
 
 const command = defineCommand({
   meta: {
@@ -20,12 +20,13 @@ const command = defineCommand({
       default: false,
     },
   },
-  async run({ args }) {
-    const log = logger('start')
-    const { config, path } = loadConfig(args.config)
+  async run({ args, data }) {
+    const env = (data as CliSession | undefined)?.env ?? process.env
+    const { config, path } = loadConfig(args.config, env)
     const agents = selectAgents(config, args.agent)
+    const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
     const dryRun = args['dry-run']
-    const driver = createDriver({ config, configPath: path, agents, dryRun })
+    const driver = createDriver({ config, configPath: path, agents, dryRun, env })
     if (args.once || dryRun) {
       const res = await driver.once()
       if (args.json)
@@ -48,8 +49,7 @@ const command = defineCommand({
         log.info(
           `tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll failed' : ''}`,
         )
-      process.exitCode = res.ok ? 0 : 1
-      return
+      return res.ok ? 0 : 1
     }
     let stopping = false
     const stop = () => {
@@ -84,4 +84,4 @@ function describeDryTick(r: TickReport): string {
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

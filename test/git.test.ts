@@ -14,19 +14,19 @@ describe('git', () => {
     const home = tempDir()
     dirs.push(home)
     const token = 'ghs_secret_token_value_42'
-    const env = authEnv(home, token)
+    const env = authEnv(home, token, process.env)
     expect(env.GIT_ASKPASS).toBe(askpassScript(home))
     expect(readFileSync(env.GIT_ASKPASS!, 'utf8')).not.toContain(token)
     const ask = (prompt: string) => execFileSync(env.GIT_ASKPASS!, [prompt], { env, encoding: 'utf8' }).trim()
     expect(ask("Username for 'https://github.com': ")).toBe('x-access-token')
     expect(ask("Password for 'https://x-access-token@github.com': ")).toBe(token)
-    expect(authEnv(home, undefined).GIT_ASKPASS).toBeUndefined()
+    expect(authEnv(home, undefined, process.env).GIT_ASKPASS).toBeUndefined()
   })
 
   test('a failing git command is a git_failed error carrying the command and its stderr', async () => {
     const dir = tempDir()
     dirs.push(dir)
-    const err = await git(['rev-parse', '--verify', 'no-such-ref'], { cwd: dir }).catch((e) => e)
+    const err = await git(['rev-parse', '--verify', 'no-such-ref'], { env: process.env }, { cwd: dir }).catch((e) => e)
     expect(err.code).toBe('git_failed')
     expect(err.message).toContain('git rev-parse --verify no-such-ref failed')
     expect(err.message).toMatch(/not a git repository|fatal/)
