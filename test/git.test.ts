@@ -32,6 +32,22 @@ describe('git', () => {
     expect(err.message).toMatch(/not a git repository|fatal/)
   })
 
+  test("a git failure is redacted by the caller's redactor and never shows the askpass token, command line included", async () => {
+    const dir = tempDir()
+    dirs.push(dir)
+    const custom = 'custom-agent-token-0123'
+    const caller = { env: { ...process.env, ACME_KEY: custom }, redact: (t: string) => t.split(custom).join('***') }
+    const err = await git(['checkout', `branch-${custom}`], caller, { cwd: dir }).catch((e) => e)
+    expect(err.code).toBe('git_failed')
+    expect(err.message).toContain('git checkout branch-*** failed')
+    expect(err.message).not.toContain(custom)
+    const askpass = 'ghs_askpass_token_value_77'
+    const env = authEnv(dir, askpass, process.env)
+    const push = await git(['checkout', askpass], { env: process.env }, { cwd: dir, env }).catch((e) => e)
+    expect(push.code).toBe('git_failed')
+    expect(push.message).not.toContain(askpass)
+  })
+
   test('local paths and file URLs are local remotes; ssh and https are not', () => {
     expect(['/srv/repo.git', './r', '../r', 'file:///srv/r'].every(isLocalRemote)).toBe(true)
     expect(['git@github.com:a/b.git', 'https://github.com/a/b'].some(isLocalRemote)).toBe(false)
