@@ -12,8 +12,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FactoryError } from './errors.ts'
-import { git, gitEnv } from './git.ts'
-import { scrub } from './log.ts'
+import { git, type GitCaller, gitEnv } from './git.ts'
 
 export type BranchSyncAction =
   /** The origin has no such branch yet: nothing to bring in, the report's push creates it. */
@@ -73,7 +72,7 @@ const HARDENED = [
 /** Marker (in the worktree's own git dir) of a fast-forward under way: `{ from, to }`. */
 const FF_MARKER = 'rose-factory-sync.json'
 
-export interface SyncBranchOptions {
+export interface SyncBranchOptions extends Where {
   /** The issue's worktree. */
   cwd: string
   branch: string
@@ -93,28 +92,34 @@ export interface SyncBranchResult {
   savedLeftovers: boolean
 }
 
-const localEnv = () => gitEnv({ GIT_EDITOR: 'true', GIT_SEQUENCE_EDITOR: 'true' })
+const localEnv = (caller: GitCaller) => gitEnv(caller.env, { GIT_EDITOR: 'true', GIT_SEQUENCE_EDITOR: 'true' })
 
-function g(args: string[], cwd: string, opts: { env?: Record<string, string>; allowFail?: boolean } = {}) {
-  return git([...HARDENED, ...args], { cwd, env: opts.env ?? localEnv(), allowFail: opts.allowFail })
+/** Where a command runs: the worktree, and whose env and redactor it uses. */
+interface Where {
+  cwd: string
+  caller: GitCaller
 }
 
-async function out(args: string[], cwd: string): Promise<string> {
-  return (await g(args, cwd)).stdout.trim()
+function g(args: string[], w: Where, opts: { env?: Record<string, string>; allowFail?: boolean } = {}) {
+  return git([...HARDENED, ...args], w.caller, { cwd: w.cwd, env: opts.env ?? localEnv(w.caller), allowFail: opts.allowFail })
+}
+
+async function out(args: string[], w: Where): Promise<string> {
+  return (await g(args, w)).stdout.trim()
 }
 
 /** Bring origin/<branch> into the worktree (see the module comment). Throws branch_diverged on a conflict. */
 export async function syncBranch(opts: SyncBranchOptions): Promise<SyncBranchResult> {
   const { cwd, branch } = opts
-  const gitDir = await out(['rev-parse', '--absolute-git-dir'], cwd)
+  const gitDir = await out(['rev-parse', '--absolute-git-dir'], opts)
   await recoverInterruptedSync(opts, gitDir)
 
   const tracking = `refs/remotes/origin/${branch}`
   if (opts.fetch) await fetchBranch(opts, tracking)
-  const from = await out(['rev-parse', 'HEAD'], cwd)
-  const remote = (await g(['rev-parse', '--verify', '--quiet', `${tracking}^{commit}`], cwd, { allowFail: true })).stdout.trim()
+  const from = await out(['rev-parse', 'HEAD'], opts)
+  const remote = (await g(['rev-parse', '--verify', '--quiet', `${tracking}^{commit}`], opts, { allowFail: true })).stdout.trim()
   if (!remote) return { action: 'create', from, to: from, savedLeftovers: false }
-  const count = async (range: string) => Number(await out(['rev-list', '--count', range], cwd))
+  const count = async (range: string) => Number(await out(['rev-list', '--count', range], opts))
   const upstream = await unpushedBase(opts, tracking, remote)
   const localAhead = await count(`${upstream}..HEAD`)
   const plan = planBranchSync({
@@ -122,13 +127,13 @@ export async function syncBranch(opts: SyncBranchOptions): Promise<SyncBranchRes
     localAhead,
     dropped: (await count(`${remote}..HEAD`)) - localAhead,
     remoteAhead: await count(`HEAD..${remote}`),
-    dirty: (await out(['status', '--porcelain'], cwd)) !== '',
+    dirty: (await out(['status', '--porcelain'], opts)) !== '',
   })
   const result = (to: string): SyncBranchResult => ({ action: plan.action, from, to, savedLeftovers: plan.saveLeftovers })
   if (plan.action === 'create' || plan.action === 'up_to_date') return result(from)
 
   if (plan.saveLeftovers) {
-    await g(['add', '-A'], cwd)
+    await g(['add', '-A'], opts)
     await g(
       [
         'commit',
@@ -137,7 +142,7 @@ export async function syncBranch(opts: SyncBranchOptions): Promise<SyncBranchRes
         '-m',
         `${opts.identifier}: work left uncommitted by an interrupted run\n\nSaved by rose-factory before bringing in origin/${branch}.\n`,
       ],
-      cwd,
+      opts,
     )
     opts.log.warn(`${opts.identifier}: committed changes an interrupted run left uncommitted, to replay them onto origin/${branch}`)
   }
@@ -146,22 +151,22 @@ export async function syncBranch(opts: SyncBranchOptions): Promise<SyncBranchRes
     // merge --ff-only updates the files, then the ref: the marker lets the next run finish it.
     const marker = join(gitDir, FF_MARKER)
     writeFileSync(marker, JSON.stringify({ from, to: remote }))
-    await g(['merge', '--ff-only', '--no-stat', remote], cwd)
+    await g(['merge', '--ff-only', '--no-stat', remote], opts)
     rmSync(marker, { force: true })
-    opts.log.info(`${opts.identifier}: fast-forwarded to origin/${branch} at ${await short(cwd, remote)} (pushed by someone else)`)
+    opts.log.info(`${opts.identifier}: fast-forwarded to origin/${branch} at ${await short(opts, remote)} (pushed by someone else)`)
     return result(remote)
   }
 
-  const before = plan.saveLeftovers ? await out(['rev-parse', 'HEAD'], cwd) : from
+  const before = plan.saveLeftovers ? await out(['rev-parse', 'HEAD'], opts) : from
   // Only the unpushed commits (after `upstream`), onto the commit measured above (the tick's
   // fetch may move the tracking ref meanwhile).
-  const res = await g(['rebase', '--no-verify', '--no-autostash', '--no-autosquash', '--onto', remote, upstream], cwd, {
+  const res = await g(['rebase', '--no-verify', '--no-autostash', '--no-autosquash', '--onto', remote, upstream], opts, {
     allowFail: true,
   })
   if (res.exitCode !== 0) throw await failedRebase(opts, gitDir, { from: before, remote, stderr: res.stderr || res.stdout })
-  const to = await out(['rev-parse', 'HEAD'], cwd)
+  const to = await out(['rev-parse', 'HEAD'], opts)
   opts.log.info(
-    `${opts.identifier}: rebased the factory's unpushed commits onto origin/${branch} at ${await short(cwd, remote)} (now ${await short(cwd, to)})`,
+    `${opts.identifier}: rebased the factory's unpushed commits onto origin/${branch} at ${await short(opts, remote)} (now ${await short(opts, to)})`,
   )
   return result(to)
 }
@@ -173,43 +178,43 @@ export async function syncBranch(opts: SyncBranchOptions): Promise<SyncBranchRes
  */
 async function unpushedBase(opts: SyncBranchOptions, tracking: string, remote: string): Promise<string> {
   const { cwd } = opts
-  const mergeBase = (await g(['merge-base', remote, 'HEAD'], cwd, { allowFail: true })).stdout.trim()
-  const fork = (await g(['merge-base', '--fork-point', tracking, 'HEAD'], cwd, { allowFail: true })).stdout.trim()
+  const mergeBase = (await g(['merge-base', remote, 'HEAD'], opts, { allowFail: true })).stdout.trim()
+  const fork = (await g(['merge-base', '--fork-point', tracking, 'HEAD'], opts, { allowFail: true })).stdout.trim()
   const forkIsLater =
-    fork && (!mergeBase || (await g(['merge-base', '--is-ancestor', fork, mergeBase], cwd, { allowFail: true })).exitCode !== 0)
+    fork && (!mergeBase || (await g(['merge-base', '--is-ancestor', fork, mergeBase], opts, { allowFail: true })).exitCode !== 0)
   const base = forkIsLater ? fork : mergeBase
   if (base) return base
   throw new FactoryError(
     'branch_diverged',
-    `${opts.branch} diverged: origin/${opts.branch} at ${await short(cwd, remote)} shares no history with the worktree's ${await short(cwd, 'HEAD')}; nothing was pushed`,
+    `${opts.branch} diverged: origin/${opts.branch} at ${await short(opts, remote)} shares no history with the worktree's ${await short(opts, 'HEAD')}; nothing was pushed`,
     {
       fix: `a human decides which history the branch keeps: in ${cwd}, \`git reset --hard origin/${opts.branch}\` to take the origin's, or push the factory's branch elsewhere; then comment on the issue to run it again`,
     },
   )
 }
 
-async function short(cwd: string, sha: string): Promise<string> {
-  return out(['rev-parse', '--short', sha], cwd)
+async function short(w: Where, sha: string): Promise<string> {
+  return out(['rev-parse', '--short', sha], w)
 }
 
-async function subject(cwd: string, sha: string): Promise<string> {
-  return out(['log', '-1', '--format=%s', sha], cwd)
+async function subject(w: Where, sha: string): Promise<string> {
+  return out(['log', '-1', '--format=%s', sha], w)
 }
 
 /** Fetch only the issue's branch; a branch the origin does not have drops its stale tracking ref. */
 async function fetchBranch(opts: SyncBranchOptions, tracking: string): Promise<void> {
-  const res = await g(['fetch', '--no-tags', 'origin', `+refs/heads/${opts.branch}:${tracking}`], opts.cwd, {
+  const res = await g(['fetch', '--no-tags', 'origin', `+refs/heads/${opts.branch}:${tracking}`], opts, {
     env: opts.remoteEnv,
     allowFail: true,
   })
   if (res.exitCode === 0) return
   if (/couldn't find remote ref/i.test(res.stderr)) {
-    await g(['update-ref', '-d', tracking], opts.cwd)
+    await g(['update-ref', '-d', tracking], opts)
     return
   }
   throw new FactoryError(
     'git_failed',
-    `git fetch of ${opts.branch} from origin failed (exit ${res.exitCode}): ${scrub(res.stderr.trim()).slice(0, 1000)}`,
+    `git fetch of ${opts.branch} from origin failed (exit ${res.exitCode}): ${(opts.caller.redact ?? ((t: string) => t))(res.stderr.trim()).slice(0, 1000)}`,
     { fix: 'see the git message; check the repo URL and credentials (the run is retried)' },
   )
 }
@@ -219,7 +224,7 @@ async function recoverInterruptedSync(opts: SyncBranchOptions, gitDir: string): 
   const { cwd } = opts
   if (existsSync(join(gitDir, 'rebase-merge')) || existsSync(join(gitDir, 'rebase-apply'))) {
     opts.log.warn(`${opts.identifier}: a rebase was left half-done in ${cwd} (interrupted run); aborting it`)
-    const res = await g(['rebase', '--abort'], cwd, { allowFail: true })
+    const res = await g(['rebase', '--abort'], opts, { allowFail: true })
     if (res.exitCode !== 0 || existsSync(join(gitDir, 'rebase-merge')) || existsSync(join(gitDir, 'rebase-apply'))) {
       throw new FactoryError('git_failed', `could not abort the rebase left half-done in ${cwd}: ${res.stderr.trim().slice(0, 500)}`, {
         fix: `run \`git -C ${cwd} rebase --abort\` by hand (or remove the worktree to start it again from the origin)`,
@@ -232,11 +237,11 @@ async function recoverInterruptedSync(opts: SyncBranchOptions, gitDir: string): 
   try {
     intent = JSON.parse(readFileSync(marker, 'utf8'))
   } catch {}
-  const head = await out(['rev-parse', 'HEAD'], cwd)
+  const head = await out(['rev-parse', 'HEAD'], opts)
   // The worktree was clean when the fast-forward began, so its files belong to `from` or `to`.
   if (intent.to && (head === intent.from || head === intent.to)) {
     opts.log.warn(`${opts.identifier}: finishing a fast-forward an interrupted run left half-done in ${cwd}`)
-    await g(['reset', '-q', '--hard', intent.to], cwd)
+    await g(['reset', '-q', '--hard', intent.to], opts)
   }
   rmSync(marker, { force: true })
 }
@@ -248,20 +253,20 @@ async function failedRebase(
   at: { from: string; remote: string; stderr: string },
 ): Promise<FactoryError> {
   const { cwd, branch } = opts
-  const files = (await g(['diff', '--name-only', '--diff-filter=U'], cwd, { allowFail: true })).stdout.trim().split('\n').filter(Boolean)
-  const stopped = (await g(['rev-parse', '--verify', '--quiet', 'REBASE_HEAD'], cwd, { allowFail: true })).stdout.trim()
-  if (existsSync(join(gitDir, 'rebase-merge')) || existsSync(join(gitDir, 'rebase-apply'))) await g(['rebase', '--abort'], cwd)
+  const files = (await g(['diff', '--name-only', '--diff-filter=U'], opts, { allowFail: true })).stdout.trim().split('\n').filter(Boolean)
+  const stopped = (await g(['rev-parse', '--verify', '--quiet', 'REBASE_HEAD'], opts, { allowFail: true })).stdout.trim()
+  if (existsSync(join(gitDir, 'rebase-merge')) || existsSync(join(gitDir, 'rebase-apply'))) await g(['rebase', '--abort'], opts)
   if (!files.length) {
     return new FactoryError('git_failed', `git rebase onto origin/${branch} failed in ${cwd}: ${at.stderr.trim().slice(0, 1000)}`, {
-      fix: `see the git message; the worktree is back at ${await short(cwd, at.from)}`,
+      fix: `see the git message; the worktree is back at ${await short(opts, at.from)}`,
     })
   }
   const local = stopped || at.from
-  const [localShort, remoteShort] = [await short(cwd, local), await short(cwd, at.remote)]
-  const tip = local !== at.from ? ` (its unpushed work ends at ${await short(cwd, at.from)})` : ''
+  const [localShort, remoteShort] = [await short(opts, local), await short(opts, at.remote)]
+  const tip = local !== at.from ? ` (its unpushed work ends at ${await short(opts, at.from)})` : ''
   return new FactoryError(
     'branch_diverged',
-    `${branch} diverged: the factory's unpushed commit ${localShort} ("${await subject(cwd, local)}")${tip} conflicts with ${remoteShort} ("${await subject(cwd, at.remote)}") pushed to origin/${branch} by someone else, in ${files.join(', ')}; nothing was pushed`,
+    `${branch} diverged: the factory's unpushed commit ${localShort} ("${await subject(opts, local)}")${tip} conflicts with ${remoteShort} ("${await subject(opts, at.remote)}") pushed to origin/${branch} by someone else, in ${files.join(', ')}; nothing was pushed`,
     {
       fix: `a human decides: in ${cwd}, \`git rebase origin/${branch}\`, resolve the conflict and \`git rebase --continue\`, or \`git reset --hard origin/${branch}\` to drop the factory's unpushed commits; then comment on the issue to run it again`,
       details: { branch, local: localShort, remote: remoteShort, files },

@@ -1,15 +1,17 @@
 /**
- * The one place a process exits. Scripts define citty commands; `main` runs one: --help prints
- * truthful usage (exit 0), bad usage exits 2, a FactoryError prints its code, message and fix and
- * exits with its code (2 for config/usage, 1 otherwise). Unknown flags are usage errors.
+ * Runs a citty command in-process and turns the outcome into an exit code, without exiting:
+ * --help prints truthful usage (0), bad usage (an unknown flag, a missing required arg, an unknown
+ * subcommand) is 2, a FactoryError prints `code: message` and `fix:` and gives its exit code (2 for
+ * config/usage, 1 otherwise), a command's own number result is its code. Nothing in lib/ exits:
+ * only each script's entry line (`if (isEntry(import.meta.url)) ...`) ends the process with that code.
  */
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { type ArgsDef, type CommandDef, renderUsage, runCommand } from 'citty'
+import { type ArgsDef, type CommandDef, parseArgs, renderUsage, runCommand } from 'citty'
 import { loadConfig, pickAgent } from './config.ts'
 import { type AgentContext, agentContext } from './context.ts'
 import { FactoryError, asFactoryError } from './errors.ts'
-import { scrub } from './log.ts'
+import { type Redactor, redactorFor } from './log.ts'
 
 /** Flags every step script shares. */
 export const commonArgs = {
@@ -18,6 +20,30 @@ export const commonArgs = {
   json: { type: 'boolean', description: 'print machine-readable JSON', default: false },
   'dry-run': { type: 'boolean', description: 'print the plan; write nothing (no Linear mutation, no push, no state)', default: false },
 } as const satisfies ArgsDef
+
+/** `--issue`, required by every step on one issue (citty refuses a command without it: exit 2). */
+export const issueArg = {
+  issue: { type: 'string', description: 'issue id or identifier', valueHint: 'ENG-12', required: true },
+} as const satisfies ArgsDef
+
+/**
+ * What one runCli call hands its command as citty's `data`: the env commands read, and the
+ * redactor its failure is printed through (contextFromArgs replaces it with the agent context's
+ * own, which knows that agent's token values).
+ */
+export interface CliSession {
+  env: NodeJS.ProcessEnv
+  redact: Redactor
+}
+
+export interface CliIo {
+  /** Where --help goes (default stdout). */
+  out: (text: string) => void
+  /** Where usage errors and failures go (default stderr). */
+  err: (text: string) => void
+  /** The env commands see through the session (default process.env). */
+  env: NodeJS.ProcessEnv
+}
 
 /** True when `metaUrl` is the module node/bun was asked to run. */
 export function isEntry(metaUrl: string): boolean {
@@ -30,19 +56,24 @@ export function isEntry(metaUrl: string): boolean {
   }
 }
 
-async function resolveLeaf(cmd: CommandDef<any>, rawArgs: string[]): Promise<[CommandDef<any>, string[], CommandDef<any> | undefined]> {
-  const subs = typeof cmd.subCommands === 'function' ? await cmd.subCommands() : await cmd.subCommands
+type AnyCommand = CommandDef<any>
+
+async function resolve<T>(value: T | (() => T | Promise<T>) | Promise<T>): Promise<T> {
+  return typeof value === 'function' ? await (value as () => T | Promise<T>)() : await value
+}
+
+/** The subcommand named in `rawArgs` (recursively), its own args, and its parent. */
+async function resolveLeaf(cmd: AnyCommand, rawArgs: string[]): Promise<{ leaf: AnyCommand; args: string[]; parent?: AnyCommand }> {
+  const subs = await resolve(cmd.subCommands)
   if (subs) {
     const idx = rawArgs.findIndex((a) => !a.startsWith('-'))
     const name = idx >= 0 ? rawArgs[idx] : undefined
-    if (name && subs[name]) {
-      const sub = subs[name]
-      const resolved = (typeof sub === 'function' ? await (sub as () => Promise<any>)() : await sub) as CommandDef<any>
-      const [leaf, rest, parent] = await resolveLeaf(resolved, rawArgs.slice(idx + 1))
-      return [leaf, rest, parent ?? cmd]
+    if (name && Object.hasOwn(subs, name)) {
+      const found = await resolveLeaf((await resolve(subs[name])) as AnyCommand, rawArgs.slice(idx + 1))
+      return { ...found, parent: found.parent ?? cmd }
     }
   }
-  return [cmd, rawArgs, undefined]
+  return { leaf: cmd, args: rawArgs }
 }
 
 function unknownFlags(args: ArgsDef, rawArgs: string[]): string[] {
@@ -64,39 +95,79 @@ function unknownFlags(args: ArgsDef, rawArgs: string[]): string[] {
   return bad
 }
 
-/** Run a command as the process entry and exit with the right code. */
-export async function main(cmd: CommandDef<any>, rawArgs = process.argv.slice(2)): Promise<never> {
-  let code = 0
-  const [leaf, leafArgs, parent] = await resolveLeaf(cmd, rawArgs)
+const stripAnsi = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, '')
+
+/** citty's own parse errors (CLIError: EARG for a missing required arg, E_UNKNOWN_COMMAND, ...) as usage FactoryErrors. */
+async function usageError(err: Error & { code?: string }, leaf: AnyCommand, args: ArgsDef): Promise<FactoryError> {
+  const message = stripAnsi(err.message)
+  const missing = /^Missing required argument: --(\S+)/.exec(message)?.[1]
+  if (err.code === 'EARG' && missing) {
+    const def = args[missing] as { description?: string; valueHint?: string } | undefined
+    return new FactoryError('usage', `missing --${missing}`, {
+      fix: `pass --${missing} ${def?.valueHint ?? 'VALUE'}${def?.description ? ` (${def.description})` : ''}; see --help`,
+    })
+  }
+  const subs = await resolve(leaf.subCommands)
+  const fix = subs ? `use one of: ${Object.keys(subs).join(', ')} (see --help)` : 'see --help'
+  return new FactoryError('usage', message.replace(/^./, (c) => c.toLowerCase()).replace(/\.$/, ''), { fix })
+}
+
+/** A required string flag given without a value (`--issue` at the end, `--issue=`). */
+function emptyRequired(args: ArgsDef, rawArgs: string[]): string | undefined {
+  const parsed = parseArgs(rawArgs, args) as Record<string, unknown>
+  return Object.entries(args).find(
+    ([name, def]) => (def as { required?: boolean }).required && def.type === 'string' && parsed[name] === '',
+  )?.[0]
+}
+
+/**
+ * Run `cmd` on `rawArgs` in this process and return the exit code (nothing here exits). The
+ * subcommand named in rawArgs is resolved first and run directly (parents' setup/cleanup hooks
+ * are not used by any script).
+ */
+export async function runCli(
+  cmd: AnyCommand,
+  rawArgs: string[] = process.argv.slice(2),
+  io: Partial<CliIo> = {},
+): Promise<{ code: number }> {
+  const out = io.out ?? ((t: string) => void process.stdout.write(t))
+  const err = io.err ?? ((t: string) => void process.stderr.write(t))
+  const env = io.env ?? process.env
+  const session: CliSession = { env, redact: redactorFor(env) }
+  let leaf: AnyCommand = cmd
+  let args: ArgsDef = {}
   try {
-    if (rawArgs.includes('--help') || rawArgs.includes('-h')) {
-      process.stdout.write(`${await renderUsage(leaf, parent)}\n`)
-      process.exit(0)
+    const found = await resolveLeaf(cmd, rawArgs)
+    leaf = found.leaf
+    const dashDash = rawArgs.indexOf('--')
+    const flags = dashDash >= 0 ? rawArgs.slice(0, dashDash) : rawArgs
+    if (flags.includes('--help') || flags.includes('-h')) {
+      out(`${await renderUsage(leaf, found.parent)}\n`)
+      return { code: 0 }
     }
-    const args = typeof leaf.args === 'function' ? await leaf.args() : await leaf.args
-    const bad = unknownFlags(args ?? {}, leafArgs)
+    args = (await resolve(leaf.args)) ?? {}
+    const bad = unknownFlags(args, found.args)
     if (bad.length)
       throw new FactoryError('usage', `unknown option${bad.length > 1 ? 's' : ''} ${bad.join(', ')}`, {
         fix: 'see --help for the options this command takes',
       })
-    await runCommand(cmd, { rawArgs })
-    code = typeof process.exitCode === 'number' ? process.exitCode : 0
-  } catch (err) {
-    const cliCode = (err as { code?: string })?.code
-    if (cliCode?.startsWith?.('E_')) {
-      process.stderr.write(`${await renderUsage(leaf, parent)}\n\nusage: ${(err as Error).message}\n`)
-      code = 2
-    } else {
-      const e = asFactoryError(err)
-      process.stderr.write(`${scrub(e.describe())}\n`)
-      if (e.code === 'internal' && process.env.DEBUG) process.stderr.write(`${(err as Error).stack}\n`)
-      code = e.exitCode
-    }
+    const empty = emptyRequired(args, found.args)
+    if (empty)
+      throw new FactoryError('usage', `missing --${empty} (given without a value)`, {
+        fix: `pass a value: --${empty} ${(args[empty] as { valueHint?: string }).valueHint ?? 'VALUE'}`,
+      })
+    const { result } = await runCommand(leaf, { rawArgs: found.args, data: session })
+    return { code: typeof result === 'number' ? result : 0 }
+  } catch (thrown) {
+    const e =
+      (thrown as Error)?.name === 'CLIError' ? await usageError(thrown as Error & { code?: string }, leaf, args) : asFactoryError(thrown)
+    err(`${session.redact(e.describe())}\n`)
+    if (e.code === 'internal' && env.DEBUG) err(`${session.redact(String((thrown as Error)?.stack))}\n`)
+    return { code: e.exitCode }
   }
-  process.exit(code)
 }
 
-/** Require a flag's value or fail with a usage error naming it. */
+/** Require a flag's value or fail with a usage error naming it (for checks citty cannot express). */
 export function need(value: string | undefined, flag: string, hint: string): string {
   if (!value) throw new FactoryError('usage', `missing --${flag}`, { fix: hint })
   return value
@@ -107,9 +178,20 @@ export function printJson(data: unknown): void {
   process.stdout.write(`${JSON.stringify(data, null, 2)}\n`)
 }
 
-/** Load the config and build the context of the agent named by --agent (required). */
-export async function contextFromArgs(args: { config?: string; agent?: string; 'dry-run'?: boolean }, tag: string): Promise<AgentContext> {
-  const { config, path } = loadConfig(args.config)
+/**
+ * Load the config and build the context of the agent named by --agent (required; the fix lists
+ * the config's agents). With the runCli session (citty's `data`) it uses the session's env, and
+ * failures print through the agent's redactor.
+ */
+export async function contextFromArgs(
+  args: { config?: string; agent?: string; 'dry-run'?: boolean },
+  tag: string,
+  session?: CliSession,
+): Promise<AgentContext> {
+  const env = session?.env ?? process.env
+  const { config, path } = loadConfig(args.config, env)
   const name = need(args.agent, 'agent', `name the agent: --agent ${config.agents.map((a) => a.name).join('|')}`)
-  return agentContext({ config, configPath: path, agent: pickAgent(config, name), dryRun: !!args['dry-run'], tag })
+  const ctx = agentContext({ config, configPath: path, agent: pickAgent(config, name), dryRun: !!args['dry-run'], tag, env })
+  if (session) session.redact = ctx.redact
+  return ctx
 }

@@ -183,12 +183,27 @@ export function selectAgents(config: FactoryConfig, name?: string): AgentConfig[
   return name ? [pickAgent(config, name)] : config.agents
 }
 
+/** `value` of env variable `name` as an http(s) URL, or config_invalid naming the variable, its value and an example. */
+function endpointUrl(name: string, value: string, example: string): string {
+  let url: URL | undefined
+  try {
+    url = new URL(value)
+  } catch {}
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+    throw new FactoryError('config_invalid', `${name}=${JSON.stringify(value)} is not a valid http(s) URL`, {
+      fix: `set ${name} to a full URL such as ${example}, or unset it for the default`,
+    })
+  return value
+}
+
 /** Linear's GraphQL endpoint (LINEAR_API_URL overrides, for the sandbox and proxies). */
 export function linearApiUrl(env: NodeJS.ProcessEnv = process.env): string {
-  return env.LINEAR_API_URL || 'https://api.linear.app/graphql'
+  if (!env.LINEAR_API_URL) return 'https://api.linear.app/graphql'
+  return endpointUrl('LINEAR_API_URL', env.LINEAR_API_URL, 'https://api.linear.app/graphql')
 }
 
 /** GitHub's REST endpoint (GITHUB_API_URL overrides). */
 export function githubApiUrl(env: NodeJS.ProcessEnv = process.env): string {
-  return (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '')
+  if (!env.GITHUB_API_URL) return 'https://api.github.com'
+  return endpointUrl('GITHUB_API_URL', env.GITHUB_API_URL, 'https://github.example.com/api/v3').replace(/\/+$/, '')
 }

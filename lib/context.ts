@@ -4,8 +4,8 @@
  */
 import type { ConsolaInstance } from 'consola'
 import { type AgentConfig, agentSecretEnvs, type FactoryConfig, factoryHome, githubApiUrl, linearApiUrl } from './config.ts'
-import { logger, redactEnvNames } from './log.ts'
-import { layout, safeJoin } from './paths.ts'
+import { logger, type Redactor, redactorFor } from './log.ts'
+import { ensureHome, layout, safeJoin } from './paths.ts'
 import { fileRateGate } from './ratelimit.ts'
 import { createLinearTracker } from './tracker/linear.ts'
 import type { Tracker } from './tracker/types.ts'
@@ -18,6 +18,9 @@ export interface AgentContext {
   paths: ReturnType<typeof layout>
   tracker: Tracker
   env: NodeJS.ProcessEnv
+  /** Hides the secrets of this process in any text: the deny-listed values and every agent's token_env values. */
+  redact: Redactor
+  /** Tagged with the script; prints through `redact`. */
   log: ConsolaInstance
   dryRun: boolean
   githubApi: string
@@ -50,8 +53,11 @@ export function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Build the context for one agent (the tracker talks to LINEAR_API_URL with the agent's key). */
 export function agentContext(opts: ContextOptions): AgentContext {
   const env = opts.env ?? process.env
-  const home = factoryHome(env)
-  redactEnvNames(agentSecretEnvs(opts.agent))
+  const home = ensureHome(factoryHome(env))
+  // Every agent's token_env of the config: a line about one agent may quote another's token.
+  const redact = redactorFor(env, opts.config.agents.flatMap(agentSecretEnvs))
+  const apiUrl = linearApiUrl(env)
+  const githubApi = githubApiUrl(env)
   return {
     config: opts.config,
     configPath: opts.configPath,
@@ -62,15 +68,16 @@ export function agentContext(opts: ContextOptions): AgentContext {
       opts.tracker ??
       createLinearTracker({
         apiKey: env[opts.agent.tracker.token_env]!,
-        apiUrl: linearApiUrl(env),
+        apiUrl,
         // One view of the rate limit for every process of this agent (driver and runs).
         sleep: opts.sleep ?? realSleep,
         gate: fileRateGate(`${safeJoin(layout(home).home, 'ratelimit', opts.agent.name)}.json`),
       }),
     env,
-    log: logger(opts.tag ?? opts.agent.name),
+    redact,
+    log: logger(opts.tag ?? opts.agent.name, redact),
     dryRun: opts.dryRun ?? false,
-    githubApi: githubApiUrl(env),
+    githubApi,
     now: opts.now ?? (() => new Date()),
     sleep: opts.sleep ?? realSleep,
   }

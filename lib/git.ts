@@ -1,17 +1,26 @@
 /**
  * git through argv arrays (never a shell string). Tokens never reach .git/config or remote URLs
- * (invariant "no-secrets-in-reach"): an authenticated push gets the token through GIT_ASKPASS for that one command.
+ * (invariant "no-secrets-in-reach"): an authenticated push gets the token through GIT_ASKPASS for that
+ * one command.
+ * The environment and the redactor come from the caller (an agent's context), never from
+ * process.env.
  */
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FactoryError } from './errors.ts'
 import { run, type RunResult } from './proc.ts'
-import { scrub } from './log.ts'
+import { type Redactor, redactorFor } from './log.ts'
 
-/** Env for git: no prompts, no pager, a fixed identity for commits, no user config surprises. */
-export function gitEnv(extra: Record<string, string> = {}): Record<string, string> {
+/** What a git call takes from its caller (an AgentContext is one): the env to start from and the redactor for its messages. */
+export interface GitCaller {
+  env: NodeJS.ProcessEnv
+  redact?: Redactor
+}
+
+/** Env for git built on `base`: no prompts, no pager, a fixed identity for commits, no user config surprises. */
+export function gitEnv(base: NodeJS.ProcessEnv, extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
+  for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v
   return {
     ...env,
     GIT_TERMINAL_PROMPT: '0',
@@ -24,16 +33,26 @@ export function gitEnv(extra: Record<string, string> = {}): Record<string, strin
   }
 }
 
-/** Run git; a non-zero exit is a git_failed error carrying the (redacted) stderr. */
+/**
+ * Run git with the caller's env (`opts.env`, e.g. authEnv, replaces it for network commands); a
+ * non-zero exit is a git_failed error carrying the stderr, redacted by the caller's redactor (or
+ * the deny-listed values of that env) and without the askpass token.
+ */
 export async function git(
   args: string[],
+  caller: GitCaller,
   opts: { cwd?: string; env?: Record<string, string>; allowFail?: boolean; timeoutMs?: number } = {},
 ): Promise<RunResult> {
-  const res = await run(['git', ...args], { cwd: opts.cwd, env: opts.env ?? gitEnv(), timeoutMs: opts.timeoutMs ?? 10 * 60_000 })
+  const env = opts.env ?? gitEnv(caller.env)
+  const res = await run(['git', ...args], { cwd: opts.cwd, env, timeoutMs: opts.timeoutMs ?? 10 * 60_000 })
   if (res.exitCode !== 0 && !opts.allowFail) {
+    const hide = caller.redact ?? redactorFor(caller.env)
+    const scrub = (text: string) => hide(redactorFor(env, ['ROSE_GIT_PASSWORD'])(text))
     throw new FactoryError(
       'git_failed',
-      `git ${args.join(' ')} failed (exit ${res.exitCode}${res.killed ? `, ${res.killed}` : ''}): ${scrub(res.stderr.trim() || res.stdout.trim()).slice(0, 2000)}`,
+      scrub(
+        `git ${args.join(' ')} failed (exit ${res.exitCode}${res.killed ? `, ${res.killed}` : ''}): ${(res.stderr.trim() || res.stdout.trim()).slice(0, 2000)}`,
+      ),
       {
         fix: 'see the git message; check the repo URL, base branch and credentials',
       },
@@ -43,8 +62,8 @@ export async function git(
 }
 
 /** Trimmed stdout of a git command. */
-export async function gitOut(args: string[], cwd: string): Promise<string> {
-  return (await git(args, { cwd })).stdout.trim()
+export async function gitOut(args: string[], caller: GitCaller, cwd: string): Promise<string> {
+  return (await git(args, caller, { cwd })).stdout.trim()
 }
 
 /** True when the remote URL is a local path or file:// URL (no auth, no PR). */
@@ -70,8 +89,8 @@ export function askpassScript(home: string): string {
   return path
 }
 
-/** Env for an authenticated git network command (https remotes with a token). */
-export function authEnv(home: string, token: string | undefined): Record<string, string> {
-  if (!token) return gitEnv()
-  return gitEnv({ GIT_ASKPASS: askpassScript(home), ROSE_GIT_PASSWORD: token, ROSE_GIT_USERNAME: 'x-access-token' })
+/** Env (built on `base`) for an authenticated git network command (https remotes with a token). */
+export function authEnv(home: string, token: string | undefined, base: NodeJS.ProcessEnv): Record<string, string> {
+  if (!token) return gitEnv(base)
+  return gitEnv(base, { GIT_ASKPASS: askpassScript(home), ROSE_GIT_PASSWORD: token, ROSE_GIT_USERNAME: 'x-access-token' })
 }

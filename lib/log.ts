@@ -1,44 +1,55 @@
 /**
- * Logs through consola with a tag per script. Every message passes through the redactor, so a
- * token that ends up in an error message (a URL, a git stderr line) is never printed.
+ * Logs through one consola instance for the whole process, tagged per script (`withTag`). Every
+ * message passes through the redactor of the logger that printed it (an agent's context carries
+ * its own, with that agent's token values), so a token that ends up in an error message (a URL, a
+ * git stderr line) is never printed. No redaction state lives in this module.
  */
-import { createConsola, type ConsolaInstance } from 'consola'
+import { createConsola, type ConsolaInstance, type InputLogObject, type LogObject } from 'consola'
 import { redact, secretValues } from './secrets.ts'
 
-let secrets: string[] | null = null
-const extraNames = new Set<string>()
+/** Hides secret values in a text. */
+export type Redactor = (text: string) => string
 
-/** Secret values currently in the environment: the deny-list plus the registered names (cached). */
-function currentSecrets(): string[] {
-  secrets ??= secretValues(process.env, [...extraNames])
-  return secrets
+/** Deny-listed (by prefix) variables whose values are not secret: endpoints an error message must be able to name. */
+const PUBLIC_ENV_NAMES = ['LINEAR_API_URL']
+
+/** The redactor for `env`: the deny-listed variables' values plus those of `names` (an agent's token_env). */
+export function redactorFor(env: NodeJS.ProcessEnv, names: readonly string[] = []): Redactor {
+  const values = secretValues(env, names).filter((v) => !PUBLIC_ENV_NAMES.some((n) => env[n] === v))
+  return (text) => redact(text, values)
 }
 
-/** Also redact the values of these env variables (an agent's own token_env names, which the deny-list cannot know). */
-export function redactEnvNames(names: readonly string[]): void {
-  for (const n of names) extraNames.add(n)
-  secrets = null
+let root: ConsolaInstance | undefined
+
+function format(obj: LogObject): string {
+  const msg = obj.args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a))).join(' ')
+  const time = new Date(obj.date).toISOString().slice(11, 19)
+  return `${time} [${obj.tag}] ${obj.type === 'log' || obj.type === 'info' ? '' : `${obj.type}: `}${msg}`
 }
 
-/** Redact every known secret value from a string. */
-export function scrub(text: string): string {
-  return redact(text, currentSecrets())
-}
-
-/** A logger tagged with the script's name; everything it prints is redacted. Logs go to stderr. */
-export function logger(tag: string): ConsolaInstance {
+/** The process's one consola instance (created on first use); logs go to stderr. */
+function rootLogger(): ConsolaInstance {
+  if (root) return root
   const level = process.env.ROSE_LOG_LEVEL ? Number(process.env.ROSE_LOG_LEVEL) : process.env.DEBUG ? 4 : 3
-  const base = createConsola({ level, stdout: process.stderr, stderr: process.stderr })
-  base.setReporters([
+  root = createConsola({ level, stdout: process.stderr, stderr: process.stderr })
+  root.setReporters([
     {
       log(obj) {
-        const msg = obj.args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a))).join(' ')
-        const time = new Date(obj.date).toISOString().slice(11, 19)
-        process.stderr.write(
-          `${time} [${obj.tag || tag}] ${obj.type === 'log' || obj.type === 'info' ? '' : `${obj.type}: `}${scrub(msg)}\n`,
-        )
+        const hide = typeof obj.redact === 'function' ? (obj.redact as Redactor) : (t: string) => t
+        process.stderr.write(`${hide(format(obj))}\n`)
       },
     },
   ])
-  return base.withTag(tag)
+  return root
+}
+
+/**
+ * The process logger tagged with the script's name; everything it prints goes through `redactor`
+ * (default: the deny-listed values of this process's env). Logs go to stderr.
+ */
+export function logger(tag: string, redactor: Redactor = redactorFor(process.env)): ConsolaInstance {
+  // The redactor rides on every log object of this logger (consola passes custom default fields through).
+  return rootLogger()
+    .withTag(tag)
+    .withDefaults({ redact: redactor } as InputLogObject)
 }

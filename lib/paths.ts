@@ -3,7 +3,7 @@
  * under the factory root, symlinks resolved. Branch names from Linear are sanitized too.
  */
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, realpathSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdirSync, realpathSync, statSync } from 'node:fs'
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { FactoryError } from './errors.ts'
 
@@ -94,4 +94,36 @@ export function layout(home: string) {
     worktrees: join(home, 'worktrees'),
     logs: join(home, 'logs'),
   }
+}
+
+/** The first existing ancestor of `path` that is not a directory, if any (FACTORY_HOME under a file). */
+function fileAncestor(path: string): string | undefined {
+  for (let cur = resolve(path); ; cur = dirname(cur)) {
+    try {
+      return statSync(cur).isDirectory() ? undefined : cur
+    } catch {
+      if (dirname(cur) === cur) return undefined
+    }
+  }
+}
+
+/**
+ * Make sure FACTORY_HOME is a directory this process can write (creating it if needed), or fail
+ * with home_unusable (exit 2) naming the path and the fix, instead of a bare EACCES/ENOTDIR later.
+ */
+export function ensureHome(home: string): string {
+  const fix = `set FACTORY_HOME to a directory you can write (e.g. export FACTORY_HOME=$HOME/rose-factory), or fix the permissions of ${home}`
+  const blocker = fileAncestor(home)
+  if (blocker)
+    throw new FactoryError('home_unusable', `FACTORY_HOME ${home} cannot be a directory: ${blocker} is a file`, {
+      fix: `remove or rename ${blocker}, or ${fix}`,
+    })
+  try {
+    mkdirSync(home, { recursive: true })
+    accessSync(home, constants.W_OK | constants.X_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error'
+    throw new FactoryError('home_unusable', `FACTORY_HOME ${home} is not writable (${code})`, { fix, cause: err })
+  }
+  return home
 }

@@ -37,7 +37,8 @@ export async function previewWorktree(ctx: AgentContext, issue: TrackerIssue, re
   const plan = planWorktree(ctx, issue)
   const alive =
     existsSync(plan.path) &&
-    (await git(['--no-optional-locks', 'rev-parse', '--is-inside-work-tree'], { cwd: plan.path, allowFail: true })).stdout.trim() === 'true'
+    (await git(['--no-optional-locks', 'rev-parse', '--is-inside-work-tree'], ctx, { cwd: plan.path, allowFail: true })).stdout.trim() ===
+      'true'
   const baseRepo = repoRoot ?? safeJoin(ctx.paths.repos, repoSlug(ctx.agent.repo.url))
   const marker = join(safeJoin(ctx.paths.logs, ctx.agent.name, issue.identifier), 'bootstrap.done')
   const command = ctx.agent.repo.bootstrap

@@ -118,12 +118,12 @@ export async function cleanupClosed(ctx: AgentContext): Promise<string[]> {
   for (const rec of due) {
     const path = rec.worktree!
     try {
-      const common = (await git(['rev-parse', '--git-common-dir'], { cwd: path, allowFail: true })).stdout.trim()
+      const common = (await git(['rev-parse', '--git-common-dir'], ctx, { cwd: path, allowFail: true })).stdout.trim()
       if (common) {
         const base = common.endsWith('/.git') ? common.slice(0, -5) : common
         await withRepoLock(ctx, base, async () => {
-          await git(['worktree', 'remove', '--force', path], { cwd: base, allowFail: true })
-          await git(['worktree', 'prune'], { cwd: base, allowFail: true })
+          await git(['worktree', 'remove', '--force', path], ctx, { cwd: base, allowFail: true })
+          await git(['worktree', 'prune'], ctx, { cwd: base, allowFail: true })
         })
       }
       rmSync(path, { recursive: true, force: true })

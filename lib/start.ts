@@ -6,11 +6,11 @@
  */
 import { backoffMs, POLL_RETRY } from './backoff.ts'
 import { fileURLToPath } from 'node:url'
-import type { AgentConfig, FactoryConfig } from './config.ts'
+import { type AgentConfig, agentSecretEnvs, type FactoryConfig } from './config.ts'
 import { agentContext, type AgentContext } from './context.ts'
 import { asFactoryError } from './errors.ts'
 import { inspectLock, LOCK_STALE_MS } from './lock.ts'
-import { logger } from './log.ts'
+import { logger, redactorFor } from './log.ts'
 import { pollAgent, recordPollError, type PollPlan } from './steps/poll.ts'
 import { type ChildHandle, spawnScript } from './proc.ts'
 import { inPhase } from './phases.ts'
@@ -58,8 +58,8 @@ export const pollBackoffMs = (failures: number): number => backoffMs(failures, P
 
 /** Build a driver; `tick()` runs one round for every agent, `loop()` runs until `stop()`. */
 export function createDriver(opts: DriverOptions) {
-  const log = logger('start')
   const env = opts.env ?? process.env
+  const log = logger('start', redactorFor(env, opts.config.agents.flatMap(agentSecretEnvs)))
   const now = opts.now ?? Date.now
   const contexts = new Map<string, AgentContext>()
   const running = new Map<string, { agent: string; identifier: string; child: ChildHandle }>()

@@ -4,19 +4,18 @@ import { defineCommand } from 'citty'
 import { claimIssue, lockIssue, resolveIssue } from '../lib/steps/claim.ts'
 import { updateRecord } from '../lib/state.ts'
 import { assertIssueLockFree } from '../lib/preview.ts'
-import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
 
 const command = defineCommand({
   meta: { name: 'claim', description: 'Claim an issue: lock it, open its run, move it to In Progress (the team started state).' },
   args: {
     ...commonArgs,
-    issue: { type: 'string', description: 'issue id or identifier (ENG-12)' },
+    ...issueArg,
     refresh: { type: 'boolean', description: 'read the issue from Linear even if state.json has it', default: false },
   },
-  async run({ args }) {
-    const ctx = await contextFromArgs(args, 'claim')
-    const ref = need(args.issue, 'issue', 'pass the issue: --issue ENG-12')
-    const { issue, viewerId, record } = await resolveIssue(ctx, ref, { refresh: args.refresh })
+  async run({ args, data }) {
+    const ctx = await contextFromArgs(args, 'claim', data)
+    const { issue, viewerId, record } = await resolveIssue(ctx, args.issue, { refresh: args.refresh })
     // A dry run takes no lock, but refuses exactly when the real claim would (a live owner holds it).
     if (ctx.dryRun) assertIssueLockFree(ctx, issue.identifier)
     const lock = ctx.dryRun ? null : lockIssue(ctx, issue.identifier, 'claim')
@@ -43,4 +42,4 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

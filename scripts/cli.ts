@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /** rose-factory <verb>: every script as a subcommand, imported lazily. */
 import { defineCommand } from 'citty'
-import { isEntry, main } from '../lib/cli.ts'
+import { isEntry, runCli } from '../lib/cli.ts'
 
 const load = (name: string) => () => import(`./${name}.ts`).then((m) => m.default)
 
@@ -27,4 +27,4 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

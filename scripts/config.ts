@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /** config check: validate agents.yaml and print the resolved config with secrets masked. */
 import { defineCommand } from 'citty'
-import { isEntry, main, printJson } from '../lib/cli.ts'
+import { type CliSession, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { factoryHome, githubApiUrl, linearApiUrl, loadConfig } from '../lib/config.ts'
 import { mask } from '../lib/secrets.ts'
 import { stringify } from 'yaml'
@@ -15,18 +15,19 @@ const check = defineCommand({
     config: { type: 'string', description: 'agents.yaml path (default $FACTORY_HOME/agents.yaml)' },
     json: { type: 'boolean', description: 'print JSON instead of YAML', default: false },
   },
-  async run({ args }) {
-    const { config, path } = loadConfig(args.config)
+  async run({ args, data }) {
+    const env = (data as CliSession | undefined)?.env ?? process.env
+    const { config, path } = loadConfig(args.config, env)
     const resolved = {
       file: path,
-      factory_home: factoryHome(),
-      linear_api_url: linearApiUrl(),
-      github_api_url: githubApiUrl(),
+      factory_home: factoryHome(env),
+      linear_api_url: linearApiUrl(env),
+      github_api_url: githubApiUrl(env),
       ...config,
       agents: config.agents.map((a) => ({
         ...a,
-        tracker: { ...a.tracker, token: mask(process.env[a.tracker.token_env]) },
-        github: { ...a.github, token: mask(process.env[a.github.token_env] || process.env.GITHUB_TOKEN) },
+        tracker: { ...a.tracker, token: mask(env[a.tracker.token_env]) },
+        github: { ...a.github, token: mask(env[a.github.token_env] || env.GITHUB_TOKEN) },
       })),
     }
     if (args.json) printJson(resolved)
@@ -41,4 +42,4 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

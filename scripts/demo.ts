@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { defineCommand } from 'citty'
-import { isEntry, main } from '../lib/cli.ts'
+import { isEntry, runCli } from '../lib/cli.ts'
 import { logger } from '../lib/log.ts'
 import { spawnScript } from '../lib/proc.ts'
 import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
@@ -100,7 +100,7 @@ const command = defineCommand({
       } else out.push('no branch was pushed')
       out.push(`stats: ${sandbox.stats().requests} Linear requests, ${((Date.now() - t0) / 1000).toFixed(1)} s in all`)
       process.stdout.write(`${out.join('\n')}\n`)
-      if (code !== 0 || state.name !== 'In Review') process.exitCode = 1
+      return code !== 0 || state.name !== 'In Review' ? 1 : 0
     } finally {
       await sandbox.stop()
       if (args.keep) log.info(`kept ${dir}`)
@@ -111,4 +111,4 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

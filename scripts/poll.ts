@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /** poll: print an agent's work items as JSON lines (one tracker read), and queue them in state.json. */
 import { defineCommand } from 'citty'
-import { commonArgs, contextFromArgs, isEntry, main } from '../lib/cli.ts'
+import { commonArgs, contextFromArgs, isEntry, runCli } from '../lib/cli.ts'
 import { pollAgent } from '../lib/steps/poll.ts'
 
 const command = defineCommand({
@@ -10,8 +10,8 @@ const command = defineCommand({
     description: "Read the agent's changed issues (one Linear request) and queue the ones to run. Prints one JSON line per issue.",
   },
   args: { ...commonArgs },
-  async run({ args }) {
-    const ctx = await contextFromArgs(args, 'poll')
+  async run({ args, data }) {
+    const ctx = await contextFromArgs(args, 'poll', data)
     const plan = await pollAgent(ctx)
     for (const { issue, decision } of plan.items) {
       process.stdout.write(
@@ -26,4 +26,4 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

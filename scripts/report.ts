@@ -2,7 +2,7 @@
 /** report: commit, push, PR, one summary comment, In Review; records the run. */
 import { defineCommand } from 'citty'
 import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
-import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { type ReportPlan, reportRun } from '../lib/steps/report.ts'
 import { readState, updateRecord } from '../lib/state.ts'
@@ -14,10 +14,10 @@ const command = defineCommand({
     description:
       "Report the issue's finished run: commit and push the branch, open/update the PR, post the summary comment, move to In Review.",
   },
-  args: { ...commonArgs, issue: { type: 'string', description: 'issue id or identifier (ENG-12)' } },
-  async run({ args }) {
-    const ctx = await contextFromArgs(args, 'report')
-    const { issue } = await resolveIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'))
+  args: { ...commonArgs, ...issueArg },
+  async run({ args, data }) {
+    const ctx = await contextFromArgs(args, 'report', data)
+    const { issue } = await resolveIssue(ctx, args.issue)
     const record = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[issue.id]
     const run = record?.runs.at(-1)
     if (!record || !run)
@@ -30,7 +30,7 @@ const command = defineCommand({
       if (args.json) printJson({ ...plan, dryRun: ctx.dryRun })
       else if (ctx.dryRun) process.stdout.write(describeReportPlan(plan, issue.state.name))
       else ctx.log.info(`${issue.identifier}: reported run #${run.n} (${plan.outcome})`)
-      if (plan.outcome === 'failed') process.exitCode = 1
+      return plan.outcome === 'failed' ? 1 : 0
     } finally {
       lock?.stop()
     }
@@ -54,4 +54,4 @@ function describeReportPlan(plan: ReportPlan, currentState: string): string {
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

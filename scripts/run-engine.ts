@@ -2,7 +2,7 @@
 /** run-engine: build the prompt and run the agent's engine in the issue's worktree. */
 import { defineCommand } from 'citty'
 import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
-import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { assertIssueLockFree } from '../lib/preview.ts'
 import { planEngineRun, runEngineStep } from '../lib/steps/run-engine.ts'
 import { FactoryError } from '../lib/errors.ts'
@@ -14,10 +14,10 @@ const command = defineCommand({
     name: 'run-engine',
     description: "Run the agent's engine (claude, codex or console) for the issue's open run, in its worktree. Claim and worktree first.",
   },
-  args: { ...commonArgs, issue: { type: 'string', description: 'issue id or identifier (ENG-12)' } },
-  async run({ args }) {
-    const ctx = await contextFromArgs(args, 'run-engine')
-    const { issue, viewerId } = await resolveIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'))
+  args: { ...commonArgs, ...issueArg },
+  async run({ args, data }) {
+    const ctx = await contextFromArgs(args, 'run-engine', data)
+    const { issue, viewerId } = await resolveIssue(ctx, args.issue)
     const record = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[issue.id]
     const run = record?.runs.at(-1)
     if (!record || !run || run.reportedAt)
@@ -45,7 +45,7 @@ const command = defineCommand({
       updateRecord(ctx.paths.state, ctx.agent.name, issue.id, event, ctx.now())
       if (args.json) printJson(result)
       else ctx.log.info(`${issue.identifier}: ${result.status}: ${result.summary.split('\n')[0]}`)
-      if (result.status !== 'success') process.exitCode = 1
+      return result.status === 'success' ? 0 : 1
     } finally {
       lock.stop()
     }
@@ -54,4 +54,4 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

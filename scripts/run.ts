@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /** run: one issue through claim -> worktree -> run-engine -> report, holding its lock (the driver's child). */
 import { defineCommand } from 'citty'
-import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { killTree } from '../lib/proc.ts'
 import { runIssue } from '../lib/run.ts'
@@ -13,7 +13,7 @@ const command = defineCommand({
   },
   args: {
     ...commonArgs,
-    issue: { type: 'string', description: 'issue id or identifier (ENG-12)' },
+    ...issueArg,
     'repo-root': { type: 'string', description: 'use this existing checkout instead of the base clone' },
     fetch: { type: 'boolean', description: 'fetch origin first (--no-fetch when the caller fetched this tick)', default: true },
     refresh: { type: 'boolean', description: 'read the issue from Linear even if state.json has it', default: false },
@@ -23,8 +23,8 @@ const command = defineCommand({
       default: false,
     },
   },
-  async run({ args }) {
-    const ctx = await contextFromArgs(args, 'run')
+  async run({ args, data }) {
+    const ctx = await contextFromArgs(args, 'run', data)
     if (ctx.dryRun)
       throw new FactoryError('usage', 'run has no --dry-run', {
         fix: 'use --dry-run on the single steps (claim, worktree, run-engine, report) or on start',
@@ -49,7 +49,7 @@ const command = defineCommand({
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
-    const res = await runIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'), {
+    const res = await runIssue(ctx, args.issue, {
       fetch: args.fetch,
       repoRoot: args['repo-root'],
       signal: abort.signal,
@@ -57,10 +57,10 @@ const command = defineCommand({
       onlyQueued: args['only-queued'],
     })
     if (args.json) printJson(res.ok ? res : { ...res, error: res.error.toJSON() })
-    if (!res.ok) process.exitCode = res.error.exitCode
+    return res.ok ? 0 : res.error.exitCode
   },
 })
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { defineCommand, type ArgsDef } from 'citty'
-import { isEntry, main } from '../lib/cli.ts'
+import { isEntry, runCli } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { SANDBOX_URL_ENV, sandboxAdmin } from '../lib/sandbox/client.ts'
 import { startSandbox } from '../lib/sandbox/server.ts'
@@ -21,11 +21,6 @@ const urlArg = {
 
 function usage(message: string, fix: string): FactoryError {
   return new FactoryError('usage', message, { fix })
-}
-
-function need(value: unknown, flag: string, example: string): string {
-  if (typeof value !== 'string' || !value.trim()) throw usage(`--${flag} is required`, `pass --${flag} ${example}`)
-  return value
 }
 
 function num(value: unknown, flag: string, min: number, max: number, int = true, example = int ? 1000 : 0.2): number | undefined {
@@ -123,13 +118,13 @@ const serve = defineCommand({
 
 const seedArgs = {
   ...urlArg,
-  file: { type: 'string', description: 'Seed JSON file (replaces all data)', valueHint: 'FILE' },
+  file: { type: 'string', description: 'Seed JSON file (replaces all data)', valueHint: 'FILE', required: true },
 } as const satisfies ArgsDef
 const seedCmd = defineCommand({
   meta: { name: 'seed', description: "Replace a running sandbox's data with a seed file" },
   args: seedArgs,
   async run(ctx) {
-    const path = resolve(need(ctx.args.file, 'file', 'test/fixtures/sandbox-seed.json'))
+    const path = resolve(ctx.args.file)
     let seed: unknown
     try {
       seed = JSON.parse(readFileSync(path, 'utf8'))
@@ -142,9 +137,9 @@ const seedCmd = defineCommand({
 
 const commentArgs = {
   ...urlArg,
-  issue: { type: 'string', description: 'Issue identifier or id', valueHint: 'ENG-1' },
-  user: { type: 'string', description: "Author's email (a seeded user)", valueHint: 'EMAIL' },
-  body: { type: 'string', description: 'Comment text (Markdown)', valueHint: 'TEXT' },
+  issue: { type: 'string', description: 'Issue identifier or id', valueHint: 'ENG-1', required: true },
+  user: { type: 'string', description: "Author's email (a seeded user)", valueHint: 'EMAIL', required: true },
+  body: { type: 'string', description: 'Comment text (Markdown)', valueHint: 'TEXT', required: true },
 } as const satisfies ArgsDef
 const comment = defineCommand({
   meta: { name: 'comment', description: "Comment on an issue as a user (does not bump the issue's updatedAt, like Linear)" },
@@ -152,9 +147,9 @@ const comment = defineCommand({
   async run(ctx) {
     print(
       await admin(ctx.args.url, 'POST', 'comment', {
-        issue: need(ctx.args.issue, 'issue', 'ENG-1'),
-        user: need(ctx.args.user, 'user', 'reviewer@sandbox.local'),
-        body: need(ctx.args.body, 'body', '"Please add tests"'),
+        issue: ctx.args.issue,
+        user: ctx.args.user,
+        body: ctx.args.body,
       }),
     )
   },
@@ -162,7 +157,7 @@ const comment = defineCommand({
 
 const assignArgs = {
   ...urlArg,
-  issue: { type: 'string', description: 'Issue identifier or id', valueHint: 'ENG-1' },
+  issue: { type: 'string', description: 'Issue identifier or id', valueHint: 'ENG-1', required: true },
   assignee: { type: 'string', description: 'Assignee email, or none to unassign', valueHint: 'EMAIL|none' },
   delegate: { type: 'string', description: 'Delegate email, or none to clear (left as is when omitted)', valueHint: 'EMAIL|none' },
 } as const satisfies ArgsDef
@@ -170,7 +165,7 @@ const assign = defineCommand({
   meta: { name: 'assign', description: "Set an issue's assignee and/or delegate" },
   args: assignArgs,
   async run(ctx) {
-    const issue = need(ctx.args.issue, 'issue', 'ENG-1')
+    const issue = ctx.args.issue
     if (ctx.args.assignee === undefined && ctx.args.delegate === undefined)
       throw usage('give --assignee and/or --delegate', 'pass --assignee agent@sandbox.local (or none)')
     const who = (v: string | undefined) => (v === undefined ? undefined : v === 'none' ? null : v)
@@ -180,8 +175,8 @@ const assign = defineCommand({
 
 const moveArgs = {
   ...urlArg,
-  issue: { type: 'string', description: 'Issue identifier or id', valueHint: 'ENG-1' },
-  state: { type: 'string', description: "Workflow state name of the issue's team", valueHint: 'NAME' },
+  issue: { type: 'string', description: 'Issue identifier or id', valueHint: 'ENG-1', required: true },
+  state: { type: 'string', description: "Workflow state name of the issue's team", valueHint: 'NAME', required: true },
 } as const satisfies ArgsDef
 const move = defineCommand({
   meta: { name: 'move', description: 'Move an issue to a workflow state by name' },
@@ -189,8 +184,8 @@ const move = defineCommand({
   async run(ctx) {
     print(
       await admin(ctx.args.url, 'POST', 'move', {
-        issue: need(ctx.args.issue, 'issue', 'ENG-1'),
-        state: need(ctx.args.state, 'state', '"In Review"'),
+        issue: ctx.args.issue,
+        state: ctx.args.state,
       }),
     )
   },
@@ -267,4 +262,4 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

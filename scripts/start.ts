@@ -1,10 +1,10 @@
 #!/usr/bin/env bun
 /** start: the loop. For each agent, tick = poll -> record -> dispatch a child run per issue. */
 import { defineCommand } from 'citty'
-import { commonArgs, isEntry, main, printJson } from '../lib/cli.ts'
-import { loadConfig, selectAgents } from '../lib/config.ts'
+import { type CliSession, commonArgs, isEntry, runCli, printJson } from '../lib/cli.ts'
+import { agentSecretEnvs, loadConfig, selectAgents } from '../lib/config.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
-import { logger } from '../lib/log.ts'
+import { logger, redactorFor } from '../lib/log.ts'
 import { killTree } from '../lib/proc.ts'
 
 const command = defineCommand({
@@ -22,12 +22,13 @@ const command = defineCommand({
       default: false,
     },
   },
-  async run({ args }) {
-    const log = logger('start')
-    const { config, path } = loadConfig(args.config)
+  async run({ args, data }) {
+    const env = (data as CliSession | undefined)?.env ?? process.env
+    const { config, path } = loadConfig(args.config, env)
     const agents = selectAgents(config, args.agent)
+    const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
     const dryRun = args['dry-run']
-    const driver = createDriver({ config, configPath: path, agents, dryRun })
+    const driver = createDriver({ config, configPath: path, agents, dryRun, env })
     // SIGTERM is a stop, like Ctrl-C (systemd sends it to the whole process group; the run
     // children coalesce theirs with the driver's): stop ticking, stop the runs, which queue
     // themselves again, exit 0. A second signal forces: kill every run and everything it
@@ -71,12 +72,11 @@ const command = defineCommand({
         for (const r of res.reports) process.stdout.write(describeDryTick(r))
       } else
         log.info(
-          `tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll failed' : ''}`,
+          `tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll or dispatch failed' : ''}`,
         )
-      // Stopped by a signal: the runs it cut short are queued again, which is not a failure.
-      process.exitCode = res.ok || signals > 0 ? 0 : 1
       if (signals > 0) log.info('stopped')
-      return
+      // Stopped by a signal: the runs it cut short are queued again, which is not a failure.
+      return res.ok || signals > 0 ? 0 : 1
     }
     log.info(`running ${agents.map((a) => a.name).join(', ')}; polling every ${config.poll_interval_seconds} s (Ctrl-C to stop)`)
     await driver.loop()
@@ -102,4 +102,4 @@ function describeDryTick(r: TickReport): string {
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /** status: what runs, what waits, what failed, per agent (table, or --json). */
 import { defineCommand } from 'citty'
-import { isEntry, main, printJson } from '../lib/cli.ts'
+import { type CliSession, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { factoryHome } from '../lib/config.ts'
 import { layout } from '../lib/paths.ts'
 import { readState } from '../lib/state.ts'
@@ -17,8 +17,8 @@ const command = defineCommand({
     json: { type: 'boolean', description: 'print the same as JSON', default: false },
     all: { type: 'boolean', description: 'include done issues', default: false },
   },
-  async run({ args }) {
-    const home = factoryHome()
+  async run({ args, data }) {
+    const home = factoryHome((data as CliSession | undefined)?.env)
     const state = readState(layout(home).state)
     const rows = statusRows(state, home, { agent: args.agent, includeDone: args.all })
     if (args.json)
@@ -37,4 +37,4 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

@@ -2,7 +2,7 @@
 /** worktree: base clone (fetched) + the issue's worktree + bootstrap, idempotent. */
 import { defineCommand } from 'citty'
 import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
-import { commonArgs, contextFromArgs, isEntry, main, need, printJson } from '../lib/cli.ts'
+import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { updateRecord } from '../lib/state.ts'
 import { assertIssueLockFree, previewWorktree } from '../lib/preview.ts'
 import { ensureWorktree } from '../lib/steps/worktree.ts'
@@ -14,13 +14,13 @@ const command = defineCommand({
   },
   args: {
     ...commonArgs,
-    issue: { type: 'string', description: 'issue id or identifier (ENG-12)' },
+    ...issueArg,
     'repo-root': { type: 'string', description: 'use this existing checkout instead of the base clone' },
     fetch: { type: 'boolean', description: 'fetch origin first (--no-fetch to skip)', default: true },
   },
-  async run({ args }) {
-    const ctx = await contextFromArgs(args, 'worktree')
-    const { issue } = await resolveIssue(ctx, need(args.issue, 'issue', 'pass the issue: --issue ENG-12'))
+  async run({ args, data }) {
+    const ctx = await contextFromArgs(args, 'worktree', data)
+    const { issue } = await resolveIssue(ctx, args.issue)
     if (ctx.dryRun) {
       assertIssueLockFree(ctx, issue.identifier)
       const plan = await previewWorktree(ctx, issue, args['repo-root'])
@@ -54,4 +54,4 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) await main(command)
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)

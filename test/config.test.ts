@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { configPath, factoryHome, loadConfig, parseConfig, pickAgent, selectAgents } from '../lib/config.ts'
+import { configPath, factoryHome, githubApiUrl, linearApiUrl, loadConfig, parseConfig, pickAgent, selectAgents } from '../lib/config.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { ROOT, tempDir, failure } from './helpers.ts'
 
@@ -230,6 +230,30 @@ describe('agent selection', () => {
       expect(err.code).toBe('usage')
       expect(err.message).toContain('"gamma"')
       expect(err.fix).toContain('alpha, beta')
+    }
+  })
+})
+
+describe('endpoint URLs', () => {
+  test('unset LINEAR_API_URL and GITHUB_API_URL give the public endpoints; set ones are used (GitHub without a trailing slash)', () => {
+    expect(linearApiUrl({})).toBe('https://api.linear.app/graphql')
+    expect(githubApiUrl({})).toBe('https://api.github.com')
+    expect(linearApiUrl({ LINEAR_API_URL: 'http://127.0.0.1:4100/graphql' })).toBe('http://127.0.0.1:4100/graphql')
+    expect(githubApiUrl({ GITHUB_API_URL: 'https://ghe.example.com/api/v3/' })).toBe('https://ghe.example.com/api/v3')
+  })
+
+  test('an invalid URL in LINEAR_API_URL or GITHUB_API_URL is config_invalid (exit 2) naming the variable and its value', () => {
+    const cases = [
+      [() => linearApiUrl({ LINEAR_API_URL: 'localhost:4100/graphql' }), 'LINEAR_API_URL', 'localhost:4100/graphql'],
+      [() => linearApiUrl({ LINEAR_API_URL: 'ftp://example.com/graphql' }), 'LINEAR_API_URL', 'ftp://example.com/graphql'],
+      [() => githubApiUrl({ GITHUB_API_URL: 'api.github.com' }), 'GITHUB_API_URL', 'api.github.com'],
+    ] as const
+    for (const [fn, name, value] of cases) {
+      const err = failure(fn)
+      expect(err.code).toBe('config_invalid')
+      expect(err.exitCode).toBe(2)
+      expect(err.message).toBe(`${name}="${value}" is not a valid http(s) URL`)
+      expect(err.fix).toContain(`set ${name} to a full URL such as https://`)
     }
   })
 })

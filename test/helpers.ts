@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
 import { type Sandbox, type SandboxSeed, startSandbox } from '../lib/sandbox/server.ts'
+import { runCli } from '../lib/cli.ts'
 
 export const ROOT = resolve(import.meta.dir, '..')
 
@@ -143,4 +144,20 @@ export async function fixture(opts: {
       rmSync(dir, { recursive: true, force: true })
     },
   }
+}
+
+/**
+ * Run `scripts/<script>.ts` in this process through runCli (what its bin entry does, without
+ * exiting), with `env` as the env it sees; returns the exit code and what it printed itself.
+ */
+export async function runScript(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const command = (await import(join(ROOT, 'scripts', `${script}.ts`))).default
+  let stdout = ''
+  let stderr = ''
+  const { code } = await runCli(command, args, { out: (t) => (stdout += t), err: (t) => (stderr += t), env })
+  return { code, stdout, stderr }
 }

@@ -70,6 +70,32 @@ describe('linear tracker', () => {
     expect((await t.poll(null)).issues).toHaveLength(1)
   })
 
+  test('a LINEAR_API_URL without /graphql (the server answers 404) is reported as not a GraphQL endpoint, not as a refused key', async () => {
+    sb = await startSandbox({ port: 0, seed: seedWith(many(1)) })
+    for (const apiUrl of [sb.baseUrl, `${sb.baseUrl}/api/`]) {
+      const err = await createLinearTracker({ apiKey: AGENT_KEY, apiUrl, sleep: async () => {} })
+        .poll(null)
+        .catch((e) => e)
+      expect(err.code, apiUrl).toBe('config_invalid')
+      expect(err.message).toContain('LINEAR_API_URL is not a GraphQL endpoint')
+      expect(err.message).toContain(apiUrl.replace(/\/$/, ''))
+      expect(err.message).toContain('HTTP 404')
+      expect(err.fix).toContain(`end LINEAR_API_URL with /graphql (${apiUrl.replace(/\/$/, '')}/graphql)`)
+      expect(err.exitCode).toBe(2)
+    }
+    // A path that answers 200 with something else is no GraphQL endpoint either.
+    const stats = await createLinearTracker({ apiKey: AGENT_KEY, apiUrl: `${sb.baseUrl}/_sandbox/stats` })
+      .poll(null)
+      .catch((e) => e)
+    expect(stats.code).toBe('config_invalid')
+    expect(stats.message).toContain('LINEAR_API_URL is not a GraphQL endpoint')
+    // The right URL with a wrong key is still the key's fault.
+    const bad = await createLinearTracker({ apiKey: 'lin_api_wrong', apiUrl: sb.url })
+      .poll(null)
+      .catch((e) => e)
+    expect(bad.code).toBe('tracker_auth')
+  })
+
   test('the newest comments of a long discussion reach the factory whichever way Linear orders a page', async () => {
     const comments = Array.from({ length: 30 }, (_, i) => ({
       user: 'riley@rose.test',

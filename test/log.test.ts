@@ -3,7 +3,25 @@ import { spawnSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { agentSecretEnvs, parseConfig } from '../lib/config.ts'
+import { agentContext } from '../lib/context.ts'
+import { logger } from '../lib/log.ts'
 import { ROOT, tempDir } from './helpers.ts'
+
+/** What `fn` writes to stderr (the logs), captured. */
+function stderrOf(fn: () => void): string {
+  const write = process.stderr.write
+  let out = ''
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    out += chunk.toString()
+    return true
+  }) as typeof process.stderr.write
+  try {
+    fn()
+  } finally {
+    process.stderr.write = write
+  }
+  return out
+}
 
 describe('log', () => {
   test("an agent's own token variables (any name) are redacted from everything logged once its context exists", () => {
@@ -23,6 +41,52 @@ describe('log', () => {
     rmSync(home, { recursive: true, force: true })
     expect(res.stderr).toContain('push to https://x:***@github.com failed with key ***')
     expect(res.stderr).not.toContain('secret-value')
+  })
+
+  test('two agents with different custom token_env values built in one process (env passed in) both have every token redacted', () => {
+    const home = tempDir()
+    const yaml = [
+      'agents:',
+      '  - name: one',
+      '    engine: console',
+      '    tracker: { mode: api_key, token_env: ONE_LINEAR }',
+      '    repo: { url: /tmp/x }',
+      '  - name: two',
+      '    engine: console',
+      '    tracker: { mode: api_key, token_env: TWO_LINEAR }',
+      '    repo: { url: /tmp/y }',
+      '    github: { token_env: TWO_GH }',
+      '',
+    ].join('\n')
+    const env = {
+      FACTORY_HOME: home,
+      ONE_LINEAR: 'one-linear-secret-111',
+      TWO_LINEAR: 'two-linear-secret-222',
+      TWO_GH: 'two-github-secret-333',
+    }
+    const config = parseConfig(yaml, 'x.yaml', env)
+    const [one, two] = config.agents.map((agent) => agentContext({ config, configPath: 'x.yaml', agent, env, tag: agent.name }))
+    const all = `${env.ONE_LINEAR} ${env.TWO_LINEAR} ${env.TWO_GH}`
+    const out = stderrOf(() => {
+      one!.log.error(`key ${env.ONE_LINEAR} refused; saw ${all}`)
+      two!.log.error(`key ${env.TWO_LINEAR} refused, push with ${env.TWO_GH} failed; saw ${all}`)
+    })
+    rmSync(home, { recursive: true, force: true })
+    expect(out).toContain('[one] error: key *** refused; saw *** *** ***')
+    expect(out).toContain('[two] error: key *** refused, push with *** failed; saw *** *** ***')
+    expect(out).not.toContain('secret')
+    // The redactor travels with the context (built from its env, not process.env).
+    expect(one!.redact(`a ${all}`)).toBe('a *** *** ***')
+    expect(two!.redact(`b ${all}`)).toBe('b *** *** ***')
+    expect(one!.redact('nothing secret here')).toBe('nothing secret here')
+  })
+
+  test('every logger prints through the one process logger with its own tag, to stderr', () => {
+    const out = stderrOf(() => {
+      logger('claim').info('claimed')
+      logger('report').warn('no PR')
+    })
+    expect(out).toMatch(/^\d\d:\d\d:\d\d \[claim\] claimed\n\d\d:\d\d:\d\d \[report\] warn: no PR\n$/)
   })
 
   test("the agent's secret variables are its Linear and GitHub token_env", () => {

@@ -314,13 +314,13 @@ describe('uncommittedFiles', () => {
       mkdirSync(join(repo, 'build'))
       writeFileSync(join(repo, 'build', 'out.js'), 'ignored\n')
       const head = gitSync(['rev-parse', 'HEAD'], repo)
-      const planned = await uncommittedFiles(repo)
+      const planned = await uncommittedFiles({ env: process.env }, repo)
       expect(gitSync(['rev-parse', 'HEAD'], repo)).toBe(head)
       expect([...planned].sort()).toEqual(['a.txt', 'b.txt', 'c.txt', 'renamed.txt', 'src/deep/new file.ts'])
-      expect(await commitAll(repo, 'm')).not.toBeNull()
+      expect(await commitAll({ env: process.env }, repo, 'm')).not.toBeNull()
       const committed = gitSync(['-c', 'core.quotePath=false', 'show', '--name-only', '--no-renames', '--format=', 'HEAD'], repo)
       expect(committed.split('\n').sort()).toEqual([...planned].sort())
-      expect(await uncommittedFiles(repo)).toEqual([])
+      expect(await uncommittedFiles({ env: process.env }, repo)).toEqual([])
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -5,7 +5,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { readState } from '../lib/state.ts'
-import { type Fixture, fixture, gitSync } from './helpers.ts'
+import { type Fixture, fixture, gitSync, runScript } from './helpers.ts'
 
 let fx: Fixture | undefined
 afterEach(async () => {
@@ -73,13 +73,14 @@ describe('steps by hand', () => {
   test('a step on an issue another process holds refuses with the owner, and usage mistakes exit 2', async () => {
     fx = await fixture({ issues: ONE })
     const a = ['--config', fx.configPath, '--agent', 'tester']
-    const missing = await fx.script('claim', a)
+    // Usage mistakes run in-process (runCli, as the bin entry does); the rest spawn the script.
+    const missing = await runScript('claim', a, fx.env)
     expect(missing.code).toBe(2)
     expect(missing.stderr).toContain('missing --issue')
-    const unknown = await fx.script('claim', [...a, '--issue', 'ENG-1', '--frobnicate'])
+    const unknown = await runScript('claim', [...a, '--issue', 'ENG-1', '--frobnicate'], fx.env)
     expect(unknown.code).toBe(2)
     expect(unknown.stderr).toContain('unknown option --frobnicate')
-    const badAgent = await fx.script('poll', ['--config', fx.configPath, '--agent', 'nobody'])
+    const badAgent = await runScript('poll', ['--config', fx.configPath, '--agent', 'nobody'], fx.env)
     expect(badAgent.code).toBe(2)
     expect(badAgent.stderr).toContain('use one of: tester')
     const noIssue = await fx.script('claim', [...a, '--issue', 'ENG-99'])

@@ -7,8 +7,7 @@
 import type { AgentContext } from '../context.ts'
 import { crashPoint } from '../crash.ts'
 import { FactoryError } from '../errors.ts'
-import { git, gitOut, isLocalRemote } from '../git.ts'
-import { scrub } from '../log.ts'
+import { git, type GitCaller, gitOut, isLocalRemote } from '../git.ts'
 import { parseGitHubUrl, type GitHubRepo, upsertPullRequest } from '../github.ts'
 import { type PlannedComment, summaryComment } from '../comments.ts'
 import type { PhaseEvent } from '../phases.ts'
@@ -113,8 +112,8 @@ const NO_REVIEW_STATE = 'the team has no review state (add a started state named
  * What `git add -A` would stage: every changed, deleted or untracked (not ignored) path, as
  * `git status` lists them. Read-only (--no-optional-locks: not even an index refresh is written).
  */
-export async function uncommittedFiles(cwd: string): Promise<string[]> {
-  const out = (await git(['--no-optional-locks', 'status', '--porcelain=v1', '-z', '--untracked-files=all'], { cwd })).stdout
+export async function uncommittedFiles(caller: GitCaller, cwd: string): Promise<string[]> {
+  const out = (await git(['--no-optional-locks', 'status', '--porcelain=v1', '-z', '--untracked-files=all'], caller, { cwd })).stdout
   const files: string[] = []
   const entries = out.split('\0')
   for (let i = 0; i < entries.length; i++) {
@@ -131,11 +130,11 @@ export async function uncommittedFiles(cwd: string): Promise<string[]> {
 }
 
 /** Commit everything the engine left uncommitted; returns the new head or null when clean. */
-export async function commitAll(cwd: string, message: string): Promise<string | null> {
-  if ((await uncommittedFiles(cwd)).length === 0) return null
-  await git(['add', '-A'], { cwd })
-  await git(['commit', '-q', '--no-verify', '-m', message], { cwd })
-  return gitOut(['rev-parse', 'HEAD'], cwd)
+export async function commitAll(caller: GitCaller, cwd: string, message: string): Promise<string | null> {
+  if ((await uncommittedFiles(caller, cwd)).length === 0) return null
+  await git(['add', '-A'], caller, { cwd })
+  await git(['commit', '-q', '--no-verify', '-m', message], caller, { cwd })
+  return gitOut(['rev-parse', 'HEAD'], caller, cwd)
 }
 
 /** What the report step did: its plan, and (unless a dry run) the event that records it. */
@@ -177,20 +176,20 @@ export async function reportRun(
 
   // What the commit step commits: a dry run counts the commit it would make (the worktree, HEAD
   // and the index stay as they are), so its plan is the real one except the new commit's hash.
-  const pending = run.status === 'success' ? await uncommittedFiles(args.worktree) : []
+  const pending = run.status === 'success' ? await uncommittedFiles(ctx, args.worktree) : []
   if (pending.length > 0 && !ctx.dryRun) {
-    await commitAll(args.worktree, commitMessage(args.issue, run.n, agent.engine))
+    await commitAll(ctx, args.worktree, commitMessage(args.issue, run.n, agent.engine))
     crashPoint('after_commit')
   }
   const wouldCommit = ctx.dryRun && pending.length > 0 ? 1 : 0
-  const ahead = Number(await gitOut(['--no-optional-locks', 'rev-list', '--count', `${base}..HEAD`], args.worktree)) + wouldCommit
-  const head = wouldCommit ? undefined : await gitOut(['rev-parse', 'HEAD'], args.worktree)
+  const ahead = Number(await gitOut(['--no-optional-locks', 'rev-list', '--count', `${base}..HEAD`], ctx, args.worktree)) + wouldCommit
+  const head = wouldCommit ? undefined : await gitOut(['rev-parse', 'HEAD'], ctx, args.worktree)
   let plan = draft(ahead, head, args.record.prUrl, pending)
   if (ctx.dryRun) return { plan }
 
   if (plan.push) {
     // Never a force push: a human's commits on the branch are brought in by the worktree step.
-    const pushed = await git(['push', '--porcelain', 'origin', `HEAD:refs/heads/${args.branch}`], {
+    const pushed = await git(['push', '--porcelain', 'origin', `HEAD:refs/heads/${args.branch}`], ctx, {
       cwd: args.worktree,
       env: remoteEnv(ctx),
       allowFail: true,
@@ -203,7 +202,7 @@ export async function reportRun(
     if (pushed.exitCode !== 0) {
       throw new FactoryError(
         'git_failed',
-        `git push of ${args.branch} to origin failed (exit ${pushed.exitCode}${pushed.killed ? `, ${pushed.killed}` : ''}): ${scrub(pushed.stderr.trim() || pushed.stdout.trim()).slice(0, 2000)}`,
+        `git push of ${args.branch} to origin failed (exit ${pushed.exitCode}${pushed.killed ? `, ${pushed.killed}` : ''}): ${ctx.redact(pushed.stderr.trim() || pushed.stdout.trim()).slice(0, 2000)}`,
         { fix: 'see the git message; check the repo URL and credentials' },
       )
     }

@@ -36,19 +36,19 @@ function githubToken(ctx: AgentContext): string | undefined {
 /** Env for network git commands against the agent's origin (token only for https remotes). */
 export function remoteEnv(ctx: AgentContext): Record<string, string> {
   const url = ctx.agent.repo.url
-  return authEnv(ctx.home, url.startsWith('https://') && !isLocalRemote(url) ? githubToken(ctx) : undefined)
+  return authEnv(ctx.home, url.startsWith('https://') && !isLocalRemote(url) ? githubToken(ctx) : undefined, ctx.env)
 }
 
 /** The repository worktrees are added from: --repo-root, or the base clone (cloned and optionally fetched). */
 export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; repoRoot?: string }): Promise<string> {
   if (opts.repoRoot) {
     const root = opts.repoRoot
-    await git(['rev-parse', '--git-dir'], { cwd: root }).catch(() => {
+    await git(['rev-parse', '--git-dir'], ctx, { cwd: root }).catch(() => {
       throw new FactoryError('usage', `--repo-root ${root} is not a git checkout`, {
         fix: 'pass the path of an existing clone of the agent repo',
       })
     })
-    if (opts.fetch) await git(['fetch', '--prune', 'origin'], { cwd: root, env: remoteEnv(ctx) })
+    if (opts.fetch) await git(['fetch', '--prune', 'origin'], ctx, { cwd: root, env: remoteEnv(ctx) })
     return root
   }
   const path = safeJoin(ctx.paths.repos, repoSlug(ctx.agent.repo.url))
@@ -57,7 +57,7 @@ export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; 
     const tmp = `${path}.cloning-${process.pid}`
     rmSync(tmp, { recursive: true, force: true })
     ctx.log.info(`cloning ${ctx.agent.repo.url} into ${path}`)
-    await git(['clone', '--no-checkout', '--origin', 'origin', '--', ctx.agent.repo.url, tmp], { env: remoteEnv(ctx) })
+    await git(['clone', '--no-checkout', '--origin', 'origin', '--', ctx.agent.repo.url, tmp], ctx, { env: remoteEnv(ctx) })
     if (existsSync(join(path, '.git'))) {
       // Another driver cloned it meanwhile and may already use it: keep theirs.
       rmSync(tmp, { recursive: true, force: true })
@@ -67,7 +67,7 @@ export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; 
     }
     return path
   }
-  if (opts.fetch) await git(['fetch', '--prune', 'origin'], { cwd: path, env: remoteEnv(ctx) })
+  if (opts.fetch) await git(['fetch', '--prune', 'origin'], ctx, { cwd: path, env: remoteEnv(ctx) })
   return path
 }
 
@@ -87,8 +87,8 @@ export function planWorktree(ctx: AgentContext, issue: TrackerIssue): WorktreePl
   }
 }
 
-async function refExists(repo: string, ref: string): Promise<boolean> {
-  return (await git(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { cwd: repo, allowFail: true })).exitCode === 0
+async function refExists(ctx: AgentContext, repo: string, ref: string): Promise<boolean> {
+  return (await git(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`], ctx, { cwd: repo, allowFail: true })).exitCode === 0
 }
 
 /**
@@ -103,7 +103,7 @@ export async function ensureWorktree(
 ): Promise<WorktreePlan & { created: boolean }> {
   const plan = planWorktree(ctx, issue)
   const repo = await ensureBaseRepo(ctx, opts)
-  await git(['check-ref-format', '--branch', plan.branch], { cwd: repo }).catch(() => {
+  await git(['check-ref-format', '--branch', plan.branch], ctx, { cwd: repo }).catch(() => {
     throw new FactoryError(
       'workspace_invalid_key',
       `branch name "${plan.branch}" (from Linear's "${issue.branchName}") is not valid for git`,
@@ -115,7 +115,7 @@ export async function ensureWorktree(
   let created = false
   const alive =
     existsSync(plan.path) &&
-    (await git(['rev-parse', '--is-inside-work-tree'], { cwd: plan.path, allowFail: true })).stdout.trim() === 'true'
+    (await git(['rev-parse', '--is-inside-work-tree'], ctx, { cwd: plan.path, allowFail: true })).stdout.trim() === 'true'
   if (!alive) {
     // git's worktree bookkeeping is not safe against concurrent `worktree add/prune` in one
     // repository (seen: "failed to read .git/worktrees/X/commondir"): serialize them per repo.
@@ -128,6 +128,7 @@ export async function ensureWorktree(
   // everything was fetched just now.
   await syncBranch({
     cwd: plan.path,
+    caller: ctx,
     branch: plan.branch,
     identifier: issue.identifier,
     fetch: !opts.fetch,
@@ -156,19 +157,19 @@ export async function withRepoLock<T>(ctx: AgentContext, repo: string, fn: () =>
 async function addWorktree(ctx: AgentContext, repo: string, plan: WorktreePlan): Promise<boolean> {
   // A directory left by a crash mid-add is not a worktree: prune git's record and start again.
   rmSync(plan.path, { recursive: true, force: true })
-  await git(['worktree', 'prune'], { cwd: repo })
+  await git(['worktree', 'prune'], ctx, { cwd: repo })
   mkdirSync(join(plan.path, '..'), { recursive: true })
-  if (await refExists(repo, `refs/heads/${plan.branch}`)) {
-    await git(['worktree', 'add', '--', plan.path, plan.branch], { cwd: repo })
-  } else if (await refExists(repo, `refs/remotes/origin/${plan.branch}`)) {
-    await git(['worktree', 'add', '-b', plan.branch, '--', plan.path, `origin/${plan.branch}`], { cwd: repo })
+  if (await refExists(ctx, repo, `refs/heads/${plan.branch}`)) {
+    await git(['worktree', 'add', '--', plan.path, plan.branch], ctx, { cwd: repo })
+  } else if (await refExists(ctx, repo, `refs/remotes/origin/${plan.branch}`)) {
+    await git(['worktree', 'add', '-b', plan.branch, '--', plan.path, `origin/${plan.branch}`], ctx, { cwd: repo })
   } else {
-    if (!(await refExists(repo, plan.startPoint))) {
+    if (!(await refExists(ctx, repo, plan.startPoint))) {
       throw new FactoryError('git_failed', `${plan.startPoint} does not exist in ${ctx.agent.repo.url}`, {
         fix: `set repo.base of agent ${ctx.agent.name} to an existing branch`,
       })
     }
-    await git(['worktree', 'add', '--no-track', '-b', plan.branch, '--', plan.path, plan.startPoint], { cwd: repo })
+    await git(['worktree', 'add', '--no-track', '-b', plan.branch, '--', plan.path, plan.startPoint], ctx, { cwd: repo })
   }
   return true
 }

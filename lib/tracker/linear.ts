@@ -83,9 +83,36 @@ export function pollFilter(cursor: string | null): Record<string, unknown> {
   return { and: [mine, { or: [{ updatedAt: { gt: cursor } }, { comments: { some: { createdAt: { gt: cursor } } } }] }] }
 }
 
-/** Translate an SDK/transport error into a FactoryError with a code and a fix. */
-export function toTrackerError(err: unknown, operation: string, now = Date.now()): FactoryError {
+/**
+ * True when the server answered but not as a GraphQL endpoint: no GraphQL errors, and a 404/405
+ * or a body without `data`/`errors` (a wrong path such as LINEAR_API_URL without /graphql; the
+ * SDK reports any bare 4xx as an AuthenticationError, which would blame the key).
+ */
+function notGraphQLEndpoint(err: LinearError): boolean {
+  if (err.errors?.length) return false
+  const response = (err.raw as { response?: Record<string, unknown> } | undefined)?.response
+  if (!response) return false
+  if (err.status === 404 || err.status === 405) return true
+  return err.status !== undefined && err.status < 300 && !('data' in response) && !('errors' in response)
+}
+
+/** Translate an SDK/transport error into a FactoryError with a code and a fix (`apiUrl` names the endpoint). */
+export function toTrackerError(err: unknown, operation: string, now = Date.now(), apiUrl?: string): FactoryError {
   if (err instanceof FactoryError) return err
+  if (err instanceof LinearError && notGraphQLEndpoint(err)) {
+    const url = apiUrl?.replace(/\/+$/, '')
+    return new FactoryError(
+      'config_invalid',
+      `LINEAR_API_URL is not a GraphQL endpoint: ${url ?? 'the server'} answered the ${operation} request with HTTP ${err.status} and no GraphQL response`,
+      {
+        fix:
+          url && !url.endsWith('/graphql')
+            ? `end LINEAR_API_URL with /graphql (${url}/graphql), or unset it to use Linear's`
+            : "set LINEAR_API_URL to the GraphQL endpoint (Linear's or your proxy's, ending with /graphql), or unset it to use Linear's",
+        cause: err,
+      },
+    )
+  }
   if (err instanceof RatelimitedLinearError) {
     const resetAt = err.requestsResetAt ?? err.complexityResetAt ?? (err.retryAfter ? now + err.retryAfter * 1000 : now + 60_000)
     return new FactoryError(
@@ -168,7 +195,7 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
       return res.data
     } catch (err) {
       opts.onRequest?.({ operation, ok: false })
-      const e = toTrackerError(err, operation, now())
+      const e = toTrackerError(err, operation, now(), client.options.apiUrl)
       if (e.code === 'tracker_rate_limited') gate.block(Number(e.details?.resetAt))
       throw e
     }
