@@ -110,7 +110,7 @@ async function out(args: string[], w: Where): Promise<string> {
 
 /** Bring origin/<branch> into the worktree (see the module comment). Throws branch_diverged on a conflict. */
 export async function syncBranch(opts: SyncBranchOptions): Promise<SyncBranchResult> {
-  const { cwd, branch } = opts
+  const { branch } = opts
   const gitDir = await out(['rev-parse', '--absolute-git-dir'], opts)
   await recoverInterruptedSync(opts, gitDir)
 
