@@ -36,7 +36,7 @@ format: deps
 	node_modules/.bin/prettier --write --log-level warn lib scripts test bench
 
 # Mutation testing (StrykerJS) of the pure decision modules listed in stryker.config.mjs, against
-# only their own test files; report in the terminal (and reports/mutation/index.html). Not in CI (~2 min):
+# only their own test files; report in the terminal (and reports/mutation/index.html). Not in CI (~1.5 min):
 # run it before changing those modules. `make mutate MODULES=lib/paths.ts` narrows it. Stryker 10
 # wants Node >= 22, so it runs on the Bun the project already installs.
 MODULES ?=

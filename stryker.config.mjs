@@ -1,6 +1,6 @@
 // Mutation testing of the pure decision modules (`make mutate`; not part of CI: too slow).
-// Each module is listed once, with the test files that pin it down; the command runner runs only
-// those test files for every mutant. `MODULES=lib/paths.ts make mutate` narrows a run.
+// Each module is listed once, with the test files that pin it down; every mutant is run against
+// only its own module's test files. `make mutate MODULES=lib/paths.ts` narrows a run.
 const MODULES = {
   'lib/paths.ts': ['test/paths.test.ts'],
   'lib/secrets.ts': ['test/secrets.test.ts'],
@@ -13,19 +13,19 @@ for (const m of wanted) {
     throw new Error(`MODULES: ${m} is not a mutated module; pick from ${Object.keys(MODULES).join(', ')} (or add it in stryker.config.mjs)`)
 }
 const mutate = wanted.length > 0 ? wanted : Object.keys(MODULES)
-const tests = [...new Set(mutate.flatMap((m) => MODULES[m]))]
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   mutate,
   testRunner: 'command',
-  commandRunner: { command: `node_modules/.bin/bun test ${tests.map((t) => `./${t}`).join(' ')}` },
+  // Each mutant runs only its own module's test files (test/mutant-tests.sh picks them).
+  commandRunner: { command: `bash test/mutant-tests.sh ${mutate.map((m) => `${m}=${MODULES[m].join(',')}`).join(' ')}` },
   reporters: ['clear-text', 'progress', 'html'],
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   clearTextReporter: { allowColor: true, logTests: false, reportMutants: true, reportScoreTable: true },
   thresholds: { high: 85, low: 70, break: 85 },
   // Copied into .stryker-tmp/sandbox-*: the project without the engine CLIs or demo leftovers (node_modules is symlinked).
-  ignorePatterns: ['engines/node_modules', '.factory-demo', 'tmp', 'reports'],
+  ignorePatterns: ['/engines/node_modules', '/.factory-demo', '/tmp', '/reports'],
   tempDirName: '.stryker-tmp',
   cleanTempDir: true,
 }
