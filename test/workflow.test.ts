@@ -108,6 +108,40 @@ describe('startedState and reviewState', () => {
     expect(startedState(states)?.id).toBe('a')
     expect(reviewState(states)?.id).toBe('q')
   })
+
+  test('In Progress is the started state even when another started state comes before it', () => {
+    const states: WorkflowState[] = [
+      { id: 'triage', name: 'Triage', type: 'started', position: 1 },
+      { id: 'prog', name: 'In Progress', type: 'started', position: 2 },
+      { id: 'rev', name: 'In Review', type: 'started', position: 3 },
+    ]
+    expect(startedState(states)?.id).toBe('prog')
+  })
+
+  test('without a state named review, the last started state by position is the review state, in whatever order Linear lists them', () => {
+    const states: WorkflowState[] = [
+      { id: 'qa', name: 'QA', type: 'started', position: 3 },
+      { id: 'doing', name: 'Doing', type: 'started', position: 1 },
+      { id: 'building', name: 'Building', type: 'started', position: 2 },
+      { id: 'done', name: 'Done', type: 'completed', position: 4 },
+    ]
+    for (const order of [states, [...states].reverse()]) {
+      expect(startedState(order)?.id).toBe('doing')
+      expect(reviewState(order)?.id).toBe('qa')
+    }
+  })
+
+  test('a started state without a position counts as position 0', () => {
+    const states: WorkflowState[] = [
+      { id: 'late', name: 'Building', type: 'started', position: 2 },
+      { id: 'early', name: 'Doing', type: 'started' },
+      { id: 'later', name: 'Verifying', type: 'started', position: 5 },
+    ]
+    for (const order of [states, [...states].reverse()]) {
+      expect(startedState(order)?.id).toBe('early')
+      expect(reviewState(order)?.id).toBe('later')
+    }
+  })
 })
 
 describe('planIssue', () => {
@@ -243,6 +277,12 @@ describe('dispatchOrder', () => {
         .sort(dispatchOrder)
         .map((i) => i.identifier),
     ).toEqual(order)
+  })
+
+  test('identifiers compare by number when priority and age tie: ENG-9 before ENG-10', () => {
+    const mk = (identifier: string) => issue({ identifier, priority: 2, createdAt: '2025-01-01T00:00:00.000Z' })
+    const order = [mk('ENG-10'), mk('ENG-9'), mk('ENG-100')].sort(dispatchOrder).map((i) => i.identifier)
+    expect(order).toEqual(['ENG-9', 'ENG-10', 'ENG-100'])
   })
 })
 
