@@ -14,7 +14,7 @@ for (const m of wanted) {
 }
 const mutate = wanted.length > 0 ? wanted : Object.keys(MODULES)
 
-/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+/** @type {import('./mutate/node_modules/@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   mutate,
   testRunner: 'command',
@@ -24,8 +24,8 @@ export default {
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   clearTextReporter: { allowColor: true, logTests: false, reportMutants: true, reportScoreTable: true },
   thresholds: { high: 85, low: 70, break: 85 },
-  // Copied into .stryker-tmp/sandbox-*: the project without the engine CLIs or demo leftovers (node_modules is symlinked).
-  ignorePatterns: ['/engines/node_modules', '/.factory-demo', '/tmp', '/reports'],
+  // Copied into .stryker-tmp/sandbox-*: the project without the engine CLIs, Stryker itself or demo leftovers (node_modules is symlinked).
+  ignorePatterns: ['/engines/node_modules', '/mutate/node_modules', '/.factory-demo', '/tmp', '/reports'],
   tempDirName: '.stryker-tmp',
   cleanTempDir: true,
 }
