@@ -7,7 +7,7 @@ import { lastCommentsUpTo } from '../lib/prompt.ts'
 import { planIssue } from '../lib/steps/poll.ts'
 import type { IssueRecord, RunRecord } from '../lib/state.ts'
 import type { TrackerComment, TrackerIssue, WorkflowState } from '../lib/tracker/types.ts'
-import { dispatchOrder, reviewState, startedState } from '../lib/workflow.ts'
+import { dispatchOrder, isActiveState, isReviewState, reviewState, startedState } from '../lib/workflow.ts'
 
 const VIEWER = 'user-agent'
 const RILEY = { id: 'user-riley', name: 'Riley', email: 'riley@acme.com' }
@@ -141,6 +141,42 @@ describe('startedState and reviewState', () => {
       expect(startedState(order)?.id).toBe('early')
       expect(reviewState(order)?.id).toBe('later')
     }
+  })
+})
+
+describe('isActiveState and isReviewState', () => {
+  const byName = (name: string) => LINEAR_DEFAULT.find((s) => s.name === name)!
+  const activeIn = (states: WorkflowState[], configured?: string[]) =>
+    states.filter((state) => isActiveState(issue({ state, team: { id: 'team-1', key: 'ENG', states } }), configured)).map((s) => s.name)
+
+  test('without active_states a new issue runs in Todo and In Progress, never in Backlog, In Review, Done or Canceled', () => {
+    expect(activeIn(LINEAR_DEFAULT).sort()).toEqual(['In Progress', 'Todo'])
+  })
+
+  test('a team whose only started state is Doing (no review state) runs new issues in it', () => {
+    const states: WorkflowState[] = [
+      { id: 't', name: 'Todo', type: 'unstarted', position: 0 },
+      { id: 'd', name: 'Doing', type: 'started', position: 1 },
+      { id: 'x', name: 'Done', type: 'completed', position: 2 },
+    ]
+    expect(activeIn(states)).toEqual(['Todo', 'Doing'])
+  })
+
+  test('active_states name states in any case, and replace the default', () => {
+    expect(activeIn(LINEAR_DEFAULT, ['in REVIEW'])).toEqual(['In Review'])
+    expect(activeIn(LINEAR_DEFAULT, ['Nowhere', 'In Review'])).toEqual(['In Review'])
+    expect(activeIn(LINEAR_DEFAULT, ['Backlog', 'In Progress']).sort()).toEqual(['Backlog', 'In Progress'])
+  })
+
+  test('active_states may name a state type instead: every state of that type runs', () => {
+    const states: WorkflowState[] = [...LINEAR_DEFAULT, { id: 's-triage', name: 'Inbox', type: 'triage', position: 0 }]
+    expect(activeIn(states, ['triage'])).toEqual(['Inbox'])
+    expect(activeIn(states, ['started']).sort()).toEqual(['In Progress', 'In Review'])
+  })
+
+  test("isReviewState is true for the team's review state only", () => {
+    expect(isReviewState(byName('In Review'), LINEAR_DEFAULT)).toBe(true)
+    for (const name of ['In Progress', 'Todo', 'Done']) expect(isReviewState(byName(name), LINEAR_DEFAULT), name).toBe(false)
   })
 })
 
