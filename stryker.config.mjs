@@ -1,6 +1,7 @@
 // Mutation testing of the pure decision modules (`make mutate`; not part of CI: too slow).
 // Each module is listed once, with the test files that pin it down; every mutant is run against
 // only its own module's test files. `make mutate MODULES=lib/paths.ts` narrows a run.
+/* global process */
 const MODULES = {
   'lib/paths.ts': ['test/paths.test.ts'],
   'lib/secrets.ts': ['test/secrets.test.ts'],
