@@ -75,6 +75,21 @@ describe('sanitizeKey', () => {
   test('the same identifier always gives the same key', () => {
     for (const key of HOSTILE_KEYS) expect(sanitizeKey(key)).toBe(sanitizeKey(key))
   })
+
+  test('a changed identifier stays recognisable in worktrees/: odd characters become _, leading dots one _, then an 8-hex hash', () => {
+    const cases: [string, RegExp][] = [
+      ['ENG 12', /^ENG_12-[0-9a-f]{8}$/],
+      ['a/b', /^a_b-[0-9a-f]{8}$/],
+      ['..ENG-1', /^_ENG-1-[0-9a-f]{8}$/],
+      ['.hidden', /^_hidden-[0-9a-f]{8}$/],
+      ['工単-7', /^__-7-[0-9a-f]{8}$/],
+    ]
+    for (const [key, shape] of cases) expect(sanitizeKey(key), JSON.stringify(key)).toMatch(shape)
+  })
+
+  test('an empty identifier still gets a named directory, issue-<hash>', () => {
+    expect(sanitizeKey('')).toMatch(/^issue-[0-9a-f]{8}$/)
+  })
 })
 
 describe('safeJoin', () => {
@@ -115,6 +130,7 @@ describe('safeJoin', () => {
     const err = failure(() => safeJoin(root, 'ENG-9'))
     expect(err.code).toBe('workspace_outside_root')
     expect(err.message).toContain(outside)
+    expect(err.fix).toContain('remove the symlink')
     expect(err.exitCode).toBe(1)
   })
 })
@@ -214,6 +230,20 @@ describe('sanitizeBranch', () => {
   test('keeps a normal Linear branchName as it is', () => {
     expect(sanitizeBranch('benoit/eng-1-add-health-check', 'ENG-1')).toBe('benoit/eng-1-add-health-check')
     expect(sanitizeBranch('feature/v1.2-fix', 'ENG-1')).toBe('feature/v1.2-fix')
+    expect(sanitizeBranch('hotfix', 'ENG-1')).toBe('hotfix')
+  })
+
+  test('a title-like branch name reads as words joined by one dash per gap', () => {
+    expect(sanitizeBranch('benoit/eng-1 fix: crash on  "save"!', 'ENG-1')).toBe('benoit/eng-1-fix-crash-on-save')
+  })
+
+  test('runs of dots shrink to one dot instead of vanishing', () => {
+    expect(sanitizeBranch('v1..2/a...b', 'ENG-1')).toBe('v1.2/a.b')
+  })
+
+  test('.lock is removed only at the end of a segment, not where a name merely contains it', () => {
+    expect(sanitizeBranch('chore/bump-yarn.lock-deps', 'ENG-1')).toBe('chore/bump-yarn.lock-deps')
+    expect(sanitizeBranch('feature/a.lockfile', 'ENG-1')).toBe('feature/a.lockfile')
   })
 
   test('every hostile branch name becomes one that git accepts', () => {
@@ -232,9 +262,19 @@ describe('sanitizeBranch', () => {
   })
 
   test('falls back to rose/<key> when nothing usable remains', () => {
-    for (const b of [undefined, '', '..', '/', '-', '@', '@{', '...', '-/-/-', '.-.', '分支', '\u0001\u0002']) {
+    for (const b of [undefined, '', '..', '/', '-', '@', '@{', '...', '-/-/-', '.-.', '分支', '\u0001\u0002', '_', '_._', 'HEAD']) {
       expect(sanitizeBranch(b, 'ENG-7'), JSON.stringify(b)).toBe('rose/eng-7')
     }
+  })
+
+  test('an issue key of letters and digits only makes rose/<key>', () => {
+    expect(sanitizeBranch(undefined, 'ENG7')).toBe('rose/eng7')
+  })
+
+  test('an issue key with no letter or digit falls back to rose/issue-<hash>, one per key', () => {
+    const out = ['___', '-', '工単'].map((k) => sanitizeBranch(undefined, k))
+    for (const o of out) expect(o).toMatch(/^rose\/issue-[0-9a-f]{8}$/)
+    expect(new Set(out).size).toBe(3)
   })
 
   test('the fallback branch is valid for hostile issue keys too', () => {

@@ -27,6 +27,43 @@ describe('scrubEnv', () => {
     for (const p of ['LINEAR_', 'LANGFUSE_']) expect(DENIED_ENV_PREFIXES).toContain(p)
   })
 
+  test("every LLM provider key and service token in a developer's shell is kept from the engine", () => {
+    // Written out by hand (not read from the list) so that dropping a name from the list fails here.
+    const names = [
+      'OPENAI_API_KEY',
+      'OPENAI_ORG_ID',
+      'ANTHROPIC_API_KEY',
+      'ANTHROPIC_AUTH_TOKEN',
+      'AZURE_OPENAI_API_KEY',
+      'GEMINI_API_KEY',
+      'GOOGLE_API_KEY',
+      'GOOGLE_GENERATIVE_AI_API_KEY',
+      'MISTRAL_API_KEY',
+      'GROQ_API_KEY',
+      'DEEPSEEK_API_KEY',
+      'XAI_API_KEY',
+      'OPENROUTER_API_KEY',
+      'TOGETHER_API_KEY',
+      'FIREWORKS_API_KEY',
+      'PERPLEXITY_API_KEY',
+      'COHERE_API_KEY',
+      'HF_TOKEN',
+      'HUGGINGFACE_API_KEY',
+      'AWS_BEARER_TOKEN_BEDROCK',
+      'FACTORY_GITHUB_TOKEN',
+      'GITHUB_TOKEN',
+      'GH_TOKEN',
+      'FACTORY_RELAY_WORKER_TOKEN',
+      'CLAUDE_AUTH_TOKEN',
+      'SENTRY_AUTH_TOKEN',
+      'SUPABASE_ACCESS_TOKEN',
+    ]
+    const env: Record<string, string> = { ...HARMLESS }
+    for (const n of names) env[n] = `value-of-${n.toLowerCase()}`
+    expect(scrubEnv(env)).toEqual(HARMLESS)
+    expect(secretValues(env).sort()).toEqual(names.map((n) => `value-of-${n.toLowerCase()}`).sort())
+  })
+
   test('removes anything starting with a denied prefix (LINEAR_*, LANGFUSE_*, FACTORY_SECRET_*)', () => {
     const env = {
       ...HARMLESS,
@@ -92,6 +129,29 @@ describe('secretValues and redact', () => {
     }
   })
 
+  test('a token is redacted in every form a log line carries it: URL, header, JSON, glued, repeated, across lines', () => {
+    const token = 'ghp_R0seFactoryT0ken42'
+    const secrets = secretValues({ ...HARMLESS, GITHUB_TOKEN: token })
+    const line = [
+      `https://x-access-token:${token}@github.com/acme/app.git`,
+      `Authorization: Bearer ${token}`,
+      JSON.stringify({ token, nested: { env: `GITHUB_TOKEN=${token}` } }),
+      `${token}${token}`,
+      `${token}\n${token}`,
+    ].join('\n')
+    const out = redact(line, secrets)
+    expect(out).not.toContain(token)
+    expect(out).not.toContain('R0seFactory')
+    expect(out.split('***').length - 1).toBe(8)
+    expect(out).toContain('https://x-access-token:***@github.com/acme/app.git')
+  })
+
+  test('a secret of exactly 8 characters is redacted; shorter values are too common to redact', () => {
+    const env = { ...HARMLESS, GH_TOKEN: '12345678', GITHUB_TOKEN: '1234567' }
+    expect(secretValues(env)).toEqual(['12345678'])
+    expect(redact('a=12345678 b=1234567', secretValues(env))).toBe('a=*** b=1234567')
+  })
+
   test('empty secrets change nothing', () => {
     expect(redact('nothing to hide', ['', ''])).toBe('nothing to hide')
   })
@@ -106,6 +166,11 @@ describe('mask', () => {
       expect(v.startsWith(revealed)).toBe(true)
       expect(m).not.toBe(v)
     }
+  })
+
+  test('a long value shows its first 4 characters, enough to tell two keys apart', () => {
+    expect(mask('lin_api_0123456789abcdef')).toBe('lin_***')
+    expect(mask('abcdefghi')).toBe('abcd***')
   })
 
   test('short values are fully hidden and unset values say so', () => {

@@ -7,7 +7,7 @@ import { lastCommentsUpTo } from '../lib/prompt.ts'
 import { planIssue } from '../lib/steps/poll.ts'
 import type { IssueRecord, RunRecord } from '../lib/state.ts'
 import type { TrackerComment, TrackerIssue, WorkflowState } from '../lib/tracker/types.ts'
-import { dispatchOrder, reviewState, startedState } from '../lib/workflow.ts'
+import { dispatchOrder, isActiveState, isReviewState, reviewState, startedState } from '../lib/workflow.ts'
 
 const VIEWER = 'user-agent'
 const RILEY = { id: 'user-riley', name: 'Riley', email: 'riley@acme.com' }
@@ -107,6 +107,76 @@ describe('startedState and reviewState', () => {
     ]
     expect(startedState(states)?.id).toBe('a')
     expect(reviewState(states)?.id).toBe('q')
+  })
+
+  test('In Progress is the started state even when another started state comes before it', () => {
+    const states: WorkflowState[] = [
+      { id: 'triage', name: 'Triage', type: 'started', position: 1 },
+      { id: 'prog', name: 'In Progress', type: 'started', position: 2 },
+      { id: 'rev', name: 'In Review', type: 'started', position: 3 },
+    ]
+    expect(startedState(states)?.id).toBe('prog')
+  })
+
+  test('without a state named review, the last started state by position is the review state, in whatever order Linear lists them', () => {
+    const states: WorkflowState[] = [
+      { id: 'qa', name: 'QA', type: 'started', position: 3 },
+      { id: 'doing', name: 'Doing', type: 'started', position: 1 },
+      { id: 'building', name: 'Building', type: 'started', position: 2 },
+      { id: 'done', name: 'Done', type: 'completed', position: 4 },
+    ]
+    for (const order of [states, [...states].reverse()]) {
+      expect(startedState(order)?.id).toBe('doing')
+      expect(reviewState(order)?.id).toBe('qa')
+    }
+  })
+
+  test('a started state without a position counts as position 0', () => {
+    const states: WorkflowState[] = [
+      { id: 'late', name: 'Building', type: 'started', position: 2 },
+      { id: 'early', name: 'Doing', type: 'started' },
+      { id: 'later', name: 'Verifying', type: 'started', position: 5 },
+    ]
+    for (const order of [states, [...states].reverse()]) {
+      expect(startedState(order)?.id).toBe('early')
+      expect(reviewState(order)?.id).toBe('later')
+    }
+  })
+})
+
+describe('isActiveState and isReviewState', () => {
+  const byName = (name: string) => LINEAR_DEFAULT.find((s) => s.name === name)!
+  const activeIn = (states: WorkflowState[], configured?: string[]) =>
+    states.filter((state) => isActiveState(issue({ state, team: { id: 'team-1', key: 'ENG', states } }), configured)).map((s) => s.name)
+
+  test('without active_states a new issue runs in Todo and In Progress, never in Backlog, In Review, Done or Canceled', () => {
+    expect(activeIn(LINEAR_DEFAULT).sort()).toEqual(['In Progress', 'Todo'])
+  })
+
+  test('a team whose only started state is Doing (no review state) runs new issues in it', () => {
+    const states: WorkflowState[] = [
+      { id: 't', name: 'Todo', type: 'unstarted', position: 0 },
+      { id: 'd', name: 'Doing', type: 'started', position: 1 },
+      { id: 'x', name: 'Done', type: 'completed', position: 2 },
+    ]
+    expect(activeIn(states)).toEqual(['Todo', 'Doing'])
+  })
+
+  test('active_states name states in any case, and replace the default', () => {
+    expect(activeIn(LINEAR_DEFAULT, ['in REVIEW'])).toEqual(['In Review'])
+    expect(activeIn(LINEAR_DEFAULT, ['Nowhere', 'In Review'])).toEqual(['In Review'])
+    expect(activeIn(LINEAR_DEFAULT, ['Backlog', 'In Progress']).sort()).toEqual(['Backlog', 'In Progress'])
+  })
+
+  test('active_states may name a state type instead: every state of that type runs', () => {
+    const states: WorkflowState[] = [...LINEAR_DEFAULT, { id: 's-triage', name: 'Inbox', type: 'triage', position: 0 }]
+    expect(activeIn(states, ['triage'])).toEqual(['Inbox'])
+    expect(activeIn(states, ['started']).sort()).toEqual(['In Progress', 'In Review'])
+  })
+
+  test("isReviewState is true for the team's review state only", () => {
+    expect(isReviewState(byName('In Review'), LINEAR_DEFAULT)).toBe(true)
+    for (const name of ['In Progress', 'Todo', 'Done']) expect(isReviewState(byName(name), LINEAR_DEFAULT), name).toBe(false)
   })
 })
 
@@ -243,6 +313,12 @@ describe('dispatchOrder', () => {
         .sort(dispatchOrder)
         .map((i) => i.identifier),
     ).toEqual(order)
+  })
+
+  test('identifiers compare by number when priority and age tie: ENG-9 before ENG-10', () => {
+    const mk = (identifier: string) => issue({ identifier, priority: 2, createdAt: '2025-01-01T00:00:00.000Z' })
+    const order = [mk('ENG-10'), mk('ENG-9'), mk('ENG-100')].sort(dispatchOrder).map((i) => i.identifier)
+    expect(order).toEqual(['ENG-9', 'ENG-10', 'ENG-100'])
   })
 })
 
