@@ -160,7 +160,8 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
         hungAt = Date.now()
         return { kind: 'hang' }
       })
-      const stallMs = 1500
+      // Long enough that Claude's own start-up (seconds on a loaded machine) is not mistaken for the stall.
+      const stallMs = 4000
       const r = await engine({ permissionMode: 'bypassPermissions' }).run(input({ prompt: `work ${token}`, stallMs }))
       const killedAfter = Date.now() - hungAt
       expect(r.status).toBe('stalled')
