@@ -47,7 +47,7 @@ function fakeProvider(url: string): string[] {
 async function setup(script: (req: OpenAIRequest, n: number) => OpenAIReply | Promise<OpenAIReply>) {
   ws = makeWorkspace('rose-codex-')
   fake = await startFakeOpenAI(script)
-  const env = engineEnv('codex', ws.env({ FAKE_KEY: 'fake-key' }))
+  const env = engineEnv('codex', ws.env({ FAKE_KEY: 'fake-key' }), [], ['FAKE_KEY'])
   const input = (over: Partial<EngineRunInput> = {}): EngineRunInput => ({
     prompt: 'do the thing',
     cwd: ws.repo,
@@ -176,19 +176,25 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
     afterAll(() => fixture.restore())
 
     test(
-      'the shell the model runs sees none of the denied variables, but does see a harmless marker',
+      'the shell the model runs sees none of the denied variables, a variable the agent names in engine_env, and no other',
       async () => {
         const { fake, input, engine } = await setup((req) =>
           toolOutputs(req.body).length ? { kind: 'text', text: 'looked at env' } : { kind: 'shell', command: 'env' },
         )
         // Built from the real process env, which now holds every denied variable (private dirs on top).
-        const env = engineEnv('codex', { ...process.env, ...ws.env({ FAKE_KEY: 'fake-key' }) }, [fixture.agentTokenEnv])
+        const env = engineEnv(
+          'codex',
+          { ...process.env, ...ws.env({ FAKE_KEY: 'fake-key' }) },
+          [fixture.agentTokenEnv],
+          ['FAKE_KEY', fixture.markerName],
+        )
         // Codex can also filter the shell env itself; switch that off so only our scrub is tested.
         const r = await engine({ config: ['shell_environment_policy.ignore_default_excludes=true'] }).run(input({ env }))
         expect(r.status).toBe('success')
         const seen = toolOutputs(fake.requests.at(-1)).join('\n')
         expect(seen).toContain(`${fixture.markerName}=${fixture.markerValue}`)
-        expect(seen).toContain(`${fixture.canaryName}=${fixture.canaryValue}`)
+        // An allow-list: this token-looking canary is on no list of ours, and it does not get through.
+        expect(seen).not.toContain(fixture.canaryValue)
         expect(fixture.leaks(seen)).toEqual([])
       },
       T,

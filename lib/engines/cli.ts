@@ -44,6 +44,8 @@ export interface EngineSpawn {
   argv: string[]
   /** Env additions on top of input.env (quiet / offline switches). */
   env: Record<string, string>
+  /** Texts handed to the CLI on fds 3, 4, ... (proc.run `fds`): credentials it reads from an fd. */
+  fds?: string[]
   input: EngineRunInput
   handler: LineHandler
   killGraceMs?: number
@@ -153,6 +155,7 @@ export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
       timeoutMs: input.timeoutMs,
       signal,
       killGraceMs: spec.killGraceMs,
+      fds: spec.fds,
       onLine: (raw) => {
         let parsed: { kind: LineKind; note?: string }
         try {

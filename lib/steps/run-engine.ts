@@ -84,7 +84,7 @@ export async function runEngineStep(
   let result = await engine.run({
     prompt: plan.prompt,
     cwd: args.worktree.path,
-    env: engineEnv(ctx.agent.engine, ctx.env, agentSecretEnvs(ctx.agent)),
+    env: engineEnv(ctx.agent.engine, ctx.env, ctx.config.agents.flatMap(agentSecretEnvs), ctx.agent.engine_env),
     resume: plan.resume,
     signal,
     timeoutMs: plan.timeoutMs,
