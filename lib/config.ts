@@ -7,6 +7,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { z } from 'zod'
+import { isolationStatus } from './engines/isolate.ts'
 import { FactoryError } from './errors.ts'
 
 const nameRe = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/
@@ -67,6 +68,8 @@ const agentSchema = z.strictObject({
   codex: codexSchema.optional(),
   limits: limitsSchema.prefault({}),
   github: z.strictObject({ token_env: z.string().default('FACTORY_GITHUB_TOKEN') }).prefault({}),
+  /** How the engine CLI runs: `namespace` (bwrap; the default on Linux when bwrap works) or `none` (see lib/engines/isolate.ts). */
+  isolation: z.enum(['none', 'namespace']).optional(),
 })
 
 export const configSchema = z.strictObject({
@@ -136,6 +139,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       })
     }
     seen.add(a.name)
+    if (a.isolation === 'namespace') isolationStatus(a, env) // config_invalid when bwrap cannot be had here
     if (a.tracker.mode === 'agent_session') {
       throw new FactoryError(
         'config_invalid',
