@@ -105,7 +105,7 @@ describe('isolationStatus says which isolation is in force and why', () => {
     expect(err.fix).toContain('isolation: none')
   })
 
-  test('agents.yaml with isolation: namespace fails to load where bwrap is not on PATH', () => {
+  test('agents.yaml takes isolation: namespace where bwrap works (config_invalid where it does not) and rejects any other value', () => {
     const yaml = `agents:\n  - name: t\n    engine: claude\n    isolation: namespace\n    tracker: { mode: api_key, token_env: K }\n    repo: { url: /x }\n`
     if (process.platform === 'linux' && existsSync('/usr/bin/bwrap')) {
       // /usr/bin is always searched: with bwrap there, loading succeeds.
@@ -149,6 +149,9 @@ try write-origin touch ${join(f.origin, 'pwned')}
 try write-real-home touch ${join(f.dir, 'pwned')}
 try write-root touch /rose-pwned-${process.pid}
 try kill-driver kill -0 ${process.pid}
+try git-config git config core.fsmonitor 'echo planted'
+try plant-hook sh -c 'echo "#!/bin/sh" > "$(git rev-parse --git-common-dir)/hooks/pre-push"'
+try git-commit sh -c 'echo hi > hello.txt && git add hello.txt && git -c user.name=e -c user.email=e@e commit -qm "engine commit"'
 echo '{"type":"system","subtype":"init","session_id":"s-1"}'
 echo '{"type":"result","subtype":"success","is_error":false,"result":"probed","session_id":"s-1","usage":{"input_tokens":1,"output_tokens":1}}'
 `
@@ -193,6 +196,10 @@ describe.skipIf(!!noBwrap)(
       for (const attempt of ['driver-environ', 'agents-yaml', 'state-json', 'real-home-file', 'write-root', 'kill-driver'])
         expect(probe[attempt]).toBe(`FAIL ${attempt}`)
       expect(existsSync(`/rose-pwned-${process.pid}`)).toBe(false)
+      // The repository's config and hooks are read-only to it; a commit of its own still works.
+      expect(probe['git-config']).toBe('FAIL git-config')
+      expect(probe['plant-hook']).toBe('FAIL plant-hook')
+      expect(probe['git-commit']).toStartWith('OK git-commit')
       // The processes it can see (its own bwrap init, its shell) carry no secret of the factory.
       const all = Object.values(probe).join('\n')
       expect(all).not.toContain(AGENT_KEY)
