@@ -7,6 +7,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { z } from 'zod'
+import { isolationStatus } from './engines/isolate.ts'
 import { FactoryError } from './errors.ts'
 import { isDeniedEnv } from './secrets.ts'
 
@@ -70,6 +71,8 @@ const agentSchema = z.strictObject({
   github: z.strictObject({ token_env: z.string().default('FACTORY_GITHUB_TOKEN') }).prefault({}),
   /** Further variables the engine may see (its env is an allow-list); never a secret (checked at load). */
   engine_env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')).default([]),
+  /** How the engine CLI runs: `namespace` (bwrap; the default on Linux when bwrap works) or `none` (see lib/engines/isolate.ts). */
+  isolation: z.enum(['none', 'namespace']).optional(),
 })
 
 export const configSchema = z.strictObject({
@@ -169,6 +172,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
           },
         )
     })
+    if (a.isolation === 'namespace') isolationStatus(a, env) // config_invalid when bwrap cannot be had here
     if (a.tracker.mode === 'agent_session') {
       throw new FactoryError(
         'config_invalid',

@@ -1,9 +1,10 @@
 /** The Codex engine, running the real Codex CLI against a scripted fake OpenAI Responses server. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { createCodexEngine, type CodexOptions } from '../lib/engines/codex.ts'
 import { engineEnv } from '../lib/engines/env.ts'
+import { probeBwrap } from '../lib/engines/isolate.ts'
 import type { EngineRunInput } from '../lib/engines/types.ts'
 import { deniedEnvFixture } from './fakes/denied-env.ts'
 import {
@@ -166,6 +167,35 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
       expect(pgid).toBeGreaterThan(1)
       expect(await eventually(() => groupMembers(pgid!).length === 0)).toBe(true)
       expect(() => process.kill(-pgid!, 0)).toThrow()
+    },
+    T,
+  )
+
+  const bwrap = probeBwrap()
+  test.skipIf(!bwrap.version)(
+    `under isolation: namespace Codex runs inside bwrap with its own sandbox off: the patch lands, its shell sees only its own processes${bwrap.version ? '' : ` (skipped: ${bwrap.problem}; apt-get install bubblewrap)`}`,
+    async () => {
+      const patch = '*** Begin Patch\n*** Update File: README.md\n@@\n-# sample\n+# sample, patched inside the namespace\n*** End Patch\n'
+      const { fake, input, engine } = await setup((req, n) => {
+        if (n === 0)
+          return {
+            kind: 'shell',
+            command: `ls /proc | grep -c '^[0-9]' ; test -e /proc/${process.pid} && echo SEES-DRIVER; echo HOME=$HOME`,
+          }
+        if (n === 1) return { kind: 'apply_patch', patch }
+        return { kind: 'text', text: 'done' }
+      })
+      const factoryHome = join(ws.root, 'factory')
+      const r = await engine().run(input({ isolation: { mode: 'namespace', agent: 'tester', factoryHome, bwrap: bwrap.path } }))
+      expect({ status: r.status, summary: r.summary }).toEqual({ status: 'success', summary: 'done' })
+      expect(readFileSync(join(ws.repo, 'README.md'), 'utf8')).toBe('# sample, patched inside the namespace\n')
+      const seen = toolOutputs(fake.requests[1]).join('\n')
+      expect(seen).not.toContain('SEES-DRIVER')
+      expect(seen).toContain(`HOME=${join(realpathSync(factoryHome), 'engine-home', 'tester')}`)
+      expect(Number(seen.match(/^(\d+)$/m)?.[1])).toBeLessThan(10)
+      const transcript = readFileSync(r.logPath, 'utf8')
+      expect(transcript).toContain('"danger-full-access"')
+      expect(transcript).toContain('[rose] engine isolation: namespace')
     },
     T,
   )

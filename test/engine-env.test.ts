@@ -174,9 +174,10 @@ describe('the environment of a real engine process', () => {
   test('has none of the secret variables, named one by one, and only the variables engine_env names besides the basics', async () => {
     const fx = await fixture({ issues: [{ team: 'ENG', title: 'Dump the env', assignee: 'agent@rose.test' }] })
     try {
-      const dump = `${fx.dir}/engine-env.txt`
+      // Dumped in its worktree (its cwd): under isolation: namespace nothing else it writes reaches the host.
+      const dump = `${fx.home}/worktrees/tester/ENG-1/engine-env.txt`
       const bin = `${fx.dir}/env-dumping-engine`
-      writeFileSync(bin, `#!/bin/sh\nenv > ${dump}\nexit 1\n`)
+      writeFileSync(bin, `#!/bin/sh\nenv > engine-env.txt\nexit 1\n`)
       chmodSync(bin, 0o755)
       writeFileSync(
         fx.configPath,

@@ -496,7 +496,8 @@ describe('stopping start with signals', () => {
     })
     // A stand-in Claude CLI (its own process group, like the real one): the first attempt works
     // forever, the second writes a file and finishes.
-    const marker = join(fx.dir, 'first-attempt-seen')
+    // In its worktree (its cwd): under isolation: namespace nothing else it writes reaches the host.
+    const marker = join(fx.home, 'worktrees', 'tester', 'ENG-1', 'first-attempt-seen')
     const init = '{"type":"system","subtype":"init","session_id":"s-1"}'
     const result =
       '{"type":"result","subtype":"success","is_error":false,"result":"wrote hello.txt","session_id":"s-1","total_cost_usd":0.01,"usage":{"input_tokens":1,"output_tokens":2}}'
