@@ -3,7 +3,7 @@
 import { defineCommand } from 'citty'
 import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
-import { killTree } from '../lib/proc.ts'
+import { killTree } from '../lib/signal.ts'
 import { enterWithoutSecrets } from '../lib/secret-channel.ts'
 import { runIssue } from '../lib/run.ts'
 

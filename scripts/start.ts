@@ -5,7 +5,7 @@ import { type CliSession, commonArgs, isEntry, runCli, printJson } from '../lib/
 import { agentSecretEnvs, loadConfig, selectAgents } from '../lib/config.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
 import { logger, redactorFor } from '../lib/log.ts'
-import { killTree } from '../lib/proc.ts'
+import { killTree } from '../lib/signal.ts'
 import { enterWithoutSecrets, processEnv } from '../lib/secret-channel.ts'
 
 const command = defineCommand({

@@ -2,7 +2,8 @@ import { describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, realpathSync, rmSync } from 'node:fs'
 import { FactoryError } from '../lib/errors.ts'
-import { descendants, killTree, pidAlive, run, spawnScript } from '../lib/proc.ts'
+import { run, spawnScript } from '../lib/proc.ts'
+import { descendants, killTree, pidAlive } from '../lib/signal.ts'
 import { tempDir } from './helpers.ts'
 
 /** Processes of group `pgid` that are still running (zombies already exited and do not count). */
