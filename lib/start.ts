@@ -18,7 +18,7 @@ import { agentState, readState, type IssueRecord, updateRecords } from './state.
 import type { Tracker } from './tracker/types.ts'
 import { cleanupClosed, reconcile, recoverStale } from './reconcile.ts'
 import { ensureBaseRepo } from './steps/worktree.ts'
-import { type DispatchSummary, planDispatch, previewTick, summarizeDispatch } from './dispatch.ts'
+import { type DispatchSummary, planDispatch, previewTick, type SpawnBackoff, spawnBackoff, summarizeDispatch } from './dispatch.ts'
 import { lockPathFor } from './steps/claim.ts'
 
 const RUN_SCRIPT = fileURLToPath(new URL('../scripts/run.ts', import.meta.url))
@@ -64,6 +64,8 @@ export function createDriver(opts: DriverOptions) {
   const contexts = new Map<string, AgentContext>()
   const running = new Map<string, { agent: string; identifier: string; child: ChildHandle }>()
   const backoff = new Map<string, { until: number; failures: number }>()
+  /** Per `agent/issue id`: run children that exited without taking their queued issue (dispatch.ts spawnBackoff). */
+  const spawnBackoffs = new Map<string, SpawnBackoff>()
   const outcomes: RunOutcome[] = []
   const stopper = new AbortController()
 
@@ -184,7 +186,10 @@ export function createDriver(opts: DriverOptions) {
       records.filter((r) => !here.has(r.id)),
       lockOf,
     )
-    const decided = planDispatch(records, here, capsFor(agent), now(), held)
+    const backingOff = new Map(
+      [...spawnBackoffs].filter(([k]) => k.startsWith(`${agent.name}/`)).map(([k, b]) => [k.slice(agent.name.length + 1), b.until]),
+    )
+    const decided = planDispatch(records, here, capsFor(agent), now(), held, backingOff)
     const plan = summarizeDispatch(decided)
     const pick = decided.start
     if (pick.length === 0) return { started: [], plan }
@@ -219,10 +224,33 @@ export function createDriver(opts: DriverOptions) {
         outcomes.push({ agent: agent.name, identifier: r.identifier, exitCode: code })
         const how = code === 0 ? 'finished' : stopper.signal.aborted ? `stopped (exit ${code})` : `failed (exit ${code})`
         log.info(`${agent.name}: ${r.identifier} ${how}`)
+        noteSpawnOutcome(ctx, key, r, code)
         if (!oncePending) void dispatch(agent).catch((e) => log.error(asFactoryError(e).describe()))
       })
     }
     return { started: pick.map((r) => r.identifier), plan }
+  }
+
+  /**
+   * A child that left its record as it found it never took the issue (agents.yaml broken since the
+   * driver loaded it, an id it could not parse): the issue backs off instead of being started
+   * again at once, which would spawn dozens of children a second.
+   */
+  function noteSpawnOutcome(ctx: AgentContext, key: string, before: IssueRecord, code: number | null): void {
+    if (stopper.signal.aborted) return
+    let after: IssueRecord | undefined
+    try {
+      after = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[before.id]
+    } catch {
+      return
+    }
+    const changed = !after || after.updatedAt !== before.updatedAt || after.phase !== before.phase
+    const next = spawnBackoff(spawnBackoffs.get(key), changed, now())
+    if (!next) return void spawnBackoffs.delete(key)
+    spawnBackoffs.set(key, next)
+    log.warn(
+      `${ctx.agent.name}: ${before.identifier}: its run exited ${code ?? 'on a signal'} without taking the issue (${next.failures} time(s) in a row); not started again before ${new Date(next.until).toISOString()}`,
+    )
   }
 
   let oncePending = false

@@ -530,3 +530,39 @@ describe('stopping start with signals', () => {
     expect(rest).toContain('status=success')
   }, 60_000)
 })
+
+describe('reliability of the loop', () => {
+  const stateOf = (f: Fixture) => readState(join(f.home, 'state.json')).agents.tester!
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+  test('a run child that exits without taking its issue (agents.yaml broken mid-loop) is not started again at once, but after a backoff', async () => {
+    fx = await fixture({ issues: ISSUES })
+    const clock = { t: Date.now() }
+    const driver = driverFor(fx, clock)
+    const good = readFileSync(fx.configPath, 'utf8')
+    // The driver has its config; every run child reads agents.yaml again and now fails on it.
+    writeFileSync(fx.configPath, 'agents: [ {name: tester, engine: nope\n')
+    const [first] = await driver.tick()
+    expect(first!.started).toEqual(['ENG-1'])
+    // Before: each exit dispatched the issue again at once (60 children in 10 s).
+    await sleep(4_000)
+    expect(driver.outcomes.map((o) => o.exitCode)).toEqual([2])
+    expect(stateOf(fx).issues[Object.keys(stateOf(fx).issues)[0]!]!.phase).toBe('queued')
+    const [second] = await driver.tick()
+    expect(second!.started).toEqual([])
+    expect(second!.dispatch!.waiting).toEqual([{ identifier: 'ENG-1', nextRetryAt: new Date(clock.t + 5_000).toISOString() }])
+    // The backoff has passed: one more child, which fails the same way: the wait doubles.
+    clock.t += 5_001
+    expect((await driver.tick())[0]!.started).toEqual(['ENG-1'])
+    await driver.drain()
+    expect(driver.outcomes).toHaveLength(2)
+    expect((await driver.tick())[0]!.dispatch!.waiting[0]!.nextRetryAt).toBe(new Date(clock.t + 10_000).toISOString())
+    // Fixed: the next child takes the issue to In Review, and nothing backs off any more.
+    writeFileSync(fx.configPath, good)
+    clock.t += 10_001
+    expect((await driver.tick())[0]!.started).toEqual(['ENG-1'])
+    await driver.drain()
+    expect(driver.outcomes.at(-1)!.exitCode).toBe(0)
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+  }, 60_000)
+})
