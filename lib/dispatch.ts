@@ -78,11 +78,16 @@ export function planDispatch(
   backoff: ReadonlyMap<string, number> = new Map(),
 ): DispatchPlan {
   const queued = records.filter((r) => inPhase(r, 'queued') && !running.has(r.id)).sort((a, b) => dispatchOrder(a.snapshot, b.snapshot))
-  const notBefore = (r: IssueRecord) => Math.max(r.nextRetryAt ? Date.parse(r.nextRetryAt) : 0, backoff.get(r.id) ?? 0)
+  const retryAt = (r: IssueRecord) => (r.nextRetryAt ? Date.parse(r.nextRetryAt) : 0)
+  const notBefore = (r: IssueRecord) => Math.max(retryAt(r), backoff.get(r.id) ?? 0)
   const notDue = (r: IssueRecord) => notBefore(r) > now
   const waiting = queued
     .filter(notDue)
-    .map((record) => ({ record, nextRetryAt: new Date(notBefore(record)).toISOString() }))
+    // The record's retry time as written, unless a spawn backoff ends later.
+    .map((record) => ({
+      record,
+      nextRetryAt: notBefore(record) > retryAt(record) ? new Date(notBefore(record)).toISOString() : record.nextRetryAt!,
+    }))
     .sort((a, b) => Date.parse(a.nextRetryAt) - Date.parse(b.nextRetryAt))
   const due = queued.filter((r) => !notDue(r))
   const free = due.filter((r) => !held.has(r.id))

@@ -72,15 +72,19 @@ export function createDriver(opts: DriverOptions) {
   const ctxFor = (agent: AgentConfig) => {
     let ctx = contexts.get(agent.name)
     if (!ctx) {
-      ctx = agentContext({
-        config: opts.config,
-        configPath: opts.configPath,
-        agent,
-        env,
-        dryRun: opts.dryRun,
-        tag: 'start',
-        tracker: opts.tracker?.(agent),
-      })
+      // The stop signal reaches the git commands the driver runs (a hung clone or fetch is killed on stop).
+      ctx = Object.assign(
+        agentContext({
+          config: opts.config,
+          configPath: opts.configPath,
+          agent,
+          env,
+          dryRun: opts.dryRun,
+          tag: 'start',
+          tracker: opts.tracker?.(agent),
+        }),
+        { signal: stopper.signal },
+      )
       contexts.set(agent.name, ctx)
     }
     return ctx
@@ -93,7 +97,9 @@ export function createDriver(opts: DriverOptions) {
         env,
       }))
 
-  async function tickAgent(agent: AgentConfig): Promise<TickReport> {
+  /** One tick of one agent; `background`: start the dispatch without waiting for it (the loop). */
+  async function tickAgent(agent: AgentConfig, background = false): Promise<TickReport> {
+    tickNos.set(agent.name, (tickNos.get(agent.name) ?? 0) + 1)
     const ctx = ctxFor(agent)
     const b = backoff.get(agent.name)
     if (b && b.until > now()) {
@@ -150,6 +156,10 @@ export function createDriver(opts: DriverOptions) {
     } catch (err) {
       log.error(`${agent.name}: reconciliation failed (runs go on): ${asFactoryError(err).describe()}`)
     }
+    if (background) {
+      kick(agent)
+      return { agent: agent.name, ok: true, plan, started: [] }
+    }
     const { started, plan: dispatchPlan, error } = await dispatch(agent)
     return { agent: agent.name, ok: !error, error, plan, started, dispatch: dispatchPlan }
   }
@@ -173,12 +183,8 @@ export function createDriver(opts: DriverOptions) {
         .map((r) => r.id),
     )
 
-  /** Start runs for queued issues, within the agent's and the machine's concurrency. */
-  async function dispatch(
-    agent: AgentConfig,
-  ): Promise<{ started: string[]; plan?: DispatchSummary; error?: { code: string; message: string } }> {
-    if (stopper.signal.aborted) return { started: [] }
-    const ctx = ctxFor(agent)
+  /** The dispatch decision for an agent as things are now (records, runs in flight, locks, backoffs). */
+  function decide(agent: AgentConfig, ctx: AgentContext) {
     const records = Object.values(readState(ctx.paths.state).agents[agent.name]?.issues ?? {})
     const here = new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
     const lockOf = (identifier: string) => inspectLock(lockPathFor(ctx, identifier), LOCK_STALE_MS)
@@ -189,15 +195,26 @@ export function createDriver(opts: DriverOptions) {
     const backingOff = new Map(
       [...spawnBackoffs].filter(([k]) => k.startsWith(`${agent.name}/`)).map(([k, b]) => [k.slice(agent.name.length + 1), b.until]),
     )
-    const decided = planDispatch(records, here, capsFor(agent), now(), held, backingOff)
-    const plan = summarizeDispatch(decided)
-    const pick = decided.start
-    if (pick.length === 0) return { started: [], plan }
+    return planDispatch(records, here, capsFor(agent), now(), held, backingOff)
+  }
+
+  /** Start runs for queued issues, within the agent's and the machine's concurrency. */
+  async function dispatch(
+    agent: AgentConfig,
+  ): Promise<{ started: string[]; plan?: DispatchSummary; error?: { code: string; message: string } }> {
+    if (stopper.signal.aborted) return { started: [] }
+    const ctx = ctxFor(agent)
+    const first = decide(agent, ctx)
+    const pick = first.start
+    if (pick.length === 0) return { started: [], plan: summarizeDispatch(first) }
     try {
       // Fetch once per tick; runs dispatched between ticks (a slot freed) use that fetch.
+      const tickNo = tickNos.get(agent.name) ?? 0
       await ensureBaseRepo(ctx, { fetch: fetchedTick.get(agent.name) !== tickNo })
       fetchedTick.set(agent.name, tickNo)
     } catch (err) {
+      // stop() killed the clone or fetch: nothing is wrong with the base clone.
+      if (stopper.signal.aborted) return { started: [], plan: summarizeDispatch(first) }
       const e = asFactoryError(err)
       log.error(`${agent.name}: cannot update the base clone; ${pick.length} issue(s) stay queued: ${e.describe()}`)
       // Shown by status on each issue it holds up (they stay queued; no attempt is used).
@@ -210,11 +227,14 @@ export function createDriver(opts: DriverOptions) {
           ctx.now(),
         )
       } catch {}
-      return { started: [], plan, error: { code: e.code, message: error.message } }
+      return { started: [], plan: summarizeDispatch(first), error: { code: e.code, message: error.message } }
     }
     // stop() may have come during the fetch: it signalled the runs it knew of, start no more.
-    if (stopper.signal.aborted) return { started: [], plan }
-    for (const r of pick) {
+    if (stopper.signal.aborted) return { started: [], plan: summarizeDispatch(first) }
+    // Decided again now that the base clone is ready: other agents' dispatches (they run
+    // concurrently) may have taken the machine's slots meanwhile. No await from here to the spawns.
+    const decided = decide(agent, ctx)
+    for (const r of decided.start) {
       const child = spawnRun(agent, r.id)
       const key = `${agent.name}/${r.id}`
       running.set(key, { agent: agent.name, identifier: r.identifier, child })
@@ -225,10 +245,22 @@ export function createDriver(opts: DriverOptions) {
         const how = code === 0 ? 'finished' : stopper.signal.aborted ? `stopped (exit ${code})` : `failed (exit ${code})`
         log.info(`${agent.name}: ${r.identifier} ${how}`)
         noteSpawnOutcome(ctx, key, r, code)
-        if (!oncePending) void dispatch(agent).catch((e) => log.error(asFactoryError(e).describe()))
+        if (!oncePending) kick(agent)
       })
     }
-    return { started: pick.map((r) => r.identifier), plan }
+    return { started: decided.start.map((r) => r.identifier), plan: summarizeDispatch(decided) }
+  }
+
+  /** Per agent: the dispatch under way (in the loop, a slow base-clone fetch never holds up the agent's polls and reconciliation). */
+  const dispatching = new Map<string, Promise<unknown>>()
+
+  /** Dispatch for `agent` in the background unless one is under way (it decides again after its fetch, so it sees what is due). */
+  function kick(agent: AgentConfig): void {
+    if (dispatching.has(agent.name)) return
+    const p = dispatch(agent)
+      .catch((e) => log.error(`${agent.name}: dispatch failed: ${asFactoryError(e).describe()}`))
+      .finally(() => dispatching.delete(agent.name))
+    dispatching.set(agent.name, p)
   }
 
   /**
@@ -254,15 +286,13 @@ export function createDriver(opts: DriverOptions) {
   }
 
   let oncePending = false
-  let tickNo = 0
+  /** Per agent: ticks so far, and the tick whose dispatch fetched the base clone (fetched once per tick). */
+  const tickNos = new Map<string, number>()
   const fetchedTick = new Map<string, number>()
 
-  /** One tick for every agent. */
+  /** One tick for every agent, the agents side by side (one agent's slow remote does not hold up another). */
   async function tick(): Promise<TickReport[]> {
-    tickNo++
-    const reports: TickReport[] = []
-    for (const agent of opts.agents) reports.push(await tickAgent(agent))
-    return reports
+    return Promise.all(opts.agents.map((agent) => tickAgent(agent)))
   }
 
   /** Wait for every running child to exit. */
@@ -295,10 +325,20 @@ export function createDriver(opts: DriverOptions) {
     },
     /** Tick every poll interval until stop(). */
     async loop(): Promise<void> {
-      while (!stopper.signal.aborted) {
-        await tick()
-        await sleep(opts.config.poll_interval_seconds * 1000, stopper.signal)
-      }
+      // Each agent on its own clock; dispatch (which may wait on a git remote) runs in the
+      // background, so polls and reconciliation go on, and stop() is never stuck behind it.
+      await Promise.all(
+        opts.agents.map(async (agent) => {
+          while (!stopper.signal.aborted) {
+            try {
+              await tickAgent(agent, true)
+            } catch (err) {
+              log.error(`${agent.name}: tick failed: ${asFactoryError(err).describe()}`)
+            }
+            await sleep(opts.config.poll_interval_seconds * 1000, stopper.signal)
+          }
+        }),
+      )
     },
     /** Stop ticking, ask running children to stop, wait for them (SIGKILL after `graceMs`). */
     async stop(graceMs = 15_000): Promise<void> {
