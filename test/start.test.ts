@@ -678,4 +678,33 @@ describe('reliability of the loop', () => {
       live.kill('SIGKILL')
     }
   }, 60_000)
+
+  test('a closed issue is forgotten after the cleanup grace; reopened, it runs again and its new run #1 posts its own summary', async () => {
+    fx = await fixture({
+      issues: ONE_ISSUE,
+      agentYaml: (o) =>
+        `cleanup_grace_minutes: 0\nagents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n`,
+    })
+    const once = async () => {
+      const res = await fx!.script('start', ['--once', '--config', fx!.configPath])
+      expect(res.code, res.stderr).toBe(0)
+      return res
+    }
+    const summaries = () => fx!.issue('ENG-1').comments.filter((c) => /Run #1 finished/.test(c.body))
+    await once()
+    expect(summaries()).toHaveLength(1)
+    const states = fx.sandbox.store.data.states
+    fx.sandbox.store.updateIssue('ENG-1', { stateId: states.find((s) => s.name === 'Done')!.id })
+    await once() // seen closed: the worktree goes (grace 0)
+    expect(recordOf(fx, 'tester')!.worktreeRemovedAt).toBeDefined()
+    const res = await once() // the record goes
+    expect(res.stderr).toContain('forgot 1 issue(s) closed for longer than 0 min: ENG-1')
+    expect(stateOf(fx).issues).toEqual({})
+    fx.sandbox.store.updateIssue('ENG-1', { stateId: states.find((s) => s.name === 'Todo')!.id })
+    await once()
+    expect(recordOf(fx, 'tester')!.runs.map((r) => r.n)).toEqual([1])
+    // A new comment, not "already posted" under the first record's run #1 id.
+    expect(summaries()).toHaveLength(2)
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+  }, 90_000)
 })
