@@ -326,8 +326,13 @@ export function createDriver(opts: DriverOptions) {
     /** Tick every poll interval until stop(). */
     async loop(): Promise<void> {
       // Each agent on its own clock; dispatch (which may wait on a git remote) runs in the
-      // background, so polls and reconciliation go on, and stop() is never stuck behind it.
-      await Promise.all(
+      // background, so polls and reconciliation go on. stop() ends the loop at once: a tick still
+      // waiting on Linear is dropped (what it had not written is simply polled again next start).
+      const stopped = new Promise<void>((resolve) => {
+        if (stopper.signal.aborted) resolve()
+        stopper.signal.addEventListener('abort', () => resolve(), { once: true })
+      })
+      const loops = Promise.all(
         opts.agents.map(async (agent) => {
           while (!stopper.signal.aborted) {
             try {
@@ -339,6 +344,7 @@ export function createDriver(opts: DriverOptions) {
           }
         }),
       )
+      await Promise.race([loops, stopped])
     },
     /** Stop ticking, ask running children to stop, wait for them (SIGKILL after `graceMs`). */
     async stop(graceMs = 15_000): Promise<void> {

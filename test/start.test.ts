@@ -707,4 +707,28 @@ describe('reliability of the loop', () => {
     expect(summaries()).toHaveLength(2)
     expect(fx.issue('ENG-1').state).toBe('In Review')
   }, 90_000)
+
+  test('SIGTERM stops the loop within seconds while a Linear poll hangs', async () => {
+    fx = await fixture({ issues: ONE_ISSUE })
+    const child = spawn(process.execPath, [join(ROOT, 'scripts', 'start.ts'), '--config', fx.configPath], {
+      cwd: fx.dir,
+      env: fx.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+    await until('the issue is in review', () => fx!.issue('ENG-1').state === 'In Review', 40_000)
+    // Every request from now on hangs for 2 minutes (Linear's own deadline is 30 s, retried).
+    fx.sandbox.setFaults({ rate: 1, kinds: ['timeout'], hangMs: 120_000 })
+    const before = fx.sandbox.stats().requests
+    await until('a poll is waiting on Linear', () => fx!.sandbox.stats().requests > before, 10_000)
+    const t0 = Date.now()
+    process.kill(-child.pid!, 'SIGTERM')
+    expect(await exited, stderr).toBe(0)
+    console.log(`SIGTERM with a hung poll -> driver exited in ${Date.now() - t0} ms`)
+    expect(Date.now() - t0).toBeLessThan(5_000)
+    fx.sandbox.setFaults({})
+  }, 90_000)
 })
