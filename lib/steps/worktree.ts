@@ -5,8 +5,8 @@
  * (lib/branch-sync.ts), and a bootstrap that runs once with its log kept. Every step finds what a
  * previous (crashed) run left and continues.
  */
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { basename, join } from 'node:path'
+import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { syncBranch } from '../branch-sync.ts'
 import { agentSecretEnvs } from '../config.ts'
 import type { AgentContext } from '../context.ts'
@@ -16,6 +16,7 @@ import { authEnv, git, isLocalRemote } from '../git.ts'
 import { lockSync } from '../lock.ts'
 import { assertUnder, safeJoin, sanitizeBranch, sanitizeKey } from '../paths.ts'
 import { run } from '../proc.ts'
+import { pidAlive } from '../signal.ts'
 import { scrubEnv } from '../secrets.ts'
 import type { TrackerIssue } from '../tracker/types.ts'
 
@@ -52,6 +53,7 @@ export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; 
     return root
   }
   const path = safeJoin(ctx.paths.repos, repoSlug(ctx.agent.repo.url))
+  removeDeadClones(ctx, path)
   if (!existsSync(join(path, '.git'))) {
     // Clone into a temp dir and rename: a crash mid-clone leaves no half repo at `path`.
     const tmp = `${path}.cloning-${process.pid}`
@@ -69,6 +71,24 @@ export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; 
   }
   if (opts.fetch) await git(['fetch', '--prune', 'origin'], ctx, { cwd: path, env: remoteEnv(ctx) })
   return path
+}
+
+/** Remove `<path>.cloning-<pid>` directories whose cloning process is gone (killed mid-clone); a live one's is left alone. */
+function removeDeadClones(ctx: AgentContext, path: string): void {
+  const prefix = `${basename(path)}.cloning-`
+  let names: string[]
+  try {
+    names = readdirSync(dirname(path))
+  } catch {
+    return
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue
+    const pid = Number(name.slice(prefix.length))
+    if (!Number.isInteger(pid) || pid <= 0 || pidAlive(pid)) continue
+    ctx.log.info(`removing ${join(dirname(path), name)}: left by a clone whose process (pid ${pid}) is gone`)
+    rmSync(join(dirname(path), name), { recursive: true, force: true })
+  }
 }
 
 export interface WorktreePlan {
