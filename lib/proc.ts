@@ -27,6 +27,8 @@ export interface RunOptions {
   onErrLine?: (line: string) => void
   /** Keep at most this many bytes of stdout/stderr in the result (default 1 MiB each). */
   maxBuffer?: number
+  /** Called once the process exists, with its pid (= its process group id: it leads its own group). */
+  onSpawn?: (pid: number) => void
 }
 
 export interface RunResult {
@@ -58,6 +60,9 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
       reject(missingBinary(argv[0]!, err))
       return
     }
+    try {
+      if (child.pid) opts.onSpawn?.(child.pid)
+    } catch {}
     let stdout = ''
     let stderr = ''
     let outRest = ''

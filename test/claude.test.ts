@@ -11,7 +11,6 @@ import {
   eventLog,
   eventually,
   groupMembers,
-  groupOf,
   makeWorkspace,
   processesWith,
   suiteTitle,
@@ -82,7 +81,9 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
       expect(r.costUsd).toBeGreaterThan(0)
       expect(r.exitCode).toBe(0)
       expect(r.malformedLines).toBe(0)
-      expect(log.events[0]).toEqual({ kind: 'started', sessionId: r.sessionId })
+      // First the process (recorded with the run's lock), then the session.
+      expect(log.events[0]).toEqual({ kind: 'spawned', pid: expect.any(Number), pgid: expect.any(Number), tag: expect.any(String) })
+      expect(log.events[1]).toEqual({ kind: 'started', sessionId: r.sessionId })
       expect(log.events).toContainEqual(expect.objectContaining({ kind: 'action', tool: 'Write' }))
       expect(log.events).toContainEqual(expect.objectContaining({ kind: 'action_result', tool: 'Write', isError: false }))
       expect(log.events.at(-1)).toEqual({ kind: 'text', text: 'Wrote NOTES.md.' })
@@ -156,12 +157,13 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
         // Claude runs each Bash command in a process group of its own: a background job escapes
         // the engine's group, which is why the adapter also reaps by its run tag.
         if (n === 0) return { kind: 'tool_use', name: 'Bash', input: { command: `${sleeper} >/dev/null 2>&1 & echo started` } }
-        pgid = groupOf(token)
         hungAt = Date.now()
         return { kind: 'hang' }
       })
       const stallMs = 1500
-      const r = await engine({ permissionMode: 'bypassPermissions' }).run(input({ prompt: `work ${token}`, stallMs }))
+      const r = await engine({ permissionMode: 'bypassPermissions' }).run(
+        input({ prompt: `work ${token}`, stallMs, onEvent: (e) => void (e.kind === 'spawned' && (pgid = e.pgid)) }),
+      )
       const killedAfter = Date.now() - hungAt
       expect(r.status).toBe('stalled')
       expect(r.errorCode).toBe('engine_stalled')

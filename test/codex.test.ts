@@ -6,17 +6,7 @@ import { createCodexEngine, type CodexOptions } from '../lib/engines/codex.ts'
 import { engineEnv } from '../lib/engines/env.ts'
 import type { EngineRunInput } from '../lib/engines/types.ts'
 import { deniedEnvFixture } from './fakes/denied-env.ts'
-import {
-  engineBin,
-  eventLog,
-  eventually,
-  groupMembers,
-  groupOf,
-  makeWorkspace,
-  suiteTitle,
-  unique,
-  type Workspace,
-} from './fakes/engine-harness.ts'
+import { engineBin, eventLog, eventually, groupMembers, makeWorkspace, suiteTitle, unique, type Workspace } from './fakes/engine-harness.ts'
 import { type FakeOpenAI, type OpenAIReply, type OpenAIRequest, startFakeOpenAI, toolOutputs } from './fakes/openai.ts'
 
 const bin = engineBin('codex')
@@ -87,7 +77,9 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
       expect(r.costUsd).toBeUndefined()
       expect(r.exitCode).toBe(0)
       expect(r.malformedLines).toBe(0)
-      expect(log.events[0]).toEqual({ kind: 'started', sessionId: r.sessionId })
+      // First the process (recorded with the run's lock), then the session.
+      expect(log.events[0]).toEqual({ kind: 'spawned', pid: expect.any(Number), pgid: expect.any(Number), tag: expect.any(String) })
+      expect(log.events[1]).toEqual({ kind: 'started', sessionId: r.sessionId })
       expect(log.events).toContainEqual({ kind: 'action', tool: 'apply_patch', input: `update ${join(ws.repo, 'README.md')}` })
       expect(log.events).toContainEqual(expect.objectContaining({ kind: 'action_result', tool: 'apply_patch', isError: false }))
       expect(log.events.at(-1)).toEqual({ kind: 'text', text: 'Patched README.md.' })
@@ -152,12 +144,13 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
       let pgid: number | undefined
       let hungAt = 0
       const { input, engine } = await setup(() => {
-        pgid = groupOf(token)
         hungAt = Date.now()
         return { kind: 'hang' }
       })
       const stallMs = 1500
-      const r = await engine().run(input({ prompt: `work ${token}`, stallMs }))
+      const r = await engine().run(
+        input({ prompt: `work ${token}`, stallMs, onEvent: (e) => void (e.kind === 'spawned' && (pgid = e.pgid)) }),
+      )
       const killedAfter = Date.now() - hungAt
       expect(r.status).toBe('stalled')
       expect(r.errorCode).toBe('engine_stalled')
