@@ -4,13 +4,15 @@
  * reviewer allow-lists and two drivers on one FACTORY_HOME.
  */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { appendFileSync, chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CRASH_POINTS } from '../lib/crash.ts'
 import { backoffMs, RUN_RETRY } from '../lib/backoff.ts'
 import { planFailure } from '../lib/retry.ts'
 import { dueForCleanup, planReconcile, planRecovery } from '../lib/reconcile.ts'
+import { killOrphanEngine, processStartTime } from '../lib/orphans.ts'
+import { hostname } from 'node:os'
 import type { WatchedIssue } from '../lib/tracker/types.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { type IssueRecord, readState } from '../lib/state.ts'
@@ -473,4 +475,118 @@ describe('two drivers on one FACTORY_HOME', () => {
       expect(fx.issue(`ENG-${i}`).state).toBe('In Review')
     }
   }, 90_000)
+})
+
+describe('no orphan engines', () => {
+  // A failed test must not leave its hung engine behind.
+  let orphan: number | undefined
+  afterEach(() => {
+    if (orphan)
+      try {
+        process.kill(-orphan, 'SIGKILL')
+      } catch {}
+    orphan = undefined
+  })
+  /**
+   * A stand-in Claude Code whose first run hangs (a `sleep` child in its group, like a tool call)
+   * and whose later runs finish at once. Every start is logged, with "overlap" when an engine
+   * started before it in this worktree is still alive.
+   */
+  function slowOnceEngine(dir: string): { bin: string; log: string } {
+    const log = join(dir, 'engine-starts.log')
+    const pids = join(dir, 'engine-pids')
+    const init = '{"type":"system","subtype":"init","session_id":"slow-1"}'
+    const result =
+      '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"done","session_id":"slow-1","total_cost_usd":0,"usage":{"input_tokens":1,"output_tokens":1}}'
+    const bin = join(dir, 'slow-once-engine')
+    writeFileSync(
+      bin,
+      [
+        '#!/bin/sh',
+        'cat >/dev/null',
+        // Alive = not a zombie (this container's init may never reap a dead orphan).
+        `for p in $(cat ${pids} 2>/dev/null); do s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ] && echo "overlap $$ with $p" >> ${log}; done`,
+        `echo $$ >> ${pids}`,
+        `echo "start $$" >> ${log}`,
+        `echo '${init}'`,
+        // Two hung tool calls: one carries the run's tag in its env, one was started with a clean env.
+        `if [ ! -e ${dir}/slow-done ]; then touch ${dir}/slow-done; sleep 300 & env -i sleep 301 & wait; fi`,
+        'echo ok > ENGINE.md',
+        `echo '${result}'`,
+        '',
+      ].join('\n'),
+    )
+    chmodSync(bin, 0o755)
+    return { bin, log }
+  }
+  const engineYaml = (origin: string, bin: string) =>
+    `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${origin}, base: main }\n    claude: { bin: ${bin} }\n`
+
+  test('a recorded engine whose pid now names another process is left alone; the engine itself is killed', async () => {
+    const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' })
+    const pid = child.pid!
+    orphan = pid
+    const owner = (startTime: number) => ({ pid: 1, host: hostname(), startedAt: '', heartbeat: '', engine: { pid, pgid: pid, startTime } })
+    expect(killOrphanEngine(owner(processStartTime(pid)! + 1))).toEqual([])
+    expect(groupAlive(pid)).toBe(true)
+    expect(killOrphanEngine(owner(processStartTime(pid)!))).toEqual([pid])
+    expect(groupAlive(pid)).toBe(false)
+  })
+
+  /** Live (not zombie) members of a process group, from ps. */
+  const groupAlive = (pgid: number) =>
+    spawnSync('ps', ['-eo', 'pgid=,stat='], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .some(([g, stat]) => Number(g) === pgid && stat && !stat.startsWith('Z'))
+
+  /** Kill -9 the run while its engine hangs; returns the engine recorded with the lock, still running. */
+  async function crashDuringEngine(f: Fixture): Promise<{ pid: number; pgid: number }> {
+    const crashed = await f.script('start', ['--once', '--config', f.configPath], { ROSE_CRASH_AT: 'during_engine' })
+    expect(crashed.stderr).toContain('ROSE_CRASH_AT=during_engine')
+    const owner = JSON.parse(readFileSync(join(f.home, 'locks', 'tester', 'ENG-1.lock'), 'utf8'))
+    const engine = { pid: Number(owner.engine?.pid), pgid: Number(owner.engine?.pgid) }
+    expect(engine.pgid).toBeGreaterThan(1)
+    expect(typeof owner.engine.tag).toBe('string')
+    // The run is gone; its engine is not (its own process group, parent 1): an orphan.
+    expect(groupAlive(engine.pgid)).toBe(true)
+    return engine
+  }
+
+  test('kill -9 of a run mid-engine: the next tick kills the orphaned engine group before the resumed run starts another', async () => {
+    fx = await fixture({ issues: ONE })
+    const { bin, log } = slowOnceEngine(fx.dir)
+    writeFileSync(fx.configPath, engineYaml(fx.origin, bin))
+    const engine = await crashDuringEngine(fx)
+    orphan = engine.pgid
+
+    const next = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(next.code, next.stderr).toBe(0)
+    expect(groupAlive(engine.pgid)).toBe(false)
+    expect(next.stderr).toContain(`killed the engine its dead run`)
+    // Two engine starts in this worktree, never two at once; the resumed run finished the job.
+    const starts = readFileSync(log, 'utf8').trim().split('\n')
+    expect(starts.filter((l) => l.startsWith('start'))).toHaveLength(2)
+    expect(starts.filter((l) => l.startsWith('overlap'))).toEqual([])
+    expect(record(fx)!.phase).toBe('done')
+    expect(summaries(fx)).toHaveLength(1)
+    // The finished run leaves no engine record behind (and no lock).
+    expect(existsSync(join(fx.home, 'locks', 'tester', 'ENG-1.lock'))).toBe(false)
+  }, 60_000)
+
+  test('kill -9 of a run mid-engine: a run started by hand kills the orphaned engine before starting its own', async () => {
+    fx = await fixture({ issues: ONE })
+    const { bin, log } = slowOnceEngine(fx.dir)
+    writeFileSync(fx.configPath, engineYaml(fx.origin, bin))
+    const engine = await crashDuringEngine(fx)
+    orphan = engine.pgid
+
+    const byHand = await fx.script('run', ['--agent', 'tester', '--issue', 'ENG-1', '--config', fx.configPath])
+    expect(groupAlive(engine.pgid)).toBe(false)
+    expect(byHand.stderr).toContain('killed the engine of the dead run')
+    const starts = readFileSync(log, 'utf8').trim().split('\n')
+    expect(starts.filter((l) => l.startsWith('overlap'))).toEqual([])
+    expect(starts.filter((l) => l.startsWith('start'))).toHaveLength(2)
+    expect(byHand.code, byHand.stderr).toBe(0)
+  }, 60_000)
 })
