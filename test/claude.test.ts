@@ -1,6 +1,6 @@
 /** The Claude engine, running the real Claude Code CLI against a scripted fake Anthropic server. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createClaudeEngine, type ClaudeOptions } from '../lib/engines/claude.ts'
 import { engineEnv } from '../lib/engines/env.ts'
@@ -21,6 +21,31 @@ import { deniedEnvFixture } from './fakes/denied-env.ts'
 
 const bin = engineBin('claude')
 const T = 60_000
+
+/**
+ * A prompt of about `lines` x 50 bytes (here far over Linux's 128 KB limit for one argv element),
+ * unique markers at both ends. Claude Code itself refuses 1 MB ("Prompt is too long": over its
+ * context window by its own estimate), so its test uses half a megabyte.
+ */
+function megabytePrompt(lines = 10_000): { prompt: string; marker: string } {
+  const marker = unique('bigprompt')
+  const body = Array.from({ length: lines }, (_, i) => `line ${i}: the private issue text goes on and on.`).join('\n')
+  return { prompt: `${marker} start\n${body}\n${marker} end`, marker }
+}
+
+/** Pids of processes on this machine whose command line contains `needle` (what `ps` would show anyone). */
+function cmdlinesWith(needle: string): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readFileSync(`/proc/${n}/cmdline`, 'latin1').includes(needle)
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
 
 if (!bin && process.env.CI) {
   test('the claude CLI is installed (CI installs it with `make engines`)', () => {
@@ -110,6 +135,24 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
       expect(conversation).toContain('first prompt')
       expect(conversation).toContain('first answer')
       expect(conversation).toContain('second prompt')
+    },
+    T,
+  )
+
+  test(
+    'a 500 KB prompt goes in on stdin: the model receives it whole, and no command line on the machine shows it',
+    async () => {
+      const { prompt, marker } = megabytePrompt()
+      let visible: number[] | undefined
+      const { fake, input } = await setup(() => {
+        // While the engine waits for the model: what `ps` shows anyone on the machine.
+        visible = cmdlinesWith(marker)
+        return { kind: 'text', text: 'read it all' }
+      })
+      const r = await engine().run(input({ prompt }))
+      expect(r.status, r.summary).toBe('success')
+      expect(JSON.stringify(fake.requests[0])).toContain(JSON.stringify(prompt).slice(1, -1))
+      expect(visible).toEqual([])
     },
     T,
   )

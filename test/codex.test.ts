@@ -1,6 +1,6 @@
 /** The Codex engine, running the real Codex CLI against a scripted fake OpenAI Responses server. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createCodexEngine, type CodexOptions } from '../lib/engines/codex.ts'
 import { engineEnv } from '../lib/engines/env.ts'
@@ -11,6 +11,27 @@ import { type FakeOpenAI, type OpenAIReply, type OpenAIRequest, startFakeOpenAI,
 
 const bin = engineBin('codex')
 const T = 60_000
+
+/** A prompt of about 1 MB (far over Linux's 128 KB limit for one argv element), unique markers at both ends. */
+function megabytePrompt(): { prompt: string; marker: string } {
+  const marker = unique('bigprompt')
+  const body = Array.from({ length: 16_000 }, (_, i) => `line ${i}: the private issue text goes on and on.`).join('\n')
+  return { prompt: `${marker} start\n${body}\n${marker} end`, marker }
+}
+
+/** Pids of processes on this machine whose command line contains `needle` (what `ps` would show anyone). */
+function cmdlinesWith(needle: string): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readFileSync(`/proc/${n}/cmdline`, 'latin1').includes(needle)
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
 
 if (!bin && process.env.CI) {
   test('the codex CLI is installed (CI installs it with `make engines`)', () => {
@@ -104,6 +125,24 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
       expect(conversation).toContain('second prompt')
       // Codex reports the thread's running total, so a resumed run includes the first one.
       expect(second.usage?.inputTokens).toBe(400)
+    },
+    T,
+  )
+
+  test(
+    'a 1 MB prompt goes in on stdin: the model receives it whole, and no command line on the machine shows it',
+    async () => {
+      const { prompt, marker } = megabytePrompt()
+      let visible: number[] | undefined
+      const { fake, input, engine } = await setup(() => {
+        // While the engine waits for the model: what `ps` shows anyone on the machine.
+        visible = cmdlinesWith(marker)
+        return { kind: 'text', text: 'read it all' }
+      })
+      const r = await engine().run(input({ prompt }))
+      expect(r.status, r.summary).toBe('success')
+      expect(JSON.stringify(fake.requests[0])).toContain(JSON.stringify(prompt).slice(1, -1))
+      expect(visible).toEqual([])
     },
     T,
   )

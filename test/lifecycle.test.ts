@@ -590,3 +590,54 @@ describe('no orphan engines', () => {
     expect(byHand.code, byHand.stderr).toBe(0)
   }, 60_000)
 })
+
+describe('a 1 MB issue description', () => {
+  const bigDescription = (marker: string) =>
+    `${marker} start\n${Array.from({ length: 20_000 }, (_, i) => `line ${i}: the private issue text goes on and on.`).join('\n')}\n${marker} end`
+
+  test('runs through the whole pipeline with the console engine: the engine gets the description whole', async () => {
+    const marker = `console-big-${Date.now()}`
+    const description = bigDescription(marker)
+    expect(description.length).toBeGreaterThan(1_000_000)
+    fx = await fixture({ issues: [{ ...ONE[0]!, description }] })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    expect(record(fx)!.phase).toBe('done')
+    const notes = gitSync(['show', `${fx.originBranches().find((b) => b !== 'main')}:FACTORY_NOTES.md`], fx.origin)
+    expect(notes).toContain(description)
+  }, 60_000)
+
+  test('reaches a CLI engine on stdin, whole, and never in its command line (E2BIG, ps)', async () => {
+    const marker = `cli-big-${Date.now()}`
+    const description = bigDescription(marker)
+    fx = await fixture({ issues: [{ ...ONE[0]!, description }] })
+    const seen = { stdin: join(fx.dir, 'engine-stdin.txt'), cmdline: join(fx.dir, 'engine-cmdline.txt') }
+    const bin = join(fx.dir, 'stdin-reading-engine')
+    const result =
+      '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"read the prompt","session_id":"big-1","total_cost_usd":0,"usage":{"input_tokens":1,"output_tokens":1}}'
+    writeFileSync(
+      bin,
+      [
+        '#!/bin/sh',
+        `tr '\\0' ' ' < /proc/$$/cmdline > ${seen.cmdline}`,
+        `cat > ${seen.stdin}`,
+        `echo '{"type":"system","subtype":"init","session_id":"big-1"}'`,
+        'echo done > ENGINE.md',
+        `echo '${result}'`,
+        '',
+      ].join('\n'),
+    )
+    chmodSync(bin, 0o755)
+    writeFileSync(
+      fx.configPath,
+      `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    limits: { max_attempts: 1 }\n    claude: { bin: ${bin} }\n`,
+    )
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    expect(record(fx)!.phase).toBe('done')
+    expect(readFileSync(seen.stdin, 'utf8')).toContain(description)
+    const cmdline = readFileSync(seen.cmdline, 'utf8')
+    expect(cmdline).toContain('stream-json')
+    expect(cmdline).not.toContain(marker)
+  }, 60_000)
+})
