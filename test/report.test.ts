@@ -430,3 +430,29 @@ describe('redaction at every exit', () => {
     }).toEqual({ logs: '700', agentLogs: '700', issueLogs: '700', transcript: '600', bootstrapLog: '600', locks: '700', state: '600' })
   }, 60_000)
 })
+
+describe('redaction right before sending', () => {
+  test('a summary recorded unredacted (by an older factory, before a crash) is still posted and put in the PR without the token', async () => {
+    const { env } = await githubFixture()
+    const crashed = await fx!.script('start', ['--once', '--config', fx!.configPath], {
+      ...env,
+      ROSE_CRASH_AT: 'after_commit',
+      ROSE_CRASH_KILL_PARENT: '1',
+    })
+    expect(crashed.code).toBe(null)
+    // The engine result is on record; put the raw token in it, as a factory without redaction wrote it.
+    const path = join(fx!.home, 'state.json')
+    const state = JSON.parse(readFileSync(path, 'utf8'))
+    const rec = Object.values(state.agents.tester.issues)[0] as { runs: { summary: string }[] }
+    rec.runs[0]!.summary = `Wrote the notes. Token: ${TOKEN}`
+    writeFileSync(path, JSON.stringify(state))
+
+    const res = await fx!.script('start', ['--once', '--config', fx!.configPath], env)
+    expect(res.code, res.stderr).toBe(0)
+    const comment = fx!.issue('ENG-1').comments.find((c) => c.body.includes(COMMENT_MARKER))!
+    expect(comment.body).toContain('Wrote the notes. Token: ***')
+    expect(gh!.prs).toHaveLength(1)
+    expect(gh!.prs[0]!.body).toContain('Token: ***')
+    expect(JSON.stringify(gh!.requests.map((r) => r.body ?? null))).not.toContain(TOKEN)
+  }, 60_000)
+})
