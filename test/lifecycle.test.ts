@@ -6,18 +6,21 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
 import { appendFileSync, chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { DEFAULT_STATES } from '../lib/sandbox/seed.ts'
 import { CRASH_POINTS } from '../lib/crash.ts'
 import { backoffMs, RUN_RETRY } from '../lib/backoff.ts'
 import { planFailure } from '../lib/retry.ts'
 import { dueForCleanup, planReconcile, planRecovery } from '../lib/reconcile.ts'
 import { killOrphanEngine, processStartTime } from '../lib/orphans.ts'
+import { probeBwrap } from '../lib/engines/isolate.ts'
 import { hostname } from 'node:os'
 import type { WatchedIssue } from '../lib/tracker/types.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { type IssueRecord, readState } from '../lib/state.ts'
 import { startFakeGitHub } from './fakes/github.ts'
-import { type Fixture, fixture, gitSync, ROOT } from './helpers.ts'
+import { type Fixture, fixture, gitSync, ROOT, seedWith } from './helpers.ts'
 
 let fx: Fixture | undefined
 let stopGh: (() => Promise<void>) | undefined
@@ -520,7 +523,9 @@ describe('no orphan engines', () => {
     return { bin, log }
   }
   const engineYaml = (origin: string, bin: string) =>
-    `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${origin}, base: main }\n    claude: { bin: ${bin} }\n`
+    // isolation: none: under `namespace` bwrap's --die-with-parent already ends the engine with its
+    // run; without it, only the recorded group stands between a killed run and an orphan.
+    `agents:\n  - name: tester\n    engine: claude\n    isolation: none\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${origin}, base: main }\n    claude: { bin: ${bin} }\n`
 
   test('a recorded engine whose pid now names another process is left alone; the engine itself is killed', async () => {
     const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' })
@@ -607,37 +612,120 @@ describe('a 1 MB issue description', () => {
     expect(notes).toContain(description)
   }, 60_000)
 
-  test('reaches a CLI engine on stdin, whole, and never in its command line (E2BIG, ps)', async () => {
-    const marker = `cli-big-${Date.now()}`
-    const description = bigDescription(marker)
-    fx = await fixture({ issues: [{ ...ONE[0]!, description }] })
-    const seen = { stdin: join(fx.dir, 'engine-stdin.txt'), cmdline: join(fx.dir, 'engine-cmdline.txt') }
-    const bin = join(fx.dir, 'stdin-reading-engine')
-    const result =
-      '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"read the prompt","session_id":"big-1","total_cost_usd":0,"usage":{"input_tokens":1,"output_tokens":1}}'
-    writeFileSync(
-      bin,
-      [
-        '#!/bin/sh',
-        `tr '\\0' ' ' < /proc/$$/cmdline > ${seen.cmdline}`,
-        `cat > ${seen.stdin}`,
-        `echo '{"type":"system","subtype":"init","session_id":"big-1"}'`,
-        'echo done > ENGINE.md',
-        `echo '${result}'`,
-        '',
-      ].join('\n'),
+  const bwrap = probeBwrap()
+  for (const isolation of ['none', 'namespace'] as const) {
+    const skip = isolation === 'namespace' && !bwrap.version
+    test.skipIf(skip)(
+      `reaches a CLI engine on stdin, whole, and never in its command line (E2BIG, ps), isolation: ${isolation}${skip ? ` (skipped: ${bwrap.problem}; apt-get install bubblewrap)` : ''}`,
+      async () => {
+        const marker = `cli-big-${isolation}-${Date.now()}`
+        const description = bigDescription(marker)
+        fx = await fixture({ issues: [{ ...ONE[0]!, description }] })
+        // Written in the worktree (the one place a namespaced engine may write), read back from the branch.
+        const bin = join(fx.dir, 'stdin-reading-engine')
+        const result =
+          '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"read the prompt","session_id":"big-1","total_cost_usd":0,"usage":{"input_tokens":1,"output_tokens":1}}'
+        writeFileSync(
+          bin,
+          [
+            '#!/bin/sh',
+            "tr '\\0' ' ' < /proc/$$/cmdline > engine-cmdline.txt",
+            'cat > engine-stdin.txt',
+            `echo '{"type":"system","subtype":"init","session_id":"big-1"}'`,
+            `echo '${result}'`,
+            '',
+          ].join('\n'),
+        )
+        chmodSync(bin, 0o755)
+        writeFileSync(
+          fx.configPath,
+          `agents:\n  - name: tester\n    engine: claude\n    isolation: ${isolation}\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    limits: { max_attempts: 1 }\n    claude: { bin: ${bin} }\n`,
+        )
+        const res = await fx.script('start', ['--once', '--config', fx.configPath])
+        expect(res.code, res.stderr).toBe(0)
+        expect(record(fx)!.phase).toBe('done')
+        const branch = fx.originBranches().find((b) => b !== 'main')
+        expect(gitSync(['show', `${branch}:engine-stdin.txt`], fx.origin)).toContain(description)
+        const cmdline = gitSync(['show', `${branch}:engine-cmdline.txt`], fx.origin)
+        expect(cmdline).toContain('stream-json')
+        expect(cmdline).not.toContain(marker)
+      },
+      60_000,
     )
-    chmodSync(bin, 0o755)
-    writeFileSync(
-      fx.configPath,
-      `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    limits: { max_attempts: 1 }\n    claude: { bin: ${bin} }\n`,
-    )
+  }
+})
+
+// Issue 7: failures are visible where users look, and what the factory posts names no local path.
+describe('failures explained on the issue', () => {
+  /** Every comment body posted on the issue, checked for this machine's paths (the fixture's temp dir, FACTORY_HOME, the repo root). */
+  function expectNoLocalPath(f: Fixture, identifier = 'ENG-1') {
+    const bodies = f.issue(identifier).comments.map((c) => c.body)
+    expect(bodies.length).toBeGreaterThan(0)
+    for (const body of bodies) {
+      for (const local of [f.dir, f.home, ROOT, basename(f.dir), `${tmpdir()}/`]) expect(body).not.toContain(local)
+    }
+  }
+
+  test('a team with no review state: the run finishes, a warning is logged and the summary says why it was not moved', async () => {
+    fx = await fixture({ issues: [] })
+    fx.sandbox.store.replace({
+      ...seedWith(ONE),
+      teams: [{ key: 'ENG', name: 'Engineering', states: DEFAULT_STATES.filter((s) => s.name !== 'In Review') }],
+    })
     const res = await fx.script('start', ['--once', '--config', fx.configPath])
     expect(res.code, res.stderr).toBe(0)
+    expect(res.stderr).toContain('ENG-1: not moved to review: the team has no review state')
+    const ours = fx.issue('ENG-1').comments.filter((c) => c.body.includes(COMMENT_MARKER))
+    expect(ours).toHaveLength(1)
+    expect(ours[0]!.body).toContain('Run #1 finished')
+    expect(ours[0]!.body).toContain('Not moved to review: the team has no review state (add a started state named like "In Review").')
+    expect(fx.issue('ENG-1').state).toBe('In Progress')
     expect(record(fx)!.phase).toBe('done')
-    expect(readFileSync(seen.stdin, 'utf8')).toContain(description)
-    const cmdline = readFileSync(seen.cmdline, 'utf8')
-    expect(cmdline).toContain('stream-json')
-    expect(cmdline).not.toContain(marker)
+    // Left in In Progress (an active state), it is not run again.
+    const again = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(again.code, again.stderr).toBe(0)
+    expect(record(fx)!.runs).toHaveLength(1)
+  }, 60_000)
+
+  test('an escalation after a failing bootstrap quotes the error message and its fix, with no local path', async () => {
+    fx = await fixture({
+      issues: ONE,
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    limits: { max_attempts: 1 }\n    repo: { url: ${o}, base: main, bootstrap: "echo installing; exit 3" }\n`,
+    })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code).toBe(1)
+    expect(record(fx)).toMatchObject({ phase: 'escalated', lastError: { code: 'bootstrap_failed' } })
+    const asks = fx.issue('ENG-1').comments.filter((c) => c.body.includes('Needs a human'))
+    expect(asks).toHaveLength(1)
+    const body = asks[0]!.body
+    expect(body).toContain('Last error (`bootstrap_failed`)')
+    expect(body).toContain('> bootstrap `echo installing; exit 3` exited 3 in …/ENG-1')
+    expect(body).toContain('Fix: read …/bootstrap.log; fix repo.bootstrap of agent tester')
+    expectNoLocalPath(fx)
+  }, 60_000)
+
+  test('a missing engine binary is final at once: one failure comment with the message and the install fix, with no local path', async () => {
+    fx = await fixture({ issues: ONE })
+    const bin = join(fx.dir, 'not-installed', 'claude')
+    writeFileSync(
+      fx.configPath,
+      `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    claude: { bin: ${bin} }\n`,
+    )
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code).toBe(1)
+    expect(record(fx)).toMatchObject({ phase: 'failed', attempts: 0 })
+    expect(record(fx)!.runs).toHaveLength(1)
+    const ours = fx.issue('ENG-1').comments.filter((c) => c.body.includes(COMMENT_MARKER))
+    expect(ours).toHaveLength(1)
+    const body = ours[0]!.body
+    expect(body).toContain('**Run #1 failed** (engine_missing)')
+    expect(body).toContain('claude binary not found: configured bin "…/claude" is not an executable file')
+    expect(body).toContain('Fix: npm install -g @anthropic-ai/claude-code')
+    expectNoLocalPath(fx)
+    // Final: the next tick does not try again on its own.
+    const again = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(again.code, again.stderr).toBe(0)
+    expect(record(fx)!.runs).toHaveLength(1)
   }, 60_000)
 })
