@@ -25,11 +25,12 @@ interface Case {
   stop: () => Promise<void>
 }
 
-/** The bare CLI: same argv and env, stdout drained, no parsing, no transcript. */
+/** The bare CLI: same argv, env and prompt on stdin, stdout drained, no parsing, no transcript. */
 function bare(argv: string[], env: Record<string, string>, cwd: string): Promise<number> {
   const started = performance.now()
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] })
+    child.stdin.end('say done')
     child.stdout.resume()
     child.stderr.resume()
     child.on('error', reject)

@@ -12,7 +12,7 @@ import type { IssueRecord } from './state.ts'
 export async function postEscalation(ctx: AgentContext, record: IssueRecord, reason: string): Promise<void> {
   ctx.log.warn(`${record.identifier}: escalated: ${reason}`)
   const comment = escalationComment({ agent: ctx.agent.name, issueId: record.id, runs: record.runs, reason, lastError: record.lastError })
-  await ctx.tracker.createComment({ id: comment.id, issueId: record.id, body: comment.body }).catch((err) => {
+  await ctx.tracker.createComment({ id: comment.id, issueId: record.id, body: ctx.redact(comment.body) }).catch((err) => {
     ctx.log.error(`${record.identifier}: could not post the escalation comment: ${asFactoryError(err).message}`)
   })
 }
@@ -21,7 +21,7 @@ export async function postEscalation(ctx: AgentContext, record: IssueRecord, rea
 export async function postFailure(ctx: AgentContext, record: IssueRecord, n: number): Promise<void> {
   if (!record.lastError) return
   const comment = failureComment(ctx.agent.name, record.id, record.runs.find((r) => r.n === n) ?? n, record.lastError)
-  await ctx.tracker.createComment({ id: comment.id, issueId: record.id, body: comment.body }).catch((err) => {
+  await ctx.tracker.createComment({ id: comment.id, issueId: record.id, body: ctx.redact(comment.body) }).catch((err) => {
     ctx.log.warn(`${record.identifier}: could not post the failure comment: ${asFactoryError(err).message}`)
   })
 }

@@ -19,6 +19,19 @@ export interface LockOwner {
   heartbeat: string
   /** Free-form: what the owner is doing (step, run number). */
   note?: string
+  /** The engine the owner runs, while it runs: whoever finds the owner dead kills it (orphans.ts). */
+  engine?: EngineProcess
+}
+
+/** An engine process as recorded with its run's lock. */
+export interface EngineProcess {
+  pid: number
+  /** Its process group (the engine leads its own group: pgid = pid). */
+  pgid: number
+  /** The run tag its descendants carry in their env (engines/reap.ts): catches those that left the group. */
+  tag?: string
+  /** The leader's start time (/proc/<pid>/stat field 22), so a reused pid is never taken for the engine. */
+  startTime?: number
 }
 
 export interface LockStatus {
@@ -81,20 +94,26 @@ export interface Lock {
   beat(note?: string): void
   /** Remove the lock if it is still ours. */
   release(): void
+  /** Record the engine this owner runs (undefined: none any more) in the lock file (owner only). */
+  recordEngine(engine: EngineProcess | undefined): void
+  /** The dead owner whose stale lock this one replaced (its engine may still run: kill it first). */
+  replaced?: LockOwner
 }
 
 /** Try once to take the lock at `path`; null when a live owner holds it. */
 export function tryLock(path: string, opts: { staleMs: number; note?: string; pid?: number }): Lock | null {
-  mkdirSync(dirname(path), { recursive: true })
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
   const now = new Date().toISOString()
   const owner: LockOwner = { pid: opts.pid ?? process.pid, host: hostname(), startedAt: now, heartbeat: now, note: opts.note }
+  let replaced: LockOwner | undefined
   if (!writeExclusive(path, JSON.stringify(owner))) {
     const status = inspectLock(path, opts.staleMs)
     if (!status.stale && status.owner) return null
     if (!breakStale(path, opts.staleMs)) return null
     if (!writeExclusive(path, JSON.stringify(owner))) return null
+    replaced = status.owner ?? undefined
   }
-  return makeLock(path, owner)
+  return { ...makeLock(path, owner), replaced }
 }
 
 function breakStale(path: string, staleMs: number): boolean {
@@ -137,17 +156,28 @@ function isOurs(current: LockOwner | null, owner: LockOwner): boolean {
 }
 
 function makeLock(path: string, owner: LockOwner): Lock {
+  const rewrite = (change: () => void) => {
+    if (!isOurs(inspectLock(path, Number.POSITIVE_INFINITY).owner, owner)) return
+    owner.heartbeat = new Date().toISOString()
+    change()
+    const tmp = `${path}.${process.pid}.beat`
+    // A failed write (full disk) throws with the temp file removed: the lock keeps its last beat.
+    writeDurableSync(tmp, JSON.stringify(owner))
+    renameSync(tmp, path)
+  }
   return {
     path,
     owner,
     beat(note) {
-      if (!isOurs(inspectLock(path, Number.POSITIVE_INFINITY).owner, owner)) return
-      owner.heartbeat = new Date().toISOString()
-      if (note !== undefined) owner.note = note
-      const tmp = `${path}.${process.pid}.beat`
-      // A failed write (full disk) throws with the temp file removed: the lock keeps its last beat.
-      writeDurableSync(tmp, JSON.stringify(owner))
-      renameSync(tmp, path)
+      rewrite(() => {
+        if (note !== undefined) owner.note = note
+      })
+    },
+    recordEngine(engine) {
+      rewrite(() => {
+        if (engine) owner.engine = engine
+        else delete owner.engine
+      })
     },
     release() {
       const current = inspectLock(path, Number.POSITIVE_INFINITY).owner

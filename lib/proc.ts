@@ -35,6 +35,8 @@ export interface RunOptions {
    * (each a pipe written then closed). For credentials a child reads from an fd, never from its env.
    */
   fds?: string[]
+  /** Called once the process exists, with its pid (= its process group id: it leads its own group). */
+  onSpawn?: (pid: number) => void
 }
 
 export interface RunResult {
@@ -79,6 +81,9 @@ function runWith(argv: string[], opts: RunOptions, ffi: Awaited<ReturnType<typeo
         } catch {}
       }
     }
+    try {
+      if (child.pid) opts.onSpawn?.(child.pid)
+    } catch {}
     let stdout = ''
     let stderr = ''
     let outRest = ''

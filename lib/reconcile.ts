@@ -11,6 +11,7 @@ import { asFactoryError } from './errors.ts'
 import { postEscalation } from './escalate.ts'
 import { git } from './git.ts'
 import { inspectLock, LOCK_STALE_MS, type LockStatus, STOPPING_NOTE } from './lock.ts'
+import { killOrphanEngine } from './orphans.ts'
 import { isActive, isInFlight } from './phases.ts'
 import { type IssueRecord, pruneRecords, readState, updateRecord, updateRecords } from './state.ts'
 import { lockPathFor } from './steps/claim.ts'
@@ -92,6 +93,12 @@ export async function recoverStale(ctx: AgentContext, runningHere: Set<string>):
   // Only runs in flight can have lost their owner: no lock file reads for the (many) settled issues.
   for (const rec of records.filter(isInFlight)) {
     const lock = inspectLock(lockPathFor(ctx, rec.identifier), LOCK_STALE_MS)
+    // Its owner is gone but the engine it recorded may run on, with no watchdog: kill it first.
+    if (lock.stale && !runningHere.has(rec.id)) {
+      const killed = killOrphanEngine(lock.owner)
+      if (killed.length)
+        ctx.log.warn(`${rec.identifier}: killed the engine its dead run (pid ${lock.owner!.pid}) left running: ${killed.join(' ')}`)
+    }
     if (lock.stale && lock.owner?.note === STOPPING_NOTE && !runningHere.has(rec.id)) {
       // Killed while stopping on the operator's signal (a forced exit): a stop, not a crash. The
       // `stopped` event queues the same run again, recoveries unchanged.

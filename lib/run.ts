@@ -11,6 +11,7 @@ import { crashPoint } from './crash.ts'
 import type { Engine, EngineEvent } from './engines/types.ts'
 import { asFactoryError, type ErrorCode, FactoryError, isErrorCode } from './errors.ts'
 import { postEscalation, postFailure } from './escalate.ts'
+import { killOrphanEngine, processStartTime } from './orphans.ts'
 import { inPhase, type PhaseEvent } from './phases.ts'
 import { planFailure } from './retry.ts'
 import { type Applied, findRecord, type IssueRecord, readState, updateRecord } from './state.ts'
@@ -66,6 +67,10 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
       ctx.log.info(`${identifier}: ${asFactoryError(err).message}; not starting a second run`)
       return skipped('lock_held')
     }
+    // The owner before us died: an engine it started may still work in the worktree. Never two at once.
+    const orphans = killOrphanEngine(lock.replaced)
+    if (orphans.length)
+      ctx.log.warn(`${identifier}: killed the engine of the dead run (pid ${lock.replaced!.pid}) still running: ${orphans.join(' ')}`)
     // Read under the lock: a run that held it until now may have changed the record.
     const before = findRecord(readState(ctx.paths.state), ctx.agent.name, issue.id)
     if (opts.onlyQueued && before?.phase !== 'queued') {
@@ -113,8 +118,14 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
         worktree: wt,
         signal,
         engine: opts.engine,
-        onEvent: (e) => progress(ctx, identifier, e),
+        onEvent: (e) => {
+          // With the lock, before any output: a run killed from here on leaves a record of its engine.
+          if (e.kind === 'spawned')
+            held.recordEngine({ pid: e.pid, pgid: e.pgid, tag: e.tag, startTime: processStartTime(e.pid) ?? undefined })
+          progress(ctx, identifier, e)
+        },
       })
+      held.recordEngine(undefined)
       // Stopped by the operator: not the engine's failure. The same run is queued again; nothing is posted.
       if (opts.signal?.aborted && !released.signal.aborted) return onOperatorStop(ctx, identifier, runNumber, record)
       step = record(engine.event)
@@ -161,7 +172,8 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
 /** Progress lines while the engine works (long runs must not look hung); the transcript has everything. */
 function progress(ctx: AgentContext, identifier: string, e: EngineEvent): void {
   const one = (t: string) => t.replace(/\s+/g, ' ').trim().slice(0, 160)
-  if (e.kind === 'started') ctx.log.info(`${identifier}: engine started${e.sessionId ? ` (session ${e.sessionId})` : ''}`)
+  if (e.kind === 'spawned') ctx.log.debug(`${identifier}: engine process ${e.pid} (group ${e.pgid})`)
+  else if (e.kind === 'started') ctx.log.info(`${identifier}: engine started${e.sessionId ? ` (session ${e.sessionId})` : ''}`)
   else if (e.kind === 'action') ctx.log.info(`${identifier}: ${e.tool} ${one(e.input)}`)
   else if (e.kind === 'action_result' && e.isError) ctx.log.info(`${identifier}: ${e.tool} failed: ${one(e.output)}`)
   else if (e.kind === 'error') ctx.log.warn(`${identifier}: engine error: ${one(e.message)}`)
@@ -208,7 +220,12 @@ async function onFailure(ctx: AgentContext, issueId: string, runNumber: number |
       ctx.paths.state,
       ctx.agent.name,
       issueId,
-      { type: 'failed', error: { code: error.code, message: error.message, fix: error.fix }, maxAttempts: ctx.agent.limits.max_attempts },
+      // state.json and the comments built from lastError: a git or engine message may quote a token.
+      {
+        type: 'failed',
+        error: { code: error.code, message: ctx.redact(error.message), fix: error.fix && ctx.redact(error.fix) },
+        maxAttempts: ctx.agent.limits.max_attempts,
+      },
       ctx.now(),
     )
   } catch (err) {

@@ -1,6 +1,6 @@
 /** The Claude engine, running the real Claude Code CLI against a scripted fake Anthropic server. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createClaudeEngine, type ClaudeOptions } from '../lib/engines/claude.ts'
 import { engineEnv } from '../lib/engines/env.ts'
@@ -11,7 +11,6 @@ import {
   eventLog,
   eventually,
   groupMembers,
-  groupOf,
   makeWorkspace,
   processesWith,
   suiteTitle,
@@ -22,6 +21,31 @@ import { deniedEnvFixture } from './fakes/denied-env.ts'
 
 const bin = engineBin('claude')
 const T = 60_000
+
+/**
+ * A prompt of about `lines` x 50 bytes (here far over Linux's 128 KB limit for one argv element),
+ * unique markers at both ends. Claude Code itself refuses 1 MB ("Prompt is too long": over its
+ * context window by its own estimate), so its test uses half a megabyte.
+ */
+function megabytePrompt(lines = 10_000): { prompt: string; marker: string } {
+  const marker = unique('bigprompt')
+  const body = Array.from({ length: lines }, (_, i) => `line ${i}: the private issue text goes on and on.`).join('\n')
+  return { prompt: `${marker} start\n${body}\n${marker} end`, marker }
+}
+
+/** Pids of processes on this machine whose command line contains `needle` (what `ps` would show anyone). */
+function cmdlinesWith(needle: string): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readFileSync(`/proc/${n}/cmdline`, 'latin1').includes(needle)
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
 
 if (!bin && process.env.CI) {
   test('the claude CLI is installed (CI installs it with `make engines`)', () => {
@@ -82,7 +106,9 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
       expect(r.costUsd).toBeGreaterThan(0)
       expect(r.exitCode).toBe(0)
       expect(r.malformedLines).toBe(0)
-      expect(log.events[0]).toEqual({ kind: 'started', sessionId: r.sessionId })
+      // First the process (recorded with the run's lock), then the session.
+      expect(log.events[0]).toEqual({ kind: 'spawned', pid: expect.any(Number), pgid: expect.any(Number), tag: expect.any(String) })
+      expect(log.events[1]).toEqual({ kind: 'started', sessionId: r.sessionId })
       expect(log.events).toContainEqual(expect.objectContaining({ kind: 'action', tool: 'Write' }))
       expect(log.events).toContainEqual(expect.objectContaining({ kind: 'action_result', tool: 'Write', isError: false }))
       expect(log.events.at(-1)).toEqual({ kind: 'text', text: 'Wrote NOTES.md.' })
@@ -109,6 +135,24 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
       expect(conversation).toContain('first prompt')
       expect(conversation).toContain('first answer')
       expect(conversation).toContain('second prompt')
+    },
+    T,
+  )
+
+  test(
+    'a 500 KB prompt goes in on stdin: the model receives it whole, and no command line on the machine shows it',
+    async () => {
+      const { prompt, marker } = megabytePrompt()
+      let visible: number[] | undefined
+      const { fake, input } = await setup(() => {
+        // While the engine waits for the model: what `ps` shows anyone on the machine.
+        visible = cmdlinesWith(marker)
+        return { kind: 'text', text: 'read it all' }
+      })
+      const r = await engine().run(input({ prompt }))
+      expect(r.status, r.summary).toBe('success')
+      expect(JSON.stringify(fake.requests[0])).toContain(JSON.stringify(prompt).slice(1, -1))
+      expect(visible).toEqual([])
     },
     T,
   )
@@ -156,13 +200,14 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
         // Claude runs each Bash command in a process group of its own: a background job escapes
         // the engine's group, which is why the adapter also reaps by its run tag.
         if (n === 0) return { kind: 'tool_use', name: 'Bash', input: { command: `${sleeper} >/dev/null 2>&1 & echo started` } }
-        pgid = groupOf(token)
         hungAt = Date.now()
         return { kind: 'hang' }
       })
       // Long enough that Claude's own start-up (seconds on a loaded machine) is not mistaken for the stall.
       const stallMs = 4000
-      const r = await engine({ permissionMode: 'bypassPermissions' }).run(input({ prompt: `work ${token}`, stallMs }))
+      const r = await engine({ permissionMode: 'bypassPermissions' }).run(
+        input({ prompt: `work ${token}`, stallMs, onEvent: (e) => void (e.kind === 'spawned' && (pgid = e.pgid)) }),
+      )
       const killedAfter = Date.now() - hungAt
       expect(r.status).toBe('stalled')
       expect(r.errorCode).toBe('engine_stalled')

@@ -1,27 +1,38 @@
 /** The Codex engine, running the real Codex CLI against a scripted fake OpenAI Responses server. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync, realpathSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { createCodexEngine, type CodexOptions } from '../lib/engines/codex.ts'
 import { engineEnv } from '../lib/engines/env.ts'
 import { probeBwrap } from '../lib/engines/isolate.ts'
 import type { EngineRunInput } from '../lib/engines/types.ts'
 import { deniedEnvFixture } from './fakes/denied-env.ts'
-import {
-  engineBin,
-  eventLog,
-  eventually,
-  groupMembers,
-  groupOf,
-  makeWorkspace,
-  suiteTitle,
-  unique,
-  type Workspace,
-} from './fakes/engine-harness.ts'
+import { engineBin, eventLog, eventually, groupMembers, makeWorkspace, suiteTitle, unique, type Workspace } from './fakes/engine-harness.ts'
 import { type FakeOpenAI, type OpenAIReply, type OpenAIRequest, startFakeOpenAI, toolOutputs } from './fakes/openai.ts'
 
 const bin = engineBin('codex')
 const T = 60_000
+
+/** A prompt of about 1 MB (far over Linux's 128 KB limit for one argv element), unique markers at both ends. */
+function megabytePrompt(): { prompt: string; marker: string } {
+  const marker = unique('bigprompt')
+  const body = Array.from({ length: 16_000 }, (_, i) => `line ${i}: the private issue text goes on and on.`).join('\n')
+  return { prompt: `${marker} start\n${body}\n${marker} end`, marker }
+}
+
+/** Pids of processes on this machine whose command line contains `needle` (what `ps` would show anyone). */
+function cmdlinesWith(needle: string): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readFileSync(`/proc/${n}/cmdline`, 'latin1').includes(needle)
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
 
 if (!bin && process.env.CI) {
   test('the codex CLI is installed (CI installs it with `make engines`)', () => {
@@ -88,7 +99,9 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
       expect(r.costUsd).toBeUndefined()
       expect(r.exitCode).toBe(0)
       expect(r.malformedLines).toBe(0)
-      expect(log.events[0]).toEqual({ kind: 'started', sessionId: r.sessionId })
+      // First the process (recorded with the run's lock), then the session.
+      expect(log.events[0]).toEqual({ kind: 'spawned', pid: expect.any(Number), pgid: expect.any(Number), tag: expect.any(String) })
+      expect(log.events[1]).toEqual({ kind: 'started', sessionId: r.sessionId })
       expect(log.events).toContainEqual({ kind: 'action', tool: 'apply_patch', input: `update ${join(ws.repo, 'README.md')}` })
       expect(log.events).toContainEqual(expect.objectContaining({ kind: 'action_result', tool: 'apply_patch', isError: false }))
       expect(log.events.at(-1)).toEqual({ kind: 'text', text: 'Patched README.md.' })
@@ -113,6 +126,24 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
       expect(conversation).toContain('second prompt')
       // Codex reports the thread's running total, so a resumed run includes the first one.
       expect(second.usage?.inputTokens).toBe(400)
+    },
+    T,
+  )
+
+  test(
+    'a 1 MB prompt goes in on stdin: the model receives it whole, and no command line on the machine shows it',
+    async () => {
+      const { prompt, marker } = megabytePrompt()
+      let visible: number[] | undefined
+      const { fake, input, engine } = await setup(() => {
+        // While the engine waits for the model: what `ps` shows anyone on the machine.
+        visible = cmdlinesWith(marker)
+        return { kind: 'text', text: 'read it all' }
+      })
+      const r = await engine().run(input({ prompt }))
+      expect(r.status, r.summary).toBe('success')
+      expect(JSON.stringify(fake.requests[0])).toContain(JSON.stringify(prompt).slice(1, -1))
+      expect(visible).toEqual([])
     },
     T,
   )
@@ -153,12 +184,13 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
       let pgid: number | undefined
       let hungAt = 0
       const { input, engine } = await setup(() => {
-        pgid = groupOf(token)
         hungAt = Date.now()
         return { kind: 'hang' }
       })
       const stallMs = 1500
-      const r = await engine().run(input({ prompt: `work ${token}`, stallMs }))
+      const r = await engine().run(
+        input({ prompt: `work ${token}`, stallMs, onEvent: (e) => void (e.kind === 'spawned' && (pgid = e.pgid)) }),
+      )
       const killedAfter = Date.now() - hungAt
       expect(r.status).toBe('stalled')
       expect(r.errorCode).toBe('engine_stalled')

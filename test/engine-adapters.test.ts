@@ -36,7 +36,7 @@ const RESULT =
   '{"type":"result","subtype":"success","is_error":false,"result":"done","session_id":"s-1","total_cost_usd":0.5,"usage":{"input_tokens":1,"output_tokens":2}}'
 
 describe('argv', () => {
-  test('claude: print mode, stream-json, options, then -- and the prompt; --resume on reruns', () => {
+  test('claude: print mode, stream-json and the options, no prompt (it goes on stdin); --resume on reruns', () => {
     const opts = {
       permissionMode: 'acceptEdits' as const,
       allowedTools: ['Bash', 'Edit'],
@@ -45,7 +45,8 @@ describe('argv', () => {
       appendSystemPrompt: 'be brief',
       extraArgs: ['--x'],
     }
-    expect(claudeArgv('claude', opts, { prompt: '-starts with a dash' })).toEqual([
+    // The prompt goes on stdin, never in argv (ps shows argv; a long one fails with E2BIG).
+    expect(claudeArgv('claude', opts, {})).toEqual([
       'claude',
       '-p',
       '--output-format',
@@ -60,10 +61,8 @@ describe('argv', () => {
       '5',
       '--append-system-prompt=be brief',
       '--x',
-      '--',
-      '-starts with a dash',
     ])
-    expect(claudeArgv('claude', {}, { prompt: 'again', resume: 'sess-1' })).toEqual([
+    expect(claudeArgv('claude', {}, { resume: 'sess-1' })).toEqual([
       'claude',
       '-p',
       '--output-format',
@@ -71,12 +70,10 @@ describe('argv', () => {
       '--verbose',
       '--resume',
       'sess-1',
-      '--',
-      'again',
     ])
   })
 
-  test('codex: exec --json in the cwd with the quiet flags; resume keeps -C, -s and every -c', () => {
+  test('codex: exec --json in the cwd with the quiet flags and - (prompt on stdin); resume keeps -C, -s and every -c', () => {
     const opts = { sandbox: 'workspace-write' as const, model: 'gpt-5.5', config: ['a=1'] }
     const common = [
       'codex',
@@ -98,8 +95,9 @@ describe('argv', () => {
       '--disable',
       'plugins',
     ]
-    expect(codexArgv('codex', opts, { prompt: 'go', cwd: '/w' })).toEqual([...common, '--', 'go'])
-    expect(codexArgv('codex', opts, { prompt: 'go', cwd: '/w', resume: 't-1' })).toEqual([...common, 'resume', 't-1', '--', 'go'])
+    // `-`: the prompt is read from stdin.
+    expect(codexArgv('codex', opts, { cwd: '/w' })).toEqual([...common, '-'])
+    expect(codexArgv('codex', opts, { cwd: '/w', resume: 't-1' })).toEqual([...common, 'resume', 't-1', '-'])
   })
 })
 

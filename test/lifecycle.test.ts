@@ -4,7 +4,7 @@
  * reviewer allow-lists and two drivers on one FACTORY_HOME.
  */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { appendFileSync, chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
@@ -13,6 +13,9 @@ import { CRASH_POINTS } from '../lib/crash.ts'
 import { backoffMs, RUN_RETRY } from '../lib/backoff.ts'
 import { planFailure } from '../lib/retry.ts'
 import { dueForCleanup, planReconcile, planRecovery } from '../lib/reconcile.ts'
+import { killOrphanEngine, processStartTime } from '../lib/orphans.ts'
+import { probeBwrap } from '../lib/engines/isolate.ts'
+import { hostname } from 'node:os'
 import type { WatchedIssue } from '../lib/tracker/types.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { type IssueRecord, readState } from '../lib/state.ts'
@@ -475,6 +478,181 @@ describe('two drivers on one FACTORY_HOME', () => {
       expect(fx.issue(`ENG-${i}`).state).toBe('In Review')
     }
   }, 90_000)
+})
+
+describe('no orphan engines', () => {
+  // A failed test must not leave its hung engine behind.
+  let orphan: number | undefined
+  afterEach(() => {
+    if (orphan)
+      try {
+        process.kill(-orphan, 'SIGKILL')
+      } catch {}
+    orphan = undefined
+  })
+  /**
+   * A stand-in Claude Code whose first run hangs (a `sleep` child in its group, like a tool call)
+   * and whose later runs finish at once. Every start is logged, with "overlap" when an engine
+   * started before it in this worktree is still alive.
+   */
+  function slowOnceEngine(dir: string): { bin: string; log: string } {
+    const log = join(dir, 'engine-starts.log')
+    const pids = join(dir, 'engine-pids')
+    const init = '{"type":"system","subtype":"init","session_id":"slow-1"}'
+    const result =
+      '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"done","session_id":"slow-1","total_cost_usd":0,"usage":{"input_tokens":1,"output_tokens":1}}'
+    const bin = join(dir, 'slow-once-engine')
+    writeFileSync(
+      bin,
+      [
+        '#!/bin/sh',
+        'cat >/dev/null',
+        // Alive = not a zombie (this container's init may never reap a dead orphan).
+        `for p in $(cat ${pids} 2>/dev/null); do s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ] && echo "overlap $$ with $p" >> ${log}; done`,
+        `echo $$ >> ${pids}`,
+        `echo "start $$" >> ${log}`,
+        `echo '${init}'`,
+        // Two hung tool calls: one carries the run's tag in its env, one was started with a clean env.
+        `if [ ! -e ${dir}/slow-done ]; then touch ${dir}/slow-done; sleep 300 & env -i sleep 301 & wait; fi`,
+        'echo ok > ENGINE.md',
+        `echo '${result}'`,
+        '',
+      ].join('\n'),
+    )
+    chmodSync(bin, 0o755)
+    return { bin, log }
+  }
+  const engineYaml = (origin: string, bin: string) =>
+    // isolation: none: under `namespace` bwrap's --die-with-parent already ends the engine with its
+    // run; without it, only the recorded group stands between a killed run and an orphan.
+    `agents:\n  - name: tester\n    engine: claude\n    isolation: none\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${origin}, base: main }\n    claude: { bin: ${bin} }\n`
+
+  test('a recorded engine whose pid now names another process is left alone; the engine itself is killed', async () => {
+    const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' })
+    const pid = child.pid!
+    orphan = pid
+    const owner = (startTime: number) => ({ pid: 1, host: hostname(), startedAt: '', heartbeat: '', engine: { pid, pgid: pid, startTime } })
+    expect(killOrphanEngine(owner(processStartTime(pid)! + 1))).toEqual([])
+    expect(groupAlive(pid)).toBe(true)
+    expect(killOrphanEngine(owner(processStartTime(pid)!))).toEqual([pid])
+    expect(groupAlive(pid)).toBe(false)
+  })
+
+  /** Live (not zombie) members of a process group, from ps. */
+  const groupAlive = (pgid: number) =>
+    spawnSync('ps', ['-eo', 'pgid=,stat='], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .some(([g, stat]) => Number(g) === pgid && stat && !stat.startsWith('Z'))
+
+  /** Kill -9 the run while its engine hangs; returns the engine recorded with the lock, still running. */
+  async function crashDuringEngine(f: Fixture): Promise<{ pid: number; pgid: number }> {
+    const crashed = await f.script('start', ['--once', '--config', f.configPath], { ROSE_CRASH_AT: 'during_engine' })
+    expect(crashed.stderr).toContain('ROSE_CRASH_AT=during_engine')
+    const owner = JSON.parse(readFileSync(join(f.home, 'locks', 'tester', 'ENG-1.lock'), 'utf8'))
+    const engine = { pid: Number(owner.engine?.pid), pgid: Number(owner.engine?.pgid) }
+    expect(engine.pgid).toBeGreaterThan(1)
+    expect(typeof owner.engine.tag).toBe('string')
+    // The run is gone; its engine is not (its own process group, parent 1): an orphan.
+    expect(groupAlive(engine.pgid)).toBe(true)
+    return engine
+  }
+
+  test('kill -9 of a run mid-engine: the next tick kills the orphaned engine group before the resumed run starts another', async () => {
+    fx = await fixture({ issues: ONE })
+    const { bin, log } = slowOnceEngine(fx.dir)
+    writeFileSync(fx.configPath, engineYaml(fx.origin, bin))
+    const engine = await crashDuringEngine(fx)
+    orphan = engine.pgid
+
+    const next = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(next.code, next.stderr).toBe(0)
+    expect(groupAlive(engine.pgid)).toBe(false)
+    expect(next.stderr).toContain(`killed the engine its dead run`)
+    // Two engine starts in this worktree, never two at once; the resumed run finished the job.
+    const starts = readFileSync(log, 'utf8').trim().split('\n')
+    expect(starts.filter((l) => l.startsWith('start'))).toHaveLength(2)
+    expect(starts.filter((l) => l.startsWith('overlap'))).toEqual([])
+    expect(record(fx)!.phase).toBe('done')
+    expect(summaries(fx)).toHaveLength(1)
+    // The finished run leaves no engine record behind (and no lock).
+    expect(existsSync(join(fx.home, 'locks', 'tester', 'ENG-1.lock'))).toBe(false)
+  }, 60_000)
+
+  test('kill -9 of a run mid-engine: a run started by hand kills the orphaned engine before starting its own', async () => {
+    fx = await fixture({ issues: ONE })
+    const { bin, log } = slowOnceEngine(fx.dir)
+    writeFileSync(fx.configPath, engineYaml(fx.origin, bin))
+    const engine = await crashDuringEngine(fx)
+    orphan = engine.pgid
+
+    const byHand = await fx.script('run', ['--agent', 'tester', '--issue', 'ENG-1', '--config', fx.configPath])
+    expect(groupAlive(engine.pgid)).toBe(false)
+    expect(byHand.stderr).toContain('killed the engine of the dead run')
+    const starts = readFileSync(log, 'utf8').trim().split('\n')
+    expect(starts.filter((l) => l.startsWith('overlap'))).toEqual([])
+    expect(starts.filter((l) => l.startsWith('start'))).toHaveLength(2)
+    expect(byHand.code, byHand.stderr).toBe(0)
+  }, 60_000)
+})
+
+describe('a 1 MB issue description', () => {
+  const bigDescription = (marker: string) =>
+    `${marker} start\n${Array.from({ length: 20_000 }, (_, i) => `line ${i}: the private issue text goes on and on.`).join('\n')}\n${marker} end`
+
+  test('runs through the whole pipeline with the console engine: the engine gets the description whole', async () => {
+    const marker = `console-big-${Date.now()}`
+    const description = bigDescription(marker)
+    expect(description.length).toBeGreaterThan(1_000_000)
+    fx = await fixture({ issues: [{ ...ONE[0]!, description }] })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    expect(record(fx)!.phase).toBe('done')
+    const notes = gitSync(['show', `${fx.originBranches().find((b) => b !== 'main')}:FACTORY_NOTES.md`], fx.origin)
+    expect(notes).toContain(description)
+  }, 60_000)
+
+  const bwrap = probeBwrap()
+  for (const isolation of ['none', 'namespace'] as const) {
+    const skip = isolation === 'namespace' && !bwrap.version
+    test.skipIf(skip)(
+      `reaches a CLI engine on stdin, whole, and never in its command line (E2BIG, ps), isolation: ${isolation}${skip ? ` (skipped: ${bwrap.problem}; apt-get install bubblewrap)` : ''}`,
+      async () => {
+        const marker = `cli-big-${isolation}-${Date.now()}`
+        const description = bigDescription(marker)
+        fx = await fixture({ issues: [{ ...ONE[0]!, description }] })
+        // Written in the worktree (the one place a namespaced engine may write), read back from the branch.
+        const bin = join(fx.dir, 'stdin-reading-engine')
+        const result =
+          '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"read the prompt","session_id":"big-1","total_cost_usd":0,"usage":{"input_tokens":1,"output_tokens":1}}'
+        writeFileSync(
+          bin,
+          [
+            '#!/bin/sh',
+            "tr '\\0' ' ' < /proc/$$/cmdline > engine-cmdline.txt",
+            'cat > engine-stdin.txt',
+            `echo '{"type":"system","subtype":"init","session_id":"big-1"}'`,
+            `echo '${result}'`,
+            '',
+          ].join('\n'),
+        )
+        chmodSync(bin, 0o755)
+        writeFileSync(
+          fx.configPath,
+          `agents:\n  - name: tester\n    engine: claude\n    isolation: ${isolation}\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    limits: { max_attempts: 1 }\n    claude: { bin: ${bin} }\n`,
+        )
+        const res = await fx.script('start', ['--once', '--config', fx.configPath])
+        expect(res.code, res.stderr).toBe(0)
+        expect(record(fx)!.phase).toBe('done')
+        const branch = fx.originBranches().find((b) => b !== 'main')
+        expect(gitSync(['show', `${branch}:engine-stdin.txt`], fx.origin)).toContain(description)
+        const cmdline = gitSync(['show', `${branch}:engine-cmdline.txt`], fx.origin)
+        expect(cmdline).toContain('stream-json')
+        expect(cmdline).not.toContain(marker)
+      },
+      60_000,
+    )
+  }
 })
 
 // Issue 7: failures are visible where users look, and what the factory posts names no local path.

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { readState } from '../lib/state.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
@@ -325,4 +325,134 @@ describe('uncommittedFiles', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+})
+
+/** Octal permission bits of a path (e.g. '600'). */
+const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8)
+
+/**
+ * A stand-in for Claude Code doing what an injected prompt could make it do: it "found" the
+ * factory's secrets (as if read from /proc/<parent>/environ) and prints them in a tool call, its
+ * tool output, stderr and its final summary. It reads its prompt from stdin and edits a file.
+ */
+function leakingEngine(dir: string, secrets: string[]): string {
+  const leak = secrets.join(' ')
+  const lines = [
+    { type: 'system', subtype: 'init', session_id: 'leaky-1' },
+    { type: 'assistant', message: { content: [{ type: 'tool_use', id: 't1', name: 'Bash', input: { command: `echo ${leak}` } }] } },
+    { type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: 't1', content: `tokens: ${leak}` }] } },
+    {
+      type: 'result',
+      subtype: 'success',
+      is_error: false,
+      num_turns: 1,
+      result: `Added the health check. By the way, the tokens are ${leak}`,
+      session_id: 'leaky-1',
+      total_cost_usd: 0,
+      usage: { input_tokens: 1, output_tokens: 1 },
+    },
+  ]
+  const bin = join(dir, 'leaking-engine')
+  writeFileSync(
+    bin,
+    [
+      '#!/bin/sh',
+      'cat >/dev/null',
+      'echo "GET /healthz -> 200" > HEALTH.md',
+      `echo 'stderr: ${leak}' >&2`,
+      ...lines.map((l) => `echo '${JSON.stringify(l)}'`),
+      '',
+    ].join('\n'),
+  )
+  chmodSync(bin, 0o755)
+  return bin
+}
+
+/** Every file under `dir`, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+}
+
+describe('redaction at every exit', () => {
+  test("an engine that prints the factory's tokens gets none of them into Linear, the PR, state.json, the transcript or the logs; logs are 0600 in 0700", async () => {
+    const ghToken = 'ghp_custom_push_token_value_42'
+    const secrets = {
+      ACME_GH_PUSH: ghToken,
+      FACTORY_GITHUB_TOKEN: 'ghp_other_factory_token_value_7',
+      CLAUDE_AUTH_TOKEN: 'sk-ant-oat-claude-login-value-9',
+    }
+    fx = await fixture({
+      issues: ISSUES,
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main, github: acme/app, bootstrap: "echo booted" }\n    github: { token_env: ACME_GH_PUSH }\n    limits: { max_attempts: 1 }\n    claude: { bin: BIN }\n`,
+    })
+    const values = [...Object.values(secrets), fx.env.ROSE_TEST_LINEAR_KEY!]
+    writeFileSync(fx.configPath, readFileSync(fx.configPath, 'utf8').replace('BIN', leakingEngine(fx.dir, values)))
+    const origin = fx.origin
+    gh = await startFakeGitHub({ token: ghToken, branchExists: (b) => gitSync(['branch', '--list', b], origin) !== '' })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath], { GITHUB_API_URL: gh.url, ...secrets })
+    expect(res.code, res.stderr).toBe(0)
+
+    // The run went all the way: a PR, a summary comment, the summary kept in state.json.
+    expect(gh.prs).toHaveLength(1)
+    const comments = fx.issue('ENG-1').comments.map((c) => c.body)
+    expect(comments.join('\n')).toContain('Added the health check')
+    const home = fx.home
+    const state = readFileSync(join(home, 'state.json'), 'utf8')
+    expect(state).toContain('Added the health check')
+    const logs = filesUnder(join(home, 'logs'))
+    const transcript = logs.find((f) => f.endsWith('run-1.log'))!
+    expect(readFileSync(transcript, 'utf8')).toContain('tokens: ***')
+
+    const exits: Record<string, string> = {
+      'Linear comments': comments.join('\n'),
+      'Linear attachments': JSON.stringify(fx.sandbox.store.data.attachments),
+      'GitHub requests (PR title and body)': JSON.stringify(gh.requests.map((r) => r.body ?? null)),
+      'state.json': state,
+      'transcript and bootstrap log': logs.map((f) => readFileSync(f, 'utf8')).join('\n'),
+      'driver and run output': res.stdout + res.stderr,
+    }
+    const leaks = Object.entries(exits).flatMap(([where, text]) => values.filter((v) => text.includes(v)).map((v) => `${where}: ${v}`))
+    expect(leaks).toEqual([])
+
+    // Private to the factory's user: transcripts and logs 0600 in 0700 directories, locks too.
+    const logDir = join(home, 'logs', 'tester', 'ENG-1')
+    expect({
+      logs: modeOf(join(home, 'logs')),
+      agentLogs: modeOf(join(home, 'logs', 'tester')),
+      issueLogs: modeOf(logDir),
+      transcript: modeOf(transcript),
+      bootstrapLog: modeOf(join(logDir, 'bootstrap.log')),
+      locks: modeOf(join(home, 'locks', 'tester')),
+      state: modeOf(join(home, 'state.json')),
+    }).toEqual({ logs: '700', agentLogs: '700', issueLogs: '700', transcript: '600', bootstrapLog: '600', locks: '700', state: '600' })
+  }, 60_000)
+})
+
+describe('redaction right before sending', () => {
+  test('a summary recorded unredacted (by an older factory, before a crash) is still posted and put in the PR without the token', async () => {
+    const { env } = await githubFixture()
+    const crashed = await fx!.script('start', ['--once', '--config', fx!.configPath], {
+      ...env,
+      ROSE_CRASH_AT: 'after_commit',
+      ROSE_CRASH_KILL_PARENT: '1',
+    })
+    expect(crashed.code).toBe(null)
+    // The engine result is on record; put the raw token in it, as a factory without redaction wrote it.
+    const path = join(fx!.home, 'state.json')
+    const state = JSON.parse(readFileSync(path, 'utf8'))
+    const rec = Object.values(state.agents.tester.issues)[0] as { runs: { summary: string }[] }
+    rec.runs[0]!.summary = `Wrote the notes. Token: ${TOKEN}`
+    writeFileSync(path, JSON.stringify(state))
+
+    const res = await fx!.script('start', ['--once', '--config', fx!.configPath], env)
+    expect(res.code, res.stderr).toBe(0)
+    const comment = fx!.issue('ENG-1').comments.find((c) => c.body.includes(COMMENT_MARKER))!
+    expect(comment.body).toContain('Wrote the notes. Token: ***')
+    expect(gh!.prs).toHaveLength(1)
+    expect(gh!.prs[0]!.body).toContain('Token: ***')
+    expect(JSON.stringify(gh!.requests.map((r) => r.body ?? null))).not.toContain(TOKEN)
+  }, 60_000)
 })

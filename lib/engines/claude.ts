@@ -1,6 +1,7 @@
 /**
- * The Claude Code engine: `claude -p --output-format stream-json --verbose ... -- <prompt>` with stdin
- * closed, `--resume <session>` for reruns. Notes on the CLI: ../shared/notes/engines.md.
+ * The Claude Code engine: `claude -p --output-format stream-json --verbose ...` with the prompt on
+ * stdin (never in argv: `ps` would show private issue text, and a long one fails with E2BIG),
+ * `--resume <session>` for reruns. Notes on the CLI: ../shared/notes/engines.md.
  */
 import { parseClaudeLine, isKnownAssistantBlock, type ClaudeLine } from './lines.ts'
 import { emitter, runEngineCli, type LineHandler, type LineKind, type Outcome } from './cli.ts'
@@ -24,8 +25,8 @@ export const CLAUDE_QUIET_ENV: Readonly<Record<string, string>> = {
   DISABLE_AUTOUPDATER: '1',
 }
 
-/** The argv of one Claude Code run (bin first). */
-export function claudeArgv(bin: string, opts: ClaudeOptions, input: Pick<EngineRunInput, 'prompt' | 'resume'>): string[] {
+/** The argv of one Claude Code run (bin first); the prompt goes on stdin. */
+export function claudeArgv(bin: string, opts: ClaudeOptions, input: Pick<EngineRunInput, 'resume'>): string[] {
   const argv = [bin, '-p', '--output-format', 'stream-json', '--verbose']
   if (opts.permissionMode) argv.push('--permission-mode', opts.permissionMode)
   // `--allowedTools` is variadic; the `=` form keeps it from swallowing the next argument.
@@ -35,8 +36,6 @@ export function claudeArgv(bin: string, opts: ClaudeOptions, input: Pick<EngineR
   if (opts.appendSystemPrompt) argv.push(`--append-system-prompt=${opts.appendSystemPrompt}`)
   if (input.resume) argv.push('--resume', input.resume)
   argv.push(...(opts.extraArgs ?? []))
-  // `--` so a prompt starting with "-" (or naming a subcommand) is still the prompt.
-  argv.push('--', input.prompt)
   return argv
 }
 
@@ -80,6 +79,7 @@ export function createClaudeEngine(opts: ClaudeOptions = {}): Engine {
       const token = claudeTokenHandover(input.env[CLAUDE_TOKEN_TARGET], via)
       return runEngineCli('claude', opts.bin, input, (bin) => ({
         argv: claudeArgv(bin, opts, input),
+        stdin: input.prompt,
         env: { ...claudeEnvAdditions(opts), ...token.env },
         fds: token.fds,
         handler: claudeHandler(emitter(input)),

@@ -6,7 +6,7 @@
  * line of a type we do not know; `[malformed] ...` for one we could not parse; `[rose] ...` notes.
  * A resumed run (after a stop or a crash) appends to its transcript below a `[rose] ----` line.
  */
-import { appendFileSync, closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs'
+import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { FactoryError } from '../errors.ts'
 import { run, type RunResult } from '../proc.ts'
@@ -43,6 +43,8 @@ export interface LineHandler {
 export interface EngineSpawn {
   name: Exclude<EngineName, 'console'>
   argv: string[]
+  /** Written to the engine's stdin, then closed: the prompt (never in argv, where `ps` shows it and E2BIG caps it). */
+  stdin?: string
   /** Env additions on top of input.env (quiet / offline switches). */
   env: Record<string, string>
   /** Texts handed to the CLI on fds 3, 4, ... (proc.run `fds`): credentials it reads from an fd. */
@@ -72,14 +74,20 @@ export function missingResult(err: FactoryError, logPath: string): EngineResult 
 /**
  * Open a run's transcript for another attempt: a resumed run (after Ctrl-C, SIGTERM or a crash)
  * keeps the run number and so the file; the interrupted attempt's lines stay, and a separator
- * marks where the new attempt starts. Throws when the directory cannot be made.
+ * marks where the new attempt starts. The transcript holds private issue text and whatever the
+ * engine printed: the file is 0600 and its directory 0700, also when an older factory made them
+ * wider (the run-engine step makes the logs directories above it 0700). Throws when the directory cannot be made.
  */
 export function continueTranscript(logPath: string, now = new Date()): void {
-  mkdirSync(dirname(logPath), { recursive: true })
+  const dir = dirname(logPath)
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  chmodSync(dir, 0o700)
   let size = 0
   try {
     size = statSync(logPath).size
   } catch {}
+  closeSync(openSync(logPath, 'a', 0o600))
+  chmodSync(logPath, 0o600)
   if (size > 0) appendFileSync(logPath, `[rose] ---- ${now.toISOString()} resumed: a new attempt of this run starts here; the interrupted one is above ----\n`)
 }
 
@@ -118,12 +126,13 @@ export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
     const summary = `cannot write the transcript to ${input.logPath}: ${(err as Error).message}`
     return { status: 'failed', summary, exitCode: null, logPath: input.logPath, errorCode: 'engine_failed', malformedLines: 0 }
   }
+  const hide = input.redact ?? ((t: string) => t)
   const write = (line: string) => {
     try {
-      writeSync(fd, `${line}\n`)
+      writeSync(fd, `${hide(line)}\n`)
     } catch {}
   }
-  write(`[rose] ${new Date().toISOString()} ${spec.name} argv ${JSON.stringify(spec.argv)}`)
+  write(`[rose] ${new Date().toISOString()} ${spec.name} argv ${JSON.stringify(spec.argv)}${spec.stdin === undefined ? '' : ` (prompt on stdin: ${Buffer.byteLength(spec.stdin)} bytes)`}`)
   for (const note of spec.notes ?? []) write(`[rose] ${note}`)
 
   // Our own stall watchdog counts progress, not bytes: a CLI that only prints "reconnecting..."
@@ -166,6 +175,9 @@ export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
       cwd: input.cwd,
       // Defence in depth for invariant "no-secrets-in-reach": the caller scrubbed already; scrub again by the list.
       env: { ...scrubEnv(input.env), ...spec.env, [RUN_TAG_ENV]: tag },
+      input: spec.stdin,
+      // Recorded with the run's lock (run.ts): whoever finds the run's owner dead kills this group.
+      onSpawn: (pid) => emit({ kind: 'spawned', pid, pgid: pid, tag }),
       stallMs: input.stallMs,
       timeoutMs: input.timeoutMs,
       signal,

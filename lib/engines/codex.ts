@@ -1,6 +1,6 @@
 /**
- * The Codex engine: `codex exec --json ... -- <prompt>` with stdin closed, `exec ... resume <thread>`
- * for reruns. Notes on the CLI: ../shared/notes/engines.md.
+ * The Codex engine: `codex exec --json ... -` with the prompt on stdin (never in argv: `ps` would
+ * show private issue text, and a long one fails with E2BIG), `exec ... resume <thread> -` for reruns. Notes on the CLI: ../shared/notes/engines.md.
  */
 import { isKnownItem, parseCodexLine, type CodexKnownItem } from './lines.ts'
 import { emitter, runEngineCli, type LineHandler, type LineKind, type Outcome } from './cli.ts'
@@ -18,8 +18,8 @@ export interface CodexOptions {
 /** Quiet, offline-safe flags (no analytics, no app / plugin sync). */
 export const CODEX_QUIET_ARGS: readonly string[] = ['-c', 'analytics.enabled=false', '--disable', 'apps', '--disable', 'plugins']
 
-/** The argv of one Codex run (bin first). */
-export function codexArgv(bin: string, opts: CodexOptions, input: Pick<EngineRunInput, 'prompt' | 'resume' | 'cwd'>): string[] {
+/** The argv of one Codex run (bin first); `-` reads the prompt from stdin. */
+export function codexArgv(bin: string, opts: CodexOptions, input: Pick<EngineRunInput, 'resume' | 'cwd'>): string[] {
   const argv = [bin, 'exec', '--json', '-C', input.cwd, '--skip-git-repo-check']
   if (opts.sandbox) argv.push('-s', opts.sandbox)
   if (opts.model) argv.push('-m', opts.model)
@@ -28,7 +28,7 @@ export function codexArgv(bin: string, opts: CodexOptions, input: Pick<EngineRun
   // `exec resume` itself takes no -C / -s; given to `exec` before the subcommand they still apply,
   // so a rerun keeps its sandbox (without -s it silently falls back to the default policy).
   if (input.resume) argv.push('resume', input.resume)
-  argv.push('--', input.prompt)
+  argv.push('-')
   return argv
 }
 
@@ -48,7 +48,7 @@ export function createCodexEngine(opts: CodexOptions = {}): Engine {
         'codex',
         opts.bin,
         input,
-        (bin, isolated) => ({ argv: codexArgv(bin, isolated ? { ...opts, sandbox: NAMESPACE_SANDBOX } : opts, input), env: {}, handler: codexHandler(emitter(input)) }),
+        (bin, isolated) => ({ argv: codexArgv(bin, isolated ? { ...opts, sandbox: NAMESPACE_SANDBOX } : opts, input), stdin: input.prompt, env: {}, handler: codexHandler(emitter(input)) }),
         { readOnlyWorktree: opts.sandbox === 'read-only' },
       ),
   }

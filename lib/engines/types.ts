@@ -14,6 +14,8 @@ export interface EngineUsage {
 /** A progress event streamed to the caller while the engine runs. */
 export type EngineEvent =
   | { kind: 'started'; sessionId?: string }
+  /** The engine process exists (CLI engines): its pid, process group and the tag its descendants carry (reap.ts). */
+  | { kind: 'spawned'; pid: number; pgid: number; tag: string }
   | { kind: 'thought'; text: string }
   | { kind: 'action'; tool: string; input: string }
   | { kind: 'action_result'; tool: string; output: string; isError?: boolean }
@@ -37,6 +39,8 @@ export interface EngineRunInput {
   onEvent?: (event: EngineEvent) => void
   /** Run the CLI in its own namespace (lib/engines/isolate.ts); absent = as is. */
   isolation?: IsolationRequest
+  /** Hides every secret value the factory resolved; applied to each transcript line (default: none). */
+  redact?: (text: string) => string
 }
 
 export interface EngineResult {

@@ -211,19 +211,20 @@ export async function reportRun(
   }
   let prUrl = args.record.prUrl
   if (plan.pr && token) {
+    // Redacted right before sending (the summary already is; a title or an older record may not be).
     const pr = await upsertPullRequest(
-      { repo: plan.pr.repo, head: args.branch, base: agent.repo.base, title: plan.pr.title, body: plan.pr.body },
+      { repo: plan.pr.repo, head: args.branch, base: agent.repo.base, title: ctx.redact(plan.pr.title), body: ctx.redact(plan.pr.body) },
       { apiUrl: ctx.githubApi, token },
     )
     prUrl = pr.url
     ctx.log.info(`${args.issue.identifier}: PR ${pr.created ? 'opened' : 'updated'} ${pr.url}`)
-    await ctx.tracker.attachUrl({ issueId: args.issue.id, url: pr.url, title: `PR #${pr.number}: ${plan.pr.title}` })
+    await ctx.tracker.attachUrl({ issueId: args.issue.id, url: pr.url, title: ctx.redact(`PR #${pr.number}: ${plan.pr.title}`) })
     crashPoint('after_pr')
   } else if (plan.prSkipped && plan.push) {
     ctx.log.info(`${args.issue.identifier}: no PR: ${plan.prSkipped}`)
   }
   plan = draft(ahead, head, prUrl, pending)
-  const posted = await ctx.tracker.createComment({ id: plan.comment.id, issueId: args.issue.id, body: plan.comment.body })
+  const posted = await ctx.tracker.createComment({ id: plan.comment.id, issueId: args.issue.id, body: ctx.redact(plan.comment.body) })
   ctx.log.info(`${args.issue.identifier}: summary comment ${posted.created ? 'posted' : 'already there'}`)
   crashPoint('after_comment')
   if (plan.moveTo && args.issue.state.id !== plan.moveTo.id) {

@@ -16,7 +16,7 @@ import { buildPrompt, humanComments, lastCommentsUpTo } from '../prompt.ts'
 import type { IssueRecord, RunRecord } from '../state.ts'
 import type { TrackerIssue } from '../tracker/types.ts'
 import { safeJoin } from '../paths.ts'
-import type { WorktreePlan } from './worktree.ts'
+import { issueLogDir, type WorktreePlan } from './worktree.ts'
 
 export interface EnginePlan {
   prompt: string
@@ -84,6 +84,7 @@ export async function runEngineStep(
   let actions = 0
   let limitHit: 'limit_max_turns' | undefined
   const signal = args.signal ? AbortSignal.any([args.signal, limitAbort.signal]) : limitAbort.signal
+  issueLogDir(ctx, args.issue.identifier) // the logs directories, 0700
   let result = await engine.run({
     prompt: plan.prompt,
     cwd: args.worktree.path,
@@ -94,6 +95,7 @@ export async function runEngineStep(
     timeoutMs: plan.timeoutMs,
     stallMs: plan.stallMs,
     logPath: plan.logPath,
+    redact: ctx.redact,
     onEvent: (e) => {
       if (e.kind === 'started') crashPoint('during_engine')
       if (e.kind === 'action' && limits.max_turns && engine.name !== 'claude' && ++actions > limits.max_turns && !limitHit) {
@@ -103,7 +105,9 @@ export async function runEngineStep(
       args.onEvent?.(e)
     },
   })
-  result = applyLimits(result, limits, limitHit, actions)
+  // The engine's text is the attacker's: hide every secret value once, here, before it reaches
+  // state.json, the summary comment, the PR body or a log line.
+  result = applyLimits({ ...result, summary: ctx.redact(result.summary) }, limits, limitHit, actions)
   return {
     result,
     event: {

@@ -5,7 +5,7 @@
  * (lib/branch-sync.ts), and a bootstrap that runs once with its log kept. Every step finds what a
  * previous (crashed) run left and continues.
  */
-import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { syncBranch } from '../branch-sync.ts'
 import { agentSecretEnvs } from '../config.ts'
@@ -194,10 +194,13 @@ async function addWorktree(ctx: AgentContext, repo: string, plan: WorktreePlan):
   return true
 }
 
-/** Per-issue log directory. */
+/** Per-issue log directory; it and the logs directories above it are 0700 (logs hold private issue text). */
 export function issueLogDir(ctx: AgentContext, identifier: string): string {
   const dir = safeJoin(ctx.paths.logs, ctx.agent.name, identifier)
-  mkdirSync(dir, { recursive: true })
+  for (const d of [ctx.paths.logs, dirname(dir), dir]) {
+    mkdirSync(d, { recursive: true, mode: 0o700 })
+    chmodSync(d, 0o700)
+  }
   return dir
 }
 
@@ -209,7 +212,7 @@ export async function bootstrap(ctx: AgentContext, issue: TrackerIssue, cwd: str
   const marker = join(dir, 'bootstrap.done')
   if (existsSync(marker)) return
   const logPath = join(dir, 'bootstrap.log')
-  const out = createWriteStream(logPath)
+  const out = createWriteStream(logPath, { mode: 0o600 })
   ctx.log.info(`${issue.identifier}: bootstrap \`${command}\` (log: ${logPath})`)
   // The command is the user's own config, never issue text, so a shell is fine here.
   const res = await run(['sh', '-c', command], {
