@@ -7,6 +7,7 @@ import type { AgentContext } from '../context.ts'
 import { FactoryError } from '../errors.ts'
 import { acquireIssueLock, heartbeatMs, issueLockPath } from '../lock.ts'
 import type { PhaseEvent } from '../phases.ts'
+import { lastCommentsUpTo } from '../prompt.ts'
 import { findRecord, type IssueRecord, readState } from '../state.ts'
 import type { TrackerIssue, WorkflowState } from '../tracker/types.ts'
 import { isOurs, startedState } from '../workflow.ts'
@@ -31,7 +32,7 @@ export async function resolveIssue(
   const record = findRecord(state, ctx.agent.name, ref)
   const viewerId = state.agents[ctx.agent.name]?.viewerId
   if (record && viewerId && !opts.refresh) return { issue: record.snapshot, viewerId, record }
-  const { issue, viewer } = await ctx.tracker.getIssue(ref)
+  const { issue, viewer } = await ctx.tracker.getIssue(ref, { commentsSince: record ? (lastCommentsUpTo(record) ?? null) : null })
   return { issue, viewerId: viewer.id, record: record ?? findRecord(state, ctx.agent.name, issue.id) }
 }
 

@@ -62,6 +62,13 @@ export interface TrackerIssue {
   assigneeId: string | null
   delegateId: string | null
   comments: TrackerComment[]
+  /**
+   * Comments newer than the read's boundary (the last run's newest comment; all when none) that
+   * are not in `comments`: the snapshot keeps the newest MAX_COMMENTS. The prompt says so.
+   */
+  commentsOmitted?: number
+  /** True when the tracker stopped paging (MAX_COMMENT_PAGES) before the boundary: `commentsOmitted` is a lower bound. */
+  commentsOmittedMore?: boolean
 }
 
 export interface Viewer {
@@ -72,8 +79,17 @@ export interface Viewer {
 /** Most comments kept per issue snapshot. */
 export const MAX_COMMENTS = 100
 
-/** Flatten a raw issue from a response into a TrackerIssue. */
-export function normalizeIssue(raw: RawIssue): TrackerIssue {
+/**
+ * Flatten a raw issue from a response into a TrackerIssue. `since` is the boundary the comments
+ * were read down to (comments at or before it are not counted as omitted); `more` says paging
+ * stopped before reaching it.
+ */
+export function normalizeIssue(raw: RawIssue, opts: { since?: string | null; more?: boolean } = {}): TrackerIssue {
+  // Oldest first, the newest MAX_COMMENTS kept (state.json holds a snapshot per issue).
+  const all = [...raw.comments.nodes].sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+  const since = opts.since
+  const relevant = since ? all.filter((c) => c.createdAt > since).length : all.length
+  const omitted = Math.max(0, relevant - MAX_COMMENTS)
   return {
     id: raw.id,
     identifier: raw.identifier,
@@ -89,8 +105,9 @@ export function normalizeIssue(raw: RawIssue): TrackerIssue {
     labels: raw.labels.nodes.map((l) => l.name),
     assigneeId: raw.assignee?.id ?? null,
     delegateId: raw.delegate?.id ?? null,
-    // Oldest first, the newest MAX_COMMENTS kept (state.json holds a snapshot per issue).
-    comments: [...raw.comments.nodes].sort((a, b) => a.createdAt.localeCompare(b.createdAt)).slice(-MAX_COMMENTS),
+    comments: all.slice(-MAX_COMMENTS),
+    ...(omitted > 0 || opts.more ? { commentsOmitted: omitted } : {}),
+    ...(opts.more ? { commentsOmittedMore: true } : {}),
   }
 }
 
@@ -112,12 +129,22 @@ export interface PollResult {
   requests: number
 }
 
+export interface PollOptions {
+  /** Issue ids whose current state and assignment to return (reconciliation). */
+  watch?: string[]
+  /**
+   * Per issue id, the newest comment the last run saw: comments are read (paging when the first
+   * page is full) down to it, so none since is lost. An issue not listed has all its comments read.
+   */
+  commentsSince?: Record<string, string | null>
+}
+
 /** The tracker as the steps see it (api_key mode now; agent_session mode goes through the relay). */
 export interface Tracker {
   /** One read: the viewer, the issues assigned/delegated to it changed since `cursor`, and the watched ids' state. */
-  poll(cursor: string | null, opts?: { watch?: string[] }): Promise<PollResult>
-  /** One issue by id or identifier (e.g. "ENG-12"). */
-  getIssue(idOrKey: string): Promise<{ viewer: Viewer; issue: TrackerIssue }>
+  poll(cursor: string | null, opts?: PollOptions): Promise<PollResult>
+  /** One issue by id or identifier (e.g. "ENG-12"); its comments read down to `commentsSince` (default: all). */
+  getIssue(idOrKey: string, opts?: { commentsSince?: string | null }): Promise<{ viewer: Viewer; issue: TrackerIssue }>
   /** Move an issue to a workflow state. */
   moveIssue(issueId: string, stateId: string): Promise<void>
   /** Create a comment with a client-chosen id; `created: false` when it already existed. */
