@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { buildPrompt, COMMENT_MARKER, commenterAllowed, fitComments, humanComments, isFactoryComment } from '../lib/prompt.ts'
 import { readState } from '../lib/state.ts'
 import { normalizeIssue, type TrackerComment, type TrackerIssue } from '../lib/tracker/types.ts'
-import { type Fixture, fixture } from './helpers.ts'
+import { type Fixture, fixture, gitSync } from './helpers.ts'
 
 let fx: Fixture | undefined
 afterEach(async () => {
@@ -184,6 +184,33 @@ describe('buildPrompt', () => {
   })
 })
 
+describe('edge data in the prompt', () => {
+  test('a NUL in the title, description or a comment becomes U+FFFD: the prompt has no NUL byte', () => {
+    const raw = issue([c('n', 7, RILEY, 'nul\u0000here')], { description: 'desc\u0000x' })
+    const it = normalizeIssue({
+      id: raw.id,
+      identifier: raw.identifier,
+      number: 42,
+      title: 'Fix\u0000 the thing',
+      description: 'desc\u0000x',
+      url: raw.url,
+      branchName: 'a\u0000b',
+      priority: 0,
+      createdAt: raw.createdAt,
+      updatedAt: raw.updatedAt,
+      state: raw.state,
+      team: { ...raw.team, states: { nodes: raw.team.states } },
+      labels: { nodes: [] },
+      comments: { nodes: raw.comments },
+    })
+    const p = buildPrompt({ issue: it, branch: 'b', comments: humanComments(it, VIEWER) })
+    expect(p).not.toContain('\u0000')
+    expect(p).toContain('Fix\uFFFD the thing')
+    expect(p).toContain('desc\uFFFDx')
+    expect(p).toContain('nul\uFFFDhere')
+  })
+})
+
 describe('the prompt size cap', () => {
   const many = Array.from({ length: 30 }, (_, i) => c(`m${i}`, 7, RILEY, `point ${i}: ${'x'.repeat(900)}`)).map((x, i) => ({
     ...x,
@@ -215,6 +242,24 @@ describe('the prompt size cap', () => {
     expect(p).toContain('(397 earlier comments were left out')
     expect(p).toContain(it.url)
   })
+})
+
+describe('edge data through the pipeline', () => {
+  test('an issue with a NUL and an escape in its title and branchName refs/heads/main runs on rose/eng-1 and never touches main', async () => {
+    fx = await fixture({
+      issues: [
+        { team: 'ENG', title: 'Fix\u0000 the \u001b[31mred\u001b[0m banner', assignee: 'agent@rose.test', branchName: 'refs/heads/main' },
+      ],
+    })
+    const mainBefore = gitSync(['rev-parse', 'refs/heads/main'], fx.origin)
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+    expect(fx.originBranches().sort()).toEqual(['main', 'rose/eng-1'])
+    expect(gitSync(['rev-parse', 'refs/heads/main'], fx.origin)).toBe(mainBefore)
+    expect(gitSync(['log', '-1', '--format=%s', 'rose/eng-1'], fx.origin)).toContain('Fix\uFFFD the')
+    expect(res.stderr).not.toMatch(/[\u0000\u001b]/)
+  }, 60_000)
 })
 
 describe('reviewer comments through the pipeline (console engine, sandbox)', () => {

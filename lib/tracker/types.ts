@@ -79,24 +79,31 @@ export interface Viewer {
 /** Most comments kept per issue snapshot. */
 export const MAX_COMMENTS = 100
 
+/** NUL has no meaning in Linear text and cannot travel in argv (git commit -m) or C strings: it becomes U+FFFD. */
+export function withoutNul(text: string): string {
+  return text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text
+}
+
 /**
- * Flatten a raw issue from a response into a TrackerIssue. `since` is the boundary the comments
+ * Flatten a raw issue from a response into a TrackerIssue (NULs in its texts replaced, see withoutNul). `since` is the boundary the comments
  * were read down to (comments at or before it are not counted as omitted); `more` says paging
  * stopped before reaching it.
  */
 export function normalizeIssue(raw: RawIssue, opts: { since?: string | null; more?: boolean } = {}): TrackerIssue {
   // Oldest first, the newest MAX_COMMENTS kept (state.json holds a snapshot per issue).
-  const all = [...raw.comments.nodes].sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+  const all = [...raw.comments.nodes]
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+    .map((c) => (c.body.includes('\0') ? { ...c, body: withoutNul(c.body) } : c))
   const since = opts.since
   const relevant = since ? all.filter((c) => c.createdAt > since).length : all.length
   const omitted = Math.max(0, relevant - MAX_COMMENTS)
   return {
     id: raw.id,
     identifier: raw.identifier,
-    title: raw.title,
-    description: raw.description ?? '',
+    title: withoutNul(raw.title),
+    description: withoutNul(raw.description ?? ''),
     url: raw.url,
-    branchName: raw.branchName,
+    branchName: withoutNul(raw.branchName),
     priority: raw.priority,
     createdAt: raw.createdAt,
     updatedAt: raw.updatedAt,
