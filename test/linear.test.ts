@@ -1,5 +1,7 @@
 /** The api_key tracker against the sandbox: one request per idle poll, paging only when full, watched issues, errors with codes. */
 import { afterEach, describe, expect, test } from 'bun:test'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { type Sandbox, startSandbox } from '../lib/sandbox/server.ts'
 import { createLinearTracker, pollFilter } from '../lib/tracker/linear.ts'
 import { newestTimestamp } from '../lib/steps/poll.ts'
@@ -170,4 +172,30 @@ describe('linear tracker', () => {
     expect(await t.createComment({ id, issueId, body: 'hello' })).toEqual({ created: false })
     expect(sb.store.data.comments.filter((c) => c.id === id)).toHaveLength(1)
   })
+
+  test('a Linear answer whose body trickles forever is cut at the deadline (tracker_unreachable, timed out), retries included', async () => {
+    const timers = new Set<ReturnType<typeof setInterval>>()
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('{"data":')
+      const t = setInterval(() => res.write(' '), 50)
+      timers.add(t)
+      res.on('close', () => clearInterval(t))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`
+      const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: url, timeoutMs: 400, sleep: async () => {} })
+      const t0 = Date.now()
+      const err = await t.poll(null).catch((e) => e)
+      expect(err.code).toBe('tracker_unreachable')
+      expect(err.message).toContain('timed out')
+      // Three attempts (two quick retries) of 400 ms each.
+      expect(Date.now() - t0).toBeLessThan(4_000)
+    } finally {
+      for (const t of timers) clearInterval(t)
+      server.closeAllConnections()
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  }, 15_000)
 })
