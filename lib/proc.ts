@@ -5,8 +5,10 @@
  * except when the binary itself is missing.
  */
 import { spawn as nodeSpawn } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { closeSync, readdirSync, readFileSync } from 'node:fs'
+import type { Writable } from 'node:stream'
 import { FactoryError } from './errors.ts'
+import { loadFfi, pipeHolding, processEnv, secretStdio, sendSecrets } from './secret-channel.ts'
 
 export interface RunOptions {
   cwd?: string
@@ -27,6 +29,11 @@ export interface RunOptions {
   onErrLine?: (line: string) => void
   /** Keep at most this many bytes of stdout/stderr in the result (default 1 MiB each). */
   maxBuffer?: number
+  /**
+   * Texts handed to the child on extra file descriptors: the first on fd 3, the next on fd 4, ...
+   * (each a pipe written then closed). For credentials a child reads from an fd, never from its env.
+   */
+  fds?: string[]
 }
 
 export interface RunResult {
@@ -43,20 +50,33 @@ export interface RunResult {
 
 /** Spawn `argv[0]` with `argv[1..]` in its own process group and wait for it to end. */
 export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  if (opts.fds?.length) return loadFfi().then((ffi) => runWith(argv, opts, ffi))
+  return runWith(argv, opts, undefined)
+}
+
+function runWith(argv: string[], opts: RunOptions, ffi: Awaited<ReturnType<typeof loadFfi>>): Promise<RunResult> {
   const started = Date.now()
   const maxBuffer = opts.maxBuffer ?? 1024 * 1024
   return new Promise((resolve, reject) => {
     let child: ReturnType<typeof nodeSpawn>
+    // Real pipes (not the runtime's socket pairs), already written and closed on our side.
+    const extra = (opts.fds ?? []).map((text) => pipeHolding(text, ffi))
     try {
       child = nodeSpawn(argv[0]!, argv.slice(1), {
         cwd: opts.cwd,
         env: (opts.env ?? process.env) as NodeJS.ProcessEnv,
-        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...extra],
         detached: true,
       })
     } catch (err) {
       reject(missingBinary(argv[0]!, err))
       return
+    } finally {
+      for (const fd of extra) {
+        try {
+          closeSync(fd)
+        } catch {}
+      }
     }
     let stdout = ''
     let stderr = ''
@@ -256,13 +276,21 @@ export interface ChildHandle {
 /**
  * Start another of our scripts as a child process with the same runtime (bun, or node with the
  * tsx loader flags in execArgv), inheriting stdio so its tagged log lines reach the terminal.
+ * Invariant "no-secrets-in-reach": the secrets of `env` (deny-listed names and `secretNames`, e.g.
+ * every agent's token_env) are not put in the child's environ; they go on its fd 3 (lib/secret-channel.ts).
  */
-export function spawnScript(script: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildHandle {
+export function spawnScript(
+  script: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; secretNames?: readonly string[] } = {},
+): ChildHandle {
+  const { env, secrets } = secretStdio(opts.env ?? processEnv(), opts.secretNames)
   const child = nodeSpawn(process.execPath, [...process.execArgv, script, ...args], {
     cwd: opts.cwd,
-    env: opts.env ?? process.env,
-    stdio: ['ignore', 'inherit', 'inherit'],
+    env,
+    stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
   })
+  sendSecrets(child.stdio[3] as Writable | null, secrets)
   const exited = new Promise<number | null>((resolve) => {
     child.on('error', () => resolve(1))
     child.on('exit', (code) => resolve(code))
