@@ -3,6 +3,7 @@
  * updates it instead of opening another (invariant "idempotent-steps"). The token goes in one header per request.
  */
 import { ofetch, FetchError } from 'ofetch'
+import { z } from 'zod'
 import { FactoryError } from './errors.ts'
 
 export interface GitHubRepo {
@@ -36,9 +37,38 @@ export interface GitHubDeps {
   apiUrl: string
   token: string
   fetch?: typeof ofetch
+  /** Deadline per call, the whole response body included (default httpTimeoutMs()). */
+  timeoutMs?: number
 }
 
-function ghError(err: unknown, what: string): FactoryError {
+/** Default deadline of one GitHub call. */
+export const HTTP_TIMEOUT_MS = 30_000
+
+/** The GitHub deadline: ROSE_HTTP_TIMEOUT_MS when set to a positive number (tests), else HTTP_TIMEOUT_MS. The one place it is read. */
+export function httpTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = Number(env.ROSE_HTTP_TIMEOUT_MS)
+  return Number.isFinite(v) && v > 0 ? v : HTTP_TIMEOUT_MS
+}
+
+/** The pull request fields the factory uses; anything else in GitHub's answer is ignored. */
+const pullSchema = z.object({ number: z.number().int().positive(), html_url: z.string().url() })
+const pullListSchema = z.array(pullSchema)
+
+function isTimeout(err: unknown): boolean {
+  for (let e = err as { name?: string; cause?: unknown } | undefined, i = 0; e && i < 4; e = e.cause as typeof e, i++) {
+    if (e.name === 'TimeoutError' || /aborted due to timeout|timed? ?out/i.test(String((e as Error).message ?? ''))) return true
+  }
+  return false
+}
+
+function ghError(err: unknown, what: string, timeoutMs: number): FactoryError {
+  if (isTimeout(err)) {
+    return new FactoryError(
+      'github_failed',
+      `GitHub ${what} failed: timed out after ${timeoutMs} ms without a complete answer (ROSE_HTTP_TIMEOUT_MS)`,
+      { fix: 'check GITHUB_API_URL and the network (a proxy that holds the connection open?); the run is retried', cause: err },
+    )
+  }
   const status = err instanceof FetchError ? err.status : undefined
   const msg = err instanceof FetchError ? ((err.data as { message?: string })?.message ?? err.message) : String(err)
   const fix =
@@ -52,39 +82,62 @@ function ghError(err: unknown, what: string): FactoryError {
   return new FactoryError('github_failed', `GitHub ${what} failed${status ? ` (HTTP ${status})` : ''}: ${msg}`, { fix, cause: err })
 }
 
-/** Open the PR for `plan.head`, or update the open one with the same head. */
+/** GitHub's answer checked against `schema`; anything else (an HTML page from a proxy, a JSON error) is github_failed naming what came. */
+function validated<T>(schema: z.ZodType<T>, res: { status: number; headers: Headers; _data?: unknown }, what: string): T {
+  const parsed = schema.safeParse(res._data)
+  if (parsed.success) return parsed.data
+  const type = res.headers.get('content-type') ?? 'no content-type'
+  const sample = (typeof res._data === 'string' ? res._data : JSON.stringify(res._data ?? null)).replace(/\s+/g, ' ').slice(0, 120)
+  const issue = parsed.error.issues[0]
+  throw new FactoryError(
+    'github_failed',
+    `GitHub ${what} answered HTTP ${res.status} (${type}) with an unexpected body: ${issue?.path.length ? `${issue.path.join('.')}: ` : ''}${issue?.message ?? 'invalid'}; body starts ${JSON.stringify(sample)}`,
+    { fix: 'check GITHUB_API_URL points at the GitHub REST API (not a proxy login page or a web URL); the run is retried' },
+  )
+}
+
+/** Open the PR for `plan.head`, or update the open one with the same head. Every call has a deadline and a checked answer. */
 export async function upsertPullRequest(plan: PullRequestPlan, deps: GitHubDeps): Promise<PullRequest> {
   const api = deps.fetch ?? ofetch
+  const timeoutMs = deps.timeoutMs ?? httpTimeoutMs()
   const headers = {
     Authorization: `Bearer ${deps.token}`,
     Accept: 'application/vnd.github+json',
     'X-GitHub-Api-Version': '2022-11-28',
     'User-Agent': 'rose-factory',
   }
+  // The signal, not ofetch's `timeout` (cleared once the headers arrive), so a body that trickles forever is cut too.
+  const call = <T>(
+    schema: z.ZodType<T>,
+    what: string,
+    url: string,
+    opts: { method?: 'GET' | 'PATCH' | 'POST'; query?: Record<string, string>; body?: Record<string, unknown>; retry: number },
+  ) =>
+    api
+      .raw(url, { ...opts, headers, signal: AbortSignal.timeout(timeoutMs), retryDelay: 500 })
+      .then((res) => validated(schema, res, what))
+      .catch((err: unknown) => {
+        throw err instanceof FactoryError ? err : ghError(err, what, timeoutMs)
+      })
   const base = `${deps.apiUrl}/repos/${plan.repo.owner}/${plan.repo.name}/pulls`
-  let existing: Array<{ number: number; html_url: string }>
-  try {
-    existing = await api(base, { headers, query: { head: `${plan.repo.owner}:${plan.head}`, state: 'open' } })
-  } catch (err) {
-    throw ghError(err, 'PR lookup')
-  }
+  // Reads and the PATCH (same title and body again) are safe to retry on a 5xx; the POST is not.
+  const existing = await call(pullListSchema, 'PR lookup', base, {
+    query: { head: `${plan.repo.owner}:${plan.head}`, state: 'open' },
+    retry: 2,
+  })
   if (existing.length > 0) {
     const pr = existing[0]!
-    try {
-      await api(`${base}/${pr.number}`, { method: 'PATCH', headers, body: { title: plan.title, body: plan.body } })
-    } catch (err) {
-      throw ghError(err, `PR #${pr.number} update`)
-    }
+    await call(pullSchema, `PR #${pr.number} update`, `${base}/${pr.number}`, {
+      method: 'PATCH',
+      body: { title: plan.title, body: plan.body },
+      retry: 1,
+    })
     return { number: pr.number, url: pr.html_url, created: false }
   }
-  try {
-    const pr = await api<{ number: number; html_url: string }>(base, {
-      method: 'POST',
-      headers,
-      body: { title: plan.title, body: plan.body, head: plan.head, base: plan.base },
-    })
-    return { number: pr.number, url: pr.html_url, created: true }
-  } catch (err) {
-    throw ghError(err, 'PR creation')
-  }
+  const pr = await call(pullSchema, 'PR creation', base, {
+    method: 'POST',
+    body: { title: plan.title, body: plan.body, head: plan.head, base: plan.base },
+    retry: 0,
+  })
+  return { number: pr.number, url: pr.html_url, created: true }
 }

@@ -5,6 +5,7 @@
  * git stderr line) is never printed. No redaction state lives in this module.
  */
 import { createConsola, type ConsolaInstance, type InputLogObject, type LogObject } from 'consola'
+import { printable } from './printable.ts'
 import { redact, secretValues } from './secrets.ts'
 
 /** Hides secret values in a text. */
@@ -36,7 +37,7 @@ function rootLogger(): ConsolaInstance {
     {
       log(obj) {
         const hide = typeof obj.redact === 'function' ? (obj.redact as Redactor) : (t: string) => t
-        process.stderr.write(`${hide(format(obj))}\n`)
+        process.stderr.write(`${hide(printable(format(obj), { keepNewlines: true }))}\n`)
       },
     },
   ])

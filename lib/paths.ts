@@ -72,12 +72,18 @@ function cleanRef(name: string): string {
 }
 
 /**
- * A git-safe branch name from Linear's branchName (see cleanRef). Falls back to `rose/<key>`
- * (cleaned the same way, hashed when nothing usable remains).
+ * A git-safe branch name from Linear's branchName (see cleanRef). Never a ref path (`refs/...`),
+ * never the base branch (`base`, `main`, `master`) nor `HEAD`: the factory pushes this name, and
+ * a branchName of `refs/heads/main` must not become a push to main. Anything else falls back to
+ * `rose/<key>` (cleaned the same way, hashed when nothing usable remains).
  */
-export function sanitizeBranch(branchName: string | undefined, issueKey: string): string {
+export function sanitizeBranch(branchName: string | undefined, issueKey: string, base = 'main'): string {
   const out = branchName ? cleanRef(branchName) : ''
-  if (out && /[A-Za-z0-9]/.test(out) && out !== 'HEAD') return out
+  const reserved = new Set(['head', 'main', 'master', base.toLowerCase()])
+  const first = out.split('/')[0]!.toLowerCase()
+  const usable =
+    out && /[A-Za-z0-9]/.test(out) && !reserved.has(out.toLowerCase()) && !['refs', 'heads', 'remotes', 'tags', 'origin'].includes(first)
+  if (usable) return out
   const key = cleanRef(issueKey.toLowerCase())
   return key && /[a-z0-9]/.test(key)
     ? cleanRef(`rose/${key}`)

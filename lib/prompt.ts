@@ -1,7 +1,11 @@
 /**
  * The engine's prompt: the issue, and the human comments since the last run. Invariant "own-comments-excluded": the
- * factory's own comments never enter a prompt, excluded by author (the token's viewer) and by
- * a plain-text marker that survives Linear's Markdown storage.
+ * factory's own comments never enter a prompt, excluded by author (the token's viewer). The
+ * plain-text marker only confirms: a human who quotes a factory comment (marker included) is
+ * still a human, and their comment reruns the issue.
+ *
+ * The comments take at most MAX_PROMPT_COMMENT_CHARS of the prompt, newest kept; the prompt says
+ * how many were left out (by that cap, or upstream: the tracker keeps the newest MAX_COMMENTS).
  */
 import type { IssueRecord } from './state.ts'
 import type { TrackerComment, TrackerIssue } from './tracker/types.ts'
@@ -10,10 +14,18 @@ import { COMMENT_MARKER } from './comments.ts'
 
 export { COMMENT_MARKER }
 
-/** True for comments the factory wrote. */
+/**
+ * True for comments the factory wrote: authored by the token's viewer. The marker alone proves
+ * nothing (anyone can paste it); only when the viewer is unknown (no poll recorded yet) does the
+ * marker stand in for the author, so the factory never reads its own summary as a request.
+ */
 export function isFactoryComment(c: TrackerComment, viewerId: string | undefined): boolean {
-  return (viewerId !== undefined && c.user?.id === viewerId) || c.body.includes(COMMENT_MARKER)
+  if (viewerId === undefined) return c.body.includes(COMMENT_MARKER)
+  return c.user?.id === viewerId
 }
+
+/** Most characters of comment text (headers included) one prompt carries; older comments are left out first. */
+export const MAX_PROMPT_COMMENT_CHARS = 100_000
 
 /** Whether a commenter may steer the agent (allow-list of user ids or emails; absent = anyone). */
 export function commenterAllowed(c: TrackerComment, allow: readonly string[] | undefined): boolean {
@@ -45,11 +57,38 @@ export interface PromptInput {
   comments: TrackerComment[]
   /** The previous run of this issue, when this is a rerun. */
   previous?: { n: number; summary?: string }
+  /** Comment-size cap (default MAX_PROMPT_COMMENT_CHARS; tests). */
+  maxCommentChars?: number
+}
+
+/** The comments that fit in `max` characters, newest kept (the newest is cut to fit when alone too big), and how many were dropped. */
+export function fitComments(comments: TrackerComment[], max = MAX_PROMPT_COMMENT_CHARS): { kept: TrackerComment[]; dropped: number } {
+  const kept: TrackerComment[] = []
+  let used = 0
+  for (let i = comments.length - 1; i >= 0; i--) {
+    const c = comments[i]!
+    const size = commentBlock(c).length
+    if (used + size > max) {
+      if (kept.length > 0) return { kept, dropped: i + 1 }
+      // The newest comment alone is too big: keep its beginning.
+      const cut = `${c.body.slice(0, Math.max(0, max - 200))}\n\n[... cut: this comment is longer than a prompt carries]`
+      return { kept: [{ ...c, body: cut }], dropped: i }
+    }
+    used += size
+    kept.unshift(c)
+  }
+  return { kept, dropped: 0 }
+}
+
+function commentBlock(c: TrackerComment): string {
+  return `### ${c.user?.name ?? 'someone'} at ${c.createdAt}\n\n${c.body.trim()}\n\n`
 }
 
 /** Build the prompt text (deterministic: same input, same text). */
 export function buildPrompt(input: PromptInput): string {
-  const { issue, branch, comments, previous } = input
+  const { issue, branch, previous } = input
+  const { kept: comments, dropped } = fitComments(input.comments, input.maxCommentChars)
+  const leftOut = dropped + (input.comments.length ? (issue.commentsOmitted ?? 0) : 0)
   const lines: string[] = []
   if (previous) {
     lines.push(
@@ -71,9 +110,13 @@ export function buildPrompt(input: PromptInput): string {
     lines.push('', '## Description', '', issue.description.trim() || '(no description)', '')
     if (comments.length) lines.push('## Comments (oldest first)', '')
   }
-  for (const c of comments) {
-    lines.push(`### ${c.user?.name ?? 'someone'} at ${c.createdAt}`, '', c.body.trim(), '')
+  if (leftOut > 0) {
+    lines.push(
+      `(${leftOut}${issue.commentsOmittedMore ? ' or more' : ''} earlier comment${leftOut === 1 ? ' was' : 's were'} left out to keep this prompt short; the newest are below. Read the others on the issue: ${issue.url})`,
+      '',
+    )
   }
+  for (const c of comments) lines.push(commentBlock(c).trimEnd(), '')
   lines.push('When you are done, reply with a short summary of what you changed and anything a reviewer should check.')
   return `${lines.join('\n').trim()}\n`
 }

@@ -1,4 +1,5 @@
 /** The status view: per agent what runs, waits, retries, failed or is escalated, from state.json and the live locks. */
+import { printable } from './printable.ts'
 import { join } from 'node:path'
 import { inspectLock } from './lock.ts'
 import { sanitizeKey } from './paths.ts'
@@ -116,19 +117,24 @@ export function renderStatus(rows: StatusRow[], state: FactoryState, now = Date.
   const out: string[] = []
   for (const [name, a] of Object.entries(state.agents)) {
     out.push(
-      `${name}: last poll ${a.lastPollAt ?? 'never'}${a.lastPollError ? `, FAILING: ${a.lastPollError.code} ${a.lastPollError.message}` : ''}; cursor ${a.cursor ?? '(none)'}`,
+      printable(
+        `${name}: last poll ${a.lastPollAt ?? 'never'}${a.lastPollError ? `, FAILING: ${a.lastPollError.code} ${a.lastPollError.message}` : ''}; cursor ${a.cursor ?? '(none)'}`,
+      ),
     )
   }
   if (rows.length === 0)
     return `${out.join('\n')}${out.length ? '\n' : ''}nothing running, queued, retrying or escalated (--all includes done issues)\n`
-  const table = rows.map((r) => [
-    r.group.toUpperCase(),
-    r.agent,
-    r.identifier,
-    r.lastRun ? `#${r.lastRun.n} ${r.lastRun.status}` : '-',
-    r.costUsd > 0 ? `$${r.costUsd.toFixed(2)}` : '',
-    detail(r, now),
-  ])
+  // Every cell escaped: identifiers and messages come from Linear and may carry control characters.
+  const table = rows.map((r) =>
+    [
+      r.group.toUpperCase(),
+      r.agent,
+      r.identifier,
+      r.lastRun ? `#${r.lastRun.n} ${r.lastRun.status}` : '-',
+      r.costUsd > 0 ? `$${r.costUsd.toFixed(2)}` : '',
+      detail(r, now),
+    ].map((cell) => printable(cell)),
+  )
   const head = ['STATE', 'AGENT', 'ISSUE', 'LAST RUN', 'COST', 'DETAIL']
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)))
   const line = (cells: string[]) =>

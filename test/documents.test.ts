@@ -11,7 +11,7 @@ import { buildSchema, parse, validate, type GraphQLSchema } from 'graphql'
 import { estimateComplexity, MAX_COMPLEXITY } from '../lib/sandbox/complexity.ts'
 import { buildSandboxSdlSchema } from '../lib/sandbox/schema.ts'
 import * as documents from '../lib/tracker/documents.ts'
-import { ALL_DOCUMENTS, POLL_PAGE, POLL_QUERY } from '../lib/tracker/documents.ts'
+import { ALL_DOCUMENTS, COMMENTS_PAGE, ISSUE_COMMENTS_QUERY, POLL_PAGE, POLL_QUERY } from '../lib/tracker/documents.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const realPath = resolve(root, process.env.LINEAR_SCHEMA ?? '../shared/linear/schema.graphql')
@@ -61,5 +61,12 @@ describe("the factory's GraphQL documents", () => {
     console.log(`FactoryPoll complexity with POLL_PAGE ${JSON.stringify(POLL_PAGE)}: ${Math.round(points)}`)
     expect(points).toBeLessThan(MAX_COMPLEXITY)
     expect(Math.round(points)).toBe(4999)
+  })
+
+  test('a page of COMMENTS_PAGE comments (paging on to the last run) is cheap and within the page size Linear allows', () => {
+    const points = estimateComplexity(sandbox, parse(ISSUE_COMMENTS_QUERY), { id: 'x', first: COMMENTS_PAGE, after: null })
+    console.log(`FactoryIssueComments complexity with first ${COMMENTS_PAGE}: ${Math.round(points)}`)
+    expect(points).toBeLessThan(MAX_COMPLEXITY / 10)
+    expect(COMMENTS_PAGE).toBeLessThanOrEqual(250)
   })
 })

@@ -7,7 +7,9 @@ import { describe, expect, test } from 'bun:test'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
-import { memoryRateGate } from '../lib/ratelimit.ts'
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
+import { fileRateGate, MAX_RATE_LIMIT_WAIT_MS, memoryRateGate } from '../lib/ratelimit.ts'
+import { tempDir } from './helpers.ts'
 import { startSandbox } from '../lib/sandbox/server.ts'
 import { createLinearTracker } from '../lib/tracker/linear.ts'
 import { AGENT_KEY, fixture, ROOT, seedWith } from './helpers.ts'
@@ -127,4 +129,57 @@ describe('fault injection', () => {
       await sb.stop()
     }
   }, 30_000)
+
+  test('a rate-limit reset in the year 2100 stops the agent for at most an hour, across restarts, then Linear is asked again', async () => {
+    const Y2100 = Date.UTC(2100, 0, 1)
+    const sb = await startSandbox({ port: 0, seed: seedWith([{ team: 'ENG', title: 'x', assignee: 'agent@rose.test' }]) })
+    const dir = tempDir()
+    try {
+      const path = join(dir, 'ratelimit', 'tester.json')
+      let offset = 0
+      const now = () => Date.now() + offset
+      const tracker = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url, gate: fileRateGate(path), now })
+      sb.setFaults({ failNext: 1, kinds: ['ratelimited'], resetMs: Y2100 - Date.now() })
+      const t0 = now()
+      const err = await tracker.poll(null).catch((e) => e)
+      expect(err.code).toBe('tracker_rate_limited')
+      // The error the driver backs off on, and the file every process reads, both say at most an hour.
+      expect(Number(err.details.resetAt) - t0).toBeLessThanOrEqual(MAX_RATE_LIMIT_WAIT_MS + 1000)
+      expect(err.message).not.toContain('2100')
+      const stored = JSON.parse(readFileSync(path, 'utf8')).resetAt
+      expect(stored - t0).toBeLessThanOrEqual(MAX_RATE_LIMIT_WAIT_MS + 1000)
+      // A restarted process (a new gate on the same file) waits, then asks again after the hour.
+      sb.setFaults({})
+      const restarted = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url, gate: fileRateGate(path), now })
+      expect((await restarted.poll(null).catch((e) => e)).code).toBe('tracker_rate_limited')
+      offset = MAX_RATE_LIMIT_WAIT_MS + 2000
+      const res = await restarted.poll(null)
+      expect(res.issues).toHaveLength(1)
+    } finally {
+      await sb.stop()
+    }
+  }, 30_000)
+
+  test('a gate file written before the clamp (reset in 2100) is read as at most an hour after it was stored', () => {
+    const dir = tempDir()
+    const path = join(dir, 'tester.json')
+    mkdirSync(dir, { recursive: true })
+    const now = Date.now()
+    writeFileSync(path, JSON.stringify({ resetAt: Date.UTC(2100, 0, 1) }))
+    // Stored two hours ago: the hour is over, so requests may go.
+    utimesSync(path, new Date(now - 2 * 3_600_000), new Date(now - 2 * 3_600_000))
+    expect(fileRateGate(path).waitMs(now)).toBe(0)
+    // Stored just now: at most an hour, and open again after it.
+    writeFileSync(path, JSON.stringify({ resetAt: Date.UTC(2100, 0, 1), at: new Date(now).toISOString() }))
+    const wait = fileRateGate(path).waitMs(now)
+    expect(wait).toBeGreaterThan(0)
+    expect(wait).toBeLessThanOrEqual(MAX_RATE_LIMIT_WAIT_MS)
+    expect(fileRateGate(path).waitMs(now + MAX_RATE_LIMIT_WAIT_MS + 1)).toBe(0)
+    // block() clamps what it stores; an in-memory gate clamps too.
+    fileRateGate(path).block(Date.UTC(2100, 0, 1), now)
+    expect(JSON.parse(readFileSync(path, 'utf8')).resetAt).toBe(now + MAX_RATE_LIMIT_WAIT_MS)
+    const mem = memoryRateGate()
+    mem.block(Date.UTC(2100, 0, 1), now)
+    expect(mem.waitMs(now)).toBe(MAX_RATE_LIMIT_WAIT_MS)
+  })
 })

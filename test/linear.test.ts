@@ -1,5 +1,7 @@
 /** The api_key tracker against the sandbox: one request per idle poll, paging only when full, watched issues, errors with codes. */
 import { afterEach, describe, expect, test } from 'bun:test'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { type Sandbox, startSandbox } from '../lib/sandbox/server.ts'
 import { createLinearTracker, pollFilter } from '../lib/tracker/linear.ts'
 import { newestTimestamp } from '../lib/steps/poll.ts'
@@ -109,17 +111,56 @@ describe('linear tracker', () => {
         seed: seedWith([{ team: 'ENG', title: 'long talk', assignee: 'agent@rose.test', comments }]),
       })
       const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url })
+      const id = sb.store.issue('ENG-1')!.id
+      // No run yet: every comment is read (the first page is full: one more request).
       const res = await t.poll(null)
       const bodies = res.issues[0]!.comments.map((c) => c.body)
       expect(bodies.at(-1)).toBe('comment 30')
-      // Oldest first needs one more request for the rest; newest first already had them.
-      expect(res.requests).toBe(commentOrder === 'oldest_first' ? 2 : 1)
-      expect(bodies).toHaveLength(commentOrder === 'oldest_first' ? 30 : 20)
+      expect(bodies).toHaveLength(30)
+      expect(res.requests).toBe(2)
+      // The last run saw comment 25: newest-first pages already reach it; oldest-first ones page to the end.
+      const since = comments[24]!.createdAt
+      const later = await t.poll(null, { commentsSince: { [id]: since } })
+      expect(later.issues[0]!.comments.at(-1)!.body).toBe('comment 30')
+      expect(later.requests).toBe(commentOrder === 'oldest_first' ? 2 : 1)
       const one = await t.getIssue('ENG-1')
       expect(one.issue.comments.at(-1)!.body).toBe('comment 30')
+      expect(one.issue.comments).toHaveLength(30)
       await sb.stop()
       sb = undefined
     }
+  })
+
+  test('25 comments since the last run are all read (newest first, a full page pages on until the last run), with no note of omission', async () => {
+    sb = await startSandbox({ port: 0, seed: seedWith(many(1)) })
+    const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url })
+    const first = await t.poll(null)
+    const id = first.issues[0]!.id
+    const riley = sb.store.userByEmail('riley@rose.test')!.id
+    const seen = sb.store.createComment({ issue: 'ENG-1', userId: riley, body: 'seen by run 1' }).createdAt
+    for (let i = 1; i <= 25; i++) sb.store.createComment({ issue: 'ENG-1', userId: riley, body: `new ${i}` })
+    const res = await t.poll(newestTimestamp(first.issues, null), { commentsSince: { [id]: seen } })
+    const bodies = res.issues[0]!.comments.map((c) => c.body)
+    for (let i = 1; i <= 25; i++) expect(bodies).toContain(`new ${i}`)
+    expect(res.requests).toBe(2)
+    expect(res.issues[0]!.commentsOmitted).toBeUndefined()
+  })
+
+  test('500 comments on a first read: the newest 100 are kept and the other 400 are counted as omitted', async () => {
+    const comments = Array.from({ length: 500 }, (_, i) => ({
+      user: 'riley@rose.test',
+      body: `c${i + 1}`,
+      createdAt: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString(),
+    }))
+    sb = await startSandbox({ port: 0, seed: seedWith([{ team: 'ENG', title: 'long', assignee: 'agent@rose.test', comments }]) })
+    const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: sb.url })
+    const res = await t.poll(null)
+    const it = res.issues[0]!
+    expect(it.comments).toHaveLength(100)
+    expect(it.comments.at(-1)!.body).toBe('c500')
+    expect(it.commentsOmitted).toBe(400)
+    // 20 on the first page, then pages of 100: 5 more requests.
+    expect(res.requests).toBe(6)
   })
 
   test('creating a comment twice with the same id reports the second as already there, and nothing is duplicated', async () => {
@@ -131,4 +172,30 @@ describe('linear tracker', () => {
     expect(await t.createComment({ id, issueId, body: 'hello' })).toEqual({ created: false })
     expect(sb.store.data.comments.filter((c) => c.id === id)).toHaveLength(1)
   })
+
+  test('a Linear answer whose body trickles forever is cut at the deadline (tracker_unreachable, timed out), retries included', async () => {
+    const timers = new Set<ReturnType<typeof setInterval>>()
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('{"data":')
+      const t = setInterval(() => res.write(' '), 50)
+      timers.add(t)
+      res.on('close', () => clearInterval(t))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`
+      const t = createLinearTracker({ apiKey: AGENT_KEY, apiUrl: url, timeoutMs: 400, sleep: async () => {} })
+      const t0 = Date.now()
+      const err = await t.poll(null).catch((e) => e)
+      expect(err.code).toBe('tracker_unreachable')
+      expect(err.message).toContain('timed out')
+      // Three attempts (two quick retries) of 400 ms each.
+      expect(Date.now() - t0).toBeLessThan(4_000)
+    } finally {
+      for (const t of timers) clearInterval(t)
+      server.closeAllConnections()
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  }, 15_000)
 })

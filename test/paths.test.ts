@@ -267,6 +267,35 @@ describe('sanitizeBranch', () => {
     }
   })
 
+  test('a ref path or the base branch never comes out: refs/heads/main becomes rose/<key>, not a push to main', () => {
+    for (const b of [
+      'refs/heads/main',
+      'refs/heads/feature',
+      'refs/tags/v1',
+      'refs/remotes/origin/main',
+      'heads/main',
+      'origin/main',
+      'remotes/x',
+      'main',
+      'MAIN',
+      'master',
+      ' refs/heads/main ',
+      '\u0000refs/heads/main',
+      '..refs/heads/main',
+      '/refs/heads/main',
+    ]) {
+      expect(sanitizeBranch(b, 'ENG-7'), JSON.stringify(b)).toBe('rose/eng-7')
+    }
+    expect(sanitizeBranch('develop', 'ENG-7', 'develop')).toBe('rose/eng-7')
+    expect(sanitizeBranch('Develop', 'ENG-7', 'develop')).toBe('rose/eng-7')
+    expect(sanitizeBranch('develop', 'ENG-7', 'main')).toBe('develop')
+    for (const b of [...HOSTILE_BRANCHES, 'refs/heads/main']) {
+      const out = sanitizeBranch(b, 'ENG-1', 'trunk')
+      expect(out.startsWith('refs/'), JSON.stringify(b)).toBe(false)
+      expect(['main', 'master', 'trunk', 'HEAD'].includes(out), JSON.stringify(b)).toBe(false)
+    }
+  })
+
   test('an issue key of letters and digits only makes rose/<key>', () => {
     expect(sanitizeBranch(undefined, 'ENG7')).toBe('rose/eng7')
   })

@@ -1,6 +1,16 @@
-import { describe, expect, test } from 'bun:test'
-import { buildPrompt, COMMENT_MARKER, commenterAllowed, humanComments, isFactoryComment } from '../lib/prompt.ts'
+import { afterEach, describe, expect, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { buildPrompt, COMMENT_MARKER, commenterAllowed, fitComments, humanComments, isFactoryComment } from '../lib/prompt.ts'
+import { readState } from '../lib/state.ts'
 import { normalizeIssue, type TrackerComment, type TrackerIssue } from '../lib/tracker/types.ts'
+import { type Fixture, fixture, gitSync } from './helpers.ts'
+
+let fx: Fixture | undefined
+afterEach(async () => {
+  await fx?.cleanup()
+  fx = undefined
+})
 
 const VIEWER = 'user-agent'
 const AGENT = { id: VIEWER, name: 'Factory Agent', email: 'agent@acme.com' }
@@ -40,7 +50,7 @@ const c = (id: string, day: number, user: TrackerComment['user'], body: string):
 const THREAD = [
   c('c1', 2, RILEY, 'Please reuse the existing router.'),
   c('c2', 3, AGENT, 'Run #1 finished. Added /healthz.'),
-  c('c3', 4, { id: 'bot', name: 'Linear Bot' }, `Run #1 finished.\n\n*${COMMENT_MARKER}*`),
+  c('c3', 4, AGENT, `Run #1 finished.\n\n*${COMMENT_MARKER}*`),
   c('c4', 5, SAM, 'Customer asked for a version field too.'),
   c('c5', 6, RILEY, 'Also add a test.'),
 ]
@@ -51,14 +61,18 @@ describe('factory comments', () => {
     expect(isFactoryComment(THREAD[0]!, VIEWER)).toBe(false)
   })
 
-  test('are recognised by the marker, whoever Linear lists as the author, even wrapped in Markdown', () => {
+  test('the marker counts only in comments the viewer wrote: anyone else quoting it is a human', () => {
     expect(isFactoryComment(THREAD[2]!, VIEWER)).toBe(true)
-    expect(isFactoryComment(THREAD[2]!, undefined)).toBe(true)
-    expect(isFactoryComment(c('x', 7, null, `**${COMMENT_MARKER}** for ENG-42`), undefined)).toBe(true)
+    const quote = c('q', 7, RILEY, `> Run #1 finished.\n> *${COMMENT_MARKER}*\n\nThis is wrong, see above.`)
+    expect(isFactoryComment(quote, VIEWER)).toBe(false)
+    expect(isFactoryComment(c('b', 7, { id: 'bot', name: 'Linear Bot' }, `**${COMMENT_MARKER}**`), VIEWER)).toBe(false)
+    expect(humanComments(issue([...THREAD, quote]), VIEWER).map((x) => x.id)).toEqual(['c1', 'c4', 'c5', 'q'])
   })
 
-  test('without a viewer id only the marker counts', () => {
+  test('without a viewer id (nothing polled yet) the marker stands in for the author, even wrapped in Markdown', () => {
     expect(isFactoryComment(THREAD[1]!, undefined)).toBe(false)
+    expect(isFactoryComment(THREAD[2]!, undefined)).toBe(true)
+    expect(isFactoryComment(c('x', 7, null, `**${COMMENT_MARKER}** for ENG-42`), undefined)).toBe(true)
   })
 
   test('are never part of the human comments', () => {
@@ -168,4 +182,152 @@ describe('buildPrompt', () => {
     expect(again).toBe(first)
     expect(first.endsWith('\n')).toBe(true)
   })
+})
+
+describe('edge data in the prompt', () => {
+  test('a NUL in the title, description or a comment becomes U+FFFD: the prompt has no NUL byte', () => {
+    const raw = issue([c('n', 7, RILEY, 'nul\u0000here')], { description: 'desc\u0000x' })
+    const it = normalizeIssue({
+      id: raw.id,
+      identifier: raw.identifier,
+      number: 42,
+      title: 'Fix\u0000 the thing',
+      description: 'desc\u0000x',
+      url: raw.url,
+      branchName: 'a\u0000b',
+      priority: 0,
+      createdAt: raw.createdAt,
+      updatedAt: raw.updatedAt,
+      state: raw.state,
+      team: { ...raw.team, states: { nodes: raw.team.states } },
+      labels: { nodes: [] },
+      comments: { nodes: raw.comments },
+    })
+    const p = buildPrompt({ issue: it, branch: 'b', comments: humanComments(it, VIEWER) })
+    expect(p).not.toContain('\u0000')
+    expect(p).toContain('Fix\uFFFD the thing')
+    expect(p).toContain('desc\uFFFDx')
+    expect(p).toContain('nul\uFFFDhere')
+  })
+})
+
+describe('the prompt size cap', () => {
+  const many = Array.from({ length: 30 }, (_, i) => c(`m${i}`, 7, RILEY, `point ${i}: ${'x'.repeat(900)}`)).map((x, i) => ({
+    ...x,
+    createdAt: `2025-01-07T10:00:${String(i).padStart(2, '0')}.000Z`,
+  }))
+
+  test('keeps the newest comments that fit and says how many older ones were left out', () => {
+    const p = buildPrompt({ issue: issue(many), branch: 'b', comments: humanComments(issue(many), VIEWER), maxCommentChars: 10_000 })
+    const kept = many.filter((m) => p.includes(`${m.body.slice(0, 9)}`))
+    expect(kept.length).toBeGreaterThan(5)
+    expect(kept.length).toBeLessThan(30)
+    expect(kept.at(-1)!.id).toBe('m29')
+    expect(p).toContain(`(${30 - kept.length} earlier comments were left out to keep this prompt short`)
+    expect(p).not.toContain('point 0:')
+  })
+
+  test('a single comment bigger than the cap is kept, cut, and nothing is said to be left out', () => {
+    const huge = [c('h', 7, RILEY, `start ${'y'.repeat(50_000)} end`)]
+    const { kept, dropped } = fitComments(huge, 5_000)
+    expect(dropped).toBe(0)
+    expect(kept[0]!.body.length).toBeLessThan(5_000)
+    expect(kept[0]!.body).toContain('start ')
+    expect(kept[0]!.body).not.toContain(' end')
+  })
+
+  test('comments the tracker did not keep are counted in the note', () => {
+    const it = { ...issue(many.slice(-3)), commentsOmitted: 397 }
+    const p = buildPrompt({ issue: it, branch: 'b', comments: humanComments(it, VIEWER) })
+    expect(p).toContain('(397 earlier comments were left out')
+    expect(p).toContain(it.url)
+  })
+})
+
+describe('edge data through the pipeline', () => {
+  test('an issue with a NUL and an escape in its title and branchName refs/heads/main runs on rose/eng-1 and never touches main', async () => {
+    fx = await fixture({
+      issues: [
+        { team: 'ENG', title: 'Fix\u0000 the \u001b[31mred\u001b[0m banner', assignee: 'agent@rose.test', branchName: 'refs/heads/main' },
+      ],
+    })
+    const mainBefore = gitSync(['rev-parse', 'refs/heads/main'], fx.origin)
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+    expect(fx.originBranches().sort()).toEqual(['main', 'rose/eng-1'])
+    expect(gitSync(['rev-parse', 'refs/heads/main'], fx.origin)).toBe(mainBefore)
+    expect(gitSync(['log', '-1', '--format=%s', 'rose/eng-1'], fx.origin)).toContain('Fix\uFFFD the')
+    expect(res.stderr).not.toMatch(/[\u0000\u001b]/)
+  }, 60_000)
+})
+
+describe('reviewer comments through the pipeline (console engine, sandbox)', () => {
+  const ISSUE = { team: 'ENG', title: 'Add a health check', description: 'GET /healthz', assignee: 'agent@rose.test' }
+  const notes = (f: Fixture) => {
+    const rec = Object.values(readState(join(f.home, 'state.json')).agents.tester!.issues)[0]!
+    return readFileSync(join(rec.worktree!, 'FACTORY_NOTES.md'), 'utf8')
+  }
+  const once = async (f: Fixture) => {
+    const res = await f.script('start', ['--once', '--config', f.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    return res
+  }
+
+  test('25 reviewer comments between runs all reach the rerun prompt, and an idle tick is still one request', async () => {
+    fx = await fixture({ issues: [ISSUE] })
+    await once(fx)
+    for (let i = 1; i <= 25; i++) fx.comment('ENG-1', 'riley@rose.test', `review point #${i}: please handle case ${i}.`)
+    await once(fx)
+    const text = notes(fx)
+    for (let i = 1; i <= 25; i++) expect(text, `point ${i}`).toContain(`review point #${i}: please handle case ${i}.`)
+    expect(text).not.toContain('left out')
+    // Idle: nothing changed, so the tick is the poll alone.
+    const before = fx.sandbox.stats().requests
+    await once(fx)
+    expect(fx.sandbox.stats().requests - before).toBe(1)
+  }, 90_000)
+
+  test('a first run on an issue with 500 comments says in the prompt how many were left out', async () => {
+    const comments = Array.from({ length: 500 }, (_, i) => ({
+      user: 'riley@rose.test',
+      body: `old remark ${i + 1}.`,
+      createdAt: new Date(Date.UTC(2025, 0, 1) + i * 60_000).toISOString(),
+    }))
+    fx = await fixture({ issues: [{ ...ISSUE, comments }] })
+    await once(fx)
+    const text = notes(fx)
+    expect(text).toContain('old remark 500.')
+    const kept = comments.filter((x) => text.includes(`old remark ${x.body.slice(11)}`)).length
+    expect(kept).toBeGreaterThan(0)
+    expect(kept).toBeLessThan(500)
+    expect(text).toContain(`(${500 - kept} earlier comments were left out`)
+    expect(text).not.toContain('old remark 1.\n')
+  }, 90_000)
+
+  test("a human quoting the factory's comment (marker included) reruns the issue and reaches the prompt; the factory's own never do", async () => {
+    fx = await fixture({ issues: [ISSUE] })
+    await once(fx)
+    const ours = fx.issue('ENG-1').comments.find((x) => x.body.includes(COMMENT_MARKER))!
+    const firstNotes = notes(fx)
+    // The factory's own comment, by author, changed nothing: an idle tick runs nothing.
+    await once(fx)
+    expect(notes(fx)).toBe(firstNotes)
+    fx.comment(
+      'ENG-1',
+      'riley@rose.test',
+      `> ${ours.body.split('\n').join('\n> ')}\n\nThis quote is wrong: the check must return 503 when the DB is down.`,
+    )
+    await once(fx)
+    const text = notes(fx)
+    expect(text).toContain('the check must return 503 when the DB is down.')
+    expect(text).toContain(COMMENT_MARKER)
+    // Only the reviewer's comment, not the factory's summary itself (which has no quote prefix).
+    expect(text.split('\n').filter((l) => l.includes(COMMENT_MARKER) && !l.startsWith('>'))).toEqual([])
+    expect(
+      fx
+        .issue('ENG-1')
+        .comments.filter((x) => x.body.includes(COMMENT_MARKER) && /Run #\d+ finished/.test(x.body) && !x.body.startsWith('>')),
+    ).toHaveLength(2)
+  }, 90_000)
 })

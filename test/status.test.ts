@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, test } from 'bun:test'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
+import { printable } from '../lib/printable.ts'
 import { updateState } from '../lib/state.ts'
 import { type Fixture, fixture } from './helpers.ts'
 
@@ -44,6 +46,43 @@ describe('status', () => {
     expect(data.issues[0]).toMatchObject({ attempts: 1, nextRetryAt: retryAt, lastError: { code: 'git_failed' } })
     expect(data.agents.tester.cursor).toBeTruthy()
   }, 60_000)
+})
+
+describe('control characters from Linear are printed escaped', () => {
+  test('printable escapes NUL, escape sequences, carriage returns, DEL and C1, and keeps ordinary text', () => {
+    expect(printable('ENG-1\u001b[2J\r\u0000\u007f\u009b!')).toBe('ENG-1\\x1b[2J\\r\\0\\x7f\\x9b!')
+    expect(printable('a\nb\tc')).toBe('a\\nb\\tc')
+    expect(printable('a\nb\tc', { keepNewlines: true })).toBe('a\nb\tc')
+    expect(printable('Grüße, 工単 ✓')).toBe('Grüße, 工単 ✓')
+  })
+
+  test('an identifier with control characters shows escaped in the status table and its row stays one line', async () => {
+    fx = await fixture({ issues: [{ team: 'ENG', title: 'Task', assignee: 'agent@rose.test' }] })
+    expect((await fx.script('start', ['--once', '--config', fx.configPath])).code).toBe(0)
+    updateState(join(fx.home, 'state.json'), (d) => {
+      const rec = Object.values(d.agents.tester!.issues)[0]!
+      Object.assign(rec, { identifier: 'ENG-1\u001b[2J\r\nFAKE', phase: 'escalated', lastError: { code: 'x', message: 'bad\u0007bell' } })
+    })
+    const table = await fx.script('status', [])
+    expect(table.code).toBe(0)
+    expect(table.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/)
+    const row = table.stdout.split('\n').find((l) => l.startsWith('ESCALATED'))!
+    expect(row).toContain('ENG-1\\x1b[2J\\r\\nFAKE')
+    expect(row).toContain('bad\\x07bell')
+  }, 60_000)
+
+  test('a log line carrying an identifier with an escape sequence is written escaped', () => {
+    const res = spawnSync(
+      process.execPath,
+      ['-e', "import('./lib/log.ts').then(({ logger }) => logger('t').info('ENG-1\\u001b]0;pwned\\u0007: moved'))"],
+      {
+        cwd: join(import.meta.dir, '..'),
+        encoding: 'utf8',
+      },
+    )
+    expect(res.stderr).toContain('ENG-1\\x1b]0;pwned\\x07: moved')
+    expect(res.stderr).not.toContain('\u001b')
+  })
 })
 
 // Issue 7: failures are visible where users look.

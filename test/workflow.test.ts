@@ -251,12 +251,14 @@ describe('planIssue', () => {
     expect(planIssue(rec, it, VIEWER, a)).toEqual({ action: 'skip', reason: 'no_new_comments' })
   })
 
-  test("the factory's own summary comment does not rerun the issue, by marker, whoever Linear says wrote it", () => {
+  test("the marker counts only in the viewer's comments: anyone else carrying it (a quote) reruns the issue", () => {
     const rec = record('done', [{ commentsUpTo: '2025-01-05T00:00:00.000Z' }])
-    const body = `Run #1 finished.\n\n_${COMMENT_MARKER}_`
+    const body = `> Run #1 finished.\n>\n> _${COMMENT_MARKER}_\n\nNot quite: see above.`
+    const ours = issue({ comments: [comment('ours', '2025-01-06T00:00:00.000Z', { id: VIEWER, name: 'Factory Agent' }, body)] })
+    expect(planIssue(rec, ours, VIEWER, a)).toEqual({ action: 'skip', reason: 'no_new_comments' })
     for (const user of [{ id: 'integration-bot', name: 'Bot' }, null]) {
-      const it = issue({ comments: [comment('ours', '2025-01-06T00:00:00.000Z', user, body)] })
-      expect(planIssue(rec, it, VIEWER, a)).toEqual({ action: 'skip', reason: 'no_new_comments' })
+      const it = issue({ comments: [comment('quote', '2025-01-06T00:00:00.000Z', user, body)] })
+      expect(planIssue(rec, it, VIEWER, a)).toEqual({ action: 'queue', reason: 'comment', commentCount: 1 })
     }
   })
 

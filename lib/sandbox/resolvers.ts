@@ -160,7 +160,7 @@ const resolvers: Record<string, Record<string, Resolver>> = {
   Issue: {
     identifier: (i: IssueRecord, _a, ctx) => identifier(i, ctx),
     url: (i: IssueRecord, _a, ctx) => issueLink(i, ctx),
-    branchName: (i: IssueRecord, _a, ctx) => issueBranchName(identifier(i, ctx), i.title, ctx.store.user(i.assigneeId)),
+    branchName: (i: IssueRecord, _a, ctx) => i.branchName ?? issueBranchName(identifier(i, ctx), i.title, ctx.store.user(i.assigneeId)),
     priorityLabel: (i: IssueRecord) => PRIORITY_LABELS[i.priority] ?? 'No priority',
     archivedAt: () => null,
     state: (i: IssueRecord, _a, ctx) => ctx.store.state(i.stateId),

@@ -45,6 +45,7 @@ export const seedSchema = z.strictObject({
         priority: z.number().int().min(0).max(4).optional(),
         labels: z.array(z.string().min(1)).optional(),
         createdAt: iso.optional(),
+        branchName: z.string().min(1).optional(),
         comments: z
           .array(z.strictObject({ id: z.string().min(1).optional(), user: email, body: z.string().min(1), createdAt: iso.optional() }))
           .optional(),
@@ -229,6 +230,7 @@ export function buildData(input: unknown, tick: () => string): SandboxData {
       labelIds,
       createdAt,
       updatedAt: createdAt,
+      ...(s.branchName ? { branchName: s.branchName } : {}),
     }
     data.issues.push(issue)
     ;(s.comments ?? []).forEach((c, ci) => {

@@ -63,6 +63,8 @@ export interface IssueRecord {
   labelIds: string[]
   createdAt: string
   updatedAt: string
+  /** Linear's suggested branch when seeded explicitly (edge-data tests); else derived from the identifier and title. */
+  branchName?: string
 }
 
 export interface CommentRecord {

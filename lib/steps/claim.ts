@@ -7,6 +7,7 @@ import type { AgentContext } from '../context.ts'
 import { FactoryError } from '../errors.ts'
 import { acquireIssueLock, heartbeatMs, issueLockPath } from '../lock.ts'
 import type { PhaseEvent } from '../phases.ts'
+import { lastCommentsUpTo } from '../prompt.ts'
 import { findRecord, type IssueRecord, readState } from '../state.ts'
 import type { TrackerIssue, WorkflowState } from '../tracker/types.ts'
 import { isOurs, startedState } from '../workflow.ts'
@@ -31,9 +32,11 @@ export async function resolveIssue(
   ref: string,
   _opts: { refresh?: boolean } = {},
 ): Promise<{ issue: TrackerIssue; viewerId: string; record?: IssueRecord }> {
-  const { issue, viewer } = await ctx.tracker.getIssue(ref)
   const state = readState(ctx.paths.state)
-  return { issue, viewerId: viewer.id, record: findRecord(state, ctx.agent.name, issue.id) ?? findRecord(state, ctx.agent.name, ref) }
+  const known = findRecord(state, ctx.agent.name, ref)
+  // Every comment since the last run is read (paged), not only the snapshot's newest page.
+  const { issue, viewer } = await ctx.tracker.getIssue(ref, { commentsSince: known ? (lastCommentsUpTo(known) ?? null) : null })
+  return { issue, viewerId: viewer.id, record: findRecord(state, ctx.agent.name, issue.id) ?? known }
 }
 
 export interface ClaimPlan {

@@ -93,7 +93,9 @@ export async function pollAgent(ctx: AgentContext): Promise<PollResult> {
   const watch = Object.values(known.issues)
     .filter(isActive)
     .map((r) => r.id)
-  const res = await ctx.tracker.poll(known.cursor, { watch })
+  // Comments are read down to what each issue's last run saw, so none since is lost (all for new issues).
+  const commentsSince = Object.fromEntries(Object.values(known.issues).map((r) => [r.id, lastCommentsUpTo(r) ?? null]))
+  const res = await ctx.tracker.poll(known.cursor, { watch, commentsSince })
   let plan = planPoll(known, res.viewer, res.issues, ctx.agent)
   if (ctx.dryRun) return { ...plan, requests: res.requests, watched: res.watched, watch }
   const at = ctx.now()

@@ -8,7 +8,7 @@ import type { AgentContext } from '../context.ts'
 import { crashPoint } from '../crash.ts'
 import { FactoryError } from '../errors.ts'
 import { git, type GitCaller, gitOut, isLocalRemote } from '../git.ts'
-import { parseGitHubUrl, type GitHubRepo, upsertPullRequest } from '../github.ts'
+import { httpTimeoutMs, parseGitHubUrl, type GitHubRepo, upsertPullRequest } from '../github.ts'
 import { type PlannedComment, summaryComment } from '../comments.ts'
 import type { PhaseEvent } from '../phases.ts'
 import type { IssueRecord, RunRecord } from '../state.ts'
@@ -214,7 +214,7 @@ export async function reportRun(
     // Redacted right before sending (the summary already is; a title or an older record may not be).
     const pr = await upsertPullRequest(
       { repo: plan.pr.repo, head: args.branch, base: agent.repo.base, title: ctx.redact(plan.pr.title), body: ctx.redact(plan.pr.body) },
-      { apiUrl: ctx.githubApi, token },
+      { apiUrl: ctx.githubApi, token, timeoutMs: httpTimeoutMs(ctx.env) },
     )
     prUrl = pr.url
     ctx.log.info(`${args.issue.identifier}: PR ${pr.created ? 'opened' : 'updated'} ${pr.url}`)

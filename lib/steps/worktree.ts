@@ -102,7 +102,7 @@ export interface WorktreePlan {
 export function planWorktree(ctx: AgentContext, issue: TrackerIssue): WorktreePlan {
   return {
     path: safeJoin(ctx.paths.worktrees, ctx.agent.name, issue.identifier),
-    branch: sanitizeBranch(issue.branchName, issue.identifier),
+    branch: sanitizeBranch(issue.branchName, issue.identifier, ctx.agent.repo.base),
     startPoint: `origin/${ctx.agent.repo.base}`,
   }
 }

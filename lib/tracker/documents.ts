@@ -11,6 +11,10 @@
  */
 export const POLL_PAGE = { issues: 50, issuesWithCursor: 10, comments: 20, states: 15, labels: 10 } as const
 
+/** Comments per page when an issue's first page was full (ISSUE_COMMENTS_QUERY), and at most this many such pages per issue read. */
+export const COMMENTS_PAGE = 100
+export const MAX_COMMENT_PAGES = 20
+
 const ISSUE_FIELDS = /* GraphQL */ `
   fragment FactoryIssue on Issue {
     id
@@ -70,9 +74,9 @@ export const ISSUE_QUERY = /* GraphQL */ `
 `
 
 /**
- * More of one issue's comments, after a full first page. Linear's docs say connections are
- * ordered by createdAt without saying which way; when the first page turns out oldest-first,
- * the newest comments are on later pages and are fetched with this.
+ * More of one issue's comments, after a full first page: the rest of the comments since the last
+ * run (newest-first pages), or the newest ones (Linear's docs say connections are ordered by
+ * createdAt without saying which way; oldest-first pages hold them last).
  */
 export const ISSUE_COMMENTS_QUERY = /* GraphQL */ `
   query FactoryIssueComments($id: String!, $first: Int!, $after: String) {

@@ -14,13 +14,14 @@ import {
   ISSUE_COMMENTS_QUERY,
   ISSUE_MOVE_MUTATION,
   ISSUE_QUERY,
+  COMMENTS_PAGE,
+  MAX_COMMENT_PAGES,
   POLL_PAGE,
   POLL_QUERY,
 } from './documents.ts'
-import { memoryRateGate, type RateGate } from '../ratelimit.ts'
+import { clampResetAt, memoryRateGate, type RateGate } from '../ratelimit.ts'
 import {
   commentSchema,
-  MAX_COMMENTS,
   normalizeIssue,
   type RawIssue,
   rawIssueSchema,
@@ -114,7 +115,11 @@ export function toTrackerError(err: unknown, operation: string, now = Date.now()
     )
   }
   if (err instanceof RatelimitedLinearError) {
-    const resetAt = err.requestsResetAt ?? err.complexityResetAt ?? (err.retryAfter ? now + err.retryAfter * 1000 : now + 60_000)
+    // Clamped: a reset far in the future (a bad header) must not stop the agent for good; ask again within the hour.
+    const resetAt = clampResetAt(
+      err.requestsResetAt ?? err.complexityResetAt ?? (err.retryAfter ? now + err.retryAfter * 1000 : now + 60_000),
+      now,
+    )
     return new FactoryError(
       'tracker_rate_limited',
       `Linear rate limit hit during ${operation}; resets at ${new Date(resetAt).toISOString()}`,
@@ -196,7 +201,7 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
     } catch (err) {
       opts.onRequest?.({ operation, ok: false })
       const e = toTrackerError(err, operation, now(), client.options.apiUrl)
-      if (e.code === 'tracker_rate_limited') gate.block(Number(e.details?.resetAt))
+      if (e.code === 'tracker_rate_limited') gate.block(Number(e.details?.resetAt), now())
       throw e
     }
   }
@@ -241,25 +246,33 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
   }
 
   /**
-   * A full first page of comments that came oldest-first hides the newest ones: page on (up to
-   * MAX_COMMENTS more). Newest-first pages already hold what the prompt needs. Costs a request
-   * only for long discussions, and only if Linear orders oldest-first.
+   * Read every comment since `since` (the last run's newest; null = all), so none is lost between
+   * runs. Only an issue whose first page is full costs more requests: newest-first pages are
+   * followed until they reach `since`; oldest-first pages (Linear does not document the order)
+   * hold the newest comments last, so they are followed to the end. At most MAX_COMMENT_PAGES
+   * more pages per issue; beyond that the issue says its omitted count is a lower bound.
    */
-  async function completeComments(raw: RawIssue): Promise<RawIssue> {
+  async function completeComments(raw: RawIssue, since: string | null): Promise<TrackerIssue> {
     const first = raw.comments.nodes
-    if (!raw.comments.pageInfo?.hasNextPage || first.length < 2 || first[0]!.createdAt > first.at(-1)!.createdAt) return raw
+    let after = raw.comments.pageInfo?.hasNextPage ? (raw.comments.pageInfo.endCursor ?? null) : null
+    const newestFirst = first.length < 2 || first[0]!.createdAt >= first.at(-1)!.createdAt
+    const reached = (nodes: RawIssue['comments']['nodes']) =>
+      newestFirst && since !== null && nodes.length > 0 && nodes.at(-1)!.createdAt <= since
+    if (!after || reached(first)) return normalizeIssue(raw, { since })
     const nodes = [...first]
-    let after = raw.comments.pageInfo.endCursor ?? null
-    while (after && nodes.length < first.length + MAX_COMMENTS) {
-      const page = parse(
+    let pages = 0
+    while (after && pages < MAX_COMMENT_PAGES) {
+      const page: z.infer<typeof commentsPageSchema>['issue']['comments'] = parse(
         commentsPageSchema,
-        await withRetry('issueComments', ISSUE_COMMENTS_QUERY, { id: raw.id, first: 50, after }),
+        await withRetry('issueComments', ISSUE_COMMENTS_QUERY, { id: raw.id, first: COMMENTS_PAGE, after }),
         'issueComments',
       ).issue.comments
+      pages++
       nodes.push(...page.nodes)
-      after = page.pageInfo.hasNextPage ? (page.pageInfo.endCursor ?? null) : null
+      after = page.pageInfo.hasNextPage && page.nodes.length > 0 ? (page.pageInfo.endCursor ?? null) : null
+      if (reached(page.nodes)) after = null
     }
-    return { ...raw, comments: { nodes } }
+    return normalizeIssue({ ...raw, comments: { nodes } }, { since, more: after !== null })
   }
 
   return {
@@ -298,16 +311,16 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
         }
         pages++
         viewer = page.viewer
-        for (const raw of page.issues.nodes) issues.push(normalizeIssue(await completeComments(raw)))
+        for (const raw of page.issues.nodes) issues.push(await completeComments(raw, pollOpts.commentsSince?.[raw.id] ?? null))
         after = page.issues.pageInfo.hasNextPage && page.issues.nodes.length >= first ? (page.issues.pageInfo.endCursor ?? null) : null
       } while (after)
       return { viewer: viewer!, issues, watched, requests: count - startCount }
     },
 
-    async getIssue(idOrKey) {
+    async getIssue(idOrKey, issueOpts = {}) {
       const data = await withRetry('issue', ISSUE_QUERY, { id: idOrKey, ...PAGE_VARS })
       const parsed = parse(issueSchema, data, 'issue')
-      return { viewer: parsed.viewer, issue: normalizeIssue(await completeComments(parsed.issue)) }
+      return { viewer: parsed.viewer, issue: await completeComments(parsed.issue, issueOpts.commentsSince ?? null) }
     },
 
     async moveIssue(issueId, stateId) {

@@ -62,6 +62,13 @@ export interface TrackerIssue {
   assigneeId: string | null
   delegateId: string | null
   comments: TrackerComment[]
+  /**
+   * Comments newer than the read's boundary (the last run's newest comment; all when none) that
+   * are not in `comments`: the snapshot keeps the newest MAX_COMMENTS. The prompt says so.
+   */
+  commentsOmitted?: number
+  /** True when the tracker stopped paging (MAX_COMMENT_PAGES) before the boundary: `commentsOmitted` is a lower bound. */
+  commentsOmittedMore?: boolean
 }
 
 export interface Viewer {
@@ -72,15 +79,31 @@ export interface Viewer {
 /** Most comments kept per issue snapshot. */
 export const MAX_COMMENTS = 100
 
-/** Flatten a raw issue from a response into a TrackerIssue. */
-export function normalizeIssue(raw: RawIssue): TrackerIssue {
+/** NUL has no meaning in Linear text and cannot travel in argv (git commit -m) or C strings: it becomes U+FFFD. */
+export function withoutNul(text: string): string {
+  return text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text
+}
+
+/**
+ * Flatten a raw issue from a response into a TrackerIssue (NULs in its texts replaced, see withoutNul). `since` is the boundary the comments
+ * were read down to (comments at or before it are not counted as omitted); `more` says paging
+ * stopped before reaching it.
+ */
+export function normalizeIssue(raw: RawIssue, opts: { since?: string | null; more?: boolean } = {}): TrackerIssue {
+  // Oldest first, the newest MAX_COMMENTS kept (state.json holds a snapshot per issue).
+  const all = [...raw.comments.nodes]
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+    .map((c) => (c.body.includes('\0') ? { ...c, body: withoutNul(c.body) } : c))
+  const since = opts.since
+  const relevant = since ? all.filter((c) => c.createdAt > since).length : all.length
+  const omitted = Math.max(0, relevant - MAX_COMMENTS)
   return {
     id: raw.id,
     identifier: raw.identifier,
-    title: raw.title,
-    description: raw.description ?? '',
+    title: withoutNul(raw.title),
+    description: withoutNul(raw.description ?? ''),
     url: raw.url,
-    branchName: raw.branchName,
+    branchName: withoutNul(raw.branchName),
     priority: raw.priority,
     createdAt: raw.createdAt,
     updatedAt: raw.updatedAt,
@@ -89,8 +112,9 @@ export function normalizeIssue(raw: RawIssue): TrackerIssue {
     labels: raw.labels.nodes.map((l) => l.name),
     assigneeId: raw.assignee?.id ?? null,
     delegateId: raw.delegate?.id ?? null,
-    // Oldest first, the newest MAX_COMMENTS kept (state.json holds a snapshot per issue).
-    comments: [...raw.comments.nodes].sort((a, b) => a.createdAt.localeCompare(b.createdAt)).slice(-MAX_COMMENTS),
+    comments: all.slice(-MAX_COMMENTS),
+    ...(omitted > 0 || opts.more ? { commentsOmitted: omitted } : {}),
+    ...(opts.more ? { commentsOmittedMore: true } : {}),
   }
 }
 
@@ -112,12 +136,22 @@ export interface PollResult {
   requests: number
 }
 
+export interface PollOptions {
+  /** Issue ids whose current state and assignment to return (reconciliation). */
+  watch?: string[]
+  /**
+   * Per issue id, the newest comment the last run saw: comments are read (paging when the first
+   * page is full) down to it, so none since is lost. An issue not listed has all its comments read.
+   */
+  commentsSince?: Record<string, string | null>
+}
+
 /** The tracker as the steps see it (api_key mode now; agent_session mode goes through the relay). */
 export interface Tracker {
   /** One read: the viewer, the issues assigned/delegated to it changed since `cursor`, and the watched ids' state. */
-  poll(cursor: string | null, opts?: { watch?: string[] }): Promise<PollResult>
-  /** One issue by id or identifier (e.g. "ENG-12"). */
-  getIssue(idOrKey: string): Promise<{ viewer: Viewer; issue: TrackerIssue }>
+  poll(cursor: string | null, opts?: PollOptions): Promise<PollResult>
+  /** One issue by id or identifier (e.g. "ENG-12"); its comments read down to `commentsSince` (default: all). */
+  getIssue(idOrKey: string, opts?: { commentsSince?: string | null }): Promise<{ viewer: Viewer; issue: TrackerIssue }>
   /** Move an issue to a workflow state. */
   moveIssue(issueId: string, stateId: string): Promise<void>
   /** Create a comment with a client-chosen id; `created: false` when it already existed. */

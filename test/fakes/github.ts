@@ -2,6 +2,10 @@
  * A fake GitHub REST server for pull requests, faithful where the factory depends on it:
  * Bearer auth (401 otherwise), `GET pulls?head=owner:branch&state=open`, `POST pulls` (422 when
  * the head branch does not exist or an open PR for it exists), `PATCH pulls/:n`. Records requests.
+ *
+ * Misbehaviours seen in the field, switched by `misbehave` (also settable later with `setMode`):
+ * `trickle` answers 200 with JSON headers, then one byte of body every `trickleMs` forever (a
+ * proxy that never finishes); `html` answers every request 200 with an HTML login page.
  */
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -24,7 +28,16 @@ export interface RecordedRequest {
   body?: Record<string, unknown>
 }
 
-export async function startFakeGitHub(opts: { token: string; branchExists: (name: string) => boolean }) {
+export type FakeGitHubMode = 'normal' | 'trickle' | 'html'
+
+export async function startFakeGitHub(opts: {
+  token: string
+  branchExists: (name: string) => boolean
+  misbehave?: FakeGitHubMode
+  trickleMs?: number
+}) {
+  let mode: FakeGitHubMode = opts.misbehave ?? 'normal'
+  const trickles = new Set<ReturnType<typeof setInterval>>()
   const prs: FakePr[] = []
   const requests: RecordedRequest[] = []
   const read = (req: IncomingMessage) =>
@@ -47,6 +60,18 @@ export async function startFakeGitHub(opts: { token: string; branchExists: (name
     const reply = (status: number, data: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' })
       res.end(JSON.stringify(data))
+    }
+    if (mode === 'html') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+      return res.end('<!doctype html><html><head><title>Sign in - Corp Proxy</title></head><body><form>Log in</form></body></html>')
+    }
+    if (mode === 'trickle') {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('[')
+      const t = setInterval(() => res.write(' '), opts.trickleMs ?? 100)
+      trickles.add(t)
+      res.on('close', () => (clearInterval(t), trickles.delete(t)))
+      return
     }
     if (req.headers.authorization !== `Bearer ${opts.token}`) return reply(401, { message: 'Bad credentials' })
     const m = url.pathname.match(/^\/repos\/([^/]+)\/([^/]+)\/pulls(?:\/(\d+))?$/)
@@ -93,6 +118,11 @@ export async function startFakeGitHub(opts: { token: string; branchExists: (name
     url: `http://127.0.0.1:${port}`,
     prs,
     requests,
-    stop: () => new Promise<void>((r) => server.close(() => r())),
+    setMode: (m: FakeGitHubMode) => void (mode = m),
+    stop: () => {
+      for (const t of trickles) clearInterval(t)
+      server.closeAllConnections()
+      return new Promise<void>((r) => server.close(() => r()))
+    },
   }
 }
