@@ -244,10 +244,12 @@ describe('the processes an engine can see', () => {
     // knows the tokens it received on its channel) must hide it in what the factory prints.
     writeFileSync(bin, PROC_SNOOPER.replace('exit 1', `echo "error: fatal: found ${secrets.ACME_GH_PUSH}" >&2\nexit 1`))
     chmodSync(bin, 0o755)
-    // A second agent whose token the first agent's engine must not see either.
+    // A second agent whose token the first agent's engine must not see either. isolation: none,
+    // so the engine can see the factory's processes: what is proven here is that none of them
+    // holds a token (under namespace it could not even see them).
     writeFileSync(
       fx.configPath,
-      `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    github: { token_env: ACME_GH_PUSH }\n    limits: { max_attempts: 1 }\n    claude: { bin: ${bin} }\n` +
+      `agents:\n  - name: tester\n    engine: claude\n    isolation: none\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    github: { token_env: ACME_GH_PUSH }\n    limits: { max_attempts: 1 }\n    claude: { bin: ${bin} }\n` +
         `  - name: other\n    engine: console\n    tracker: { mode: api_key, token_env: OTHER_AGENT_KEY }\n    repo: { url: ${fx.origin}, base: main }\n`,
     )
     return fx
