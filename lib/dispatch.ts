@@ -136,3 +136,28 @@ export function previewTick(
   }
   return Object.values(issues)
 }
+
+/** Queued issues whose lock a live process holds (another driver's run); a dead owner's lock is taken over by the run. */
+export function heldIssues(records: IssueRecord[], lockOf: (identifier: string) => LockStatus): Set<string> {
+  return new Set(
+    records
+      .filter((r) => inPhase(r, 'queued'))
+      .filter((r) => {
+        const lock = lockOf(r.identifier)
+        return !!lock.owner && !lock.stale
+      })
+      .map((r) => r.id),
+  )
+}
+
+/** What a real tick would start (`start --dry-run`): the tick replayed on a copy, then the same planDispatch. */
+export function previewDispatch(
+  state: AgentState,
+  poll: PollPlan & { watch: string[]; watched: WatchedIssue[] },
+  lockOf: (identifier: string) => LockStatus,
+  caps: DispatchCaps,
+  now: Date,
+): DispatchSummary {
+  const records = previewTick(state, poll, poll, lockOf, now)
+  return summarizeDispatch(planDispatch(records, new Set(), caps, now.getTime(), heldIssues(records, lockOf)))
+}

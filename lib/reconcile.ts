@@ -180,3 +180,18 @@ function pruneClosed(ctx: AgentContext, records: IssueRecord[]): void {
       .join(', ') + (pruned.length > 10 ? ', ...' : '')
   ctx.log.info(`forgot ${pruned.length} issue(s) closed for longer than ${ctx.config.cleanup_grace_minutes} min: ${names}`)
 }
+
+/** Everything a tick does besides polling and dispatching; a failure is logged and the runs go on. */
+export async function reconcileTick(
+  ctx: AgentContext,
+  poll: { viewer: { id: string }; watch: string[]; watched: WatchedIssue[] },
+  runningHere: Set<string>,
+): Promise<void> {
+  try {
+    reconcile(ctx, poll.viewer.id, poll.watch, poll.watched)
+    await recoverStale(ctx, runningHere)
+    await cleanupClosed(ctx)
+  } catch (err) {
+    ctx.log.error(`${ctx.agent.name}: reconciliation failed (runs go on): ${asFactoryError(err).describe()}`)
+  }
+}

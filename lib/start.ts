@@ -4,22 +4,28 @@
  * reset for rate limits, exponentially otherwise) and the loop goes on; nothing queued is lost,
  * because queued issues live in state.json until a run takes them.
  */
-import { backoffMs, POLL_RETRY } from './backoff.ts'
 import { fileURLToPath } from 'node:url'
 import { type AgentConfig, agentSecretEnvs, type FactoryConfig } from './config.ts'
-import { agentContext, type AgentContext } from './context.ts'
+import { agentContext, type AgentContext, realSleep } from './context.ts'
 import { asFactoryError } from './errors.ts'
 import { inspectLock, LOCK_STALE_MS } from './lock.ts'
 import { logger, redactorFor } from './log.ts'
-import { pollAgent, recordPollError, type PollPlan } from './steps/poll.ts'
+import { decisionLine, type PollBackoff, type PollPlan, pollWithBackoff } from './steps/poll.ts'
 import { type ChildHandle, spawnScript } from './proc.ts'
 import { processEnv } from './secret-channel.ts'
-import { inPhase } from './phases.ts'
 import { agentState, readState, type IssueRecord, updateRecords } from './state.ts'
 import type { Tracker } from './tracker/types.ts'
-import { cleanupClosed, reconcile, recoverStale } from './reconcile.ts'
+import { reconcileTick } from './reconcile.ts'
 import { ensureBaseRepo } from './steps/worktree.ts'
-import { type DispatchSummary, planDispatch, previewTick, type SpawnBackoff, spawnBackoff, summarizeDispatch } from './dispatch.ts'
+import {
+  type DispatchSummary,
+  heldIssues,
+  planDispatch,
+  previewDispatch,
+  type SpawnBackoff,
+  spawnBackoff,
+  summarizeDispatch,
+} from './dispatch.ts'
 import { lockPathFor } from './steps/claim.ts'
 
 const RUN_SCRIPT = fileURLToPath(new URL('../scripts/run.ts', import.meta.url))
@@ -54,9 +60,6 @@ export interface TickReport {
   dispatch?: DispatchSummary
 }
 
-/** Poll backoff after `failures` consecutive failures: 30 s doubling, capped at 5 min. */
-export const pollBackoffMs = (failures: number): number => backoffMs(failures, POLL_RETRY)
-
 /** Build a driver; `tick()` runs one round for every agent, `loop()` runs until `stop()`. */
 export function createDriver(opts: DriverOptions) {
   const env = opts.env ?? processEnv()
@@ -64,30 +67,19 @@ export function createDriver(opts: DriverOptions) {
   const now = opts.now ?? Date.now
   const contexts = new Map<string, AgentContext>()
   const running = new Map<string, { agent: string; identifier: string; child: ChildHandle }>()
-  const backoff = new Map<string, { until: number; failures: number }>()
+  const backoff: PollBackoff = new Map()
   /** Per `agent/issue id`: run children that exited without taking their queued issue (dispatch.ts spawnBackoff). */
   const spawnBackoffs = new Map<string, SpawnBackoff>()
   const outcomes: RunOutcome[] = []
   const stopper = new AbortController()
 
-  const ctxFor = (agent: AgentConfig) => {
-    let ctx = contexts.get(agent.name)
-    if (!ctx) {
-      // The stop signal reaches the git commands the driver runs (a hung clone or fetch is killed on stop).
-      ctx = Object.assign(
-        agentContext({
-          config: opts.config,
-          configPath: opts.configPath,
-          agent,
-          env,
-          dryRun: opts.dryRun,
-          tag: 'start',
-          tracker: opts.tracker?.(agent),
-        }),
-        { signal: stopper.signal },
-      )
-      contexts.set(agent.name, ctx)
-    }
+  const ctxFor = (agent: AgentConfig): AgentContext => {
+    const made = contexts.get(agent.name)
+    if (made) return made
+    const { config, configPath, dryRun } = opts
+    const ctx = agentContext({ config, configPath, agent, env, dryRun, tag: 'start', tracker: opts.tracker?.(agent) })
+    // The stop signal reaches the git commands the driver runs (a hung clone or fetch is killed on stop).
+    contexts.set(agent.name, Object.assign(ctx, { signal: stopper.signal }))
     return ctx
   }
 
@@ -105,61 +97,24 @@ export function createDriver(opts: DriverOptions) {
   async function tickAgent(agent: AgentConfig, background = false): Promise<TickReport> {
     tickNos.set(agent.name, (tickNos.get(agent.name) ?? 0) + 1)
     const ctx = ctxFor(agent)
-    const b = backoff.get(agent.name)
-    if (b && b.until > now()) {
-      return {
-        agent: agent.name,
-        ok: false,
-        error: { code: 'backoff', message: `backing off until ${new Date(b.until).toISOString()}` },
-        started: [],
-      }
-    }
-    let plan: Awaited<ReturnType<typeof pollAgent>>
-    try {
-      plan = await pollAgent(ctx)
-      backoff.delete(agent.name)
-    } catch (err) {
-      const e = asFactoryError(err)
-      const failures = (b?.failures ?? 0) + 1
-      const resetAt = Number(e.details?.resetAt ?? 0)
-      const until = e.code === 'tracker_rate_limited' && resetAt > now() ? resetAt : now() + pollBackoffMs(failures)
-      backoff.set(agent.name, { until, failures })
-      log.error(`${agent.name}: poll failed: ${e.describe()}`)
-      log.info(`${agent.name}: next poll not before ${new Date(until).toISOString()}`)
-      try {
-        recordPollError(ctx, e.code, e.message)
-      } catch {}
-      return { agent: agent.name, ok: false, error: { code: e.code, message: e.message }, started: [] }
-    }
+    const polled = await pollWithBackoff(ctx, backoff, now())
+    if (!polled.ok) return { agent: agent.name, ok: false, error: polled.error, started: [] }
+    const plan = polled.plan
     for (const { issue, decision } of plan.items) {
-      const what =
-        decision.action === 'queue'
-          ? `queue (${decision.reason}${decision.reason === 'comment' ? `, ${decision.commentCount} new` : ''})`
-          : `skip (${decision.reason})`
-      // Our own writes bring an issue back on the next poll: routine skips are debug-level noise.
-      const routine = decision.action === 'skip' && (decision.reason === 'no_new_comments' || decision.reason === 'in_flight')
-      log[routine ? 'debug' : 'info'](`${agent.name}: ${issue.identifier} [${issue.state.name}] ${what}`)
+      const line = decisionLine(decision)
+      log[line.routine ? 'debug' : 'info'](`${agent.name}: ${issue.identifier} [${issue.state.name}] ${line.text}`)
       if (decision.ignoredComments)
         log.warn(`${agent.name}: ${issue.identifier}: ignored ${decision.ignoredComments} comment(s) from people not in allow_commenters`)
     }
     if (plan.items.length === 0) log.debug(`${agent.name}: nothing changed since ${plan.cursorBefore ?? 'the start'}`)
     if (opts.dryRun) {
-      // What the real tick would start: the records as poll + reconcile would leave them, planned
-      // by the same planDispatch as the real dispatch. Nothing is written.
+      // What the real tick would start, planned by the same planDispatch as the real dispatch. Nothing is written.
       const lockOf = (identifier: string) => inspectLock(lockPathFor(ctx, identifier), LOCK_STALE_MS)
-      const state = agentState(readState(ctx.paths.state), agent.name)
-      const records = previewTick(state, plan, plan, lockOf, ctx.now())
-      const dispatch = summarizeDispatch(planDispatch(records, new Set(), capsFor(agent), now(), heldIssues(records, lockOf)))
+      const dispatch = previewDispatch(agentState(readState(ctx.paths.state), agent.name), plan, lockOf, capsFor(agent), ctx.now())
       return { agent: agent.name, ok: true, plan, started: [], dispatch }
     }
-    try {
-      reconcile(ctx, plan.viewer.id, plan.watch, plan.watched)
-      const here = new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
-      await recoverStale(ctx, here)
-      await cleanupClosed(ctx)
-    } catch (err) {
-      log.error(`${agent.name}: reconciliation failed (runs go on): ${asFactoryError(err).describe()}`)
-    }
+    const here = new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
+    await reconcileTick(ctx, plan, here)
     if (background) {
       kick(agent)
       return { agent: agent.name, ok: true, plan, started: [] }
@@ -174,18 +129,6 @@ export function createDriver(opts: DriverOptions) {
     runningAgent: [...running.values()].filter((r) => r.agent === agent.name).length,
     runningMachine: running.size,
   })
-
-  /** Queued issues whose lock a live process holds (another driver's run); a dead owner's lock is taken over by the run. */
-  const heldIssues = (records: IssueRecord[], lockOf: (identifier: string) => ReturnType<typeof inspectLock>) =>
-    new Set(
-      records
-        .filter((r) => inPhase(r, 'queued'))
-        .filter((r) => {
-          const lock = lockOf(r.identifier)
-          return !!lock.owner && !lock.stale
-        })
-        .map((r) => r.id),
-    )
 
   /** The dispatch decision for an agent as things are now (records, runs in flight, locks, backoffs). */
   function decide(agent: AgentConfig, ctx: AgentContext) {
@@ -304,13 +247,7 @@ export function createDriver(opts: DriverOptions) {
     while (running.size > 0) await Promise.race([...running.values()].map((r) => r.child.exited))
   }
 
-  const sleep =
-    opts.sleep ??
-    ((ms: number, signal: AbortSignal) =>
-      new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, ms)
-        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true })
-      }))
+  const sleep = opts.sleep ?? realSleep
 
   return {
     outcomes,
@@ -332,10 +269,7 @@ export function createDriver(opts: DriverOptions) {
       // Each agent on its own clock; dispatch (which may wait on a git remote) runs in the
       // background, so polls and reconciliation go on. stop() ends the loop at once: a tick still
       // waiting on Linear is dropped (what it had not written is simply polled again next start).
-      const stopped = new Promise<void>((resolve) => {
-        if (stopper.signal.aborted) resolve()
-        stopper.signal.addEventListener('abort', () => resolve(), { once: true })
-      })
+      const stopped = new Promise<void>((r) => (stopper.signal.aborted ? r() : stopper.signal.addEventListener('abort', () => r())))
       const loops = Promise.all(
         opts.agents.map(async (agent) => {
           while (!stopper.signal.aborted) {

@@ -9,7 +9,8 @@ import { planDispatch, summarizeDispatch } from '../lib/dispatch.ts'
 import { type Fixture, fixture, gitSync, ROOT, seedWith } from './helpers.ts'
 import { DEFAULT_STATES } from '../lib/sandbox/seed.ts'
 import { loadConfig } from '../lib/config.ts'
-import { createDriver, pollBackoffMs } from '../lib/start.ts'
+import { createDriver } from '../lib/start.ts'
+import { pollBackoffMs } from '../lib/steps/poll.ts'
 import { repoSlug } from '../lib/steps/worktree.ts'
 
 let fx: Fixture | undefined

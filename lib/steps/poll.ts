@@ -4,7 +4,9 @@
  * "cursor-after-records": the cursor never passes an issue that is not durably recorded).
  */
 import type { AgentConfig } from '../config.ts'
+import { backoffMs, POLL_RETRY } from '../backoff.ts'
 import type { AgentContext } from '../context.ts'
+import { asFactoryError } from '../errors.ts'
 import { inPhase, isActive } from '../phases.ts'
 import { humanComments, lastCommentsUpTo } from '../prompt.ts'
 import { isActiveState, isClosed, isOurs, isReviewState } from '../workflow.ts'
@@ -45,6 +47,13 @@ export function planIssue(record: IssueRecord | undefined, issue: TrackerIssue, 
   if (fresh.length > 0) return { action: 'queue', reason: 'comment', commentCount: fresh.length, ignoredComments: ignored }
   if (inPhase(record, 'escalated')) return { action: 'skip', reason: 'escalated', ignoredComments: ignored }
   return { action: 'skip', reason: 'no_new_comments', ignoredComments: ignored }
+}
+
+/** How the loop logs a decision; routine skips (our own writes bring issues back) are debug-level. */
+export function decisionLine(decision: IssueDecision): { routine: boolean; text: string } {
+  if (decision.action === 'queue')
+    return { routine: false, text: `queue (${decision.reason}${decision.reason === 'comment' ? `, ${decision.commentCount} new` : ''})` }
+  return { routine: decision.reason === 'no_new_comments' || decision.reason === 'in_flight', text: `skip (${decision.reason})` }
 }
 
 export interface PollItem {
@@ -124,4 +133,41 @@ export function recordPollError(ctx: AgentContext, code: string, message: string
   updateState(ctx.paths.state, (draft) => {
     agentState(draft, ctx.agent.name).lastPollError = { code, message, at: ctx.now().toISOString() }
   })
+}
+
+/** Poll backoff after `failures` consecutive failures: 30 s doubling, capped at 5 min. */
+export const pollBackoffMs = (failures: number): number => backoffMs(failures, POLL_RETRY)
+
+/** Per agent: when its next poll may happen after failures in a row (the driver keeps one map). */
+export type PollBackoff = Map<string, { until: number; failures: number }>
+
+/**
+ * Poll unless the agent is backing off; a failure backs off (until Linear's reset for a rate
+ * limit, 30 s doubling otherwise), is logged with its fix and remembered for status.
+ */
+export async function pollWithBackoff(
+  ctx: AgentContext,
+  backoff: PollBackoff,
+  now: number,
+): Promise<{ ok: true; plan: PollResult } | { ok: false; error: { code: string; message: string } }> {
+  const name = ctx.agent.name
+  const b = backoff.get(name)
+  if (b && b.until > now) return { ok: false, error: { code: 'backoff', message: `backing off until ${new Date(b.until).toISOString()}` } }
+  try {
+    const plan = await pollAgent(ctx)
+    backoff.delete(name)
+    return { ok: true, plan }
+  } catch (err) {
+    const e = asFactoryError(err)
+    const failures = (b?.failures ?? 0) + 1
+    const resetAt = Number(e.details?.resetAt ?? 0)
+    const until = e.code === 'tracker_rate_limited' && resetAt > now ? resetAt : now + pollBackoffMs(failures)
+    backoff.set(name, { until, failures })
+    ctx.log.error(`${name}: poll failed: ${e.describe()}`)
+    ctx.log.info(`${name}: next poll not before ${new Date(until).toISOString()}`)
+    try {
+      recordPollError(ctx, e.code, e.message)
+    } catch {}
+    return { ok: false, error: { code: e.code, message: e.message } }
+  }
 }
