@@ -6,6 +6,9 @@ const MODULES = {
   'lib/paths.ts': ['test/paths.test.ts'],
   'lib/secrets.ts': ['test/secrets.test.ts'],
   'lib/workflow.ts': ['test/workflow.test.ts'],
+  'lib/phases.ts': ['test/phases.test.ts'],
+  'lib/retry.ts': ['test/retry.test.ts'],
+  'lib/backoff.ts': ['test/backoff.test.ts'],
 }
 
 const wanted = (process.env.MODULES ?? '').split(/[\s,]+/).filter(Boolean)

@@ -12,6 +12,7 @@ import { loadConfig, pickAgent } from './config.ts'
 import { type AgentContext, agentContext } from './context.ts'
 import { FactoryError, asFactoryError } from './errors.ts'
 import { type Redactor, redactorFor } from './log.ts'
+import { processEnv } from './secret-channel.ts'
 
 /** Flags every step script shares. */
 export const commonArgs = {
@@ -41,7 +42,7 @@ export interface CliIo {
   out: (text: string) => void
   /** Where usage errors and failures go (default stderr). */
   err: (text: string) => void
-  /** The env commands see through the session (default process.env). */
+  /** The env commands see through the session (default processEnv(): process.env plus the secrets of its channel). */
   env: NodeJS.ProcessEnv
 }
 
@@ -132,7 +133,7 @@ export async function runCli(
 ): Promise<{ code: number }> {
   const out = io.out ?? ((t: string) => void process.stdout.write(t))
   const err = io.err ?? ((t: string) => void process.stderr.write(t))
-  const env = io.env ?? process.env
+  const env = io.env ?? processEnv()
   const session: CliSession = { env, redact: redactorFor(env) }
   let leaf: AnyCommand = cmd
   let args: ArgsDef = {}
@@ -188,7 +189,7 @@ export async function contextFromArgs(
   tag: string,
   session?: CliSession,
 ): Promise<AgentContext> {
-  const env = session?.env ?? process.env
+  const env = session?.env ?? processEnv()
   const { config, path } = loadConfig(args.config, env)
   const name = need(args.agent, 'agent', `name the agent: --agent ${config.agents.map((a) => a.name).join('|')}`)
   const ctx = agentContext({ config, configPath: path, agent: pickAgent(config, name), dryRun: !!args['dry-run'], tag, env })

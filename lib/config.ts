@@ -7,7 +7,9 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { z } from 'zod'
+import { isolationStatus } from './engines/isolate.ts'
 import { FactoryError } from './errors.ts'
+import { isDeniedEnv } from './secrets.ts'
 
 const nameRe = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/
 
@@ -67,6 +69,10 @@ const agentSchema = z.strictObject({
   codex: codexSchema.optional(),
   limits: limitsSchema.prefault({}),
   github: z.strictObject({ token_env: z.string().default('FACTORY_GITHUB_TOKEN') }).prefault({}),
+  /** Further variables the engine may see (its env is an allow-list); never a secret (checked at load). */
+  engine_env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')).default([]),
+  /** How the engine CLI runs: `namespace` (bwrap; the default on Linux when bwrap works) or `none` (see lib/engines/isolate.ts). */
+  isolation: z.enum(['none', 'namespace']).optional(),
 })
 
 export const configSchema = z.strictObject({
@@ -84,6 +90,25 @@ export type AgentConfig = z.infer<typeof agentSchema>
 /** The env variables holding an agent's own secrets (beyond the fixed deny-list): never given to engines, always redacted. */
 export function agentSecretEnvs(agent: AgentConfig): string[] {
   return [agent.tracker.token_env, agent.github.token_env]
+}
+
+/**
+ * The secret variable names the config at `--config` (or $FACTORY_HOME/agents.yaml) names: every
+ * agent's tracker and GitHub token_env. Read leniently (no validation, [] when unreadable): a
+ * process uses it at its entry, before anything else, to move those tokens out of its environ.
+ */
+export function configSecretNames(rawArgs: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {
+  const i = rawArgs.findIndex((a) => a === '--config' || a.startsWith('--config='))
+  const explicit = i < 0 ? undefined : rawArgs[i]!.startsWith('--config=') ? rawArgs[i]!.slice('--config='.length) : rawArgs[i + 1]
+  try {
+    const raw = parseYaml(readFileSync(configPath(explicit, env), 'utf8')) as { agents?: unknown }
+    if (!Array.isArray(raw?.agents)) return []
+    return raw.agents
+      .flatMap((a: any) => [a?.tracker?.token_env, a?.github?.token_env ?? 'FACTORY_GITHUB_TOKEN'])
+      .filter((n): n is string => typeof n === 'string' && n.length > 0)
+  } catch {
+    return []
+  }
 }
 
 /** Where the factory keeps its state: $FACTORY_HOME, default ~/rose-factory. */
@@ -136,6 +161,18 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       })
     }
     seen.add(a.name)
+    const secretNames = new Set(config.agents.flatMap(agentSecretEnvs).map((n) => n.toUpperCase()))
+    a.engine_env.forEach((name, j) => {
+      if (isDeniedEnv(name) || secretNames.has(name.toUpperCase()))
+        throw new FactoryError(
+          'config_invalid',
+          `${file}: agents[${i}].engine_env[${j}]: ${name} holds a secret and never reaches an engine`,
+          {
+            fix: `remove ${name} from engine_env (engines get their credential from the factory: CLAUDE_AUTH_TOKEN on a file descriptor, Codex from its own login)`,
+          },
+        )
+    })
+    if (a.isolation === 'namespace') isolationStatus(a, env) // config_invalid when bwrap cannot be had here
     if (a.tracker.mode === 'agent_session') {
       throw new FactoryError(
         'config_invalid',

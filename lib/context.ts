@@ -7,6 +7,7 @@ import { type AgentConfig, agentSecretEnvs, type FactoryConfig, factoryHome, git
 import { logger, type Redactor, redactorFor } from './log.ts'
 import { ensureHome, layout, safeJoin } from './paths.ts'
 import { fileRateGate } from './ratelimit.ts'
+import { processEnv } from './secret-channel.ts'
 import { createLinearTracker } from './tracker/linear.ts'
 import type { Tracker } from './tracker/types.ts'
 
@@ -17,6 +18,7 @@ export interface AgentContext {
   home: string
   paths: ReturnType<typeof layout>
   tracker: Tracker
+  /** The env steps read, secrets included (in memory; from the secret channel, see processEnv). Never spawn a process with it as is. */
   env: NodeJS.ProcessEnv
   /** Hides the secrets of this process in any text: the deny-listed values and every agent's token_env values. */
   redact: Redactor
@@ -50,9 +52,13 @@ export function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
   })
 }
 
-/** Build the context for one agent (the tracker talks to LINEAR_API_URL with the agent's key). */
+/**
+ * Build the context for one agent (the tracker talks to LINEAR_API_URL with the agent's key). The
+ * default env is this process's clean env plus the secrets of its channel (lib/secret-channel.ts):
+ * tokens live in this object, never in the process's environ.
+ */
 export function agentContext(opts: ContextOptions): AgentContext {
-  const env = opts.env ?? process.env
+  const env = opts.env ?? processEnv()
   const home = ensureHome(factoryHome(env))
   // Every agent's token_env of the config: a line about one agent may quote another's token.
   const redact = redactorFor(env, opts.config.agents.flatMap(agentSecretEnvs))

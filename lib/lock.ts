@@ -20,7 +20,7 @@ import { hostname } from 'node:os'
 import { dirname } from 'node:path'
 import { FactoryError } from './errors.ts'
 import { safeJoin } from './paths.ts'
-import { pidAlive } from './proc.ts'
+import { pidAlive } from './signal.ts'
 
 export interface LockOwner {
   pid: number

@@ -4,13 +4,8 @@
  * nothing else writes `phase`). Steps return what they did; the runner, the poll and the
  * reconciler turn that into an event and hand it to `updateRecords` (state.ts), which is the
  * only writer of issue records. Events on a released record are refused ("released stays
- * released"), except a new poll or webhook that makes the issue ours again.
- *
- *   seen --polled(active)--> queued --claimed--> claimed --worktree_ready--> running
- *   running --engine_finished--> reporting --reported--> done | failed
- *   any in flight --failed--> queued (retry) | escalated (attempts used up) | failed (final)
- *   queued / in flight --released--> released;  in flight --recovered / stopped--> queued
- *   done | failed | escalated --polled(human comment)--> queued (a new run)
+ * released"), except a new poll or webhook that makes the issue ours again. The diagram is in
+ * ARCHITECTURE.md; test/phases.test.ts pins every phase x event.
  */
 import { planFailure } from './retry.ts'
 import type { IssueRecord, RunRecord } from './state.ts'
@@ -59,7 +54,6 @@ export type PhaseEvent =
   | { type: 'worktree_ready'; path: string; branch: string }
   /** The engine ended (any status); `threadUsage`: the engine reports the thread's running total (Codex). */
   | { type: 'engine_finished'; run: Partial<RunRecord>; sessionId?: string; threadUsage?: boolean }
-  | { type: 'pr_opened'; url: string }
   | {
       type: 'reported'
       outcome: 'success' | 'no_changes' | 'failed'
@@ -82,6 +76,16 @@ export type PhaseEvent =
   | { type: 'worktree_removed' }
 
 export type EventType = PhaseEvent['type']
+
+/** Every event type, for tables and tests (the compiler checks it lists the whole union). */
+// prettier-ignore
+export const EVENT_TYPES = [
+  'polled', 'session_created', 'prompted', 'stop_requested', 'claimed', 'worktree_ready', 'engine_finished', 'reported',
+  'failed', 'blocked', 'released', 'escalated', 'recovered', 'stopped', 'worktree_removed',
+] as const satisfies readonly EventType[]
+type Unlisted = Exclude<EventType, (typeof EVENT_TYPES)[number]>
+const _everyEventListed: [Unlisted] extends [never] ? true : Unlisted = true
+void _everyEventListed
 
 export type Transition = { ok: true; record: IssueRecord } | { ok: false; refused: string }
 
@@ -189,6 +193,7 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
     case 'engine_finished': {
       const run = runOf(r)
       if (!run) return refuse('no run to finish')
+      if (run.reportedAt) return refuse(`run #${run.n} is closed`)
       const fields = { ...event.run, endedAt: event.run.endedAt ?? at }
       if (event.threadUsage && fields.usage) {
         const prev = r.runs.filter((x) => x.n < run.n && x.usageThreadTotal).at(-1)?.usageThreadTotal
@@ -203,9 +208,6 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       else r.phase = 'reporting'
       return { ok: true, record: r }
     }
-    case 'pr_opened':
-      r.prUrl = event.url
-      return { ok: true, record: r }
     case 'reported': {
       if (!isInFlight(r)) return refuse(`${r.phase}: no run being reported`)
       const run = runOf(r)

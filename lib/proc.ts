@@ -5,8 +5,11 @@
  * except when the binary itself is missing.
  */
 import { spawn as nodeSpawn } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { closeSync } from 'node:fs'
+import type { Writable } from 'node:stream'
 import { FactoryError } from './errors.ts'
+import { killTree, signalGroup } from './signal.ts'
+import { loadFfi, pipeHolding, processEnv, secretStdio, sendSecrets } from './secret-channel.ts'
 
 export interface RunOptions {
   cwd?: string
@@ -27,6 +30,11 @@ export interface RunOptions {
   onErrLine?: (line: string) => void
   /** Keep at most this many bytes of stdout/stderr in the result (default 1 MiB each). */
   maxBuffer?: number
+  /**
+   * Texts handed to the child on extra file descriptors: the first on fd 3, the next on fd 4, ...
+   * (each a pipe written then closed). For credentials a child reads from an fd, never from its env.
+   */
+  fds?: string[]
 }
 
 export interface RunResult {
@@ -43,20 +51,33 @@ export interface RunResult {
 
 /** Spawn `argv[0]` with `argv[1..]` in its own process group and wait for it to end. */
 export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  if (opts.fds?.length) return loadFfi().then((ffi) => runWith(argv, opts, ffi))
+  return runWith(argv, opts, undefined)
+}
+
+function runWith(argv: string[], opts: RunOptions, ffi: Awaited<ReturnType<typeof loadFfi>>): Promise<RunResult> {
   const started = Date.now()
   const maxBuffer = opts.maxBuffer ?? 1024 * 1024
   return new Promise((resolve, reject) => {
     let child: ReturnType<typeof nodeSpawn>
+    // Real pipes (not the runtime's socket pairs), already written and closed on our side.
+    const extra = (opts.fds ?? []).map((text) => pipeHolding(text, ffi))
     try {
       child = nodeSpawn(argv[0]!, argv.slice(1), {
         cwd: opts.cwd,
         env: (opts.env ?? process.env) as NodeJS.ProcessEnv,
-        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...extra],
         detached: true,
       })
     } catch (err) {
       reject(missingBinary(argv[0]!, err))
       return
+    } finally {
+      for (const fd of extra) {
+        try {
+          closeSync(fd)
+        } catch {}
+      }
     }
     let stdout = ''
     let stderr = ''
@@ -149,91 +170,6 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   })
 }
 
-/** Send `sig` to the process group led by `pid`; a group already gone is fine. */
-export function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
-  if (!pid) return
-  try {
-    process.kill(-pid, sig)
-  } catch {
-    try {
-      process.kill(pid, sig)
-    } catch {}
-  }
-}
-
-/**
- * Every live process below `pid` (children, grandchildren, ...), each with its process group, read
- * from /proc (Linux; elsewhere an empty list). Engines, git and bootstraps run detached in their
- * own groups, so killing a script's child alone would leave them running.
- */
-export function descendants(pid: number): { pid: number; pgid: number }[] {
-  let names: string[]
-  try {
-    names = readdirSync('/proc')
-  } catch {
-    return []
-  }
-  const byParent = new Map<number, { pid: number; pgid: number }[]>()
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      // "pid (comm) STATE PPID PGRP ...": comm may hold spaces or parens, so split after the last ')'.
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-      const [state, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (state === 'Z') continue
-      const list = byParent.get(Number(ppid)) ?? []
-      list.push({ pid: Number(name), pgid: Number(pgrp) })
-      byParent.set(Number(ppid), list)
-    } catch {} // gone meanwhile
-  }
-  const out: { pid: number; pgid: number }[] = []
-  const todo = [pid]
-  while (todo.length) {
-    for (const c of byParent.get(todo.pop()!) ?? []) {
-      out.push(c)
-      todo.push(c.pid)
-    }
-  }
-  return out
-}
-
-/**
- * SIGKILL everything below `pid`, including whole process groups led by a descendant (an engine's
- * group keeps members whose parent already died), then `pid` itself unless `self` is false.
- * For forced stops; returns how many processes below `pid` were signalled.
- */
-export function killTree(pid: number, opts: { self?: boolean } = {}): number {
-  const below = descendants(pid)
-  for (const d of below) if (d.pgid === d.pid) signalGroup(d.pgid, 'SIGKILL')
-  for (const d of below) {
-    try {
-      process.kill(d.pid, 'SIGKILL')
-    } catch {}
-  }
-  if (opts.self !== false) {
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {}
-  }
-  return below.length
-}
-
-/** True when a process with this pid exists on this host and is not a zombie (dead, not yet reaped). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-  try {
-    // /proc/<pid>/stat: "pid (comm) STATE ..."; comm may contain spaces or parens, so read after the last ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
-  } catch {
-    return true
-  }
-}
-
 function missingBinary(bin: string, err: unknown): FactoryError {
   const code = (err as NodeJS.ErrnoException)?.code
   if (code === 'ENOENT') {
@@ -256,13 +192,21 @@ export interface ChildHandle {
 /**
  * Start another of our scripts as a child process with the same runtime (bun, or node with the
  * tsx loader flags in execArgv), inheriting stdio so its tagged log lines reach the terminal.
+ * Invariant "no-secrets-in-reach": the secrets of `env` (deny-listed names and `secretNames`, e.g.
+ * every agent's token_env) are not put in the child's environ; they go on its fd 3 (lib/secret-channel.ts).
  */
-export function spawnScript(script: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildHandle {
+export function spawnScript(
+  script: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; secretNames?: readonly string[] } = {},
+): ChildHandle {
+  const { env, secrets } = secretStdio(opts.env ?? processEnv(), opts.secretNames)
   const child = nodeSpawn(process.execPath, [...process.execArgv, script, ...args], {
     cwd: opts.cwd,
-    env: opts.env ?? process.env,
-    stdio: ['ignore', 'inherit', 'inherit'],
+    env,
+    stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
   })
+  sendSecrets(child.stdio[3] as Writable | null, secrets)
   const exited = new Promise<number | null>((resolve) => {
     child.on('error', () => resolve(1))
     child.on('exit', (code) => resolve(code))

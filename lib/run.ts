@@ -223,7 +223,7 @@ async function onFailure(ctx: AgentContext, issueId: string, runNumber: number |
       `${r.identifier}: attempt ${r.attempts} of ${ctx.agent.limits.max_attempts} failed (${error.code}); retrying in ${waitS} s`,
     )
   } else if (inPhase(r, 'escalated')) {
-    await postEscalation(ctx, r, `${r.attempts} attempts failed (last: ${error.code})`)
+    await postEscalation(ctx, r, `${r.attempts} attempt${r.attempts === 1 ? '' : 's'} failed (last: ${error.code})`)
   } else if (runNumber !== undefined && !error.code.startsWith('tracker_')) {
     await postFailure(ctx, r, runNumber)
   }

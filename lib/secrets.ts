@@ -1,10 +1,11 @@
 /**
- * Invariant "no-secrets-in-reach": engine processes never see LLM API keys or factory tokens. The env handed to an
- * engine is scrubbed by the named deny-list below (exact names and prefixes), plus the agent's
- * own token_env. Tokens are also redacted from anything we log.
+ * Invariant "no-secrets-in-reach": the named secrets below (exact names and prefixes), plus every
+ * agent's token_env, are what the factory treats as secret: they never sit in the environ of a
+ * factory process (lib/secret-channel.ts moves them to a pipe), never reach an engine (whose env is
+ * an allow-list, lib/engines/env.ts; this list is the second guard) and are redacted from every text.
  */
 
-/** Exact variable names that never reach an engine process. */
+/** Exact variable names that hold secrets: never in an engine's env, never in a factory process's environ. */
 export const DENIED_ENV_NAMES: readonly string[] = [
   'OPENAI_API_KEY',
   'OPENAI_ORG_ID',
@@ -26,6 +27,18 @@ export const DENIED_ENV_NAMES: readonly string[] = [
   'HF_TOKEN',
   'HUGGINGFACE_API_KEY',
   'AWS_BEARER_TOKEN_BEDROCK',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AZURE_API_KEY',
+  'CODEX_API_KEY',
+  'OPENAI_ADMIN_KEY',
+  'GH_ENTERPRISE_TOKEN',
+  'GITHUB_PAT',
+  'GITLAB_TOKEN',
+  'NPM_TOKEN',
+  'CLAUDE_CODE_OAUTH_TOKEN',
+  'CLAUDE_CODE_OAUTH_REFRESH_TOKEN',
   'FACTORY_GITHUB_TOKEN',
   'GITHUB_TOKEN',
   'GH_TOKEN',
@@ -35,7 +48,7 @@ export const DENIED_ENV_NAMES: readonly string[] = [
   'SUPABASE_ACCESS_TOKEN',
 ]
 
-/** Variable-name prefixes that never reach an engine process. */
+/** Variable-name prefixes that hold secrets (same rules as DENIED_ENV_NAMES). */
 export const DENIED_ENV_PREFIXES: readonly string[] = ['LINEAR_', 'LANGFUSE_', 'FACTORY_SECRET_']
 
 /** True when `name` is on the deny-list (by exact name or prefix). */

@@ -13,6 +13,7 @@ import { inspectLock, LOCK_STALE_MS } from './lock.ts'
 import { logger, redactorFor } from './log.ts'
 import { pollAgent, recordPollError, type PollPlan } from './steps/poll.ts'
 import { type ChildHandle, spawnScript } from './proc.ts'
+import { processEnv } from './secret-channel.ts'
 import { inPhase } from './phases.ts'
 import { agentState, readState, type IssueRecord, updateRecords } from './state.ts'
 import type { Tracker } from './tracker/types.ts'
@@ -58,7 +59,7 @@ export const pollBackoffMs = (failures: number): number => backoffMs(failures, P
 
 /** Build a driver; `tick()` runs one round for every agent, `loop()` runs until `stop()`. */
 export function createDriver(opts: DriverOptions) {
-  const env = opts.env ?? process.env
+  const env = opts.env ?? processEnv()
   const log = logger('start', redactorFor(env, opts.config.agents.flatMap(agentSecretEnvs)))
   const now = opts.now ?? Date.now
   const contexts = new Map<string, AgentContext>()
@@ -87,8 +88,11 @@ export function createDriver(opts: DriverOptions) {
   const spawnRun =
     opts.spawnRun ??
     ((agent: AgentConfig, issueId: string) =>
+      // Invariant "no-secrets-in-reach": the child's environ gets no token (deny-listed names and every
+      // agent's token_env); they go on its fd 3 and it reads them once (lib/secret-channel.ts).
       spawnScript(RUN_SCRIPT, ['--config', opts.configPath, '--agent', agent.name, '--issue', issueId, '--no-fetch', '--only-queued'], {
         env,
+        secretNames: opts.config.agents.flatMap(agentSecretEnvs),
       }))
 
   async function tickAgent(agent: AgentConfig): Promise<TickReport> {

@@ -11,7 +11,8 @@ const command = defineCommand({
   args: {
     ...commonArgs,
     ...issueArg,
-    refresh: { type: 'boolean', description: 'read the issue from Linear even if state.json has it', default: false },
+    // By hand, state.json's snapshot may be old (unassigned since): read Linear so only what is ours is claimed.
+    refresh: { type: 'boolean', description: 'read the issue from Linear, not state.json (--no-refresh: use the snapshot)', default: true },
   },
   async run({ args, data }) {
     const ctx = await contextFromArgs(args, 'claim', data)

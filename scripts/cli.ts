@@ -2,6 +2,7 @@
 /** rose-factory <verb>: every script as a subcommand, imported lazily. */
 import { defineCommand } from 'citty'
 import { isEntry, runCli } from '../lib/cli.ts'
+import { enterWithoutSecrets } from '../lib/secret-channel.ts'
 
 const load = (name: string) => () => import(`./${name}.ts`).then((m) => m.default)
 
@@ -27,4 +28,8 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)
+if (isEntry(import.meta.url)) {
+  // Invariant "no-secrets-in-reach": no token stays in this process's environ (an engine could read it).
+  await enterWithoutSecrets()
+  process.exit((await runCli(command)).code)
+}

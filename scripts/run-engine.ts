@@ -3,6 +3,7 @@
 import { defineCommand } from 'citty'
 import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
 import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
+import { enterWithoutSecrets } from '../lib/secret-channel.ts'
 import { assertIssueLockFree } from '../lib/preview.ts'
 import { planEngineRun, runEngineStep } from '../lib/steps/run-engine.ts'
 import { FactoryError } from '../lib/errors.ts'
@@ -54,4 +55,8 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)
+if (isEntry(import.meta.url)) {
+  // Invariant "no-secrets-in-reach": no token stays in this process's environ (an engine could read it).
+  await enterWithoutSecrets()
+  process.exit((await runCli(command)).code)
+}

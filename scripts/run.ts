@@ -3,7 +3,8 @@
 import { defineCommand } from 'citty'
 import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
-import { killTree } from '../lib/proc.ts'
+import { killTree } from '../lib/signal.ts'
+import { enterWithoutSecrets } from '../lib/secret-channel.ts'
 import { runIssue } from '../lib/run.ts'
 
 const command = defineCommand({
@@ -63,4 +64,8 @@ const command = defineCommand({
 
 export default command
 
-if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)
+if (isEntry(import.meta.url)) {
+  // Invariant "no-secrets-in-reach": no token stays in this process's environ (an engine could read it).
+  await enterWithoutSecrets()
+  process.exit((await runCli(command)).code)
+}

@@ -5,7 +5,8 @@ import { type CliSession, commonArgs, isEntry, runCli, printJson } from '../lib/
 import { agentSecretEnvs, loadConfig, selectAgents } from '../lib/config.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
 import { logger, redactorFor } from '../lib/log.ts'
-import { killTree } from '../lib/proc.ts'
+import { killTree } from '../lib/signal.ts'
+import { enterWithoutSecrets, processEnv } from '../lib/secret-channel.ts'
 
 const command = defineCommand({
   meta: {
@@ -23,7 +24,7 @@ const command = defineCommand({
     },
   },
   async run({ args, data }) {
-    const env = (data as CliSession | undefined)?.env ?? process.env
+    const env = (data as CliSession | undefined)?.env ?? processEnv()
     const { config, path } = loadConfig(args.config, env)
     const agents = selectAgents(config, args.agent)
     const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
@@ -102,4 +103,8 @@ function describeDryTick(r: TickReport): string {
 
 export default command
 
-if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)
+if (isEntry(import.meta.url)) {
+  // Invariant "no-secrets-in-reach": no token stays in this process's environ (an engine could read it).
+  await enterWithoutSecrets()
+  process.exit((await runCli(command)).code)
+}

@@ -160,7 +160,8 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
         hungAt = Date.now()
         return { kind: 'hang' }
       })
-      const stallMs = 1500
+      // Long enough that Claude's own start-up (seconds on a loaded machine) is not mistaken for the stall.
+      const stallMs = 4000
       const r = await engine({ permissionMode: 'bypassPermissions' }).run(input({ prompt: `work ${token}`, stallMs }))
       const killedAfter = Date.now() - hungAt
       expect(r.status).toBe('stalled')
@@ -175,13 +176,40 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
     T,
   )
 
+  test(
+    'the OAuth token goes in on a file descriptor: the model server gets it as Bearer, and no environ the shell can walk up to holds it',
+    async () => {
+      const token = unique('fake-oauth-fd')
+      // The model's shell prints the environ of itself and of every ancestor (Claude Code included).
+      const walk =
+        'p=$$; while [ "$p" -gt 1 ]; do echo "== $p"; tr "\\0" "\\n" < /proc/$p/environ; p=$(awk "{print \\$4}" /proc/$p/stat); done'
+      const { fake, input } = await setup(
+        (req) =>
+          toolResults(req.body).length ? { kind: 'text', text: 'walked' } : { kind: 'tool_use', name: 'Bash', input: { command: walk } },
+        { CLAUDE_AUTH_TOKEN: token },
+      )
+      const r = await engine({ permissionMode: 'bypassPermissions' }).run(input())
+      expect(r.status, `${r.summary}\n${readFileSync(r.logPath, 'utf8')}`).toBe('success')
+      expect(fake.headers.length).toBeGreaterThan(0)
+      for (const h of fake.headers) expect(h.authorization).toBe(`Bearer ${token}`)
+      const seen = toolResults(fake.requests.at(-1)).join('\n')
+      expect(seen).toContain('== ')
+      // Which path ran: the fd variable, never the token variable.
+      expect(seen).toContain('CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR=3')
+      expect(seen).not.toContain('CLAUDE_CODE_OAUTH_TOKEN=')
+      expect(seen).not.toContain(token)
+      expect(readFileSync(r.logPath, 'utf8')).not.toContain(token)
+    },
+    T,
+  )
+
   describe('environment scrubbing', () => {
     const fixture = deniedEnvFixture()
     beforeAll(() => fixture.set())
     afterAll(() => fixture.restore())
 
     test(
-      'the shell the model runs sees none of the denied variables, but does see a harmless marker',
+      'the shell the model runs sees none of the denied variables, a variable the agent names in engine_env, and no other',
       async () => {
         const { fake, input } = await setup((req) =>
           toolResults(req.body).length
@@ -190,14 +218,20 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
         )
         // Built from the real process env, which now holds every denied variable (private dirs on top).
         const { CLAUDE_CONFIG_DIR: _, ...processEnv } = process.env
-        const env = engineEnv('claude', { ...processEnv, ...ws.env({ ANTHROPIC_BASE_URL: fake.url }) }, [fixture.agentTokenEnv])
+        const env = engineEnv(
+          'claude',
+          { ...processEnv, ...ws.env({ ANTHROPIC_BASE_URL: fake.url }) },
+          [fixture.agentTokenEnv],
+          [fixture.markerName],
+        )
         expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBeDefined()
         const r = await engine({ permissionMode: 'bypassPermissions' }).run(input({ env }))
         expect(r.status).toBe('success')
         const seen = toolResults(fake.requests.at(-1)).join('\n')
         expect(seen).toContain(`${fixture.markerName}=${fixture.markerValue}`)
-        // The CLI itself filters nothing token-like: this canary (not on our list) gets through.
-        expect(seen).toContain(`${fixture.canaryName}=${fixture.canaryValue}`)
+        // An allow-list: this token-looking canary is on no list of ours, and it does not get through.
+        expect(seen).not.toContain(fixture.canaryValue)
+        expect(seen).toContain('PATH=')
         expect(fixture.leaks(seen)).toEqual([])
       },
       T,

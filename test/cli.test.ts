@@ -143,8 +143,9 @@ describe('runCli in-process', () => {
     walk(join(ROOT, 'lib'))
     expect(offenders).toEqual([])
     for (const f of readdirSync(join(ROOT, 'scripts')).filter((n) => n.endsWith('.ts')))
-      expect(readFileSync(join(ROOT, 'scripts', f), 'utf8'), f).toContain(
-        'if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)',
+      // The entries that can start an engine first move the tokens out of their environ (lib/secret-channel.ts).
+      expect(readFileSync(join(ROOT, 'scripts', f), 'utf8'), f).toMatch(
+        /if \(isEntry\(import\.meta\.url\)\) (process\.exit\(\(await runCli\(command\)\)\.code\)|\{\n( {2}\/\/.*\n)* {2}await enterWithoutSecrets\(\)\n {2}process\.exit\(\(await runCli\(command\)\)\.code\)\n\})/,
       )
   })
 })

@@ -1,9 +1,10 @@
 /** The Codex engine, running the real Codex CLI against a scripted fake OpenAI Responses server. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { createCodexEngine, type CodexOptions } from '../lib/engines/codex.ts'
 import { engineEnv } from '../lib/engines/env.ts'
+import { probeBwrap } from '../lib/engines/isolate.ts'
 import type { EngineRunInput } from '../lib/engines/types.ts'
 import { deniedEnvFixture } from './fakes/denied-env.ts'
 import {
@@ -47,7 +48,7 @@ function fakeProvider(url: string): string[] {
 async function setup(script: (req: OpenAIRequest, n: number) => OpenAIReply | Promise<OpenAIReply>) {
   ws = makeWorkspace('rose-codex-')
   fake = await startFakeOpenAI(script)
-  const env = engineEnv('codex', ws.env({ FAKE_KEY: 'fake-key' }))
+  const env = engineEnv('codex', ws.env({ FAKE_KEY: 'fake-key' }), [], ['FAKE_KEY'])
   const input = (over: Partial<EngineRunInput> = {}): EngineRunInput => ({
     prompt: 'do the thing',
     cwd: ws.repo,
@@ -170,25 +171,60 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
     T,
   )
 
+  const bwrap = probeBwrap()
+  test.skipIf(!bwrap.version)(
+    `under isolation: namespace Codex runs inside bwrap with its own sandbox off: the patch lands, its shell sees only its own processes${bwrap.version ? '' : ` (skipped: ${bwrap.problem}; apt-get install bubblewrap)`}`,
+    async () => {
+      const patch = '*** Begin Patch\n*** Update File: README.md\n@@\n-# sample\n+# sample, patched inside the namespace\n*** End Patch\n'
+      const { fake, input, engine } = await setup((req, n) => {
+        if (n === 0)
+          return {
+            kind: 'shell',
+            command: `ls /proc | grep -c '^[0-9]' ; test -e /proc/${process.pid} && echo SEES-DRIVER; echo HOME=$HOME`,
+          }
+        if (n === 1) return { kind: 'apply_patch', patch }
+        return { kind: 'text', text: 'done' }
+      })
+      const factoryHome = join(ws.root, 'factory')
+      const r = await engine().run(input({ isolation: { mode: 'namespace', agent: 'tester', factoryHome, bwrap: bwrap.path } }))
+      expect({ status: r.status, summary: r.summary }).toEqual({ status: 'success', summary: 'done' })
+      expect(readFileSync(join(ws.repo, 'README.md'), 'utf8')).toBe('# sample, patched inside the namespace\n')
+      const seen = toolOutputs(fake.requests[1]).join('\n')
+      expect(seen).not.toContain('SEES-DRIVER')
+      expect(seen).toContain(`HOME=${join(realpathSync(factoryHome), 'engine-home', 'tester')}`)
+      expect(Number(seen.match(/^(\d+)$/m)?.[1])).toBeLessThan(10)
+      const transcript = readFileSync(r.logPath, 'utf8')
+      expect(transcript).toContain('"danger-full-access"')
+      expect(transcript).toContain('[rose] engine isolation: namespace')
+    },
+    T,
+  )
+
   describe('environment scrubbing', () => {
     const fixture = deniedEnvFixture()
     beforeAll(() => fixture.set())
     afterAll(() => fixture.restore())
 
     test(
-      'the shell the model runs sees none of the denied variables, but does see a harmless marker',
+      'the shell the model runs sees none of the denied variables, a variable the agent names in engine_env, and no other',
       async () => {
         const { fake, input, engine } = await setup((req) =>
           toolOutputs(req.body).length ? { kind: 'text', text: 'looked at env' } : { kind: 'shell', command: 'env' },
         )
         // Built from the real process env, which now holds every denied variable (private dirs on top).
-        const env = engineEnv('codex', { ...process.env, ...ws.env({ FAKE_KEY: 'fake-key' }) }, [fixture.agentTokenEnv])
+        const env = engineEnv(
+          'codex',
+          { ...process.env, ...ws.env({ FAKE_KEY: 'fake-key' }) },
+          [fixture.agentTokenEnv],
+          ['FAKE_KEY', fixture.markerName],
+        )
         // Codex can also filter the shell env itself; switch that off so only our scrub is tested.
         const r = await engine({ config: ['shell_environment_policy.ignore_default_excludes=true'] }).run(input({ env }))
         expect(r.status).toBe('success')
         const seen = toolOutputs(fake.requests.at(-1)).join('\n')
         expect(seen).toContain(`${fixture.markerName}=${fixture.markerValue}`)
-        expect(seen).toContain(`${fixture.canaryName}=${fixture.canaryValue}`)
+        // An allow-list: this token-looking canary is on no list of ours, and it does not get through.
+        expect(seen).not.toContain(fixture.canaryValue)
         expect(fixture.leaks(seen)).toEqual([])
       },
       T,

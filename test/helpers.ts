@@ -42,12 +42,12 @@ export const makeOrigin = (dir: string): string => createSampleOrigin(dir)
 export const AGENT_KEY = 'lin_api_test_agent_key'
 
 /** A seed with one team, the agent user, a reviewer, and the given issues. */
-export function seedWith(issues: NonNullable<SandboxSeed['issues']>): SandboxSeed {
+export function seedWith(issues: NonNullable<SandboxSeed['issues']>, agentKey: string = AGENT_KEY): SandboxSeed {
   return {
     organization: { name: 'Rose Test', urlKey: 'rose-test' },
     teams: [{ key: 'ENG', name: 'Engineering' }],
     users: [
-      { name: 'Factory Agent', email: 'agent@rose.test', apiKey: AGENT_KEY },
+      { name: 'Factory Agent', email: 'agent@rose.test', apiKey: agentKey },
       { name: 'Riley Reviewer', email: 'riley@rose.test', apiKey: 'lin_api_test_riley_key' },
       { name: 'Sam Bystander', email: 'sam@rose.test', apiKey: 'lin_api_test_sam_key' },
     ],
@@ -82,12 +82,14 @@ export async function fixture(opts: {
   issues: NonNullable<SandboxSeed['issues']>
   agentYaml?: (origin: string) => string
   env?: Record<string, string>
+  /** The agent user's Linear API key (default AGENT_KEY; a unique one for leak checks: other test runs on the machine use the default). */
+  agentKey?: string
 }): Promise<Fixture> {
   const dir = tempDir()
   const home = join(dir, 'home')
   mkdirSync(home, { recursive: true })
   const origin = makeOrigin(dir)
-  const sandbox = await startSandbox({ port: 0, seed: seedWith(opts.issues), dataPath: join(dir, 'sandbox.json') })
+  const sandbox = await startSandbox({ port: 0, seed: seedWith(opts.issues, opts.agentKey), dataPath: join(dir, 'sandbox.json') })
   const configPath = join(home, 'agents.yaml')
   writeFileSync(
     configPath,
@@ -99,7 +101,7 @@ export async function fixture(opts: {
     HOME: dir,
     FACTORY_HOME: home,
     LINEAR_API_URL: sandbox.url,
-    ROSE_TEST_LINEAR_KEY: AGENT_KEY,
+    ROSE_TEST_LINEAR_KEY: opts.agentKey ?? AGENT_KEY,
     ...opts.env,
   }
   return {

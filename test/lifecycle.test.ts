@@ -6,7 +6,9 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { spawn } from 'node:child_process'
 import { appendFileSync, chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { DEFAULT_STATES } from '../lib/sandbox/seed.ts'
 import { CRASH_POINTS } from '../lib/crash.ts'
 import { backoffMs, RUN_RETRY } from '../lib/backoff.ts'
 import { planFailure } from '../lib/retry.ts'
@@ -15,7 +17,7 @@ import type { WatchedIssue } from '../lib/tracker/types.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { type IssueRecord, readState } from '../lib/state.ts'
 import { startFakeGitHub } from './fakes/github.ts'
-import { type Fixture, fixture, gitSync, ROOT } from './helpers.ts'
+import { type Fixture, fixture, gitSync, ROOT, seedWith } from './helpers.ts'
 
 let fx: Fixture | undefined
 let stopGh: (() => Promise<void>) | undefined
@@ -473,4 +475,79 @@ describe('two drivers on one FACTORY_HOME', () => {
       expect(fx.issue(`ENG-${i}`).state).toBe('In Review')
     }
   }, 90_000)
+})
+
+// Issue 7: failures are visible where users look, and what the factory posts names no local path.
+describe('failures explained on the issue', () => {
+  /** Every comment body posted on the issue, checked for this machine's paths (the fixture's temp dir, FACTORY_HOME, the repo root). */
+  function expectNoLocalPath(f: Fixture, identifier = 'ENG-1') {
+    const bodies = f.issue(identifier).comments.map((c) => c.body)
+    expect(bodies.length).toBeGreaterThan(0)
+    for (const body of bodies) {
+      for (const local of [f.dir, f.home, ROOT, basename(f.dir), `${tmpdir()}/`]) expect(body).not.toContain(local)
+    }
+  }
+
+  test('a team with no review state: the run finishes, a warning is logged and the summary says why it was not moved', async () => {
+    fx = await fixture({ issues: [] })
+    fx.sandbox.store.replace({
+      ...seedWith(ONE),
+      teams: [{ key: 'ENG', name: 'Engineering', states: DEFAULT_STATES.filter((s) => s.name !== 'In Review') }],
+    })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    expect(res.stderr).toContain('ENG-1: not moved to review: the team has no review state')
+    const ours = fx.issue('ENG-1').comments.filter((c) => c.body.includes(COMMENT_MARKER))
+    expect(ours).toHaveLength(1)
+    expect(ours[0]!.body).toContain('Run #1 finished')
+    expect(ours[0]!.body).toContain('Not moved to review: the team has no review state (add a started state named like "In Review").')
+    expect(fx.issue('ENG-1').state).toBe('In Progress')
+    expect(record(fx)!.phase).toBe('done')
+    // Left in In Progress (an active state), it is not run again.
+    const again = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(again.code, again.stderr).toBe(0)
+    expect(record(fx)!.runs).toHaveLength(1)
+  }, 60_000)
+
+  test('an escalation after a failing bootstrap quotes the error message and its fix, with no local path', async () => {
+    fx = await fixture({
+      issues: ONE,
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    limits: { max_attempts: 1 }\n    repo: { url: ${o}, base: main, bootstrap: "echo installing; exit 3" }\n`,
+    })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code).toBe(1)
+    expect(record(fx)).toMatchObject({ phase: 'escalated', lastError: { code: 'bootstrap_failed' } })
+    const asks = fx.issue('ENG-1').comments.filter((c) => c.body.includes('Needs a human'))
+    expect(asks).toHaveLength(1)
+    const body = asks[0]!.body
+    expect(body).toContain('Last error (`bootstrap_failed`)')
+    expect(body).toContain('> bootstrap `echo installing; exit 3` exited 3 in …/ENG-1')
+    expect(body).toContain('Fix: read …/bootstrap.log; fix repo.bootstrap of agent tester')
+    expectNoLocalPath(fx)
+  }, 60_000)
+
+  test('a missing engine binary is final at once: one failure comment with the message and the install fix, with no local path', async () => {
+    fx = await fixture({ issues: ONE })
+    const bin = join(fx.dir, 'not-installed', 'claude')
+    writeFileSync(
+      fx.configPath,
+      `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    claude: { bin: ${bin} }\n`,
+    )
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code).toBe(1)
+    expect(record(fx)).toMatchObject({ phase: 'failed', attempts: 0 })
+    expect(record(fx)!.runs).toHaveLength(1)
+    const ours = fx.issue('ENG-1').comments.filter((c) => c.body.includes(COMMENT_MARKER))
+    expect(ours).toHaveLength(1)
+    const body = ours[0]!.body
+    expect(body).toContain('**Run #1 failed** (engine_missing)')
+    expect(body).toContain('claude binary not found: configured bin "…/claude" is not an executable file')
+    expect(body).toContain('Fix: npm install -g @anthropic-ai/claude-code')
+    expectNoLocalPath(fx)
+    // Final: the next tick does not try again on its own.
+    const again = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(again.code, again.stderr).toBe(0)
+    expect(record(fx)!.runs).toHaveLength(1)
+  }, 60_000)
 })

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, relative } from 'node:path'
-import { assertUnder, layout, safeJoin, sanitizeBranch, sanitizeKey } from '../lib/paths.ts'
+import { assertUnder, ensureHome, layout, safeJoin, sanitizeBranch, sanitizeKey } from '../lib/paths.ts'
 import { tempDir, failure } from './helpers.ts'
 
 const dirs: string[] = []
@@ -292,5 +292,42 @@ describe('layout', () => {
     expect(l.state).toBe('/srv/factory/state.json')
     for (const p of [l.locks, l.repos, l.worktrees, l.logs]) expect(dirname(p)).toBe('/srv/factory')
     expect(new Set([l.locks, l.repos, l.worktrees, l.logs].map((p) => basename(p))).size).toBe(4)
+  })
+})
+
+describe('ensureHome', () => {
+  test('creates a missing FACTORY_HOME, nested, and returns it', () => {
+    const home = join(scratch(), 'a', 'b', 'home')
+    expect(ensureHome(home)).toBe(home)
+    expect(existsSync(home)).toBe(true)
+  })
+
+  test('an existing directory is accepted as it is', () => {
+    const home = scratch()
+    writeFileSync(join(home, 'keep'), 'x')
+    expect(ensureHome(home)).toBe(home)
+    expect(existsSync(join(home, 'keep'))).toBe(true)
+  })
+
+  test('a FACTORY_HOME that is a file, or under one, is home_unusable naming the file and the fix', () => {
+    const dir = scratch()
+    const file = join(dir, 'plain-file')
+    writeFileSync(file, 'x')
+    for (const home of [file, join(file, 'home'), join(file, 'deeper', 'home')]) {
+      const e = failure(() => ensureHome(home))
+      expect(e.code).toBe('home_unusable')
+      expect(e.exitCode).toBe(2)
+      expect(e.message).toBe(`FACTORY_HOME ${home} cannot be a directory: ${file} is a file`)
+      expect(e.fix).toContain(`remove or rename ${file}`)
+      expect(e.fix).toContain('set FACTORY_HOME to a directory you can write')
+    }
+  })
+
+  test('a FACTORY_HOME under /proc (not creatable even by root) is home_unusable with the errno', () => {
+    const home = '/proc/rose-factory-home'
+    const e = failure(() => ensureHome(home))
+    expect(e.code).toBe('home_unusable')
+    expect(e.message).toMatch(/^FACTORY_HOME \/proc\/rose-factory-home is not writable \((ENOENT|EACCES|EPERM|EROFS)\)$/)
+    expect(e.fix).toContain('fix the permissions of /proc/rose-factory-home')
   })
 })

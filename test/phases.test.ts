@@ -4,7 +4,7 @@
  * details a phase alone does not show (runs opened, closed or resumed, budgets reset).
  */
 import { describe, expect, test } from 'bun:test'
-import { inPhase, IN_FLIGHT, isActive, PHASES, type Phase, type PhaseEvent, transition } from '../lib/phases.ts'
+import { EVENT_TYPES, inPhase, IN_FLIGHT, isActive, PHASES, type Phase, type PhaseEvent, transition } from '../lib/phases.ts'
 import type { IssueRecord, RunRecord } from '../lib/state.ts'
 import type { TrackerIssue } from '../lib/tracker/types.ts'
 
@@ -76,7 +76,7 @@ prompted         -         queued    -         -         -         -         que
 stop_requested   -         -         released  released  released  released  -         -         -         -
 claimed          claimed   claimed   claimed   claimed   claimed   claimed   claimed   claimed   claimed   -
 worktree_ready   -         -         -         running   running   reporting -         -         -         -
-engine_finished  -         -         -         -         reporting -         -         -         -         released
+engine_finished  -         -         -         -         reporting -         -         -         -         -
 reported:ok      -         -         -         done      done      done      -         -         -         -
 reported:failed  -         -         -         failed    failed    failed    -         -         -         -
 failed:retry     -         -         queued    queued    queued    queued    -         -         -         -
@@ -98,7 +98,7 @@ describe('transition', () => {
 
   test('the table covers every phase and every event type', () => {
     expect(columns).toEqual(['(none)', ...PHASES])
-    expect(new Set(rows.map((r) => EVENTS[r[0]!]!.type))).toEqual(new Set(Object.values(EVENTS).map((e) => e.type)))
+    expect(new Set(rows.map((r) => EVENTS[r[0]!]!.type))).toEqual(new Set(EVENT_TYPES))
     expect(rows.map((r) => r[0])).toEqual(Object.keys(EVENTS))
   })
 
@@ -204,5 +204,400 @@ describe('what a transition does besides the phase', () => {
     expect(inPhase(rec('queued'), 'queued', 'seen')).toBe(true)
     expect(inPhase(undefined, 'queued')).toBe(false)
     expect(PHASES.filter((p) => isActive(rec(p)))).toEqual(['queued', 'claimed', 'running', 'reporting'])
+  })
+})
+
+/** The record an accepted transition produced (a refusal fails the test, naming why). */
+function after(before: IssueRecord | undefined, event: PhaseEvent, now = NOW): IssueRecord {
+  const t = transition(before, event, now)
+  if (!t.ok) throw new Error(`refused: ${t.refused}`)
+  return t.record
+}
+const LATER = new Date('2026-12-01T13:00:00.000Z')
+const polled = (decision: Extract<PhaseEvent, { type: 'polled' }>['decision'], issue = ISSUE): PhaseEvent => ({
+  type: 'polled',
+  issue,
+  decision,
+})
+
+describe('refusals', () => {
+  // The runner logs these ("stopped by signal (done is not in flight)") and treats an empty one as accepted.
+  const cases: [Phase | undefined, string, string][] = [
+    [undefined, 'polled:skip', 'not recorded: nothing to do for this issue'],
+    [undefined, 'stopped', 'no record of this issue for stopped'],
+    ['queued', 'session_created', 'already queued'],
+    ['running', 'prompted', 'already running: the live run takes the follow-up'],
+    ['done', 'stop_requested', 'done is not queued or running'],
+    ['failed', 'released', 'failed is not queued or running'],
+    ['released', 'claimed', 'released'],
+    ['queued', 'worktree_ready', 'worktree_ready in queued'],
+    ['claimed', 'engine_finished', 'engine_finished in claimed'],
+    ['queued', 'reported:ok', 'queued: no run being reported'],
+    ['done', 'failed:retry', 'done: no attempt under way'],
+    ['running', 'blocked', 'running is not queued'],
+    ['escalated', 'escalated', 'escalated is not queued or running'],
+    ['queued', 'recovered', 'queued is not in flight'],
+    ['done', 'stopped', 'done is not in flight'],
+    ['running', 'worktree_removed', 'a run is using or about to use the worktree'],
+  ]
+  for (const [phase, event, why] of cases) {
+    test(`${event} from ${phase ?? 'no record'} is refused with "${why}"`, () => {
+      expect(transition(phase && rec(phase), EVENTS[event]!, NOW)).toEqual({ ok: false, refused: why })
+    })
+  }
+
+  test('an engine result or a report for a record with no run is refused, not applied to nothing', () => {
+    const noRun = rec('running', { runs: [] })
+    expect(transition(noRun, EVENTS.engine_finished!, NOW)).toEqual({ ok: false, refused: 'no run to finish' })
+    expect(transition(rec('reporting', { runs: [] }), EVENTS['reported:ok']!, NOW)).toEqual({ ok: false, refused: 'no run to report' })
+  })
+})
+
+describe('polls and webhooks', () => {
+  test('a poll refreshes the snapshot and title of a record in any phase, even mid-run', () => {
+    const renamed = { ...ISSUE, title: 'Add a health check endpoint' } as TrackerIssue
+    for (const phase of PHASES) {
+      const r = after(rec(phase), polled({ action: 'skip', reason: 'in_flight' }, renamed))
+      expect(r).toMatchObject({ phase, title: 'Add a health check endpoint', snapshot: renamed, updatedAt: NOW.toISOString() })
+    }
+  })
+
+  test('an issue first polled in an active state is queued with no run and a fresh budget', () => {
+    expect(after(undefined, EVENTS['polled:queue']!)).toEqual({
+      id: 'i1',
+      identifier: 'ENG-1',
+      title: 'Add a health check',
+      phase: 'queued',
+      snapshot: ISSUE,
+      runs: [],
+      attempts: 0,
+      queuedAt: NOW.toISOString(),
+      updatedAt: NOW.toISOString(),
+    })
+  })
+
+  test('an issue seen closed keeps the first time it was seen closed (worktree cleanup counts from it)', () => {
+    const closed = polled({ action: 'skip', reason: 'closed' })
+    const first = after(rec('done'), closed)
+    expect(first.closedAt).toBe(NOW.toISOString())
+    expect(after(first, closed, LATER).closedAt).toBe(NOW.toISOString())
+    expect(after(rec('done'), EVENTS['polled:skip']!).closedAt).toBeUndefined()
+    expect(after(rec('done'), polled({ action: 'queue', reason: 'new', commentCount: 0 })).closedAt).toBeUndefined()
+  })
+
+  test('an issue seen again after a release, outside an active state, waits as seen from its newest comment', () => {
+    const issue = { ...ISSUE, comments: [{ id: 'c', body: 'later', createdAt: '2026-12-01T11:45:00.000Z', user: null }] } as TrackerIssue
+    const r = after(rec('released', { releasedReason: 'unassigned' }), polled({ action: 'skip', reason: 'inactive_state' }, issue))
+    expect(r).toMatchObject({ phase: 'seen', seenUpTo: '2026-12-01T11:45:00.000Z' })
+  })
+
+  test("the seen mark is Linear's newest clock: the issue's own update when every comment is older", () => {
+    const issue = {
+      ...ISSUE,
+      updatedAt: '2026-12-01T11:50:00.000Z',
+      comments: [
+        { id: 'a', body: 'newest', createdAt: '2026-12-01T11:55:00.000Z', user: null },
+        { id: 'b', body: 'older', createdAt: '2026-12-01T11:52:00.000Z', user: null },
+      ],
+    } as TrackerIssue
+    expect(after(undefined, polled({ action: 'skip', reason: 'inactive_state' }, issue)).seenUpTo).toBe('2026-12-01T11:55:00.000Z')
+    const stale = { ...issue, comments: [{ id: 'a', body: 'old', createdAt: '2026-12-01T10:00:00.000Z', user: null }] } as TrackerIssue
+    expect(after(undefined, polled({ action: 'skip', reason: 'inactive_state' }, stale)).seenUpTo).toBe('2026-12-01T11:50:00.000Z')
+  })
+
+  test('a delegation (agent session) on a finished issue queues it for that session with the new snapshot', () => {
+    const moved = { ...ISSUE, title: 'Add a health check (again)' } as TrackerIssue
+    const r = after(rec('done', { attempts: 2 }), { type: 'session_created', issue: moved, sessionId: 'session-7' })
+    expect(r).toMatchObject({ phase: 'queued', agentSessionId: 'session-7', snapshot: moved, attempts: 0, queuedAt: NOW.toISOString() })
+    expect(after(undefined, { type: 'session_created', issue: ISSUE, sessionId: 'session-8' })).toMatchObject({
+      phase: 'queued',
+      agentSessionId: 'session-8',
+      queuedAt: NOW.toISOString(),
+      runs: [],
+    })
+  })
+
+  test('a new run after a release forgets why it was released and when it was seen closed', () => {
+    const released = rec('released', { releasedReason: 'moved to Done', closedAt: 'earlier', nextRetryAt: 'x', recoveries: 1 })
+    expect(after(released, EVENTS.prompted!)).toMatchObject({
+      phase: 'queued',
+      releasedReason: undefined,
+      closedAt: undefined,
+      nextRetryAt: undefined,
+      recoveries: 0,
+      queuedAt: NOW.toISOString(),
+    })
+  })
+
+  test('a human asking again closes an unreported run that was still running as cancelled, and keeps a finished one as it ended', () => {
+    const running = after(rec('escalated', { runs: [run(1)] }), EVENTS['polled:queue']!)
+    expect(running.runs).toEqual([run(1, { abandoned: true, status: 'cancelled' })])
+    const finished = after(rec('released', { runs: [run(1, { status: 'timeout' })] }), EVENTS.prompted!)
+    expect(finished.runs).toEqual([run(1, { abandoned: true, status: 'timeout' })])
+    const reported = rec('done')
+    expect(after(reported, EVENTS.prompted!).runs).toEqual(reported.runs)
+  })
+})
+
+describe('releases and stops', () => {
+  test('a release records why, drops the pending retry, and marks a closed issue closed', () => {
+    const r = after(rec('queued', { nextRetryAt: 'soon' }), { type: 'released', reason: 'moved to Done', closed: true })
+    expect(r).toMatchObject({ phase: 'released', releasedReason: 'moved to Done', nextRetryAt: undefined, closedAt: NOW.toISOString() })
+    const kept = after(rec('running', { closedAt: 'earlier' }), { type: 'released', reason: 'canceled', closed: true })
+    expect(kept.closedAt).toBe('earlier')
+  })
+
+  test('a release of an open issue (unassigned) and a stop from Linear leave closedAt unset', () => {
+    expect(after(rec('running'), { type: 'released', reason: 'unassigned', closed: false }).closedAt).toBeUndefined()
+    const stopped = after(rec('running'), EVENTS.stop_requested!)
+    expect(stopped).toMatchObject({ phase: 'released', releasedReason: 'stopped by Riley' })
+    expect(stopped.closedAt).toBeUndefined()
+  })
+
+  test('an operator stop keeps a finished engine result (even a failure) to report on resume', () => {
+    const failed = run(1, { status: 'failed', errorCode: 'engine_failed', summary: 'tests fail', endedAt: 'then' })
+    expect(after(rec('reporting', { runs: [failed] }), EVENTS.stopped!)).toMatchObject({ phase: 'queued', runs: [failed] })
+  })
+
+  test('an operator stop never reopens a run that was already closed, and is fine with no run at all', () => {
+    const closed = run(1, { status: 'cancelled', reportedAt: 'then', summary: 'released' })
+    expect(after(rec('claimed', { runs: [closed] }), EVENTS.stopped!).runs).toEqual([closed])
+    expect(after(rec('claimed', { runs: [] }), EVENTS.stopped!)).toMatchObject({ phase: 'queued', runs: [] })
+  })
+
+  test('a recovery counts from zero on a record that never had one, and keeps counting', () => {
+    const r = rec('claimed')
+    delete r.recoveries
+    const once = after(r, EVENTS.recovered!)
+    expect(once.recoveries).toBe(1)
+    expect(after({ ...once, phase: 'running' }, EVENTS.recovered!).recoveries).toBe(2)
+  })
+
+  test('an escalation by the reconciler stamps when and drops the pending retry', () => {
+    expect(after(rec('queued', { nextRetryAt: 'soon' }), EVENTS.escalated!)).toMatchObject({
+      phase: 'escalated',
+      escalatedAt: NOW.toISOString(),
+      nextRetryAt: undefined,
+    })
+  })
+
+  test('removing the worktree of a finished issue forgets its path and stamps when', () => {
+    const r = after(rec('done', { worktree: '/w/ENG-1', branch: 'eng-1' }), EVENTS.worktree_removed!)
+    expect(r).toMatchObject({ phase: 'done', worktree: undefined, worktreeRemovedAt: NOW.toISOString(), branch: 'eng-1' })
+  })
+})
+
+describe('claims and the engine', () => {
+  test('a claim opens run n with its engine; a resuming claim opens none', () => {
+    expect(after(rec('queued'), EVENTS.claimed!).runs.at(-1)).toEqual({
+      n: 2,
+      startedAt: NOW.toISOString(),
+      status: 'running',
+      engine: 'console',
+    })
+    expect(after(undefined, EVENTS.claimed!)).toMatchObject({
+      phase: 'claimed',
+      runs: [{ n: 2, startedAt: NOW.toISOString(), status: 'running', engine: 'console' }],
+    })
+    const resumed = after(rec('queued', { runs: [run(1)] }), {
+      type: 'claimed',
+      issue: ISSUE,
+      runNumber: 1,
+      resumes: true,
+      engine: 'console',
+    })
+    expect(resumed).toMatchObject({ phase: 'claimed', runs: [run(1)] })
+  })
+
+  test('a worktree reported again once the run is past its claim only records the path', () => {
+    // A reporting run whose engine result carried no status still reports, it does not run the engine again.
+    const reporting = rec('reporting', { runs: [run(1)] })
+    expect(after(reporting, EVENTS.worktree_ready!)).toMatchObject({ phase: 'reporting', worktree: '/w/ENG-1' })
+    const running = rec('running', { runs: [run(1, { status: 'success' })] })
+    expect(after(running, EVENTS.worktree_ready!)).toMatchObject({ phase: 'running', branch: 'eng-1' })
+  })
+
+  test("the engine's end is stamped now unless the engine said when, and its session is kept for the next run", () => {
+    const r = after(rec('running', { sessionId: 'old' }), { type: 'engine_finished', run: { status: 'success' }, sessionId: 'thread-9' })
+    expect(r).toMatchObject({ phase: 'reporting', sessionId: 'thread-9', runs: [{ status: 'success', endedAt: NOW.toISOString() }] })
+    const told = after(rec('running', { sessionId: 'old' }), { type: 'engine_finished', run: { status: 'failed', endedAt: 'at 11:59' } })
+    expect(told).toMatchObject({ sessionId: 'old', runs: [{ status: 'failed', endedAt: 'at 11:59' }] })
+  })
+
+  test('Claude usage (per run, not a thread total) is stored as reported', () => {
+    const usage = { inputTokens: 40, outputTokens: 4 }
+    const r = after(rec('running'), { type: 'engine_finished', run: { status: 'success', usage }, sessionId: 's' })
+    expect(r.runs[0]!.usage).toEqual(usage)
+    expect(r.runs[0]!.usageThreadTotal).toBeUndefined()
+  })
+
+  const codex = (usage: { inputTokens: number; outputTokens: number }, sessionId = 'thread-1'): PhaseEvent => ({
+    type: 'engine_finished',
+    run: { status: 'success', usage },
+    sessionId,
+    threadUsage: true,
+  })
+
+  test("a Codex thread's first run counts its whole total", () => {
+    const r = after(rec('running', { runs: [run(1)] }), codex({ inputTokens: 90, outputTokens: 9 }))
+    expect(r.runs[0]).toMatchObject({ usage: { inputTokens: 90, outputTokens: 9 }, usageThreadTotal: { inputTokens: 90, outputTokens: 9 } })
+  })
+
+  test('a new Codex thread counts from zero, not from the previous thread', () => {
+    const before = rec('running', {
+      sessionId: 'thread-1',
+      runs: [run(1, { status: 'success', reportedAt: 'x', usageThreadTotal: { inputTokens: 100, outputTokens: 10 } }), run(2)],
+    })
+    // Totals above the previous thread's, so only the thread check keeps them whole.
+    const total = { inputTokens: 160, outputTokens: 16 }
+    expect(after(before, codex(total, 'thread-2')).runs[1]!.usage).toEqual(total)
+    const noSession: PhaseEvent = { type: 'engine_finished', run: { status: 'success', usage: total }, threadUsage: true }
+    expect(after({ ...before, sessionId: undefined }, noSession).runs[1]!.usage).toEqual(total)
+  })
+
+  test('a Codex thread resumed after runs that reported no total counts its whole total', () => {
+    const before = rec('running', { sessionId: 'thread-1', runs: [run(1, { status: 'failed', reportedAt: 'x' }), run(2)] })
+    expect(after(before, codex({ inputTokens: 70, outputTokens: 7 })).runs[1]!.usage).toEqual({ inputTokens: 70, outputTokens: 7 })
+  })
+
+  test('a Codex run counts from the last run that reported a thread total, skipping runs that reported none', () => {
+    const before = rec('running', {
+      sessionId: 'thread-1',
+      runs: [
+        run(1, { status: 'success', reportedAt: 'x', usageThreadTotal: { inputTokens: 100, outputTokens: 10 } }),
+        run(2, { status: 'failed', reportedAt: 'y' }),
+        run(3),
+      ],
+    })
+    expect(after(before, codex({ inputTokens: 180, outputTokens: 25 })).runs[2]).toMatchObject({
+      usage: { inputTokens: 80, outputTokens: 15 },
+      usageThreadTotal: { inputTokens: 180, outputTokens: 25 },
+    })
+  })
+
+  test('a Codex run resumed after an operator stop counts everything since the previous run, including the stopped part', () => {
+    const before = rec('running', {
+      sessionId: 'thread-1',
+      runs: [
+        run(1, { status: 'success', reportedAt: 'x', usageThreadTotal: { inputTokens: 100, outputTokens: 10 } }),
+        run(2, { usageThreadTotal: { inputTokens: 150, outputTokens: 15 } }),
+      ],
+    })
+    expect(after(before, codex({ inputTokens: 200, outputTokens: 20 })).runs[1]!.usage).toEqual({
+      inputTokens: 100,
+      outputTokens: 10,
+      cachedInputTokens: 0,
+    })
+  })
+})
+
+describe('reports', () => {
+  test('a report closes the run with its comment, commit and PR, and moves the snapshot to the state Linear was given', () => {
+    const review = { id: 's-review', name: 'In Review', type: 'started' }
+    const event: PhaseEvent = {
+      type: 'reported',
+      outcome: 'success',
+      commentId: 'c9',
+      commit: 'abc123',
+      prUrl: 'https://pr/1',
+      movedTo: review as never,
+    }
+    const r = after(rec('reporting'), event)
+    expect(r).toMatchObject({ phase: 'done', prUrl: 'https://pr/1', snapshot: { ...ISSUE, state: review } })
+    expect(r.runs[0]).toEqual(
+      run(1, { status: 'success', reportedAt: NOW.toISOString(), commentId: 'c9', commit: 'abc123', prUrl: 'https://pr/1' }),
+    )
+  })
+
+  test('a report without a PR or a move keeps the PR already known and the snapshot as polled', () => {
+    const r = after(rec('reporting', { prUrl: 'https://pr/0' }), EVENTS['reported:ok']!)
+    expect(r).toMatchObject({ prUrl: 'https://pr/0', snapshot: ISSUE })
+    expect(r.snapshot.state).toEqual(ISSUE.state)
+  })
+
+  test('a run with nothing to commit is done with its run marked no_changes; a failed report keeps the engine status', () => {
+    const none = after(rec('reporting'), { type: 'reported', outcome: 'no_changes', commentId: 'c1' })
+    expect(none).toMatchObject({ phase: 'done', runs: [{ status: 'no_changes' }] })
+    const failed = after(rec('reporting', { runs: [run(1, { status: 'timeout' })] }), EVENTS['reported:failed']!)
+    expect(failed.runs[0]!.status).toBe('timeout')
+    expect(after(rec('reporting'), EVENTS['reported:ok']!).runs[0]!.status).toBe('success')
+  })
+
+  test("a failed run's report shows its error code and the start of its summary", () => {
+    const long = 'x'.repeat(700)
+    const r = after(
+      rec('reporting', { runs: [run(1, { status: 'failed', errorCode: 'engine_stalled', summary: long })] }),
+      EVENTS['reported:failed']!,
+    )
+    expect(r).toMatchObject({ phase: 'failed', lastError: { code: 'engine_stalled', message: 'x'.repeat(500) } })
+    const bare = after(rec('reporting', { runs: [run(1, { status: 'failed' })] }), EVENTS['reported:failed']!)
+    expect(bare.lastError).toEqual({ code: 'run_failed', message: '' })
+  })
+})
+
+describe('failures', () => {
+  const long = (n: number) => 'e'.repeat(n)
+
+  test('a queued run that cannot start shows the error with its fix, cut to 500 characters, and uses no attempt', () => {
+    const r = after(rec('queued', { attempts: 1 }), {
+      type: 'blocked',
+      error: { code: 'git_failed', message: long(600), fix: 'check the URL' },
+    })
+    expect(r).toMatchObject({ phase: 'queued', attempts: 1, lastError: { code: 'git_failed', message: long(500), fix: 'check the URL' } })
+  })
+
+  test('a failed attempt shows its error cut to 500 characters', () => {
+    const r = after(rec('running'), { type: 'failed', error: { code: 'git_failed', message: long(800) }, maxAttempts: 3 })
+    expect(r.lastError).toEqual({ code: 'git_failed', message: long(500), fix: undefined })
+  })
+
+  test('a first claim that fails on a fresh issue (no run yet) is retried', () => {
+    const fresh = after(undefined, EVENTS['polled:queue']!)
+    expect(after(fresh, EVENTS['failed:retry']!)).toMatchObject({
+      phase: 'queued',
+      attempts: 1,
+      runs: [],
+      nextRetryAt: '2026-12-01T12:00:10.000Z',
+    })
+  })
+
+  test('a failure while queued leaves the previous, reported run as it was', () => {
+    const before = rec('queued')
+    expect(after(before, EVENTS['failed:final']!).runs).toEqual(before.runs)
+    expect(after(before, EVENTS['failed:retry']!).runs).toEqual(before.runs)
+  })
+
+  test('a step failing before the engine ran leaves the run open to resume', () => {
+    const r = after(rec('claimed'), EVENTS['failed:retry']!)
+    expect(r.runs).toEqual([run(1)])
+  })
+
+  test('an engine failure that uses the last attempt closes the run, not as retried', () => {
+    const r = after(rec('reporting', { runs: [run(1, { status: 'stalled' })] }), EVENTS['failed:last']!)
+    expect(r).toMatchObject({ phase: 'escalated', escalatedAt: NOW.toISOString(), nextRetryAt: undefined, attempts: 1 })
+    expect(r.runs[0]).toEqual(run(1, { status: 'stalled', reportedAt: NOW.toISOString(), retried: false }))
+  })
+
+  test('a final failure of the report keeps the engine result and its own summary on the run', () => {
+    const finished = run(1, { status: 'success', endedAt: 'at 11:50', summary: 'added /health' })
+    const r = after(rec('reporting', { runs: [finished] }), {
+      type: 'failed',
+      error: { code: 'tracker_auth', message: 'bad key' },
+      maxAttempts: 3,
+    })
+    expect(r.runs[0]).toEqual({ ...finished, errorCode: 'tracker_auth', reportedAt: NOW.toISOString() })
+  })
+
+  test('a final failure mid-run closes the run now, with the error message (cut to 2000 characters) as its summary', () => {
+    const r = after(rec('running'), { type: 'failed', error: { code: 'engine_missing', message: long(2500) }, maxAttempts: 3 })
+    expect(r.runs[0]).toEqual(
+      run(1, {
+        status: 'failed',
+        endedAt: NOW.toISOString(),
+        errorCode: 'engine_missing',
+        summary: long(2000),
+        reportedAt: NOW.toISOString(),
+      }),
+    )
   })
 })

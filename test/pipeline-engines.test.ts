@@ -33,6 +33,8 @@ function codexYaml(origin: string, fakeUrl: string, ...extra: string[]): string 
     '    engine: codex',
     '    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }',
     `    repo: { url: ${origin}, base: main }`,
+    // The engine's env is an allow-list: the fake provider's key variable must be named.
+    '    engine_env: [FAKE_KEY]',
     ...extra,
     '    codex:',
     `      bin: ${codexBin}`,

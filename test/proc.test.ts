@@ -1,8 +1,9 @@
 import { describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
-import { realpathSync, rmSync } from 'node:fs'
+import { readFileSync, realpathSync, rmSync } from 'node:fs'
 import { FactoryError } from '../lib/errors.ts'
-import { descendants, killTree, pidAlive, run } from '../lib/proc.ts'
+import { run, spawnScript } from '../lib/proc.ts'
+import { descendants, killTree, pidAlive } from '../lib/signal.ts'
 import { tempDir } from './helpers.ts'
 
 /** Processes of group `pgid` that are still running (zombies already exited and do not count). */
@@ -222,5 +223,43 @@ describe('killTree', () => {
     const exited = new Promise((r) => child.on('exit', r))
     killTree(child.pid!)
     await exited
+  })
+})
+
+describe('secrets handed on file descriptors, never in an environ', () => {
+  test('run gives the child each text on fd 3, 4, ... as a real pipe: read once, then empty even through /proc', async () => {
+    const r = await run(['sh', '-c', 'readlink /proc/self/fd/3; cat <&3; echo; cat <&4; echo; cat /proc/self/fd/3; echo "[again]"'], {
+      fds: ['first-secret', 'second-secret'],
+    })
+    const lines = r.stdout.split('\n')
+    expect(lines[0]).toMatch(/^pipe:/)
+    expect(lines.slice(1, 3)).toEqual(['first-secret', 'second-secret'])
+    // A pipe, not a file: what was read is gone, so another process of the user cannot reread it through /proc/<pid>/fd.
+    expect(lines[3]).toBe('[again]')
+  })
+
+  test('spawnScript puts no secret in the child environ and hands every one on fd 3, where the child reads them', async () => {
+    const dir = tempDir()
+    try {
+      const script = `${dir}/child.ts`
+      await Bun.write(
+        script,
+        `import { readFileSync } from 'node:fs'\nimport { processEnv } from '${process.cwd()}/lib/secret-channel.ts'\n` +
+          `const environ = readFileSync('/proc/self/environ', 'utf8')\nconst env = processEnv()\n` +
+          `await Bun.write('${dir}/out.json', JSON.stringify({ environ, token: env.GITHUB_TOKEN, custom: env.MY_AGENT_KEY, plain: env.PLAIN, fdVarLeft: process.env.ROSE_SECRET_FD ?? null }))\n`,
+      )
+      const child = spawnScript(script, [], {
+        env: { PATH: process.env.PATH, GITHUB_TOKEN: 'ghp_handed_on_fd3', MY_AGENT_KEY: 'lin_api_custom_fd3', PLAIN: 'in-env' },
+        secretNames: ['MY_AGENT_KEY'],
+      })
+      expect(await child.exited).toBe(0)
+      const seen = JSON.parse(readFileSync(`${dir}/out.json`, 'utf8'))
+      expect(seen.environ).not.toContain('ghp_handed_on_fd3')
+      expect(seen.environ).not.toContain('lin_api_custom_fd3')
+      expect(seen.environ).toContain('PLAIN=in-env')
+      expect(seen).toMatchObject({ token: 'ghp_handed_on_fd3', custom: 'lin_api_custom_fd3', plain: 'in-env', fdVarLeft: null })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -19,7 +19,7 @@ import {
   type GraphQLNamedType,
   type GraphQLSchema,
 } from 'graphql'
-import { SANDBOX_SDL } from '../lib/sandbox/schema.ts'
+import { SANDBOX_SDL } from '../lib/sandbox/sdl.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const realPath = resolve(root, process.env.LINEAR_SCHEMA ?? '../shared/linear/schema.graphql')

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test'
+import { isSecretName, splitSecrets } from '../lib/secret-channel.ts'
 import { DENIED_ENV_NAMES, DENIED_ENV_PREFIXES, isDeniedEnv, mask, redact, scrubEnv, secretValues } from '../lib/secrets.ts'
 
 const HARMLESS = {
@@ -177,5 +178,30 @@ describe('mask', () => {
     expect(mask('12345678')).toBe('***')
     expect(mask(undefined)).toBe('(unset)')
     expect(mask('')).toBe('(unset)')
+  })
+})
+
+describe('splitSecrets (what leaves the environ for the secret channel)', () => {
+  test('deny-listed names and the named token_envs go to the channel; the rest stays in the env', () => {
+    const { clean, secrets } = splitSecrets(
+      { ...HARMLESS, GITHUB_TOKEN: 'ghp_x', LINEAR_API_KEY: 'lin', My_Agent_Key: 'lin_custom', ROSE_SECRET_FD: '3', GONE: undefined },
+      ['MY_AGENT_KEY'],
+    )
+    expect(clean).toEqual(HARMLESS)
+    expect(secrets).toEqual({ GITHUB_TOKEN: 'ghp_x', LINEAR_API_KEY: 'lin', My_Agent_Key: 'lin_custom' })
+  })
+
+  test('the names issue 8 found reaching the engine are secrets now', () => {
+    for (const name of [
+      'CODEX_API_KEY',
+      'AWS_SECRET_ACCESS_KEY',
+      'AZURE_API_KEY',
+      'GH_ENTERPRISE_TOKEN',
+      'GITHUB_PAT',
+      'GITLAB_TOKEN',
+      'NPM_TOKEN',
+      'OPENAI_ADMIN_KEY',
+    ])
+      expect(isSecretName(name), name).toBe(true)
   })
 })

@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { type IssueRecord, readState, updateState } from '../lib/state.ts'
 import { planDispatch, summarizeDispatch } from '../lib/dispatch.ts'
-import { type Fixture, fixture, gitSync, ROOT } from './helpers.ts'
+import { type Fixture, fixture, gitSync, ROOT, seedWith } from './helpers.ts'
+import { DEFAULT_STATES } from '../lib/sandbox/seed.ts'
 import { loadConfig } from '../lib/config.ts'
 import { createDriver, pollBackoffMs } from '../lib/start.ts'
 
@@ -495,7 +496,8 @@ describe('stopping start with signals', () => {
     })
     // A stand-in Claude CLI (its own process group, like the real one): the first attempt works
     // forever, the second writes a file and finishes.
-    const marker = join(fx.dir, 'first-attempt-seen')
+    // In its worktree (its cwd): under isolation: namespace nothing else it writes reaches the host.
+    const marker = join(fx.home, 'worktrees', 'tester', 'ENG-1', 'first-attempt-seen')
     const init = '{"type":"system","subtype":"init","session_id":"s-1"}'
     const result =
       '{"type":"result","subtype":"success","is_error":false,"result":"wrote hello.txt","session_id":"s-1","total_cost_usd":0.01,"usage":{"input_tokens":1,"output_tokens":2}}'
@@ -528,5 +530,149 @@ describe('stopping start with signals', () => {
     expect(rest.split('\n')[0]).toMatch(/^\[rose\] ---- .* resumed: a new attempt of this run starts here/)
     expect(rest).toContain('second attempt')
     expect(rest).toContain('status=success')
+  }, 60_000)
+})
+
+// Issue 7: an issue seen for the first time runs only in one of the agent's active states.
+describe('what runs on first sight', () => {
+  const statePath = (f: Fixture) => join(f.home, 'state.json')
+  const records = (f: Fixture) => Object.values(readState(statePath(f)).agents.tester?.issues ?? {})
+  const recordOf = (f: Fixture, identifier: string) => records(f).find((r) => r.identifier === identifier)
+  const ours = (f: Fixture, identifier: string) => f.issue(identifier).comments.filter((c) => c.body.includes(COMMENT_MARKER))
+  const stateId = (f: Fixture, name: string) => f.sandbox.store.data.states.find((s) => s.name === name)!.id
+
+  test('300 old issues (Done, In Review) and one Todo: one run, the Todo; the next idle tick is one Linear request', async () => {
+    const old = Array.from({ length: 300 }, (_, i) => ({
+      team: 'ENG',
+      title: `Old ${i + 1}`,
+      assignee: 'agent@rose.test',
+      state: i % 2 === 0 ? 'Done' : 'In Review',
+    }))
+    const t0 = Date.now()
+    fx = await fixture({ issues: [...old, { team: 'ENG', title: 'New work', assignee: 'agent@rose.test' }] })
+    const seedMs = Date.now() - t0
+    expect(seedMs).toBeLessThan(5_000)
+
+    const res = await fx.script('start', ['--once', '--json', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    expect(JSON.parse(res.stdout).runs).toEqual([{ agent: 'tester', identifier: 'ENG-301', exitCode: 0 }])
+    expect(fx.issue('ENG-301').state).toBe('In Review')
+    expect(ours(fx, 'ENG-301')).toHaveLength(1)
+    // No old issue was touched: no comment, no move.
+    const touched = old
+      .map((o, i) => ({ id: `ENG-${i + 1}`, want: o.state }))
+      .filter((o) => {
+        const now = fx!.issue(o.id)
+        return now.state !== o.want || now.comments.length > 0
+      })
+    expect(touched).toEqual([])
+    // The In Review ones are recorded as seen, none with a run.
+    const phases = records(fx).reduce<Record<string, number>>((n, r) => ((n[r.phase] = (n[r.phase] ?? 0) + 1), n), {})
+    expect(phases).toEqual({ seen: 150, done: 1 })
+    expect(
+      records(fx)
+        .filter((r) => r.runs.length > 0)
+        .map((r) => r.identifier),
+    ).toEqual(['ENG-301'])
+
+    fx.sandbox.resetStats()
+    const idle = await fx.script('start', ['--once', '--json', '--config', fx.configPath])
+    expect(idle.code, idle.stderr).toBe(0)
+    expect(JSON.parse(idle.stdout).runs).toEqual([])
+    expect(fx.sandbox.stats().requests).toBe(1)
+    expect(fx.sandbox.stats().mutations).toBe(0)
+  }, 90_000)
+
+  test('an In Review issue first seen gets no run, even with old comments; a human comment afterwards makes one run', async () => {
+    fx = await fixture({
+      issues: [
+        {
+          team: 'ENG',
+          title: 'Reviewed before the factory came',
+          assignee: 'agent@rose.test',
+          state: 'In Review',
+          comments: [{ user: 'riley@rose.test', body: 'Looks fine to me.' }],
+        },
+      ],
+    })
+    const a = ['--once', '--json', '--config', fx.configPath]
+    const first = await fx.script('start', a)
+    expect(first.code, first.stderr).toBe(0)
+    expect(JSON.parse(first.stdout).runs).toEqual([])
+    expect(recordOf(fx, 'ENG-1')).toMatchObject({ phase: 'seen', runs: [] })
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+    expect(fx.issue('ENG-1').comments).toHaveLength(1)
+    // A change that is not a comment (a retitle) brings it back: the old comment still does not count.
+    fx.sandbox.store.updateIssue('ENG-1', { title: 'Reviewed before the factory came (renamed)' })
+    const retitled = await fx.script('start', a)
+    expect(retitled.code, retitled.stderr).toBe(0)
+    expect(JSON.parse(retitled.stdout).runs).toEqual([])
+    expect(recordOf(fx, 'ENG-1')).toMatchObject({ phase: 'seen', runs: [] })
+
+    fx.comment('ENG-1', 'riley@rose.test', 'Please rename the handler to healthz.')
+    const second = await fx.script('start', a)
+    expect(second.code, second.stderr).toBe(0)
+    expect(JSON.parse(second.stdout).runs).toEqual([{ agent: 'tester', identifier: 'ENG-1', exitCode: 0 }])
+    expect(recordOf(fx, 'ENG-1')).toMatchObject({ phase: 'done' })
+    expect(recordOf(fx, 'ENG-1')!.runs).toHaveLength(1)
+    expect(ours(fx, 'ENG-1')).toHaveLength(1)
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+    const notes = readFileSync(join(recordOf(fx, 'ENG-1')!.worktree!, 'FACTORY_NOTES.md'), 'utf8')
+    expect(notes).toContain('Please rename the handler to healthz.')
+
+    const third = await fx.script('start', a)
+    expect(JSON.parse(third.stdout).runs).toEqual([])
+  }, 60_000)
+
+  test('Backlog and Triage issues are recorded, not run; the Backlog one runs once moved to Todo', async () => {
+    fx = await fixture({ issues: [] })
+    // A team with a Triage state (the default seed has none).
+    fx.sandbox.store.replace({
+      ...seedWith([
+        { team: 'ENG', title: 'Someday', assignee: 'agent@rose.test', state: 'Backlog' },
+        { team: 'ENG', title: 'Not sorted yet', assignee: 'agent@rose.test', state: 'Triage' },
+      ]),
+      teams: [
+        {
+          key: 'ENG',
+          name: 'Engineering',
+          states: [{ name: 'Triage', type: 'triage', position: 0 }, ...DEFAULT_STATES.map((s) => ({ ...s, position: s.position + 1 }))],
+        },
+      ],
+    })
+    const a = ['--once', '--json', '--config', fx.configPath]
+    const first = await fx.script('start', a)
+    expect(first.code, first.stderr).toBe(0)
+    expect(JSON.parse(first.stdout).runs).toEqual([])
+    expect(recordOf(fx, 'ENG-1')!.phase).toBe('seen')
+    expect(recordOf(fx, 'ENG-2')!.phase).toBe('seen')
+    expect(fx.issue('ENG-1').state).toBe('Backlog')
+    expect(fx.issue('ENG-2').state).toBe('Triage')
+
+    fx.sandbox.store.updateIssue('ENG-1', { stateId: stateId(fx, 'Todo') })
+    const second = await fx.script('start', a)
+    expect(second.code, second.stderr).toBe(0)
+    expect(JSON.parse(second.stdout).runs).toEqual([{ agent: 'tester', identifier: 'ENG-1', exitCode: 0 }])
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+    expect(ours(fx, 'ENG-1')).toHaveLength(1)
+    expect(fx.issue('ENG-2').state).toBe('Triage')
+    expect(recordOf(fx, 'ENG-2')).toMatchObject({ phase: 'seen', runs: [] })
+  }, 60_000)
+
+  test('tracker.active_states: [Backlog] runs a Backlog issue on first sight, and only the states listed', async () => {
+    fx = await fixture({
+      issues: [
+        { team: 'ENG', title: 'From the backlog', assignee: 'agent@rose.test', state: 'Backlog' },
+        { team: 'ENG', title: 'Todo, not listed', assignee: 'agent@rose.test' },
+      ],
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY, active_states: [Backlog] }\n    repo: { url: ${o}, base: main }\n`,
+    })
+    const res = await fx.script('start', ['--once', '--json', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+    expect(JSON.parse(res.stdout).runs).toEqual([{ agent: 'tester', identifier: 'ENG-1', exitCode: 0 }])
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+    expect(fx.issue('ENG-2').state).toBe('Todo')
+    expect(recordOf(fx, 'ENG-2')!.phase).toBe('seen')
   }, 60_000)
 })

@@ -45,3 +45,33 @@ describe('status', () => {
     expect(data.agents.tester.cursor).toBeTruthy()
   }, 60_000)
 })
+
+// Issue 7: failures are visible where users look.
+describe('a base clone that fails', () => {
+  test('makes start --once exit 1 and status shows the queued issue as blocked with the git error, as a table and as JSON', async () => {
+    fx = await fixture({
+      issues: [{ team: 'ENG', title: 'Task', assignee: 'agent@rose.test' }],
+      agentYaml: (o) =>
+        `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}-does-not-exist, base: main }\n`,
+    })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code).toBe(1)
+    expect(res.stderr).toContain('cannot update the base clone')
+    expect(res.stderr).toContain('git_failed')
+    // Nothing happened on Linear: the issue waits in Todo, no comment.
+    expect(fx.issue('ENG-1').state).toBe('Todo')
+    expect(fx.issue('ENG-1').comments).toEqual([])
+
+    const table = await fx.script('status', [])
+    expect(table.code, table.stderr).toBe(0)
+    const line = table.stdout.split('\n').find((l) => l.includes('ENG-1'))
+    expect(line).toMatch(/^QUEUED .*blocked: git_failed: cannot update the base clone: git clone /)
+
+    const json = await fx.script('status', ['--json'])
+    const rows = JSON.parse(json.stdout).issues
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ identifier: 'ENG-1', group: 'queued', attempts: 0, lastError: { code: 'git_failed' } })
+    expect(rows[0].lastError.message).toStartWith('cannot update the base clone: git clone')
+    expect(rows[0].lastError.message).toContain('does-not-exist')
+  }, 60_000)
+})

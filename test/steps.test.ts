@@ -213,3 +213,41 @@ describe('each step --dry-run prints what the real step then does, and writes no
     expect(fx.issue('ENG-1').state).toBe('Todo')
   }, 60_000)
 })
+
+// Issue 7: claim only what is ours.
+describe('claim by hand', () => {
+  test('on an issue not assigned or delegated to the agent exits 1 with not_assigned and leaves it in Todo', async () => {
+    fx = await fixture({
+      issues: [
+        { team: 'ENG', title: 'Nobody has it', description: 'unassigned' },
+        { team: 'ENG', title: 'Riley has it', assignee: 'riley@rose.test' },
+      ],
+    })
+    const a = ['--config', fx.configPath, '--agent', 'tester']
+    for (const id of ['ENG-1', 'ENG-2']) {
+      const res = await fx.script('claim', [...a, '--issue', id])
+      expect(res.code, id).toBe(1)
+      expect(res.stderr).toContain(`not_assigned: ${id} is not assigned or delegated to this agent's Linear user`)
+      expect(res.stderr).toContain(`fix: assign or delegate ${id} to the agent user in Linear`)
+      expect(fx.issue(id).state).toBe('Todo')
+      expect(fx.issue(id).comments).toEqual([])
+    }
+    expect(fx.sandbox.stats().mutations).toBe(0)
+    // No run was opened for it.
+    expect(Object.values(readState(join(fx.home, 'state.json')).agents.tester?.issues ?? {})).toEqual([])
+  }, 60_000)
+
+  test('on an issue unassigned since the last poll exits 1 with not_assigned, though state.json still has it queued', async () => {
+    fx = await fixture({ issues: [{ team: 'ENG', title: 'Mine, then not', assignee: 'agent@rose.test' }] })
+    const a = ['--config', fx.configPath, '--agent', 'tester']
+    expect((await fx.script('poll', a)).code).toBe(0)
+    fx.sandbox.store.updateIssue('ENG-1', { assigneeId: null })
+    const mutations = fx.sandbox.stats().mutations
+    const res = await fx.script('claim', [...a, '--issue', 'ENG-1'])
+    expect(res.code).toBe(1)
+    expect(res.stderr).toContain('not_assigned: ENG-1 is not assigned or delegated')
+    expect(fx.issue('ENG-1').state).toBe('Todo')
+    expect(fx.sandbox.stats().mutations).toBe(mutations)
+    expect(Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues)[0]!.runs).toEqual([])
+  }, 60_000)
+})

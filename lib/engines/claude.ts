@@ -4,6 +4,7 @@
  */
 import { parseClaudeLine, isKnownAssistantBlock, type ClaudeLine } from './lines.ts'
 import { emitter, runEngineCli, type LineHandler, type LineKind, type Outcome } from './cli.ts'
+import { CLAUDE_TOKEN_TARGET } from './env.ts'
 import type { Engine, EngineEvent, EngineRunInput } from './types.ts'
 
 export interface ClaudeOptions {
@@ -48,12 +49,42 @@ export function claudeEnvAdditions(opts: ClaudeOptions): Record<string, string> 
   return env
 }
 
+/** Claude Code reads its OAuth token from the fd this variable names (supported since 2.1.197, checked in test/claude.test.ts). */
+export const CLAUDE_TOKEN_FD_ENV = 'CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR'
+/** The fd the token pipe gets in the CLI (proc.run hands `fds[0]` over as fd 3). */
+export const CLAUDE_TOKEN_FD = 3
+
+/**
+ * How the OAuth token reaches the CLI. `fd` (the default): on a pipe the CLI reads once, named by
+ * CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR, so no environ holds it (the engine's shell could read
+ * /proc/<claude pid>/environ). `env`: the old CLAUDE_CODE_OAUTH_TOKEN variable, for a CLI too old
+ * for the fd (ROSE_CLAUDE_TOKEN_VIA=env).
+ */
+export type ClaudeTokenVia = 'fd' | 'env'
+
+/** The token's env or fd additions for a run whose scrubbed env held `token` (none without one). */
+export function claudeTokenHandover(token: string | undefined, via: ClaudeTokenVia = 'fd'): { env: Record<string, string>; fds: string[] } {
+  if (!token) return { env: {}, fds: [] }
+  if (via === 'env') return { env: { [CLAUDE_TOKEN_TARGET]: token }, fds: [] }
+  return { env: { [CLAUDE_TOKEN_FD_ENV]: String(CLAUDE_TOKEN_FD) }, fds: [token] }
+}
+
 /** Create the Claude Code engine. */
 export function createClaudeEngine(opts: ClaudeOptions = {}): Engine {
   return {
     name: 'claude',
-    run: (input: EngineRunInput) =>
-      runEngineCli('claude', opts.bin, input, (bin) => ({ argv: claudeArgv(bin, opts, input), env: claudeEnvAdditions(opts), handler: claudeHandler(emitter(input)) })),
+    run: (input: EngineRunInput) => {
+      // input.env carries the token as CLAUDE_CODE_OAUTH_TOKEN (engineEnv); the runner scrubs that
+      // name from the env, and the token goes in on fd 3 instead.
+      const via: ClaudeTokenVia = process.env.ROSE_CLAUDE_TOKEN_VIA === 'env' ? 'env' : 'fd'
+      const token = claudeTokenHandover(input.env[CLAUDE_TOKEN_TARGET], via)
+      return runEngineCli('claude', opts.bin, input, (bin) => ({
+        argv: claudeArgv(bin, opts, input),
+        env: { ...claudeEnvAdditions(opts), ...token.env },
+        fds: token.fds,
+        handler: claudeHandler(emitter(input)),
+      }))
+    },
   }
 }
 

@@ -12,6 +12,7 @@ import { FactoryError } from '../errors.ts'
 import { run, type RunResult } from '../proc.ts'
 import { scrubEnv } from '../secrets.ts'
 import { newRunTag, reapTagged, RUN_TAG_ENV } from './reap.ts'
+import { prepareIsolation } from './isolate.ts'
 import { INSTALL_FIX, resolveEngineBin } from './resolve.ts'
 import type { EngineEvent, EngineName, EngineResult, EngineRunInput, EngineUsage } from './types.ts'
 
@@ -44,9 +45,13 @@ export interface EngineSpawn {
   argv: string[]
   /** Env additions on top of input.env (quiet / offline switches). */
   env: Record<string, string>
+  /** Texts handed to the CLI on fds 3, 4, ... (proc.run `fds`): credentials it reads from an fd. */
+  fds?: string[]
   input: EngineRunInput
   handler: LineHandler
   killGraceMs?: number
+  /** Lines for the transcript (the isolation in force). */
+  notes?: string[]
 }
 
 /** Wrap input.onEvent so a throwing listener can never break a run. */
@@ -79,15 +84,26 @@ export function continueTranscript(logPath: string, now = new Date()): void {
 }
 
 /** Find the CLI (`configured`, env, PATH, engines/) and run what `spawn(bin)` describes; a missing binary is an engine_missing result, not a throw. */
-export async function runEngineCli(name: EngineSpawn['name'], configured: string | undefined, input: EngineRunInput, spawn: (bin: string) => Omit<EngineSpawn, 'name' | 'input'>): Promise<EngineResult> {
+export async function runEngineCli(
+  name: EngineSpawn['name'],
+  configured: string | undefined,
+  input: EngineRunInput,
+  spawn: (bin: string, isolated: boolean) => Omit<EngineSpawn, 'name' | 'input'>,
+  opts: { readOnlyWorktree?: boolean } = {},
+): Promise<EngineResult> {
   let bin: string
+  let iso: ReturnType<typeof prepareIsolation>
   try {
     bin = resolveEngineBin(name, configured)
+    iso = input.isolation ? prepareIsolation(input.isolation, name, input.cwd, bin, input.env, opts) : { argvPrefix: [], notes: [] }
   } catch (err) {
     if (err instanceof FactoryError && err.code === 'engine_missing') return missingResult(err, input.logPath)
-    throw err
+    const summary = `cannot prepare the engine's isolation: ${(err as Error).message}`
+    return { status: 'failed', summary, exitCode: null, logPath: input.logPath, errorCode: 'engine_failed', malformedLines: 0 }
   }
-  return runEngine({ name, input, ...spawn(bin) })
+  const spec = spawn(iso.bin ?? bin, iso.argvPrefix.length > 0)
+  // Under `namespace` the engine's argv runs inside bwrap (lib/engines/isolate.ts).
+  return runEngine({ name, input, ...spec, argv: [...iso.argvPrefix, ...spec.argv], notes: iso.notes })
 }
 
 /** Run the engine CLI to its end (or kill) and return the EngineResult; never throws. */
@@ -108,6 +124,7 @@ export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
     } catch {}
   }
   write(`[rose] ${new Date().toISOString()} ${spec.name} argv ${JSON.stringify(spec.argv)}`)
+  for (const note of spec.notes ?? []) write(`[rose] ${note}`)
 
   // Our own stall watchdog counts progress, not bytes: a CLI that only prints "reconnecting..."
   // forever (Codex with its server gone) is stalled even though proc.run sees output.
@@ -153,6 +170,7 @@ export async function runEngine(spec: EngineSpawn): Promise<EngineResult> {
       timeoutMs: input.timeoutMs,
       signal,
       killGraceMs: spec.killGraceMs,
+      fds: spec.fds,
       onLine: (raw) => {
         let parsed: { kind: LineKind; note?: string }
         try {

@@ -32,11 +32,25 @@ export function codexArgv(bin: string, opts: CodexOptions, input: Pick<EngineRun
   return argv
 }
 
+/**
+ * Codex's own sandbox inside the factory's namespace: its bwrap would nest in ours (and needs
+ * helper binaries in CODEX_HOME), so our namespace is the sandbox and Codex's is off; a configured
+ * `read-only` becomes a read-only bind of the worktree (lib/engines/isolate.ts).
+ */
+export const NAMESPACE_SANDBOX = 'danger-full-access'
+
 /** Create the Codex engine. */
 export function createCodexEngine(opts: CodexOptions = {}): Engine {
   return {
     name: 'codex',
-    run: (input: EngineRunInput) => runEngineCli('codex', opts.bin, input, (bin) => ({ argv: codexArgv(bin, opts, input), env: {}, handler: codexHandler(emitter(input)) })),
+    run: (input: EngineRunInput) =>
+      runEngineCli(
+        'codex',
+        opts.bin,
+        input,
+        (bin, isolated) => ({ argv: codexArgv(bin, isolated ? { ...opts, sandbox: NAMESPACE_SANDBOX } : opts, input), env: {}, handler: codexHandler(emitter(input)) }),
+        { readOnlyWorktree: opts.sandbox === 'read-only' },
+      ),
   }
 }
 

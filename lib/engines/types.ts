@@ -1,4 +1,5 @@
 /** The Engine interface (DESIGN.md "Engines"): one run of a coding agent in a worktree. */
+import type { IsolationRequest } from './isolate.ts'
 
 export type EngineName = 'claude' | 'codex' | 'console'
 
@@ -34,6 +35,8 @@ export interface EngineRunInput {
   /** Where the full transcript of this run is written. */
   logPath: string
   onEvent?: (event: EngineEvent) => void
+  /** Run the CLI in its own namespace (lib/engines/isolate.ts); absent = as is. */
+  isolation?: IsolationRequest
 }
 
 export interface EngineResult {

@@ -9,6 +9,7 @@ import type { AgentContext } from '../context.ts'
 import { crashPoint } from '../crash.ts'
 import { createEngine } from '../engines/index.ts'
 import { engineEnv } from '../engines/env.ts'
+import { describeIsolation, isolationStatus } from '../engines/isolate.ts'
 import type { Engine, EngineEvent, EngineResult } from '../engines/types.ts'
 import type { PhaseEvent } from '../phases.ts'
 import { buildPrompt, humanComments, lastCommentsUpTo } from '../prompt.ts'
@@ -75,6 +76,8 @@ export async function runEngineStep(
   ctx.log.info(
     `${args.issue.identifier}: run #${args.runNumber} with ${engine.name}${plan.resume ? ` (resuming ${plan.resume})` : ''}; transcript ${plan.logPath}`,
   )
+  const isolation = isolationStatus(ctx.agent, ctx.env)
+  if (engine.name !== 'console') ctx.log.info(describeIsolation(isolation))
   // Per-run limits: Claude enforces max turns itself (--max-turns); for the others a tool call counts as a turn.
   const limits = ctx.agent.limits
   const limitAbort = new AbortController()
@@ -84,7 +87,8 @@ export async function runEngineStep(
   let result = await engine.run({
     prompt: plan.prompt,
     cwd: args.worktree.path,
-    env: engineEnv(ctx.agent.engine, ctx.env, agentSecretEnvs(ctx.agent)),
+    env: engineEnv(ctx.agent.engine, ctx.env, ctx.config.agents.flatMap(agentSecretEnvs), ctx.agent.engine_env),
+    isolation: { mode: isolation.mode, agent: ctx.agent.name, factoryHome: ctx.home, bwrap: isolation.bwrap?.path },
     resume: plan.resume,
     signal,
     timeoutMs: plan.timeoutMs,

@@ -32,6 +32,8 @@ export interface FakeAnthropic {
   requests: any[]
   /** Anything else that was asked (answered 404). */
   unexpected: { method: string; url: string }[]
+  /** Headers of every POST /v1/messages, in the order of `requests` (the credential the CLI sent). */
+  headers: Record<string, string | string[] | undefined>[]
   stop(): Promise<void>
 }
 
@@ -52,7 +54,7 @@ export async function startFakeAnthropic(
         n,
       ),
   })
-  return { url: `${server.origin}`, requests: server.requests, unexpected: server.unexpected, stop: server.stop }
+  return { url: `${server.origin}`, requests: server.requests, unexpected: server.unexpected, headers: server.headers, stop: server.stop }
 }
 
 function sendReply(res: ServerResponse, reply: AnthropicReply, model: string, n: number): void {

@@ -35,11 +35,22 @@ export interface Workspace {
   cleanup(): void
 }
 
-/** A fresh workspace under the system temp dir. */
+/** A fresh directory in /var/tmp (not the temp dir Codex checks), or undefined where that cannot be made. */
+function outsideTemp(prefix: string): string | undefined {
+  try {
+    return mkdtempSync(join('/var/tmp', `${prefix}home-`))
+  } catch {
+    return undefined
+  }
+}
+
+/** A fresh workspace under the system temp dir (its HOME in /var/tmp where possible). */
 export function makeWorkspace(prefix = 'rose-engine-'): Workspace {
   const root = mkdtempSync(join(tmpdir(), prefix))
   const repo = join(root, 'repo')
-  const home = join(root, 'home')
+  // HOME (and CODEX_HOME) outside the temp dir: Codex refuses to create its sandbox helper
+  // (codex-linux-sandbox) under it, and with bwrap installed every sandboxed command then fails.
+  const home = outsideTemp(prefix) ?? join(root, 'home')
   mkdirSync(repo)
   mkdirSync(join(home, '.codex'), { recursive: true })
   const git = (...args: string[]) =>
@@ -70,7 +81,10 @@ export function makeWorkspace(prefix = 'rose-engine-'): Workspace {
       XDG_STATE_HOME: join(home, '.local', 'state'),
       ...extra,
     }),
-    cleanup: () => rmSync(root, { recursive: true, force: true }),
+    cleanup: () => {
+      rmSync(root, { recursive: true, force: true })
+      rmSync(home, { recursive: true, force: true })
+    },
   }
 }
 

@@ -12,6 +12,8 @@ export interface ModelServer {
   requests: any[]
   /** Anything else that was asked (answered 404). */
   unexpected: { method: string; url: string }[]
+  /** Headers of every request to the route, in the order of `requests`. */
+  headers: Record<string, string | string[] | undefined>[]
   stop(): Promise<void>
 }
 
@@ -23,6 +25,7 @@ export async function startModelServer(opts: {
 }): Promise<ModelServer> {
   const requests: any[] = []
   const unexpected: { method: string; url: string }[] = []
+  const headers: ModelServer['headers'] = []
   const server = createServer(async (req, res) => {
     const path = (req.url ?? '').split('?')[0]!
     const raw = await readBody(req)
@@ -41,6 +44,7 @@ export async function startModelServer(opts: {
     }
     const n = requests.length
     requests.push(body)
+    headers.push({ ...req.headers })
     await opts.answer(body, n, res)
   })
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
@@ -49,6 +53,7 @@ export async function startModelServer(opts: {
     origin: `http://127.0.0.1:${port}`,
     requests,
     unexpected,
+    headers,
     stop: () =>
       new Promise<void>((ok) => {
         // Hanging streams would keep close() waiting forever.
