@@ -3,6 +3,7 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { join } from 'node:path'
+import { probeBwrap } from '../lib/engines/isolate.ts'
 import { readState } from '../lib/state.ts'
 import {
   assertUntampered,
@@ -120,7 +121,9 @@ const RESULT =
 const TOKEN = 'ghs_hostileTestToken0123456789'
 
 describe('a hostile engine', () => {
-  test('plants fsmonitor, hooks, a filter, pushInsteadOf, a credential helper, hooksPath and a new origin: nothing runs, nothing is sent, nothing is pushed, the run fails with worktree_tampered, the next issue runs clean', async () => {
+  // isolation: none, as on a host without bwrap: the engine can write the repository's config and
+  // hooks, and the tamper check is what stands between them and the factory's git.
+  test('(isolation: none) plants fsmonitor, hooks, a filter, pushInsteadOf, a credential helper, hooksPath and a new origin: nothing runs, nothing is sent, nothing is pushed, the run fails with worktree_tampered, the next issue runs clean', async () => {
     const attacker = await attackerListener()
     fx = await fixture({
       issues: [
@@ -128,7 +131,7 @@ describe('a hostile engine', () => {
         { team: 'ENG', title: 'Second', description: 'd' },
       ],
       agentYaml: (o) =>
-        `poll_interval_seconds: 1\nagents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n    limits: { max_attempts: 3 }\n    claude: { bin: ${join(o, '..', 'engine.sh')} }\n`,
+        `poll_interval_seconds: 1\nagents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n    isolation: none\n    limits: { max_attempts: 3 }\n    claude: { bin: ${join(o, '..', 'engine.sh')} }\n`,
       env: { FACTORY_GITHUB_TOKEN: TOKEN },
     })
     const pwned = join(fx.dir, 'pwned')
@@ -207,6 +210,42 @@ describe('a hostile engine', () => {
     expect(readdirSync(pwned)).toEqual(['hooks'])
     expect(attacker.requests).toEqual([])
   }, 90_000)
+
+  const bwrap = probeBwrap()
+  test.skipIf(!bwrap.version)(
+    `(isolation: namespace) cannot write the repository's config, and a worktree .git link pointed at a git dir of its own is worktree_tampered${bwrap.version ? '' : ` (skipped: ${bwrap.problem}; apt-get install bubblewrap)`}`,
+    async () => {
+      fx = await fixture({
+        issues: [{ team: 'ENG', title: 'First', description: 'd', assignee: 'agent@rose.test' }],
+        agentYaml: (o) =>
+          `poll_interval_seconds: 1\nagents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n    isolation: namespace\n    claude: { bin: ${join(o, '..', 'engine.sh')} }\n`,
+      })
+      const ran = join(fx.dir, 'planted-ran')
+      writeFileSync(
+        join(fx.dir, 'engine.sh'),
+        [
+          '#!/bin/sh',
+          `echo '{"type":"system","subtype":"init","session_id":"s-1"}'`,
+          'echo hello > hello.txt',
+          `git config core.fsmonitor "touch ${ran}" 2>/dev/null && echo CONFIG-WRITTEN > config-written`,
+          'git init -q --bare .evil',
+          `git --git-dir=.evil config core.fsmonitor "sh -c 'touch ${ran}'"`,
+          `printf 'gitdir: %s\\n' "$PWD/.evil" > .git`,
+          `echo '${RESULT}'`,
+        ].join('\n') + '\n',
+      )
+      chmodSync(join(fx.dir, 'engine.sh'), 0o755)
+      const res = await fx.script('start', ['--once', '--config', fx.configPath])
+      expect(res.code).toBe(1)
+      const rec = Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues)[0]!
+      expect(rec.lastError?.code).toBe('worktree_tampered')
+      expect(rec.lastError?.message).toContain('.git (points outside a worktrees/ directory)')
+      expect(existsSync(join(rec.worktree!, 'config-written'))).toBe(false)
+      expect(existsSync(ran)).toBe(false)
+      expect(fx.originBranches()).toEqual(['main'])
+    },
+    60_000,
+  )
 
   test('a base clone changed behind the factory (a previous version, a crashed run) is restored by the next worktree step before any git command, and that is logged', async () => {
     fx = await fixture({ issues: [{ team: 'ENG', title: 'First', description: 'd', assignee: 'agent@rose.test' }] })
