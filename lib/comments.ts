@@ -26,14 +26,23 @@ export function stableUuid(seed: string): string {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`
 }
 
-/** The id of run `n`'s comment of one kind on an issue. */
-export function commentId(agent: string, issueId: string, n: number, kind: CommentKind): string {
-  return stableUuid(`rose-factory/${agent}/${issueId}/run/${n}/${kind}`)
+/** A run as its comment ids see it: its number and when it started (what tells apart two records' run #1). */
+export type RunRef = number | Pick<RunRecord, 'n' | 'startedAt'>
+
+/**
+ * The id of a run's comment of one kind on an issue. The run's startedAt is part of the seed: a
+ * record pruned after its issue closed (state.ts pruneRecords) and created again starts over at
+ * run #1, and must not reuse the first record's ids (Linear would keep the old comment and
+ * report the new one as already posted).
+ */
+export function commentId(agent: string, issueId: string, run: RunRef, kind: CommentKind): string {
+  const { n, startedAt } = typeof run === 'number' ? { n: run, startedAt: undefined } : run
+  return stableUuid(`rose-factory/${agent}/${issueId}/run/${n}${startedAt ? `@${startedAt}` : ''}/${kind}`)
 }
 
-/** The id of run `n`'s summary comment on an issue. */
-export function summaryCommentId(agent: string, issueId: string, n: number): string {
-  return commentId(agent, issueId, n, 'summary')
+/** The id of a run's summary comment on an issue. */
+export function summaryCommentId(agent: string, issueId: string, run: RunRef): string {
+  return commentId(agent, issueId, run, 'summary')
 }
 
 /** Local paths (this machine's layout) replaced by their last segment: Linear text is public to the team. */
@@ -91,16 +100,17 @@ export function summaryComment(input: SummaryInput): PlannedComment {
   }
   const cost = run.costUsd !== undefined && run.costUsd > 0 ? ` · $${run.costUsd.toFixed(4)}` : ''
   lines.push('', signature(input.agent, `${input.engine}, run #${run.n}${cost}`))
-  return { id: commentId(input.agent, input.issueId, run.n, 'summary'), body: lines.join('\n') }
+  return { id: commentId(input.agent, input.issueId, run, 'summary'), body: lines.join('\n') }
 }
 
 /** The comment for a run that failed in a way another attempt cannot fix (posted once, no retry). */
 export function failureComment(
   agent: string,
   issueId: string,
-  n: number,
+  run: RunRef,
   error: { code: string; message: string; fix?: string },
 ): PlannedComment {
+  const n = typeof run === 'number' ? run : run.n
   const body = [
     `**Run #${n} failed** in the factory (\`${error.code}\`).`,
     '',
@@ -111,7 +121,7 @@ export function failureComment(
     '',
     signature(agent, `run #${n}, failure`),
   ].join('\n')
-  return { id: commentId(agent, issueId, n, 'failure'), body }
+  return { id: commentId(agent, issueId, run, 'failure'), body }
 }
 
 export interface EscalationInput {
@@ -131,7 +141,7 @@ export function escalationComment(input: EscalationInput): PlannedComment {
     .map((r) => `- run #${r.n}: ${r.errorCode ?? r.status}${r.summary ? `: ${publicText(r.summary.split('\n')[0]!.slice(0, 200))}` : ''}`)
   const last = input.lastError
   return {
-    id: commentId(input.agent, input.issueId, n, 'escalation'),
+    id: commentId(input.agent, input.issueId, input.runs.at(-1) ?? 0, 'escalation'),
     body: [
       `**Needs a human:** ${input.reason}.`,
       '',

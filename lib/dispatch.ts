@@ -5,6 +5,7 @@
  * it dispatches (the poll's records, reconciliation's releases, stale-run recovery), so the dry run
  * plans from the same records the real dispatch reads.
  */
+import { type BackoffPolicy, backoffMs } from './backoff.ts'
 import type { LockStatus } from './lock.ts'
 import { inPhase, isInFlight, type PhaseEvent, transition } from './phases.ts'
 import { planReconcile, planRecovery } from './reconcile.ts'
@@ -43,9 +44,30 @@ export interface DispatchSummary {
   held: string[]
 }
 
+/** A run child that exited without taking its queued issue is not started again before 5 s, doubling, at most 5 min. */
+export const SPAWN_RETRY: BackoffPolicy = { baseMs: 5_000, capMs: 300_000 }
+
+/** An issue whose run child exited without taking it (see spawnBackoff): not started again before `until`. */
+export interface SpawnBackoff {
+  until: number
+  failures: number
+}
+
+/**
+ * After a run child exited: a child that left the record as it found it (it never took the issue:
+ * agents.yaml broken since the driver loaded it, an id it could not parse, a crash at start) backs
+ * the issue off, one more failure than before; a child that changed the record clears it. Pure.
+ */
+export function spawnBackoff(prev: SpawnBackoff | undefined, changed: boolean, now: number): SpawnBackoff | undefined {
+  if (changed) return undefined
+  const failures = (prev?.failures ?? 0) + 1
+  return { until: now + backoffMs(failures, SPAWN_RETRY), failures }
+}
+
 /**
  * Decide which queued records start now. `running`: issue ids this driver runs already; `held`:
- * issue ids whose lock a live process holds. Pure.
+ * issue ids whose lock a live process holds; `backoff`: issue ids whose last run child exited
+ * without taking them, and until when they wait (listed as waiting). Pure.
  */
 export function planDispatch(
   records: IssueRecord[],
@@ -53,12 +75,19 @@ export function planDispatch(
   caps: DispatchCaps,
   now: number,
   held: ReadonlySet<string> = new Set(),
+  backoff: ReadonlyMap<string, number> = new Map(),
 ): DispatchPlan {
   const queued = records.filter((r) => inPhase(r, 'queued') && !running.has(r.id)).sort((a, b) => dispatchOrder(a.snapshot, b.snapshot))
-  const notDue = (r: IssueRecord) => !!r.nextRetryAt && Date.parse(r.nextRetryAt) > now
+  const retryAt = (r: IssueRecord) => (r.nextRetryAt ? Date.parse(r.nextRetryAt) : 0)
+  const notBefore = (r: IssueRecord) => Math.max(retryAt(r), backoff.get(r.id) ?? 0)
+  const notDue = (r: IssueRecord) => notBefore(r) > now
   const waiting = queued
     .filter(notDue)
-    .map((record) => ({ record, nextRetryAt: record.nextRetryAt! }))
+    // The record's retry time as written, unless a spawn backoff ends later.
+    .map((record) => ({
+      record,
+      nextRetryAt: notBefore(record) > retryAt(record) ? new Date(notBefore(record)).toISOString() : record.nextRetryAt!,
+    }))
     .sort((a, b) => Date.parse(a.nextRetryAt) - Date.parse(b.nextRetryAt))
   const due = queued.filter((r) => !notDue(r))
   const free = due.filter((r) => !held.has(r.id))

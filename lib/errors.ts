@@ -17,6 +17,8 @@ export const ERRORS = {
   home_unusable: { exit: 2, retryable: false, fix: 'point FACTORY_HOME at a writable directory' },
   state_corrupt: { exit: 1, retryable: false },
   state_locked: { exit: 1, retryable: true },
+  // A full disk (or another write error): state.json and its .bak are kept as they were.
+  state_write_failed: { exit: 1, retryable: true, fix: 'free disk space in FACTORY_HOME' },
   lock_held: { exit: 1, retryable: true },
   not_assigned: { exit: 1, retryable: false, fix: 'assign or delegate the issue to the agent user in Linear first' },
   tracker_unreachable: { exit: 1, retryable: true, fix: 'check LINEAR_API_URL and the network; the factory retries with backoff' },

@@ -20,7 +20,7 @@ export async function postEscalation(ctx: AgentContext, record: IssueRecord, rea
 /** Post the comment for a run that failed in a way another attempt cannot fix (best effort). */
 export async function postFailure(ctx: AgentContext, record: IssueRecord, n: number): Promise<void> {
   if (!record.lastError) return
-  const comment = failureComment(ctx.agent.name, record.id, n, record.lastError)
+  const comment = failureComment(ctx.agent.name, record.id, record.runs.find((r) => r.n === n) ?? n, record.lastError)
   await ctx.tracker.createComment({ id: comment.id, issueId: record.id, body: comment.body }).catch((err) => {
     ctx.log.warn(`${record.identifier}: could not post the failure comment: ${asFactoryError(err).message}`)
   })

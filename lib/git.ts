@@ -19,6 +19,17 @@ import { type Redactor, redactorFor } from './log.ts'
 export interface GitCaller {
   env: NodeJS.ProcessEnv
   redact?: Redactor
+  /** Aborting it kills a git command under way (the driver's stop: a hung remote must not hold it up). */
+  signal?: AbortSignal
+}
+
+/** Default deadline of one git command: 5 min (a hung remote), or ROSE_GIT_TIMEOUT_MS from the caller's env. */
+export const GIT_TIMEOUT_MS = 5 * 60_000
+
+/** The one place the git deadline is read: ROSE_GIT_TIMEOUT_MS when it is a positive number, else GIT_TIMEOUT_MS. */
+export function gitTimeoutMs(env: NodeJS.ProcessEnv): number {
+  const ms = Number(env.ROSE_GIT_TIMEOUT_MS)
+  return Number.isFinite(ms) && ms > 0 ? ms : GIT_TIMEOUT_MS
 }
 
 /**
@@ -125,14 +136,15 @@ export async function git(
   opts: { cwd?: string; env?: Record<string, string>; allowFail?: boolean; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   const env = opts.env ?? gitEnv(caller.env)
-  const res = await run(['git', ...HARDENED_ARGS, ...args], { cwd: opts.cwd, env, timeoutMs: opts.timeoutMs ?? 10 * 60_000 })
+  const timeoutMs = opts.timeoutMs ?? gitTimeoutMs(caller.env)
+  const res = await run(['git', ...HARDENED_ARGS, ...args], { cwd: opts.cwd, env, timeoutMs, signal: caller.signal })
   if (res.exitCode !== 0 && !opts.allowFail) {
     const hide = caller.redact ?? redactorFor(caller.env)
     const scrub = (text: string) => hide(redactorFor(env, ['ROSE_GIT_PASSWORD'])(text))
     throw new FactoryError(
       'git_failed',
       scrub(
-        `git ${args.join(' ')} failed (exit ${res.exitCode}${res.killed ? `, ${res.killed}` : ''}): ${(res.stderr.trim() || res.stdout.trim()).slice(0, 2000)}`,
+        `git ${args.join(' ')} failed (exit ${res.exitCode}${res.killed === 'timeout' ? `, no answer within ${timeoutMs} ms (ROSE_GIT_TIMEOUT_MS)` : res.killed ? `, ${res.killed}` : ''}): ${(res.stderr.trim() || res.stdout.trim()).slice(0, 2000)}`,
       ),
       {
         fix: 'see the git message; check the repo URL, base branch and credentials',

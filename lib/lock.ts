@@ -4,23 +4,13 @@
  * breaking a stale lock is itself serialized by a second O_EXCL file, so two processes that both
  * see a stale lock cannot both take it (invariant "one-live-owner").
  */
-import {
-  closeSync,
-  fsyncSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs'
+import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname } from 'node:path'
 import { FactoryError } from './errors.ts'
 import { safeJoin } from './paths.ts'
 import { pidAlive } from './signal.ts'
+import { writeDurableSync } from './write-durable.ts'
 
 export interface LockOwner {
   pid: number
@@ -69,13 +59,8 @@ let tmpSeq = 0
  */
 function writeExclusive(path: string, body: string): boolean {
   const tmp = `${path}.${process.pid}.${++tmpSeq}.new`
-  const fd = openSync(tmp, 'w', 0o600)
-  try {
-    writeSync(fd, body)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
+  // Every byte or nothing: a full disk throws here, with the temp file removed (write-durable.ts).
+  writeDurableSync(tmp, body)
   try {
     linkSync(tmp, path)
     return true
@@ -160,7 +145,8 @@ function makeLock(path: string, owner: LockOwner): Lock {
       owner.heartbeat = new Date().toISOString()
       if (note !== undefined) owner.note = note
       const tmp = `${path}.${process.pid}.beat`
-      writeFileSync(tmp, JSON.stringify(owner), { mode: 0o600 })
+      // A failed write (full disk) throws with the temp file removed: the lock keeps its last beat.
+      writeDurableSync(tmp, JSON.stringify(owner))
       renameSync(tmp, path)
     },
     release() {
@@ -227,7 +213,12 @@ export function acquireIssueLock(path: string, identifier: string, note: string,
       },
     )
   }
-  const timer = setInterval(() => lock.beat(), heartbeatMs)
+  // A beat that cannot be written (full disk) is skipped, not thrown out of the timer (that would kill the run).
+  const timer = setInterval(() => {
+    try {
+      lock.beat()
+    } catch {}
+  }, heartbeatMs)
   timer.unref?.()
   return {
     ...lock,

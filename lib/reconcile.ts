@@ -12,7 +12,7 @@ import { postEscalation } from './escalate.ts'
 import { git } from './git.ts'
 import { inspectLock, LOCK_STALE_MS, type LockStatus, STOPPING_NOTE } from './lock.ts'
 import { isActive, isInFlight } from './phases.ts'
-import { type IssueRecord, readState, updateRecord, updateRecords } from './state.ts'
+import { type IssueRecord, pruneRecords, readState, updateRecord, updateRecords } from './state.ts'
 import { lockPathFor } from './steps/claim.ts'
 import { withRepoLock } from './steps/worktree.ts'
 import { followWorktreeLink, guardRepository } from './tamper.ts'
@@ -43,6 +43,22 @@ export function planRecovery(record: IssueRecord, lock: LockStatus, runningHere:
 export function dueForCleanup(records: IssueRecord[], graceMs: number, now: Date): IssueRecord[] {
   return records.filter(
     (r) => r.closedAt && r.worktree && !r.worktreeRemovedAt && now.getTime() - Date.parse(r.closedAt) >= graceMs && !isInFlight(r),
+  )
+}
+
+/**
+ * Records to forget: issues closed for longer than the grace period, settled (no run queued or
+ * under way), their worktree gone, and still closed as last polled. A pruned issue that is
+ * reopened later is a new issue to the factory (its comment ids stay unique: comments.ts).
+ */
+export function dueForPrune(records: IssueRecord[], graceMs: number, now: Date): IssueRecord[] {
+  return records.filter(
+    (r) =>
+      r.closedAt &&
+      now.getTime() - Date.parse(r.closedAt) >= graceMs &&
+      !isActive(r) &&
+      (!r.worktree || !!r.worktreeRemovedAt) &&
+      isClosed(r.snapshot),
   )
 }
 
@@ -110,7 +126,10 @@ export async function recoverStale(ctx: AgentContext, runningHere: Set<string>):
   return out
 }
 
-/** Remove worktrees of issues closed for longer than the grace period (the branch stays on the remote). */
+/**
+ * Remove worktrees of issues closed for longer than the grace period (the branch stays on the
+ * remote), then forget the records of those closed issues (state.json stays small).
+ */
 export async function cleanupClosed(ctx: AgentContext): Promise<string[]> {
   if (ctx.dryRun) return []
   const records = Object.values(readState(ctx.paths.state).agents[ctx.agent.name]?.issues ?? {})
@@ -139,5 +158,23 @@ export async function cleanupClosed(ctx: AgentContext): Promise<string[]> {
       ctx.log.warn(`${rec.identifier}: could not remove worktree ${path}: ${asFactoryError(err).message}`)
     }
   }
+  pruneClosed(ctx, records)
   return removed
+}
+
+/** Forget records of issues closed for longer than the grace period (decided again under the state lock). */
+function pruneClosed(ctx: AgentContext, records: IssueRecord[]): void {
+  const graceMs = ctx.config.cleanup_grace_minutes * 60_000
+  // A worktree removed just now is seen by the next tick: this read predates it.
+  if (dueForPrune(records, graceMs, ctx.now()).length === 0) return
+  const pruned = pruneRecords(ctx.paths.state, ctx.agent.name, (a) =>
+    dueForPrune(Object.values(a.issues), graceMs, ctx.now()).map((r) => r.id),
+  )
+  if (pruned.length === 0) return
+  const names =
+    pruned
+      .slice(0, 10)
+      .map((r) => r.identifier)
+      .join(', ') + (pruned.length > 10 ? ', ...' : '')
+  ctx.log.info(`forgot ${pruned.length} issue(s) closed for longer than ${ctx.config.cleanup_grace_minutes} min: ${names}`)
 }

@@ -19,7 +19,7 @@ import { agentState, readState, type IssueRecord, updateRecords } from './state.
 import type { Tracker } from './tracker/types.ts'
 import { cleanupClosed, reconcile, recoverStale } from './reconcile.ts'
 import { ensureBaseRepo } from './steps/worktree.ts'
-import { type DispatchSummary, planDispatch, previewTick, summarizeDispatch } from './dispatch.ts'
+import { type DispatchSummary, planDispatch, previewTick, type SpawnBackoff, spawnBackoff, summarizeDispatch } from './dispatch.ts'
 import { lockPathFor } from './steps/claim.ts'
 
 const RUN_SCRIPT = fileURLToPath(new URL('../scripts/run.ts', import.meta.url))
@@ -65,21 +65,27 @@ export function createDriver(opts: DriverOptions) {
   const contexts = new Map<string, AgentContext>()
   const running = new Map<string, { agent: string; identifier: string; child: ChildHandle }>()
   const backoff = new Map<string, { until: number; failures: number }>()
+  /** Per `agent/issue id`: run children that exited without taking their queued issue (dispatch.ts spawnBackoff). */
+  const spawnBackoffs = new Map<string, SpawnBackoff>()
   const outcomes: RunOutcome[] = []
   const stopper = new AbortController()
 
   const ctxFor = (agent: AgentConfig) => {
     let ctx = contexts.get(agent.name)
     if (!ctx) {
-      ctx = agentContext({
-        config: opts.config,
-        configPath: opts.configPath,
-        agent,
-        env,
-        dryRun: opts.dryRun,
-        tag: 'start',
-        tracker: opts.tracker?.(agent),
-      })
+      // The stop signal reaches the git commands the driver runs (a hung clone or fetch is killed on stop).
+      ctx = Object.assign(
+        agentContext({
+          config: opts.config,
+          configPath: opts.configPath,
+          agent,
+          env,
+          dryRun: opts.dryRun,
+          tag: 'start',
+          tracker: opts.tracker?.(agent),
+        }),
+        { signal: stopper.signal },
+      )
       contexts.set(agent.name, ctx)
     }
     return ctx
@@ -95,7 +101,9 @@ export function createDriver(opts: DriverOptions) {
         secretNames: opts.config.agents.flatMap(agentSecretEnvs),
       }))
 
-  async function tickAgent(agent: AgentConfig): Promise<TickReport> {
+  /** One tick of one agent; `background`: start the dispatch without waiting for it (the loop). */
+  async function tickAgent(agent: AgentConfig, background = false): Promise<TickReport> {
+    tickNos.set(agent.name, (tickNos.get(agent.name) ?? 0) + 1)
     const ctx = ctxFor(agent)
     const b = backoff.get(agent.name)
     if (b && b.until > now()) {
@@ -152,6 +160,10 @@ export function createDriver(opts: DriverOptions) {
     } catch (err) {
       log.error(`${agent.name}: reconciliation failed (runs go on): ${asFactoryError(err).describe()}`)
     }
+    if (background) {
+      kick(agent)
+      return { agent: agent.name, ok: true, plan, started: [] }
+    }
     const { started, plan: dispatchPlan, error } = await dispatch(agent)
     return { agent: agent.name, ok: !error, error, plan, started, dispatch: dispatchPlan }
   }
@@ -175,12 +187,8 @@ export function createDriver(opts: DriverOptions) {
         .map((r) => r.id),
     )
 
-  /** Start runs for queued issues, within the agent's and the machine's concurrency. */
-  async function dispatch(
-    agent: AgentConfig,
-  ): Promise<{ started: string[]; plan?: DispatchSummary; error?: { code: string; message: string } }> {
-    if (stopper.signal.aborted) return { started: [] }
-    const ctx = ctxFor(agent)
+  /** The dispatch decision for an agent as things are now (records, runs in flight, locks, backoffs). */
+  function decide(agent: AgentConfig, ctx: AgentContext) {
     const records = Object.values(readState(ctx.paths.state).agents[agent.name]?.issues ?? {})
     const here = new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
     const lockOf = (identifier: string) => inspectLock(lockPathFor(ctx, identifier), LOCK_STALE_MS)
@@ -188,15 +196,29 @@ export function createDriver(opts: DriverOptions) {
       records.filter((r) => !here.has(r.id)),
       lockOf,
     )
-    const decided = planDispatch(records, here, capsFor(agent), now(), held)
-    const plan = summarizeDispatch(decided)
-    const pick = decided.start
-    if (pick.length === 0) return { started: [], plan }
+    const backingOff = new Map(
+      [...spawnBackoffs].filter(([k]) => k.startsWith(`${agent.name}/`)).map(([k, b]) => [k.slice(agent.name.length + 1), b.until]),
+    )
+    return planDispatch(records, here, capsFor(agent), now(), held, backingOff)
+  }
+
+  /** Start runs for queued issues, within the agent's and the machine's concurrency. */
+  async function dispatch(
+    agent: AgentConfig,
+  ): Promise<{ started: string[]; plan?: DispatchSummary; error?: { code: string; message: string } }> {
+    if (stopper.signal.aborted) return { started: [] }
+    const ctx = ctxFor(agent)
+    const first = decide(agent, ctx)
+    const pick = first.start
+    if (pick.length === 0) return { started: [], plan: summarizeDispatch(first) }
     try {
       // Fetch once per tick; runs dispatched between ticks (a slot freed) use that fetch.
+      const tickNo = tickNos.get(agent.name) ?? 0
       await ensureBaseRepo(ctx, { fetch: fetchedTick.get(agent.name) !== tickNo })
       fetchedTick.set(agent.name, tickNo)
     } catch (err) {
+      // stop() killed the clone or fetch: nothing is wrong with the base clone.
+      if (stopper.signal.aborted) return { started: [], plan: summarizeDispatch(first) }
       const e = asFactoryError(err)
       log.error(`${agent.name}: cannot update the base clone; ${pick.length} issue(s) stay queued: ${e.describe()}`)
       // Shown by status on each issue it holds up (they stay queued; no attempt is used).
@@ -209,11 +231,14 @@ export function createDriver(opts: DriverOptions) {
           ctx.now(),
         )
       } catch {}
-      return { started: [], plan, error: { code: e.code, message: error.message } }
+      return { started: [], plan: summarizeDispatch(first), error: { code: e.code, message: error.message } }
     }
     // stop() may have come during the fetch: it signalled the runs it knew of, start no more.
-    if (stopper.signal.aborted) return { started: [], plan }
-    for (const r of pick) {
+    if (stopper.signal.aborted) return { started: [], plan: summarizeDispatch(first) }
+    // Decided again now that the base clone is ready: other agents' dispatches (they run
+    // concurrently) may have taken the machine's slots meanwhile. No await from here to the spawns.
+    const decided = decide(agent, ctx)
+    for (const r of decided.start) {
       const child = spawnRun(agent, r.id)
       const key = `${agent.name}/${r.id}`
       running.set(key, { agent: agent.name, identifier: r.identifier, child })
@@ -223,22 +248,55 @@ export function createDriver(opts: DriverOptions) {
         outcomes.push({ agent: agent.name, identifier: r.identifier, exitCode: code })
         const how = code === 0 ? 'finished' : stopper.signal.aborted ? `stopped (exit ${code})` : `failed (exit ${code})`
         log.info(`${agent.name}: ${r.identifier} ${how}`)
-        if (!oncePending) void dispatch(agent).catch((e) => log.error(asFactoryError(e).describe()))
+        noteSpawnOutcome(ctx, key, r, code)
+        if (!oncePending) kick(agent)
       })
     }
-    return { started: pick.map((r) => r.identifier), plan }
+    return { started: decided.start.map((r) => r.identifier), plan: summarizeDispatch(decided) }
+  }
+
+  /** Per agent: the dispatch under way (in the loop, a slow base-clone fetch never holds up the agent's polls and reconciliation). */
+  const dispatching = new Map<string, Promise<unknown>>()
+
+  /** Dispatch for `agent` in the background unless one is under way (it decides again after its fetch, so it sees what is due). */
+  function kick(agent: AgentConfig): void {
+    if (dispatching.has(agent.name)) return
+    const p = dispatch(agent)
+      .catch((e) => log.error(`${agent.name}: dispatch failed: ${asFactoryError(e).describe()}`))
+      .finally(() => dispatching.delete(agent.name))
+    dispatching.set(agent.name, p)
+  }
+
+  /**
+   * A child that left its record as it found it never took the issue (agents.yaml broken since the
+   * driver loaded it, an id it could not parse): the issue backs off instead of being started
+   * again at once, which would spawn dozens of children a second.
+   */
+  function noteSpawnOutcome(ctx: AgentContext, key: string, before: IssueRecord, code: number | null): void {
+    if (stopper.signal.aborted) return
+    let after: IssueRecord | undefined
+    try {
+      after = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[before.id]
+    } catch {
+      return
+    }
+    const changed = !after || after.updatedAt !== before.updatedAt || after.phase !== before.phase
+    const next = spawnBackoff(spawnBackoffs.get(key), changed, now())
+    if (!next) return void spawnBackoffs.delete(key)
+    spawnBackoffs.set(key, next)
+    log.warn(
+      `${ctx.agent.name}: ${before.identifier}: its run exited ${code ?? 'on a signal'} without taking the issue (${next.failures} time(s) in a row); not started again before ${new Date(next.until).toISOString()}`,
+    )
   }
 
   let oncePending = false
-  let tickNo = 0
+  /** Per agent: ticks so far, and the tick whose dispatch fetched the base clone (fetched once per tick). */
+  const tickNos = new Map<string, number>()
   const fetchedTick = new Map<string, number>()
 
-  /** One tick for every agent. */
+  /** One tick for every agent, the agents side by side (one agent's slow remote does not hold up another). */
   async function tick(): Promise<TickReport[]> {
-    tickNo++
-    const reports: TickReport[] = []
-    for (const agent of opts.agents) reports.push(await tickAgent(agent))
-    return reports
+    return Promise.all(opts.agents.map((agent) => tickAgent(agent)))
   }
 
   /** Wait for every running child to exit. */
@@ -271,10 +329,26 @@ export function createDriver(opts: DriverOptions) {
     },
     /** Tick every poll interval until stop(). */
     async loop(): Promise<void> {
-      while (!stopper.signal.aborted) {
-        await tick()
-        await sleep(opts.config.poll_interval_seconds * 1000, stopper.signal)
-      }
+      // Each agent on its own clock; dispatch (which may wait on a git remote) runs in the
+      // background, so polls and reconciliation go on. stop() ends the loop at once: a tick still
+      // waiting on Linear is dropped (what it had not written is simply polled again next start).
+      const stopped = new Promise<void>((resolve) => {
+        if (stopper.signal.aborted) resolve()
+        stopper.signal.addEventListener('abort', () => resolve(), { once: true })
+      })
+      const loops = Promise.all(
+        opts.agents.map(async (agent) => {
+          while (!stopper.signal.aborted) {
+            try {
+              await tickAgent(agent, true)
+            } catch (err) {
+              log.error(`${agent.name}: tick failed: ${asFactoryError(err).describe()}`)
+            }
+            await sleep(opts.config.poll_interval_seconds * 1000, stopper.signal)
+          }
+        }),
+      )
+      await Promise.race([loops, stopped])
     },
     /** Stop ticking, ask running children to stop, wait for them (SIGKILL after `graceMs`). */
     async stop(graceMs = 15_000): Promise<void> {

@@ -3,13 +3,28 @@
  * Invariant "atomic-state": written atomically (temp file, fsync, rename) under a lock; a torn or corrupt
  * file is reported with its path and never silently reset.
  */
-import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { z } from 'zod'
 import { FactoryError } from './errors.ts'
 import { lockSync } from './lock.ts'
 import type { TrackerIssue } from './tracker/types.ts'
 import { PHASES, type PhaseEvent, transition } from './phases.ts'
+import { writeDurableSync } from './write-durable.ts'
+
+/** What a record keeps of its issue: no description, no comments, no team workflow states. */
+export type IssueSnapshot = Omit<TrackerIssue, 'description' | 'comments' | 'team'> & { team: Pick<TrackerIssue['team'], 'id' | 'key'> }
+
+/** The snapshot of an issue as state.json keeps it (a whole TrackerIssue, or an older file's, is cut down). */
+export function slimSnapshot(issue: IssueSnapshot | TrackerIssue): IssueSnapshot {
+  const { description: _d, comments: _c, team, ...rest } = issue as Partial<TrackerIssue> & IssueSnapshot
+  return (team ? { ...rest, team: { id: team.id, key: team.key } } : rest) as IssueSnapshot
+}
+
+/** JSON.stringify replacer: every record's snapshot is written slim, whatever the in-memory record holds. */
+function slimSnapshots(key: string, value: unknown): unknown {
+  return key === 'snapshot' && value && typeof value === 'object' ? slimSnapshot(value as IssueSnapshot) : value
+}
 
 const runSchema = z.object({
   n: z.number(),
@@ -44,8 +59,11 @@ const issueRecordSchema = z.object({
   title: z.string(),
   // 'worktree' was a phase of its own before the state machine: it means claimed.
   phase: z.preprocess((p) => (p === 'worktree' ? 'claimed' : p), z.enum(PHASES)),
-  /** The issue as last polled; the run works from it. */
-  snapshot: z.custom<TrackerIssue>((v) => typeof v === 'object' && v !== null),
+  /**
+   * The issue as last polled, without its description and comments (state.json stays small): what
+   * dispatch and status need between processes. The run reads the whole issue from the tracker.
+   */
+  snapshot: z.custom<IssueSnapshot>((v) => typeof v === 'object' && v !== null).transform(slimSnapshot),
   queuedAt: z.string().optional(),
   branch: z.string().optional(),
   worktree: z.string().optional(),
@@ -91,9 +109,19 @@ export type RunRecord = z.infer<typeof runSchema>
 
 const EMPTY: FactoryState = { version: 1, agents: {} }
 
-/** Read state.json (missing = empty); a corrupt file is a state_corrupt error naming the path. */
+/** The last parse of each state file and the file identity it came from (see readState). */
+const parsedCache = new Map<string, { key: string; state: FactoryState }>()
+
+/**
+ * Read state.json (missing = empty); a corrupt file is a state_corrupt error naming the path. A
+ * file unchanged since this process last parsed it (same inode, size, mtime and ctime: every write
+ * renames a new file into place) is not read again: an idle tick asks for the state several times.
+ */
 export function readState(path: string): FactoryState {
-  if (!existsSync(path)) return structuredClone(EMPTY)
+  const key = fileKey(path)
+  if (!key) return structuredClone(EMPTY)
+  const cached = parsedCache.get(path)
+  if (cached?.key === key) return structuredClone(cached.state)
   const text = readFileSync(path, 'utf8')
   let raw: unknown
   try {
@@ -106,7 +134,14 @@ export function readState(path: string): FactoryState {
     const first = parsed.error.issues[0]
     throw corrupt(path, `unexpected shape at ${first?.path.join('.') || '(top)'}: ${first?.message}`)
   }
+  parsedCache.set(path, { key, state: structuredClone(parsed.data) })
   return parsed.data
+}
+
+/** The identity of the file at `path` as readState's cache compares it, or undefined when there is none. */
+function fileKey(path: string): string | undefined {
+  const st = statSync(path, { bigint: true, throwIfNoEntry: false })
+  return st && `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
 }
 
 function corrupt(path: string, why: string): FactoryError {
@@ -115,16 +150,24 @@ function corrupt(path: string, why: string): FactoryError {
   })
 }
 
-/** Write state.json atomically: temp file, fsync, rename, fsync the directory. */
+/**
+ * Write state.json atomically (called under the state lock): temp file (every byte, fsync), rename,
+ * fsync the directory. On a
+ * full disk (or any write error) the temp file is removed and state.json and its .bak are left as
+ * they were: a state_write_failed error names the path and the fix.
+ */
 export function writeStateAtomic(path: string, state: FactoryState): void {
   mkdirSync(dirname(path), { recursive: true })
   const tmp = `${path}.${process.pid}.tmp`
-  const fd = openSync(tmp, 'w', 0o600)
+  const text = `${JSON.stringify(state, slimSnapshots)}\n`
   try {
-    writeSync(fd, `${JSON.stringify(state, null, 1)}\n`)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
+    writeDurableSync(tmp, text)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    throw new FactoryError('state_write_failed', `could not write ${path} (${e.code ?? e.message}); the previous ${path} is kept`, {
+      fix: e.code === 'ENOSPC' || e.code === 'EDQUOT' ? `free disk space in ${dirname(path)}` : `check that ${dirname(path)} is writable`,
+      cause: err,
+    })
   }
   if (existsSync(path)) {
     // Keep the previous good copy (the fix for a corrupt file names it) by hard link, so
@@ -137,6 +180,9 @@ export function writeStateAtomic(path: string, state: FactoryState): void {
     } catch {}
   }
   renameSync(tmp, path)
+  // Callers hold the state lock: what is at `path` now is what we wrote; the next read need not read it back.
+  const key = fileKey(path)
+  if (key) parsedCache.set(path, { key, state: stateSchema.parse(JSON.parse(text)) })
   try {
     const dfd = openSync(dirname(path), 'r')
     fsyncSync(dfd)
@@ -146,6 +192,11 @@ export function writeStateAtomic(path: string, state: FactoryState): void {
 
 /** Read-modify-write state.json under its lock; `fn` mutates the draft and may return a value. */
 export function updateState<T>(path: string, fn: (draft: FactoryState) => T): T {
+  return withState(path, (draft) => ({ value: fn(draft), changed: true }))
+}
+
+/** Read state.json under its lock, let `fn` change the draft, write it back only when `fn` says it changed it. */
+function withState<T>(path: string, fn: (draft: FactoryState) => { value: T; changed: boolean }): T {
   const lock = lockSync(`${path}.lock`, { staleMs: 30_000, waitMs: 15_000 })
   if (!lock) {
     throw new FactoryError('state_locked', `could not lock ${path}.lock within 15 s`, {
@@ -154,9 +205,9 @@ export function updateState<T>(path: string, fn: (draft: FactoryState) => T): T 
   }
   try {
     const draft = readState(path)
-    const out = fn(draft)
-    writeStateAtomic(path, draft)
-    return out
+    const { value, changed } = fn(draft)
+    if (changed) writeStateAtomic(path, draft)
+    return value
   } finally {
     lock.release()
   }
@@ -194,7 +245,7 @@ export function updateRecords(
   now: Date,
   alsoAgent?: (a: AgentState) => void,
 ): Applied[] {
-  return updateState(path, (d) => {
+  return withState(path, (d) => {
     const a = agentState(d, agent)
     // A function decides against the file as it is under the lock (another process may have written since).
     const list = typeof events === 'function' ? events(a) : events
@@ -205,7 +256,27 @@ export function updateRecords(
       return { issueId, event: event.type, record: structuredClone(t.record) }
     })
     alsoAgent?.(a)
-    return out
+    // Nothing applied and nothing else to record (an idle reconciliation): no write.
+    return { value: out, changed: !!alsoAgent || out.some((x) => !x.refused) }
+  })
+}
+
+/**
+ * The one place records are deleted: `decide` picks, against the file as it is under the lock,
+ * the ids of the agent's records to forget (closed issues past their grace: reconcile.ts). Writes
+ * only when it removed something; returns the removed records.
+ */
+export function pruneRecords(path: string, agent: string, decide: (a: AgentState) => string[]): IssueRecord[] {
+  return withState(path, (d) => {
+    const a = d.agents[agent]
+    if (!a) return { value: [], changed: false }
+    const removed = decide(a).flatMap((id) => {
+      const r = a.issues[id]
+      if (!r) return []
+      delete a.issues[id]
+      return [r]
+    })
+    return { value: removed, changed: removed.length > 0 }
   })
 }
 

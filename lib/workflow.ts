@@ -49,8 +49,11 @@ export function isOurs(issue: Pick<TrackerIssue, 'assigneeId' | 'delegateId'>, v
   return issue.assigneeId === viewerId || issue.delegateId === viewerId
 }
 
+/** What dispatch orders by (a record's slim snapshot has it). */
+export type DispatchKey = Pick<TrackerIssue, 'priority' | 'createdAt' | 'identifier'>
+
 /** Dispatch order: Linear priority urgent (1) first, none (0) last, then oldest created, then identifier. */
-export function dispatchOrder(a: TrackerIssue, b: TrackerIssue): number {
+export function dispatchOrder(a: DispatchKey, b: DispatchKey): number {
   const pa = a.priority === 0 ? 5 : a.priority
   const pb = b.priority === 0 ? 5 : b.priority
   return pa - pb || a.createdAt.localeCompare(b.createdAt) || a.identifier.localeCompare(b.identifier, 'en', { numeric: true })

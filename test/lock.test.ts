@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { inspectLock, type LockOwner, lockSync, tryLock } from '../lib/lock.ts'
@@ -326,4 +326,45 @@ describe('the issue lock of a running issue', () => {
       await fx.cleanup()
     }
   }, 60_000)
+})
+
+/** A tmpfs of `size` on a fresh directory (the tests run as root in CI), or why it cannot be mounted. */
+function tinyDisk(size: string): { dir: string; umount: () => void } | { skip: string } {
+  if (process.getuid?.() !== 0) return { skip: 'not root: cannot mount a tmpfs' }
+  const mnt = tempDir('rose-tinydisk-')
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt], { encoding: 'utf8' })
+  if (r.status !== 0) return { skip: `mount -t tmpfs not allowed here: ${(r.stderr || r.error?.message || '').trim()}` }
+  return { dir: mnt, umount: () => void spawnSync('umount', ['-l', mnt]) }
+}
+
+const disk = tinyDisk('1m')
+afterAll(() => 'umount' in disk && disk.umount())
+const diskSkip = 'skip' in disk ? ` (skipped: ${disk.skip})` : ''
+
+describe('a full disk', () => {
+  test.skipIf(!!diskSkip)(
+    `a heartbeat that cannot be written keeps the last one, and a new lock fails whole, leaving no file${diskSkip}`,
+    () => {
+      const mnt = (disk as { dir: string }).dir
+      const path = join(mnt, 'ENG-1.lock')
+      const lock = tryLock(path, { staleMs: STALE_MS, note: 'engine' })!
+      expect(lock).not.toBeNull()
+      const before = readFileSync(path, 'utf8')
+      const filler = join(mnt, 'filler')
+      try {
+        writeFileSync(filler, Buffer.alloc(64 * 1024 * 1024, 1))
+      } catch (err) {
+        expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC')
+      }
+      expect(() => lock.beat('report')).toThrow(/ENOSPC/)
+      expect(readFileSync(path, 'utf8')).toBe(before)
+      expect(inspectLock(path, STALE_MS).owner?.note).toBe('engine')
+      expect(() => tryLock(join(mnt, 'ENG-2.lock'), { staleMs: STALE_MS })).toThrow(/ENOSPC/)
+      expect(readdirSync(mnt).sort()).toEqual(['ENG-1.lock', 'filler'])
+      rmSync(filler)
+      lock.beat('report')
+      expect(inspectLock(path, STALE_MS).owner?.note).toBe('report')
+      lock.release()
+    },
+  )
 })

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { type IssueRecord, readState, updateState } from '../lib/state.ts'
@@ -9,6 +10,7 @@ import { type Fixture, fixture, gitSync, ROOT, seedWith } from './helpers.ts'
 import { DEFAULT_STATES } from '../lib/sandbox/seed.ts'
 import { loadConfig } from '../lib/config.ts'
 import { createDriver, pollBackoffMs } from '../lib/start.ts'
+import { repoSlug } from '../lib/steps/worktree.ts'
 
 let fx: Fixture | undefined
 afterEach(async () => {
@@ -675,4 +677,204 @@ describe('what runs on first sight', () => {
     expect(fx.issue('ENG-2').state).toBe('Todo')
     expect(recordOf(fx, 'ENG-2')!.phase).toBe('seen')
   }, 60_000)
+})
+
+describe('reliability of the loop', () => {
+  const stateOf = (f: Fixture) => readState(join(f.home, 'state.json')).agents.tester!
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+  test('a run child that exits without taking its issue (agents.yaml broken mid-loop) is not started again at once, but after a backoff', async () => {
+    fx = await fixture({ issues: ISSUES })
+    const clock = { t: Date.now() }
+    const driver = driverFor(fx, clock)
+    const good = readFileSync(fx.configPath, 'utf8')
+    // The driver has its config; every run child reads agents.yaml again and now fails on it.
+    writeFileSync(fx.configPath, 'agents: [ {name: tester, engine: nope\n')
+    const [first] = await driver.tick()
+    expect(first!.started).toEqual(['ENG-1'])
+    // Before: each exit dispatched the issue again at once (60 children in 10 s).
+    await sleep(4_000)
+    expect(driver.outcomes.map((o) => o.exitCode)).toEqual([2])
+    expect(stateOf(fx).issues[Object.keys(stateOf(fx).issues)[0]!]!.phase).toBe('queued')
+    const [second] = await driver.tick()
+    expect(second!.started).toEqual([])
+    expect(second!.dispatch!.waiting).toEqual([{ identifier: 'ENG-1', nextRetryAt: new Date(clock.t + 5_000).toISOString() }])
+    // The backoff has passed: one more child, which fails the same way: the wait doubles.
+    clock.t += 5_001
+    expect((await driver.tick())[0]!.started).toEqual(['ENG-1'])
+    await driver.drain()
+    expect(driver.outcomes).toHaveLength(2)
+    expect((await driver.tick())[0]!.dispatch!.waiting[0]!.nextRetryAt).toBe(new Date(clock.t + 10_000).toISOString())
+    // Fixed: the next child takes the issue to In Review, and nothing backs off any more.
+    writeFileSync(fx.configPath, good)
+    clock.t += 10_001
+    expect((await driver.tick())[0]!.started).toEqual(['ENG-1'])
+    await driver.drain()
+    expect(driver.outcomes.at(-1)!.exitCode).toBe(0)
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+  }, 60_000)
+
+  /** An http "git remote" that accepts connections and never answers (a hung remote), with the sockets it holds. */
+  async function hungRemote(): Promise<{ url: string; sockets: Socket[]; open: () => number; close: () => void }> {
+    const sockets: Socket[] = []
+    let open = 0
+    const server = createServer((sock) => {
+      sockets.push(sock)
+      open++
+      sock.on('close', () => open--)
+      sock.resume() // read the request, answer nothing
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as AddressInfo).port
+    return {
+      url: `http://127.0.0.1:${port}/acme/app.git`,
+      sockets,
+      open: () => open,
+      close: () => {
+        for (const x of sockets) x.destroy()
+        server.close()
+      },
+    }
+  }
+
+  /** Two agents: `stuck` (Riley's Linear user, ENG-1) on `stuckUrl`, `tester` (the agent user, ENG-2) on the real origin. */
+  const twoAgents = (stuckUrl: string) => (origin: string) =>
+    `poll_interval_seconds: 1\nagents:\n  - name: stuck\n    engine: console\n    tracker: { mode: api_key, token_env: RILEY_KEY }\n    repo: { url: ${stuckUrl}, base: main }\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${origin}, base: main }\n`
+  const TWO_ISSUES = [
+    { team: 'ENG', title: 'Stuck', assignee: 'riley@rose.test' },
+    { team: 'ENG', title: 'Free', assignee: 'agent@rose.test' },
+  ]
+  const recordOf = (f: Fixture, agent: string) => Object.values(readState(join(f.home, 'state.json')).agents[agent]?.issues ?? {})[0]
+
+  async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<void> {
+    const t0 = Date.now()
+    while (!fn()) {
+      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
+      await sleep(50)
+    }
+  }
+
+  test('a git remote that never answers holds up only its agent’s runs: the other agent’s issue is done, reconciliation goes on, and SIGTERM stops the driver within seconds', async () => {
+    const remote = await hungRemote()
+    try {
+      fx = await fixture({ issues: TWO_ISSUES, agentYaml: twoAgents(remote.url), env: { RILEY_KEY: 'lin_api_test_riley_key' } })
+      const child = spawn(process.execPath, [join(ROOT, 'scripts', 'start.ts'), '--config', fx.configPath], {
+        cwd: fx.dir,
+        env: fx.env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        detached: true,
+      })
+      let stderr = ''
+      child.stderr.on('data', (d) => (stderr += d))
+      const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+      try {
+        await until('the stuck agent’s clone is waiting on the remote', () => remote.sockets.length > 0)
+        await until('the other agent’s issue is in review', () => fx!.issue('ENG-2').state === 'In Review', 40_000)
+        expect(recordOf(fx, 'stuck')!.phase).toBe('queued')
+        // The stuck agent still polls and reconciles while its clone hangs: unassigned, it is released.
+        fx.sandbox.store.updateIssue('ENG-1', { assigneeId: null })
+        await until('the stuck agent’s issue is released', () => recordOf(fx!, 'stuck')?.phase === 'released', 10_000)
+      } finally {
+        const t0 = Date.now()
+        process.kill(-child.pid!, 'SIGTERM')
+        expect(await exited, stderr).toBe(0)
+        console.log(`SIGTERM with a hung clone -> driver exited in ${Date.now() - t0} ms`)
+        expect(Date.now() - t0).toBeLessThan(5_000)
+      }
+      // The hung git was killed with the driver, not left behind holding the connection.
+      await until('the hung connection is closed', () => remote.open() === 0, 5_000)
+    } finally {
+      remote.close()
+    }
+  }, 90_000)
+
+  test('ROSE_GIT_TIMEOUT_MS bounds a git command against a hung remote: the issue stays queued with the reason, --once ends', async () => {
+    const remote = await hungRemote()
+    try {
+      fx = await fixture({ issues: TWO_ISSUES, agentYaml: twoAgents(remote.url), env: { RILEY_KEY: 'lin_api_test_riley_key' } })
+      const t0 = Date.now()
+      const res = await fx.script('start', ['--once', '--config', fx.configPath], { ROSE_GIT_TIMEOUT_MS: '1500' })
+      expect(Date.now() - t0).toBeLessThan(20_000)
+      expect(res.code).toBe(1)
+      expect(fx.issue('ENG-2').state).toBe('In Review')
+      const stuck = recordOf(fx, 'stuck')!
+      expect(stuck.phase).toBe('queued')
+      expect(stuck.lastError?.message).toContain('no answer within 1500 ms (ROSE_GIT_TIMEOUT_MS)')
+    } finally {
+      remote.close()
+    }
+  }, 60_000)
+
+  test('a clone directory left by a process that died mid-clone is removed; a live clone’s is left alone', async () => {
+    fx = await fixture({ issues: ONE_ISSUE })
+    const repos = join(fx.home, 'repos')
+    const base = join(repos, repoSlug(fx.origin))
+    const live = spawn('sleep', ['30'], { stdio: 'ignore' })
+    try {
+      const dead = spawnSync('true').pid!
+      mkdirSync(join(`${base}.cloning-${dead}`, '.git'), { recursive: true })
+      mkdirSync(`${base}.cloning-${live.pid}`, { recursive: true })
+      const res = await fx.script('start', ['--once', '--config', fx.configPath])
+      expect(res.code, res.stderr).toBe(0)
+      expect(existsSync(`${base}.cloning-${dead}`)).toBe(false)
+      expect(existsSync(`${base}.cloning-${live.pid}`)).toBe(true)
+      expect(res.stderr).toContain(`left by a clone whose process (pid ${dead}) is gone`)
+      expect(fx.issue('ENG-1').state).toBe('In Review')
+    } finally {
+      live.kill('SIGKILL')
+    }
+  }, 60_000)
+
+  test('a closed issue is forgotten after the cleanup grace; reopened, it runs again and its new run #1 posts its own summary', async () => {
+    fx = await fixture({
+      issues: ONE_ISSUE,
+      agentYaml: (o) =>
+        `cleanup_grace_minutes: 0\nagents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n`,
+    })
+    const once = async () => {
+      const res = await fx!.script('start', ['--once', '--config', fx!.configPath])
+      expect(res.code, res.stderr).toBe(0)
+      return res
+    }
+    const summaries = () => fx!.issue('ENG-1').comments.filter((c) => /Run #1 finished/.test(c.body))
+    await once()
+    expect(summaries()).toHaveLength(1)
+    const states = fx.sandbox.store.data.states
+    fx.sandbox.store.updateIssue('ENG-1', { stateId: states.find((s) => s.name === 'Done')!.id })
+    await once() // seen closed: the worktree goes (grace 0)
+    expect(recordOf(fx, 'tester')!.worktreeRemovedAt).toBeDefined()
+    const res = await once() // the record goes
+    expect(res.stderr).toContain('forgot 1 issue(s) closed for longer than 0 min: ENG-1')
+    expect(stateOf(fx).issues).toEqual({})
+    fx.sandbox.store.updateIssue('ENG-1', { stateId: states.find((s) => s.name === 'Todo')!.id })
+    await once()
+    expect(recordOf(fx, 'tester')!.runs.map((r) => r.n)).toEqual([1])
+    // A new comment, not "already posted" under the first record's run #1 id.
+    expect(summaries()).toHaveLength(2)
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+  }, 90_000)
+
+  test('SIGTERM stops the loop within seconds while a Linear poll hangs', async () => {
+    fx = await fixture({ issues: ONE_ISSUE })
+    const child = spawn(process.execPath, [join(ROOT, 'scripts', 'start.ts'), '--config', fx.configPath], {
+      cwd: fx.dir,
+      env: fx.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+    await until('the issue is in review', () => fx!.issue('ENG-1').state === 'In Review', 40_000)
+    // Every request from now on hangs for 2 minutes (Linear's own deadline is 30 s, retried).
+    fx.sandbox.setFaults({ rate: 1, kinds: ['timeout'], hangMs: 120_000 })
+    const before = fx.sandbox.stats().requests
+    await until('a poll is waiting on Linear', () => fx!.sandbox.stats().requests > before, 10_000)
+    const t0 = Date.now()
+    process.kill(-child.pid!, 'SIGTERM')
+    expect(await exited, stderr).toBe(0)
+    console.log(`SIGTERM with a hung poll -> driver exited in ${Date.now() - t0} ms`)
+    expect(Date.now() - t0).toBeLessThan(5_000)
+    fx.sandbox.setFaults({})
+  }, 90_000)
 })

@@ -1,8 +1,21 @@
 import { afterAll, describe, expect, test } from 'bun:test'
-import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { agentState, type FactoryState, readState, updateState } from '../lib/state.ts'
+import { commentId, escalationComment, failureComment, summaryComment } from '../lib/comments.ts'
+import { dueForPrune } from '../lib/reconcile.ts'
+import {
+  agentState,
+  type FactoryState,
+  type IssueRecord,
+  pruneRecords,
+  readState,
+  type RecordEvent,
+  slimSnapshot,
+  updateRecords,
+  updateState,
+} from '../lib/state.ts'
+import type { TrackerIssue } from '../lib/tracker/types.ts'
 import { ROOT, tempDir, failure } from './helpers.ts'
 
 const dir = tempDir('rose-state-')
@@ -203,4 +216,221 @@ describe('concurrent updates', () => {
     expect(reads).toBeGreaterThan(TIMES)
     expect(Object.fromEntries(glitches)).toEqual({})
   }, 20_000)
+})
+
+/**
+ * A tmpfs of `size` mounted on a fresh directory (the tests run as root in CI), or why it cannot be.
+ * The caller unmounts it with `umount`.
+ */
+function tinyDisk(size: string): { dir: string; umount: () => void } | { skip: string } {
+  if (process.getuid?.() !== 0) return { skip: 'not root: cannot mount a tmpfs' }
+  const mnt = tempDir('rose-tinydisk-')
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt], { encoding: 'utf8' })
+  if (r.status !== 0) return { skip: `mount -t tmpfs not allowed here: ${(r.stderr || r.error?.message || '').trim()}` }
+  return { dir: mnt, umount: () => void spawnSync('umount', ['-l', mnt]) }
+}
+
+/** Fill the disk at `dir`, then free `freeBytes` of it again. */
+function fillDisk(dir: string, freeBytes: number): string {
+  const filler = join(dir, 'filler')
+  try {
+    writeFileSync(filler, Buffer.alloc(64 * 1024 * 1024, 1))
+  } catch (err) {
+    expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC')
+  }
+  truncateSync(filler, Math.max(0, statSync(filler).size - freeBytes))
+  return filler
+}
+
+const disk = tinyDisk('1m')
+afterAll(() => 'umount' in disk && disk.umount())
+const diskSkip = 'skip' in disk ? ` (skipped: ${disk.skip})` : ''
+
+describe('a full disk', () => {
+  test.skipIf(!!diskSkip)(
+    `a write that does not fit fails naming state.json and the fix, and keeps state.json and its .bak${diskSkip}`,
+    () => {
+      const mnt = (disk as { dir: string }).dir
+      const path = join(mnt, 'state.json')
+      updateState(path, (s) => void (agentState(s, 'tester').cursor = 'good'))
+      updateState(path, (s) => void (agentState(s, 'tester').cursor = 'better'))
+      const before = readFileSync(path, 'utf8')
+      const bak = readFileSync(`${path}.bak`, 'utf8')
+      // 16 KB free, a 200 KB state: the kernel writes what fits (a short write), then ENOSPC.
+      const filler = fillDisk(mnt, 16 * 1024)
+      const err = failure(() => updateState(path, (s) => void (agentState(s, 'tester').cursor = 'x'.repeat(200_000))))
+      expect(err.code).toBe('state_write_failed')
+      expect(err.message).toContain(path)
+      expect(err.fix).toBe(`free disk space in ${mnt}`)
+      expect(err.exitCode).toBe(1)
+      expect(readFileSync(path, 'utf8')).toBe(before)
+      expect(readFileSync(`${path}.bak`, 'utf8')).toBe(bak)
+      expect(readState(path).agents.tester!.cursor).toBe('better')
+      // No torn temp file and no lock left to fill the disk further or block the next writer.
+      expect(readdirSync(mnt).sort()).toEqual(['filler', 'state.json', 'state.json.bak'])
+      rmSync(filler)
+      updateState(path, (s) => void (agentState(s, 'tester').cursor = 'x'.repeat(200_000)))
+      expect(readState(path).agents.tester!.cursor).toHaveLength(200_000)
+    },
+  )
+})
+
+/** A polled issue as Linear returns it: a big description and many long comments. */
+function bigIssue(i: number, stateType: 'completed' | 'started'): TrackerIssue {
+  const at = new Date(Date.UTC(2026, 0, 1) + i * 60_000).toISOString()
+  return {
+    id: `issue-${i}`,
+    identifier: `ENG-${i}`,
+    title: `Issue ${i}`,
+    description: `DESCRIPTION-${i} ${'lorem ipsum '.repeat(10_000)}`,
+    url: `https://linear.app/acme/issue/ENG-${i}`,
+    branchName: `agent/eng-${i}`,
+    priority: i % 5,
+    createdAt: at,
+    updatedAt: at,
+    state:
+      stateType === 'completed'
+        ? { id: 's-done', name: 'Done', type: 'completed' }
+        : { id: 's-review', name: 'In Review', type: 'started' },
+    team: {
+      id: 't',
+      key: 'ENG',
+      states: Array.from({ length: 8 }, (_, k) => ({ id: `s-${k}`, name: `State ${k}`, type: 'unstarted', position: k })),
+    },
+    labels: ['bug'],
+    assigneeId: 'agent-user',
+    delegateId: null,
+    comments: Array.from({ length: 100 }, (_, k) => ({
+      id: `c-${i}-${k}`,
+      body: `COMMENT-BODY ${'x'.repeat(2_000)}`,
+      createdAt: at,
+      user: { id: 'u' },
+    })),
+  }
+}
+
+describe('state.json stays small', () => {
+  test('records keep no issue description or comment body: 1,100 big issues (330 MB as polled) fit in under 1 MB', () => {
+    const path = statePath()
+    const now = new Date('2026-06-01T00:00:00.000Z')
+    let polledBytes = 0
+    for (let batch = 0; batch < 11; batch++) {
+      const events: RecordEvent[] = Array.from({ length: 100 }, (_, k) => {
+        const i = batch * 100 + k
+        const issue = bigIssue(i, i < 1000 ? 'completed' : 'started')
+        polledBytes += JSON.stringify(issue).length
+        return { issueId: issue.id, event: { type: 'polled', issue, decision: { action: 'queue', reason: 'new', commentCount: 0 } } }
+      })
+      updateRecords(path, 'tester', events, now)
+    }
+    const text = readFileSync(path, 'utf8')
+    expect(polledBytes).toBeGreaterThan(300_000_000)
+    expect(Object.keys(readState(path).agents.tester!.issues)).toHaveLength(1100)
+    expect(text.length).toBeLessThan(1_000_000)
+    expect(text).not.toContain('DESCRIPTION-')
+    expect(text).not.toContain('COMMENT-BODY')
+    // What dispatch and status need is kept.
+    expect(readState(path).agents.tester!.issues['issue-7']!.snapshot).toMatchObject({
+      identifier: 'ENG-7',
+      priority: 2,
+      state: { name: 'Done' },
+      team: { key: 'ENG' },
+      branchName: 'agent/eng-7',
+    })
+  })
+
+  test('an older state.json holding whole issues is read slim and written slim', () => {
+    const path = statePath()
+    const issue = bigIssue(1, 'started')
+    writeFileSync(
+      path,
+      JSON.stringify({ version: 1, agents: { tester: { cursor: null, issues: { [issue.id]: { ...recordOf(issue), snapshot: issue } } } } }),
+    )
+    expect(readState(path).agents.tester!.issues[issue.id]!.snapshot).not.toHaveProperty('description')
+    updateState(path, (s) => void (agentState(s, 'tester').cursor = 'moved'))
+    expect(readFileSync(path, 'utf8')).not.toContain('DESCRIPTION-')
+  })
+
+  test('an idle update (no event applied) does not rewrite state.json', () => {
+    const path = statePath()
+    updateState(path, (s) => void (agentState(s, 'tester').cursor = 'c'))
+    const before = statSync(path).mtimeMs
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+    const out = updateRecords(path, 'tester', () => [], new Date())
+    expect(out).toEqual([])
+    expect(statSync(path).mtimeMs).toBe(before)
+  })
+})
+
+function recordOf(issue: TrackerIssue) {
+  return {
+    id: issue.id,
+    identifier: issue.identifier,
+    title: issue.title,
+    phase: 'done',
+    runs: [],
+    attempts: 0,
+    updatedAt: issue.updatedAt,
+  }
+}
+
+describe('closed issues are forgotten after the grace period', () => {
+  const GRACE = 60 * 60_000
+  const now = new Date('2026-06-01T12:00:00.000Z')
+  const ago = (ms: number) => new Date(now.getTime() - ms).toISOString()
+  const closed = { id: 's-done', name: 'Done', type: 'completed' }
+
+  test('only settled records closed longer than the grace, with no worktree left, are due', () => {
+    const base = { ...recordOf(bigIssue(1, 'completed')), snapshot: slimSnapshot(bigIssue(1, 'completed')) } as IssueRecord
+    const cases: [string, Partial<IssueRecord>, boolean][] = [
+      ['closed 2 h ago, done, worktree removed', { closedAt: ago(2 * GRACE), worktree: '/w', worktreeRemovedAt: ago(GRACE) }, true],
+      ['closed 2 h ago, never had a worktree', { closedAt: ago(2 * GRACE) }, true],
+      ['closed 10 min ago', { closedAt: ago(GRACE / 6) }, false],
+      ['closed 2 h ago, worktree still there', { closedAt: ago(2 * GRACE), worktree: '/w' }, false],
+      ['closed 2 h ago but queued again', { closedAt: ago(2 * GRACE), phase: 'queued' }, false],
+      ['never closed', {}, false],
+      [
+        'closed once, now reopened (polled open)',
+        { closedAt: ago(2 * GRACE), snapshot: { ...base.snapshot, state: { id: 's', name: 'Backlog', type: 'backlog' } } },
+        false,
+      ],
+    ]
+    for (const [what, over, due] of cases) expect(dueForPrune([{ ...base, ...over }], GRACE, now).length === 1, what).toBe(due)
+    expect(base.snapshot.state).toEqual(closed)
+  })
+
+  test('pruneRecords deletes exactly the records it is given, under the lock, and writes only when it removed one', () => {
+    const path = statePath()
+    updateRecords(
+      path,
+      'tester',
+      [1, 2, 3].map((i) => ({
+        issueId: `issue-${i}`,
+        event: { type: 'polled', issue: bigIssue(i, 'started'), decision: { action: 'queue', reason: 'new', commentCount: 0 } },
+      })),
+      now,
+    )
+    const removed = pruneRecords(path, 'tester', (a) => Object.keys(a.issues).filter((id) => id !== 'issue-2'))
+    expect(removed.map((r) => r.identifier).sort()).toEqual(['ENG-1', 'ENG-3'])
+    expect(Object.keys(readState(path).agents.tester!.issues)).toEqual(['issue-2'])
+    const before = statSync(path).mtimeMs
+    expect(pruneRecords(path, 'tester', () => ['issue-9'])).toEqual([])
+    expect(statSync(path).mtimeMs).toBe(before)
+  })
+
+  test('a record created again after a prune does not reuse the first record’s comment ids', () => {
+    const first = { n: 1, startedAt: '2026-01-01T10:00:00.000Z' }
+    const again = { n: 1, startedAt: '2026-05-01T10:00:00.000Z' }
+    for (const kind of ['summary', 'failure', 'escalation'] as const)
+      expect(commentId('tester', 'issue-1', again, kind)).not.toBe(commentId('tester', 'issue-1', first, kind))
+    // The same run always gets the same id (a retried post cannot duplicate its comment).
+    expect(commentId('tester', 'issue-1', { ...first }, 'summary')).toBe(commentId('tester', 'issue-1', first, 'summary'))
+    const run = { ...again, status: 'success' as const, summary: 'ok' }
+    const input = { agent: 'tester', engine: 'console', issueId: 'issue-1', outcome: 'success' as const, branch: 'b', commitsAhead: 0 }
+    expect(summaryComment({ ...input, run }).id).not.toBe(summaryComment({ ...input, run: { ...run, ...first } }).id)
+    expect(failureComment('tester', 'issue-1', run, { code: 'x', message: 'm' }).id).toBe(commentId('tester', 'issue-1', again, 'failure'))
+    expect(escalationComment({ agent: 'tester', issueId: 'issue-1', runs: [run], reason: 'r' }).id).toBe(
+      commentId('tester', 'issue-1', again, 'escalation'),
+    )
+  })
 })

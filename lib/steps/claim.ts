@@ -21,18 +21,19 @@ export function lockIssue(ctx: AgentContext, identifier: string, note: string): 
   return acquireIssueLock(lockPathFor(ctx, identifier), identifier, note, heartbeatMs(ctx.env))
 }
 
-/** The issue to work on: state.json's snapshot when we have one (fresh from the poll), else a tracker read. */
+/**
+ * The issue to work on, read whole from the tracker (one request: description and comments are
+ * not kept in state.json), with the agent's record of it. `refresh` is accepted for the callers
+ * that ask for a fresh read explicitly: every call reads the tracker.
+ */
 export async function resolveIssue(
   ctx: AgentContext,
   ref: string,
-  opts: { refresh?: boolean } = {},
+  _opts: { refresh?: boolean } = {},
 ): Promise<{ issue: TrackerIssue; viewerId: string; record?: IssueRecord }> {
-  const state = readState(ctx.paths.state)
-  const record = findRecord(state, ctx.agent.name, ref)
-  const viewerId = state.agents[ctx.agent.name]?.viewerId
-  if (record && viewerId && !opts.refresh) return { issue: record.snapshot, viewerId, record }
   const { issue, viewer } = await ctx.tracker.getIssue(ref)
-  return { issue, viewerId: viewer.id, record: record ?? findRecord(state, ctx.agent.name, issue.id) }
+  const state = readState(ctx.paths.state)
+  return { issue, viewerId: viewer.id, record: findRecord(state, ctx.agent.name, issue.id) ?? findRecord(state, ctx.agent.name, ref) }
 }
 
 export interface ClaimPlan {

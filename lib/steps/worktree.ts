@@ -10,8 +10,8 @@
  * when an engine changed them (lib/tamper.ts), and a worktree whose `.git` link was altered is
  * made again. Network commands name the agents.yaml URL, never a remote the repository names.
  */
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { basename, join } from 'node:path'
+import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { syncBranch } from '../branch-sync.ts'
 import { agentSecretEnvs } from '../config.ts'
 import type { AgentContext } from '../context.ts'
@@ -22,6 +22,7 @@ import { followWorktreeLink, guardRepository, recordFingerprint } from '../tampe
 import { lockSync } from '../lock.ts'
 import { assertUnder, safeJoin, sanitizeBranch, sanitizeKey } from '../paths.ts'
 import { run } from '../proc.ts'
+import { pidAlive } from '../signal.ts'
 import { scrubEnv } from '../secrets.ts'
 import type { TrackerIssue } from '../tracker/types.ts'
 
@@ -78,6 +79,7 @@ export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; 
     return root
   }
   const path = safeJoin(ctx.paths.repos, repoSlug(ctx.agent.repo.url))
+  removeDeadClones(ctx, path)
   if (!existsSync(join(path, '.git'))) {
     // Clone into a temp dir and rename: a crash mid-clone leaves no half repo at `path`.
     const tmp = `${path}.cloning-${process.pid}`
@@ -98,6 +100,24 @@ export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; 
   guardRepository(ctx, join(path, '.git'), by)
   if (opts.fetch) await fetchAll(ctx, path)
   return path
+}
+
+/** Remove `<path>.cloning-<pid>` directories whose cloning process is gone (killed mid-clone); a live one's is left alone. */
+function removeDeadClones(ctx: AgentContext, path: string): void {
+  const prefix = `${basename(path)}.cloning-`
+  let names: string[]
+  try {
+    names = readdirSync(dirname(path))
+  } catch {
+    return
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue
+    const pid = Number(name.slice(prefix.length))
+    if (!Number.isInteger(pid) || pid <= 0 || pidAlive(pid)) continue
+    ctx.log.info(`removing ${join(dirname(path), name)}: left by a clone whose process (pid ${pid}) is gone`)
+    rmSync(join(dirname(path), name), { recursive: true, force: true })
+  }
 }
 
 export interface WorktreePlan {
