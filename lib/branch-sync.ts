@@ -5,14 +5,15 @@
  * both commits) when they conflict. Nothing here pushes; the report's push stays a plain
  * fast-forward push, so a human's commits are never overwritten.
  *
- * The engine is hostile (invariant 10): every git command here runs with hooks, fsmonitor,
- * signing and auto-stash off and editors that do nothing. A sync interrupted by a crash is
+ * The engine is hostile (invariant 10): every git command here runs with lib/git.ts's HARDENED
+ * list (hooks, fsmonitor, signing and auto-stash off, editors that do nothing) and fetches from
+ * the agents.yaml URL. A sync interrupted by a crash is
  * finished or undone by the next run before anything else (an interrupted rebase is aborted).
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FactoryError } from './errors.ts'
-import { git, type GitCaller, gitEnv } from './git.ts'
+import { git, type GitCaller } from './git.ts'
 
 export type BranchSyncAction =
   /** The origin has no such branch yet: nothing to bring in, the report's push creates it. */
@@ -56,19 +57,6 @@ export function planBranchSync(input: BranchSyncInput): BranchSyncPlan {
   return { action: 'rebase', saveLeftovers: false }
 }
 
-/** Config that a tampered repository cannot use to run code or change what these commands do. */
-const HARDENED = [
-  ['core.hooksPath', '/dev/null'],
-  ['core.fsmonitor', 'false'],
-  ['commit.gpgSign', 'false'],
-  ['rebase.autoStash', 'false'],
-  ['rebase.autoSquash', 'false'],
-  ['rebase.updateRefs', 'false'],
-  ['merge.autoStash', 'false'],
-  ['core.editor', 'true'],
-  ['sequence.editor', 'true'],
-].flatMap(([k, v]) => ['-c', `${k}=${v}`])
-
 /** Marker (in the worktree's own git dir) of a fast-forward under way: `{ from, to }`. */
 const FF_MARKER = 'rose-factory-sync.json'
 
@@ -79,6 +67,8 @@ export interface SyncBranchOptions extends Where {
   identifier: string
   /** Fetch the issue's branch from origin first (false when the caller has just fetched everything). */
   fetch: boolean
+  /** The agents.yaml repo URL: fetched from by name on the command line, never through a remote the repository names. */
+  url: string
   /** Env for the fetch (authentication for the origin). */
   remoteEnv: Record<string, string>
   log: { info(msg: string): void; warn(msg: string): void }
@@ -92,8 +82,6 @@ export interface SyncBranchResult {
   savedLeftovers: boolean
 }
 
-const localEnv = (caller: GitCaller) => gitEnv(caller.env, { GIT_EDITOR: 'true', GIT_SEQUENCE_EDITOR: 'true' })
-
 /** Where a command runs: the worktree, and whose env and redactor it uses. */
 interface Where {
   cwd: string
@@ -101,7 +89,7 @@ interface Where {
 }
 
 function g(args: string[], w: Where, opts: { env?: Record<string, string>; allowFail?: boolean } = {}) {
-  return git([...HARDENED, ...args], w.caller, { cwd: w.cwd, env: opts.env ?? localEnv(w.caller), allowFail: opts.allowFail })
+  return git(args, w.caller, { cwd: w.cwd, env: opts.env, allowFail: opts.allowFail })
 }
 
 async function out(args: string[], w: Where): Promise<string> {
@@ -203,7 +191,7 @@ async function subject(w: Where, sha: string): Promise<string> {
 
 /** Fetch only the issue's branch; a branch the origin does not have drops its stale tracking ref. */
 async function fetchBranch(opts: SyncBranchOptions, tracking: string): Promise<void> {
-  const res = await g(['fetch', '--no-tags', 'origin', `+refs/heads/${opts.branch}:${tracking}`], opts, {
+  const res = await g(['fetch', '--no-tags', '--', opts.url, `+refs/heads/${opts.branch}:${tracking}`], opts, {
     env: opts.remoteEnv,
     allowFail: true,
   })

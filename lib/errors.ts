@@ -31,6 +31,12 @@ export const ERRORS = {
   git_failed: { exit: 1, retryable: true, fix: 'see the git message; check the repo URL, base branch and credentials' },
   // A human's commits on the issue's branch conflict with the factory's unpushed ones: a human decides.
   branch_diverged: { exit: 1, retryable: false },
+  // The engine changed the repository's config, hooks or info/ (or the worktree's .git link): never pushed, never retried.
+  worktree_tampered: {
+    exit: 1,
+    retryable: false,
+    fix: 'a human checks what the engine did (its transcript); comment on the issue to run it again',
+  },
   bootstrap_failed: { exit: 1, retryable: true },
   github_failed: { exit: 1, retryable: true, fix: 'check the GitHub token (FACTORY_GITHUB_TOKEN) and repo.github' },
   engine_missing: { exit: 1, retryable: false, fix: 'install the engine CLI on this machine (make engines) or set its bin in agents.yaml' },

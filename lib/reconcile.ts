@@ -16,6 +16,7 @@ import { isActive, isInFlight } from './phases.ts'
 import { type IssueRecord, pruneRecords, readState, updateRecord, updateRecords } from './state.ts'
 import { lockPathFor } from './steps/claim.ts'
 import { withRepoLock } from './steps/worktree.ts'
+import { followWorktreeLink, guardRepository } from './tamper.ts'
 import type { WatchedIssue } from './tracker/types.ts'
 import { isClosed, isOurs } from './workflow.ts'
 
@@ -144,9 +145,13 @@ export async function cleanupClosed(ctx: AgentContext): Promise<string[]> {
   for (const rec of due) {
     const path = rec.worktree!
     try {
-      const common = (await git(['rev-parse', '--git-common-dir'], ctx, { cwd: path, allowFail: true })).stdout.trim()
-      if (common) {
+      // The worktree's .git link read as a file (no git in a worktree an engine left); a broken
+      // link leaves git's record to the next `worktree prune` of the base clone.
+      const link = followWorktreeLink(path)
+      if ('commonDir' in link) {
+        const common = link.commonDir
         const base = common.endsWith('/.git') ? common.slice(0, -5) : common
+        guardRepository(ctx, common, rec.identifier)
         await withRepoLock(ctx, base, async () => {
           await git(['worktree', 'remove', '--force', path], ctx, { cwd: base, allowFail: true })
           await git(['worktree', 'prune'], ctx, { cwd: base, allowFail: true })

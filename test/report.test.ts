@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { readState } from '../lib/state.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
@@ -141,6 +141,61 @@ describe('report', () => {
       comments: fx.issue('ENG-1').comments.length,
       state: fx.issue('ENG-1').state,
     }).toEqual(before)
+  }, 60_000)
+})
+
+describe('report: a repository the engine changed', () => {
+  test('is refused with worktree_tampered before any git command: nothing committed or pushed, the dry run says so without repairing, the real one restores it', async () => {
+    fx = await fixture({ issues: ISSUES })
+    const a = ['--config', fx.configPath, '--agent', 'tester']
+    for (const step of ['poll', 'claim', 'worktree', 'run-engine']) {
+      const res = await fx.script(step, step === 'poll' ? a : [...a, '--issue', 'ENG-1'])
+      expect(res.code, `${step}: ${res.stderr}`).toBe(0)
+    }
+    const wt = Object.values(readState(join(fx.home, 'state.json')).agents.tester!.issues)[0]!.worktree!
+    const ran = join(fx.dir, 'fsmonitor-ran')
+    gitSync(['config', 'core.fsmonitor', `sh -c 'touch ${ran}'`], wt)
+    const head = gitSync(['rev-parse', 'HEAD'], wt)
+    const dry = await fx.script('report', [...a, '--issue', 'ENG-1', '--dry-run'])
+    expect(dry.code).toBe(1)
+    expect(dry.stderr).toContain('worktree_tampered')
+    expect(dry.stderr).toContain('config (+core.fsmonitor)')
+    expect(gitSync(['config', '--get', 'core.fsmonitor'], wt)).toContain(ran)
+    const real = await fx.script('report', [...a, '--issue', 'ENG-1'])
+    expect(real.code).toBe(1)
+    expect(real.stderr).toContain('worktree_tampered')
+    expect(existsSync(ran)).toBe(false)
+    expect(fx.originBranches()).toEqual(['main'])
+    expect(gitSync(['rev-parse', 'HEAD'], wt)).toBe(head)
+    expect(fx.issue('ENG-1').state).toBe('In Progress')
+    expect(
+      readFileSync(join(wt, '..', '..', '..', 'repos', readdirSync(join(fx.home, 'repos'))[0]!, '.git', 'config'), 'utf8'),
+    ).not.toContain('fsmonitor')
+  }, 60_000)
+})
+
+describe('report: where the push goes', () => {
+  test('the push goes to the agents.yaml URL, not to the remote the repository names (a --repo-root checkout whose origin is elsewhere)', async () => {
+    fx = await fixture({ issues: ISSUES })
+    const checkout = join(fx.dir, 'checkout')
+    gitSync(['clone', '-q', fx.origin, checkout])
+    const decoy = join(fx.dir, 'decoy.git')
+    gitSync(['clone', '-q', '--bare', fx.origin, decoy])
+    gitSync(['remote', 'set-url', 'origin', decoy], checkout)
+    const a = ['--config', fx.configPath, '--agent', 'tester']
+    const steps: [string, string[]][] = [
+      ['poll', a],
+      ['claim', [...a, '--issue', 'ENG-1']],
+      ['worktree', [...a, '--issue', 'ENG-1', '--repo-root', checkout]],
+      ['run-engine', [...a, '--issue', 'ENG-1']],
+      ['report', [...a, '--issue', 'ENG-1']],
+    ]
+    for (const [step, args] of steps) {
+      const res = await fx.script(step, args)
+      expect(res.code, `${step}: ${res.stderr}`).toBe(0)
+    }
+    expect(fx.originBranches()).toHaveLength(2)
+    expect(gitSync(['for-each-ref', '--format=%(refname:short)', 'refs/heads'], decoy)).toBe('main')
   }, 60_000)
 })
 

@@ -146,6 +146,49 @@ describe('worktree', () => {
     expect(gitSync(['worktree', 'list'], checkout)).toContain(wt.path)
     expect(existsSync(join(ctx.home, 'repos'))).toBe(false)
   })
+
+  test('fetches come from the agents.yaml URL, never from the remote the checkout names', async () => {
+    const { ctx, dir, origin } = setup()
+    const checkout = join(dir, 'checkout')
+    gitSync(['clone', '-q', origin, checkout])
+    // The checkout's origin points at a decoy; the agent's URL has a branch the decoy lacks.
+    const decoy = join(dir, 'decoy.git')
+    gitSync(['clone', '-q', '--bare', origin, decoy])
+    gitSync(['remote', 'set-url', 'origin', decoy], checkout)
+    const pushed = pushAsHuman(origin, dir, 'main', { 'ONLY_ON_ORIGIN.md': 'x\n' }, 'only on the real origin')
+    const wt = await ensureWorktree(ctx, issue('ENG-14', 'b14'), { fetch: true, repoRoot: checkout })
+    expect(gitSync(['rev-parse', 'HEAD'], wt.path)).toBe(pushed)
+    expect(gitSync(['remote', 'get-url', 'origin'], checkout)).toBe(decoy)
+    // The issue's own branch, fetched by the sync step (no tick fetch before it), also comes from the URL.
+    gitSync(['push', '-q', origin, 'HEAD:refs/heads/b14'], wt.path)
+    const reviewer = pushAsHuman(origin, dir, 'b14', { 'REVIEW.md': 'x\n' }, 'reviewer fixup')
+    await ensureWorktree(ctx, issue('ENG-14', 'b14'), { fetch: false, repoRoot: checkout })
+    expect(gitSync(['rev-parse', 'HEAD'], wt.path)).toBe(reviewer)
+  })
+
+  test('a worktree whose .git link an engine pointed at a git dir of its own is made again from the base clone', async () => {
+    const { ctx, dir } = setup()
+    const first = await ensureWorktree(ctx, issue('ENG-15', 'b15'), { fetch: true })
+    // The engine's own repository, with a hook, and the worktree's link pointing at it.
+    const evil = join(dir, 'evil')
+    gitSync(['init', '-q', evil])
+    writeFileSync(join(evil, '.git', 'hooks', 'post-checkout'), `#!/bin/sh\ntouch ${dir}/ran\n`, { mode: 0o755 })
+    writeFileSync(join(first.path, '.git'), `gitdir: ${join(evil, '.git')}\n`)
+    const warnings: string[] = []
+    const again = await ensureWorktree(
+      { ...ctx, log: { ...ctx.log, info() {}, warn: (m: string) => warnings.push(m) } as unknown as AgentContext['log'] },
+      issue('ENG-15', 'b15'),
+      {
+        fetch: true,
+      },
+    )
+    expect(again.created).toBe(true)
+    expect(warnings.join('\n')).toContain("ENG-15: the worktree's git link was changed")
+    expect(realpathSync(gitSync(['rev-parse', '--git-common-dir'], again.path).replace(/^\.git$/, join(again.path, '.git')))).toContain(
+      '/repos/',
+    )
+    expect(existsSync(join(dir, 'ran'))).toBe(false)
+  })
 })
 
 let humans = 0

@@ -3,6 +3,10 @@
  * summary comment (client-chosen id + marker), move the issue to In Review, record the run.
  * planReport decides (pure); reportRun carries it out. Every action is idempotent, so a re-run
  * after a crash at any line finishes the job without duplicating anything (invariant "idempotent-steps").
+ * The engine is hostile (invariant 10): before the first git command, the repository's config,
+ * hooks and info/ and the worktree's .git link must be what the factory last wrote
+ * (worktree_tampered otherwise: nothing committed, nothing pushed), and the push names the
+ * agents.yaml URL, never a remote the repository names.
  */
 import type { AgentContext } from '../context.ts'
 import { crashPoint } from '../crash.ts'
@@ -13,6 +17,7 @@ import { type PlannedComment, summaryComment } from '../comments.ts'
 import type { PhaseEvent } from '../phases.ts'
 import type { IssueRecord, RunRecord } from '../state.ts'
 import type { TrackerIssue, WorkflowState } from '../tracker/types.ts'
+import { assertUntampered } from '../tamper.ts'
 import { remoteEnv } from './worktree.ts'
 import { reviewState } from '../workflow.ts'
 
@@ -174,6 +179,9 @@ export async function reportRun(
       prUrl,
     })
 
+  // Read directly from the files, before git runs in a repository the engine may have rigged.
+  assertUntampered(ctx.home, args.worktree, { identifier: args.issue.identifier, since: run.startedAt, repair: !ctx.dryRun })
+
   // What the commit step commits: a dry run counts the commit it would make (the worktree, HEAD
   // and the index stay as they are), so its plan is the real one except the new commit's hash.
   const pending = run.status === 'success' ? await uncommittedFiles(ctx, args.worktree) : []
@@ -189,7 +197,7 @@ export async function reportRun(
 
   if (plan.push) {
     // Never a force push: a human's commits on the branch are brought in by the worktree step.
-    const pushed = await git(['push', '--porcelain', 'origin', `HEAD:refs/heads/${args.branch}`], ctx, {
+    const pushed = await git(['push', '--porcelain', '--', agent.repo.url, `HEAD:refs/heads/${args.branch}`], ctx, {
       cwd: args.worktree,
       env: remoteEnv(ctx),
       allowFail: true,

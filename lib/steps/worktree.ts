@@ -4,6 +4,11 @@
  * Linear's branchName started from origin/<base> and kept in step with origin/<branch>
  * (lib/branch-sync.ts), and a bootstrap that runs once with its log kept. Every step finds what a
  * previous (crashed) run left and continues.
+ *
+ * The engine is hostile (invariant 10): before any git command here touches a repository, its
+ * config, hooks and info/ are checked against the fingerprint the factory recorded and restored
+ * when an engine changed them (lib/tamper.ts), and a worktree whose `.git` link was altered is
+ * made again. Network commands name the agents.yaml URL, never a remote the repository names.
  */
 import { chmodSync, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
@@ -13,6 +18,7 @@ import type { AgentContext } from '../context.ts'
 import { crashPoint } from '../crash.ts'
 import { FactoryError } from '../errors.ts'
 import { authEnv, git, isLocalRemote } from '../git.ts'
+import { followWorktreeLink, guardRepository, recordFingerprint } from '../tamper.ts'
 import { lockSync } from '../lock.ts'
 import { assertUnder, safeJoin, sanitizeBranch, sanitizeKey } from '../paths.ts'
 import { run } from '../proc.ts'
@@ -34,22 +40,42 @@ function githubToken(ctx: AgentContext): string | undefined {
   return ctx.env[ctx.agent.github.token_env] || ctx.env.GITHUB_TOKEN || undefined
 }
 
-/** Env for network git commands against the agent's origin (token only for https remotes). */
+/** Env for network git commands against the agent's origin URL (token only for https remotes, askpass bound to its host). */
 export function remoteEnv(ctx: AgentContext): Record<string, string> {
   const url = ctx.agent.repo.url
-  return authEnv(ctx.home, url.startsWith('https://') && !isLocalRemote(url) ? githubToken(ctx) : undefined, ctx.env)
+  return authEnv(ctx.home, url.startsWith('https://') && !isLocalRemote(url) ? githubToken(ctx) : undefined, ctx.env, url)
 }
 
-/** The repository worktrees are added from: --repo-root, or the base clone (cloned and optionally fetched). */
-export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; repoRoot?: string }): Promise<string> {
+/** Fetch every branch from the agents.yaml URL (named on the command line) into refs/remotes/origin/*. */
+async function fetchAll(ctx: AgentContext, cwd: string): Promise<void> {
+  await git(['fetch', '--prune', '--', ctx.agent.repo.url, '+refs/heads/*:refs/remotes/origin/*'], ctx, { cwd, env: remoteEnv(ctx) })
+}
+
+/** The git dir of a checkout, found by reading files (a `.git` directory, or a worktree's `.git` link). */
+function gitDirOf(root: string): string | null {
+  if (existsSync(join(root, '.git', 'config'))) return join(root, '.git')
+  if (!existsSync(join(root, '.git'))) return null
+  const link = followWorktreeLink(root)
+  return 'commonDir' in link ? link.commonDir : null
+}
+
+/**
+ * The repository worktrees are added from: --repo-root, or the base clone (cloned and optionally
+ * fetched). Before any git command in it, its config/hooks/info are checked and restored when an
+ * engine changed them (`by` names who found it in the log: an issue, or the driver).
+ */
+export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; repoRoot?: string; by?: string }): Promise<string> {
+  const by = opts.by ?? 'driver'
   if (opts.repoRoot) {
     const root = opts.repoRoot
-    await git(['rev-parse', '--git-dir'], ctx, { cwd: root }).catch(() => {
+    const gitDir = gitDirOf(root)
+    if (!gitDir) {
       throw new FactoryError('usage', `--repo-root ${root} is not a git checkout`, {
         fix: 'pass the path of an existing clone of the agent repo',
       })
-    })
-    if (opts.fetch) await git(['fetch', '--prune', 'origin'], ctx, { cwd: root, env: remoteEnv(ctx) })
+    }
+    guardRepository(ctx, gitDir, by)
+    if (opts.fetch) await fetchAll(ctx, root)
     return root
   }
   const path = safeJoin(ctx.paths.repos, repoSlug(ctx.agent.repo.url))
@@ -61,15 +87,18 @@ export async function ensureBaseRepo(ctx: AgentContext, opts: { fetch: boolean; 
     ctx.log.info(`cloning ${ctx.agent.repo.url} into ${path}`)
     await git(['clone', '--no-checkout', '--origin', 'origin', '--', ctx.agent.repo.url, tmp], ctx, { env: remoteEnv(ctx) })
     if (existsSync(join(path, '.git'))) {
-      // Another driver cloned it meanwhile and may already use it: keep theirs.
+      // Another driver cloned it meanwhile and may already use it: keep theirs (and their fingerprint).
       rmSync(tmp, { recursive: true, force: true })
     } else {
       rmSync(path, { recursive: true, force: true })
       renameSync(tmp, path)
+      // No engine has seen it yet: this is the known-good config, hooks and info/.
+      recordFingerprint(ctx.home, join(path, '.git'))
     }
     return path
   }
-  if (opts.fetch) await git(['fetch', '--prune', 'origin'], ctx, { cwd: path, env: remoteEnv(ctx) })
+  guardRepository(ctx, join(path, '.git'), by)
+  if (opts.fetch) await fetchAll(ctx, path)
   return path
 }
 
@@ -122,7 +151,7 @@ export async function ensureWorktree(
   opts: { fetch: boolean; repoRoot?: string },
 ): Promise<WorktreePlan & { created: boolean }> {
   const plan = planWorktree(ctx, issue)
-  const repo = await ensureBaseRepo(ctx, opts)
+  const repo = await ensureBaseRepo(ctx, { ...opts, by: issue.identifier })
   await git(['check-ref-format', '--branch', plan.branch], ctx, { cwd: repo }).catch(() => {
     throw new FactoryError(
       'workspace_invalid_key',
@@ -133,8 +162,16 @@ export async function ensureWorktree(
     )
   })
   let created = false
+  // A worktree whose .git link an engine altered (pointing git at a directory it controls) is made again.
+  const link = existsSync(plan.path) ? followWorktreeLink(plan.path) : null
+  if (link && 'problems' in link) {
+    ctx.log.warn(
+      `${issue.identifier}: the worktree's git link was changed (${link.problems.map((p) => p.file).join(', ')}); making the worktree again`,
+    )
+  }
   const alive =
-    existsSync(plan.path) &&
+    !!link &&
+    'commonDir' in link &&
     (await git(['rev-parse', '--is-inside-work-tree'], ctx, { cwd: plan.path, allowFail: true })).stdout.trim() === 'true'
   if (!alive) {
     // git's worktree bookkeeping is not safe against concurrent `worktree add/prune` in one
@@ -152,6 +189,7 @@ export async function ensureWorktree(
     branch: plan.branch,
     identifier: issue.identifier,
     fetch: !opts.fetch,
+    url: ctx.agent.repo.url,
     remoteEnv: remoteEnv(ctx),
     log: ctx.log,
   })
@@ -182,7 +220,8 @@ async function addWorktree(ctx: AgentContext, repo: string, plan: WorktreePlan):
   if (await refExists(ctx, repo, `refs/heads/${plan.branch}`)) {
     await git(['worktree', 'add', '--', plan.path, plan.branch], ctx, { cwd: repo })
   } else if (await refExists(ctx, repo, `refs/remotes/origin/${plan.branch}`)) {
-    await git(['worktree', 'add', '-b', plan.branch, '--', plan.path, `origin/${plan.branch}`], ctx, { cwd: repo })
+    // --no-track: no branch.* section written to the shared config (it holds only what the fingerprint has).
+    await git(['worktree', 'add', '--no-track', '-b', plan.branch, '--', plan.path, `origin/${plan.branch}`], ctx, { cwd: repo })
   } else {
     if (!(await refExists(ctx, repo, plan.startPoint))) {
       throw new FactoryError('git_failed', `${plan.startPoint} does not exist in ${ctx.agent.repo.url}`, {
