@@ -3,12 +3,14 @@
  * outlives its run with parent 1, no stall or timeout watchdog, in a worktree the next run uses.
  * The run records the engine (pid, group, run tag, start time) with its lock (lock.ts); recovery
  * (reconcile.ts) and the next run (run.ts) call killOrphanEngine before another engine starts.
+ * The driver also watches the run children it spawned (reapEngineOfDeadRun): a child gone with its
+ * engine still recorded has that engine killed at once, not at the next tick.
  * Linux (/proc); elsewhere the group is signalled without the start-time check.
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { reapTagged, taggedProcesses } from './engines/reap.ts'
-import type { EngineProcess, LockOwner } from './lock.ts'
+import { type EngineProcess, inspectLock, LOCK_STALE_MS, type LockOwner } from './lock.ts'
 import { signalGroup } from './signal.ts'
 
 /** A process's start time in clock ticks since boot (/proc/<pid>/stat field 22); null when gone or unreadable. */
@@ -70,5 +72,68 @@ export function killOrphanEngine(owner: LockOwner | null | undefined, waitMs = 5
     if (left.tagged.length && engine.tag) reapTagged(engine.tag)
     Atomics.wait(sleepBuf, 0, 0, 20)
   }
+  return found
+}
+
+/** Wall-clock ms at which a process started, from its recorded start time (clock ticks since boot); undefined off Linux. */
+export function startedAtMs(startTime: number | undefined): number | undefined {
+  if (startTime === undefined) return undefined
+  try {
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1])
+    // USER_HZ is 100 on every Linux the factory runs on (the kernel ABI fixes it for /proc).
+    return Number.isFinite(btime) && btime > 0 ? btime * 1000 + startTime * 10 : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The driver's watchdog over a run child it spawned, called when the child has exited. A child
+ * that ended normally released its lock (and cleared its engine record first); one killed by a
+ * signal (kill -9, OOM) or that exited past its cleanup leaves its lock naming it, with the
+ * engine it ran: that engine lost its stall and timeout watchdog with the child, so it is killed
+ * now (same checks as recovery: this host, the leader's start time), and the next tick's
+ * recovery requeues the issue as for any dead run. Anything of it that survives the kill is
+ * killed again at the agent's hard timeout from the engine's recorded start (sooner if overdue).
+ * Returns the pids found alive.
+ */
+export function reapEngineOfDeadRun(
+  lockPath: string,
+  childPid: number | undefined,
+  exitCode: number | null,
+  identifier: string,
+  /** The agent's limits.timeout_minutes: the hard timeout, counted from the engine's recorded start. */
+  timeoutMinutes: number,
+  log: { warn(msg: string): void; error(msg: string): void },
+  now: () => number = Date.now,
+): number[] {
+  const { owner, stale } = inspectLock(lockPath, LOCK_STALE_MS)
+  // Not our child's lock any more (released, or a newer run holds it), or no engine recorded.
+  if (!owner?.engine || childPid === undefined || owner.pid !== childPid || stale !== 'dead_pid') return []
+  const engine = owner.engine
+  const how = exitCode === null ? 'killed by a signal' : `exit ${exitCode}`
+  const found = killOrphanEngine(owner, 2000)
+  if (found.length)
+    log.warn(
+      `${identifier}: its run (pid ${childPid}) died (${how}) with its engine running; killed the engine at once: ${found.join(' ')}`,
+    )
+  const left = engineProcesses(engine)
+  if (left.group.length + left.tagged.length === 0) return found
+  const deadline = (startedAtMs(engine.startTime) ?? now()) + timeoutMinutes * 60_000
+  const timer = setTimeout(
+    () => {
+      const again = killOrphanEngine(owner, 2000)
+      const still = engineProcesses(engine)
+      const alive = [...still.group, ...still.tagged]
+      log.error(
+        `${identifier}: the engine of its dead run reached its hard timeout (${timeoutMinutes} min); killed ${again.join(' ') || 'nothing'}${alive.length ? `; still alive: ${alive.join(' ')}` : ''}`,
+      )
+    },
+    Math.max(0, Math.min(deadline - now(), 2 ** 31 - 1)),
+  )
+  timer.unref?.()
+  log.warn(
+    `${identifier}: part of the engine of its dead run survived the kill (${[...left.group, ...left.tagged].join(' ')}); killed again at its hard timeout`,
+  )
   return found
 }

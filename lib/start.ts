@@ -10,6 +10,7 @@ import { agentContext, type AgentContext, realSleep } from './context.ts'
 import { asFactoryError } from './errors.ts'
 import { inspectLock, LOCK_STALE_MS } from './lock.ts'
 import { logger, redactorFor } from './log.ts'
+import { reapEngineOfDeadRun } from './orphans.ts' // the driver owns the engine watchdog of the runs it spawns
 import { decisionLine, type PollBackoff, type PollPlan, pollWithBackoff } from './steps/poll.ts'
 import { type ChildHandle, spawnScript } from './proc.ts'
 import { processEnv } from './secret-channel.ts'
@@ -187,6 +188,7 @@ export function createDriver(opts: DriverOptions) {
       running.set(key, { agent: agent.name, identifier: r.identifier, child })
       log.info(`${agent.name}: ${r.identifier} started (pid ${child.pid})`)
       void child.exited.then((code) => {
+        reapEngineOfDeadRun(lockPathFor(ctx, r.identifier), child.pid, code, r.identifier, agent.limits.timeout_minutes, log)
         running.delete(key)
         outcomes.push({ agent: agent.name, identifier: r.identifier, exitCode: code })
         const how = code === 0 ? 'finished' : stopper.signal.aborted ? `stopped (exit ${code})` : `failed (exit ${code})`

@@ -13,7 +13,7 @@ import { CRASH_POINTS } from '../lib/crash.ts'
 import { backoffMs, RUN_RETRY } from '../lib/backoff.ts'
 import { planFailure } from '../lib/retry.ts'
 import { dueForCleanup, planReconcile, planRecovery } from '../lib/reconcile.ts'
-import { killOrphanEngine, processStartTime } from '../lib/orphans.ts'
+import { groupMembers, killOrphanEngine, processStartTime } from '../lib/orphans.ts'
 import { probeBwrap } from '../lib/engines/isolate.ts'
 import { hostname } from 'node:os'
 import type { WatchedIssue } from '../lib/tracker/types.ts'
@@ -547,7 +547,11 @@ describe('no orphan engines', () => {
 
   /** Kill -9 the run while its engine hangs; returns the engine recorded with the lock, still running. */
   async function crashDuringEngine(f: Fixture): Promise<{ pid: number; pgid: number }> {
-    const crashed = await f.script('start', ['--once', '--config', f.configPath], { ROSE_CRASH_AT: 'during_engine' })
+    // The driver dies too: a driver that lives on kills its dead run's engine itself (the next describe block).
+    const crashed = await f.script('start', ['--once', '--config', f.configPath], {
+      ROSE_CRASH_AT: 'during_engine',
+      ROSE_CRASH_KILL_PARENT: '1',
+    })
     expect(crashed.stderr).toContain('ROSE_CRASH_AT=during_engine')
     const owner = JSON.parse(readFileSync(join(f.home, 'locks', 'tester', 'ENG-1.lock'), 'utf8'))
     const engine = { pid: Number(owner.engine?.pid), pgid: Number(owner.engine?.pgid) }
@@ -594,6 +598,59 @@ describe('no orphan engines', () => {
     expect(starts.filter((l) => l.startsWith('start'))).toHaveLength(2)
     expect(byHand.code, byHand.stderr).toBe(0)
   }, 60_000)
+
+  describe('the driver owns the watchdog of the runs it spawns', () => {
+    test('kill -9 of the run child (not the driver) mid-engine: the engine group is gone within 2 s, the issue is resumed once and reaches In Review', async () => {
+      fx = await fixture({ issues: ONE })
+      const { bin, log } = slowOnceEngine(fx.dir)
+      // Ticks 8 s apart: an engine gone within 2 s of the kill was not killed by the next tick's recovery.
+      writeFileSync(fx.configPath, `poll_interval_seconds: 8\n${engineYaml(fx.origin, bin)}`)
+      const driver = background(fx, ['--config', fx.configPath])
+      try {
+        const lockPath = join(fx.home, 'locks', 'tester', 'ENG-1.lock')
+        let owner: { pid: number; engine?: { pgid: number } } | undefined
+        const recorded = () => {
+          try {
+            owner = JSON.parse(readFileSync(lockPath, 'utf8'))
+          } catch {}
+          // The engine and both its hung tool calls are up.
+          return !!owner?.engine && groupMembers(owner.engine.pgid).length >= 3
+        }
+        await until('the engine runs, recorded with the run lock', recorded)
+        const run = owner!.pid
+        const pgid = owner!.engine!.pgid
+        orphan = pgid
+        expect(driver.child.pid).not.toBe(run)
+        process.kill(run, 'SIGKILL')
+        const goneIn = await until('the engine group is gone', () => !groupAlive(pgid), 20_000)
+        console.log(`run child kill -9 -> engine group gone in ${goneIn} ms`)
+        expect(goneIn).toBeLessThan(2_000)
+        await until(
+          'the driver says so',
+          () =>
+            driver.stderr().includes(`its run (pid ${run}) died (killed by a signal) with its engine running; killed the engine at once`),
+          5_000,
+        )
+
+        await until(
+          'the resumed run reaches In Review',
+          () => fx!.issue('ENG-1').state === 'In Review' && record(fx!)?.phase === 'done',
+          40_000,
+        )
+        // Resumed once by the next tick's recovery (the record's counter is reset when done): two runs started in all.
+        expect(driver.stderr().match(/has no live owner .*; resuming it once/g)).toHaveLength(1)
+        expect(driver.stderr().match(/ENG-1 started \(pid/g)).toHaveLength(2)
+        expect(summaries(fx)).toHaveLength(1)
+        // Two engines in this worktree, one after the other, never two at once.
+        const starts = readFileSync(log, 'utf8').trim().split('\n')
+        expect(starts.filter((l) => l.startsWith('start'))).toHaveLength(2)
+        expect(starts.filter((l) => l.startsWith('overlap'))).toEqual([])
+      } finally {
+        driver.child.kill('SIGINT')
+        expect(await driver.exited).toBe(0)
+      }
+    }, 90_000)
+  })
 })
 
 describe('a 1 MB issue description', () => {
