@@ -2,6 +2,7 @@
 import { printable } from './printable.ts'
 import { join } from 'node:path'
 import { inspectLock } from './lock.ts'
+import { type PollHealth, readPollHealth } from './poll-health.ts'
 import { sanitizeKey } from './paths.ts'
 import type { FactoryState, IssueRecord } from './state.ts'
 
@@ -112,10 +113,15 @@ function detail(r: StatusRow, now: number): string {
   }
 }
 
+/** Each agent's cursor and poll health ($FACTORY_HOME/poll/<agent>.json; an older state.json's fields when absent). */
+export function agentHealth(state: FactoryState, home: string): Record<string, { cursor: string | null } & PollHealth> {
+  return Object.fromEntries(Object.entries(state.agents).map(([n, a]) => [n, { cursor: a.cursor, ...readPollHealth(home, n, a) }]))
+}
+
 /** A plain-text table of the rows, with each agent's poll health. */
-export function renderStatus(rows: StatusRow[], state: FactoryState, now = Date.now()): string {
+export function renderStatus(rows: StatusRow[], state: FactoryState, home: string, now = Date.now()): string {
   const out: string[] = []
-  for (const [name, a] of Object.entries(state.agents)) {
+  for (const [name, a] of Object.entries(agentHealth(state, home))) {
     out.push(
       printable(
         `${name}: last poll ${a.lastPollAt ?? 'never'}${a.lastPollError ? `, FAILING: ${a.lastPollError.code} ${a.lastPollError.message}` : ''}; cursor ${a.cursor ?? '(none)'}`,
