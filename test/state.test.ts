@@ -435,7 +435,7 @@ describe('an idle tick with 1,000 closed and 100 open issues on record', () => {
     updateRecords(path, 'tester', [], now, () => false)
     const after = statSync(path, { bigint: true })
     expect([after.ino, after.mtimeNs, after.size]).toEqual([before.ino, before.mtimeNs, before.size])
-  })
+  }, 60_000)
 
   test('a settled record still has what status, a rerun after a comment and a reopened issue need', () => {
     const path = statePath()
@@ -472,7 +472,7 @@ describe('an idle tick with 1,000 closed and 100 open issues on record', () => {
       createdAt: issues[1050]!.createdAt,
       branchName: issues[1050]!.branchName,
     })
-  })
+  }, 60_000)
 })
 
 function recordOf(issue: TrackerIssue) {
