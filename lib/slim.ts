@@ -26,18 +26,21 @@ function settled(r: Pick<IssueRecord, 'phase'>): boolean {
 }
 
 /**
- * A run as a settled record keeps it: the comment id, commit, log path and usage were for the
- * report (posted); the PR link is the record's; only the newest Codex thread total is needed (the next
+ * A run as a settled record keeps it: the comment id, commit and usage were for the report
+ * (posted); the PR link is the record's; only the newest Codex thread total is needed (the next
  * resumed run's delta), only the newest reported run's summary (the next prompt quotes it) and,
  * of earlier runs, its first line (an escalation lists them so). A closed issue's summary is in
  * its Linear comment already.
  */
 function slimRun(run: RunRecord, r: IssueRecord, keep: { summary?: RunRecord; thread?: RunRecord; closed: boolean }): RunRecord {
-  const { commit: _c, commentId: _i, logPath: _l, usage: _u, ...out } = run
+  const { commit: _c, commentId: _i, usage: _u, ...out } = run
   if (out.prUrl === r.prUrl) delete out.prUrl
   if (keep.thread !== run) delete out.usageThreadTotal
-  if (keep.closed) delete out.summary
-  else if (keep.summary !== run && out.summary) out.summary = out.summary.split('\n')[0]!.slice(0, 200)
+  // The transcript's path stays while the issue is open (someone may look for it); the directory is named after the issue.
+  if (keep.closed) {
+    delete out.summary
+    delete out.logPath
+  } else if (keep.summary !== run && out.summary) out.summary = out.summary.split('\n')[0]!.slice(0, 200)
   return out
 }
 

@@ -1,5 +1,6 @@
 /** The status view: per agent what runs, waits, retries, failed or is escalated, from state.json and the live locks. */
 import { printable } from './printable.ts'
+import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { inspectLock } from './lock.ts'
 import { type PollHealth, readPollHealth } from './poll-health.ts'
@@ -113,9 +114,21 @@ function detail(r: StatusRow, now: number): string {
   }
 }
 
-/** Each agent's cursor and poll health ($FACTORY_HOME/poll/<agent>.json; an older state.json's fields when absent). */
+/**
+ * Each agent's cursor and poll health ($FACTORY_HOME/poll/<agent>.json; an older state.json's
+ * fields when absent), including an agent that never recorded anything (its first poll failed).
+ */
 export function agentHealth(state: FactoryState, home: string): Record<string, { cursor: string | null } & PollHealth> {
-  return Object.fromEntries(Object.entries(state.agents).map(([n, a]) => [n, { cursor: a.cursor, ...readPollHealth(home, n, a) }]))
+  const polled = existsSync(join(home, 'poll'))
+    ? readdirSync(join(home, 'poll')).flatMap((f) => (/^[^.].*\.json$/.test(f) ? [f.slice(0, -5)] : []))
+    : []
+  const names = [...new Set([...Object.keys(state.agents), ...polled])]
+  return Object.fromEntries(
+    names.map((n) => {
+      const a = state.agents[n]
+      return [n, { cursor: a?.cursor ?? null, ...readPollHealth(home, n, a) }]
+    }),
+  )
 }
 
 /** A plain-text table of the rows, with each agent's poll health. */
