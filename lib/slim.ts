@@ -26,21 +26,18 @@ function settled(r: Pick<IssueRecord, 'phase'>): boolean {
 }
 
 /**
- * A run as a settled record keeps it: the comment id, commit and usage were for the report
- * (posted); the PR link is the record's; only the newest Codex thread total is needed (the next
- * resumed run's delta), only the newest reported run's summary (the next prompt quotes it) and,
- * of earlier runs, its first line (an escalation lists them so). A closed issue's summary is in
- * its Linear comment already.
+ * A run as a settled record keeps it: the PR link is the record's; only the newest reported run's
+ * summary (the next prompt quotes it) and, of earlier runs, its first line (an escalation lists
+ * them so). A closed issue's run keeps no report details (comment id, commit, usage, transcript
+ * path, summary: all on Linear and GitHub already) and only the newest Codex thread total (the
+ * next resumed run's delta, should it reopen); an open one keeps them for whoever looks.
  */
 function slimRun(run: RunRecord, r: IssueRecord, keep: { summary?: RunRecord; thread?: RunRecord; closed: boolean }): RunRecord {
-  const { commit: _c, commentId: _i, usage: _u, ...out } = run
+  const out = { ...run }
   if (out.prUrl === r.prUrl) delete out.prUrl
-  if (keep.thread !== run) delete out.usageThreadTotal
-  // The transcript's path stays while the issue is open (someone may look for it); the directory is named after the issue.
-  if (keep.closed) {
-    delete out.summary
-    delete out.logPath
-  } else if (keep.summary !== run && out.summary) out.summary = out.summary.split('\n')[0]!.slice(0, 200)
+  if (keep.closed && keep.thread !== run) delete out.usageThreadTotal
+  if (keep.closed) for (const k of ['summary', 'logPath', 'commit', 'commentId', 'usage'] as const) delete out[k]
+  else if (keep.summary !== run && out.summary) out.summary = out.summary.split('\n')[0]!.slice(0, 200)
   return out
 }
 
