@@ -10,7 +10,8 @@ import { agentHealth, statusRows, renderStatus } from '../lib/status.ts'
 const command = defineCommand({
   meta: {
     name: 'status',
-    description: 'Show per agent what runs, what is queued, what failed and what is done (from $FACTORY_HOME/state.json and the locks).',
+    description:
+      'Show per agent what runs, what is queued, what failed and what is done (from $FACTORY_HOME/state.json, poll/<agent>.json and the locks).',
   },
   args: {
     agent: { type: 'string', description: 'only this agent' },
