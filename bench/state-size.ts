@@ -132,11 +132,21 @@ async function tick(): Promise<{ ms: number; rss: number; io: number }> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-async function ticks(): Promise<{ ms: number; rss: number; io: number }> {
-  await tick() // warm the file cache
+/** state.json's identity: an idle tick that rewrote it (rename) changes it. */
+const fileId = () => {
+  const st = statSync(statePath, { bigint: true, throwIfNoEntry: false })
+  return st ? `${st.ino}:${st.mtimeNs}` : 'none'
+}
+async function ticks(): Promise<{ ms: number; rss: number; io: number; rewrites: number }> {
+  await tick() // warm the file cache (and let a first tick prune)
   const out = []
-  for (let i = 0; i < RUNS; i++) out.push(await tick())
-  return { ms: median(out.map((o) => o.ms)), rss: Math.max(...out.map((o) => o.rss)), io: median(out.map((o) => o.io)) }
+  let rewrites = 0
+  for (let i = 0; i < RUNS; i++) {
+    const before = fileId()
+    out.push(await tick())
+    if (fileId() !== before) rewrites++
+  }
+  return { ms: median(out.map((o) => o.ms)), rss: Math.max(...out.map((o) => o.rss)), io: median(out.map((o) => o.io)), rewrites }
 }
 const countRecords = () => Object.keys(JSON.parse(readFileSync(statePath, 'utf8')).agents[agent].issues).length
 // 1) The closed issues were closed a moment ago: all 1,100 records stay on file.
@@ -167,11 +177,11 @@ process.stdout.write(
     '',
     `The issues as polled (what state.json held before it kept only a slim snapshot): ${mb(polledBytes)}.`,
     '',
-    '| | records on file | state.json | idle tick median | peak RSS | bytes read + written beyond an empty state.json |',
-    '|---|---|---|---|---|---|',
-    `| closed within the cleanup grace | ${graceRecords} | ${mb(graceBytes)} (${Math.round(graceBytes / graceRecords)} B/record) | ${withinGrace.ms.toFixed(0)} ms | ${mb(withinGrace.rss)} | ${mb(withinGrace.io - empty.io)} |`,
-    `| closed past the grace (pruned by the first tick) | ${prunedRecords} | ${mb(prunedBytes)} | ${pruned.ms.toFixed(0)} ms | ${mb(pruned.rss)} | ${mb(pruned.io - empty.io)} |`,
-    `| empty state.json (baseline) | 0 | | ${empty.ms.toFixed(0)} ms | ${mb(empty.rss)} | |`,
+    '| | records on file | state.json | idle tick median | peak RSS | bytes read + written beyond an empty state.json | idle ticks that rewrote state.json |',
+    '|---|---|---|---|---|---|---|',
+    `| closed within the cleanup grace | ${graceRecords} | ${mb(graceBytes)} (${Math.round(graceBytes / graceRecords)} B/record) | ${withinGrace.ms.toFixed(0)} ms | ${mb(withinGrace.rss)} | ${mb(withinGrace.io - empty.io)} | ${withinGrace.rewrites} of ${RUNS} |`,
+    `| closed past the grace (pruned by the first tick) | ${prunedRecords} | ${mb(prunedBytes)} | ${pruned.ms.toFixed(0)} ms | ${mb(pruned.rss)} | ${mb(pruned.io - empty.io)} | ${pruned.rewrites} of ${RUNS} |`,
+    `| empty state.json (baseline) | 0 | | ${empty.ms.toFixed(0)} ms | ${mb(empty.rss)} | | ${empty.rewrites} of ${RUNS} |`,
     '',
   ].join('\n'),
 )

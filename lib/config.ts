@@ -81,6 +81,8 @@ export const configSchema = z.strictObject({
   max_concurrency: z.number().int().positive().default(4),
   /** Worktrees of completed or canceled issues are removed this long after the factory sees them closed. */
   cleanup_grace_minutes: z.number().nonnegative().default(60),
+  /** Logs of an issue the factory forgot (record pruned) are removed once unwritten this many days. */
+  log_retention_days: z.number().nonnegative().default(30),
   agents: z.array(agentSchema).min(1, 'list at least one agent'),
 })
 

@@ -66,8 +66,8 @@ export type PhaseEvent =
   | { type: 'failed'; error: FailureInfo; maxAttempts: number }
   /** The driver could not start a queued run (e.g. the base clone failed); it stays queued, the error shown. */
   | { type: 'blocked'; error: FailureInfo }
-  /** Reconciliation: gone, closed or no longer the agent's. */
-  | { type: 'released'; reason: string; closed: boolean }
+  /** Reconciliation: gone, closed or no longer the agent's; again when a released issue with a worktree closes. */
+  | { type: 'released'; reason: string; closed: boolean; state?: WorkflowState }
   | { type: 'escalated'; reason: string }
   /** A run in flight lost its owner (crash): resumed once. */
   | { type: 'recovered' }
@@ -114,9 +114,7 @@ function requeue(r: IssueRecord, at: string): void {
   if (last && !last.reportedAt) Object.assign(last, { abandoned: true, status: last.status === 'running' ? 'cancelled' : last.status })
 }
 
-function runOf(r: IssueRecord): RunRecord | undefined {
-  return r.runs.at(-1)
-}
+const runOf = (r: IssueRecord): RunRecord | undefined => r.runs.at(-1)
 
 /** The one place a record's phase changes. Pure: returns a new record or a refusal naming why. */
 export function transition(current: IssueRecord | undefined, event: PhaseEvent, now: Date): Transition {
@@ -169,6 +167,8 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       return { ok: true, record: r }
     case 'stop_requested':
     case 'released':
+      if (event.type === 'released' && event.state) r.snapshot = { ...r.snapshot, state: event.state }
+      if (released && event.type === 'released' && event.closed) return { ok: true, record: { ...r, closedAt: r.closedAt ?? at } }
       if (!isActive(r)) return refuse(`${r.phase} is not queued or running`)
       r.phase = 'released'
       r.releasedReason = event.reason

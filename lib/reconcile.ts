@@ -6,13 +6,16 @@
  * phase change as an event through updateRecords.
  */
 import { rmSync } from 'node:fs'
+import { basename, join } from 'node:path'
+import { pruneLogs } from './log-retention.ts'
+import { sanitizeKey } from './paths.ts'
 import type { AgentContext } from './context.ts'
 import { asFactoryError } from './errors.ts'
 import { postEscalation } from './escalate.ts'
 import { git } from './git.ts'
 import { inspectLock, LOCK_STALE_MS, type LockStatus, STOPPING_NOTE } from './lock.ts'
 import { killOrphanEngine } from './orphans.ts'
-import { isActive, isInFlight } from './phases.ts'
+import { inPhase, isActive, isInFlight } from './phases.ts'
 import { type IssueRecord, pruneRecords, readState, updateRecord, updateRecords } from './state.ts'
 import { lockPathFor } from './steps/claim.ts'
 import { withRepoLock } from './steps/worktree.ts'
@@ -22,13 +25,31 @@ import { isClosed, isOurs } from './workflow.ts'
 
 export type ReconcilePlan = { action: 'release'; reason: string; closed: boolean } | { action: 'none' }
 
-/** A queued or running issue that is gone, closed, or no longer the agent's is released. */
+/**
+ * A queued or running issue that is gone, closed, or no longer the agent's is released. A released
+ * issue whose worktree is kept is watched (isWatched) until it closes or disappears: then it is
+ * marked closed, and cleanupClosed removes its worktree after the grace like any other.
+ */
 export function planReconcile(record: IssueRecord, current: WatchedIssue | undefined, viewerId: string): ReconcilePlan {
+  if (isWatchedRelease(record)) {
+    if (!current) return { action: 'release', reason: 'the issue is gone (deleted or no longer visible)', closed: true }
+    return isClosed(current) ? { action: 'release', reason: `moved to ${current.state.name}`, closed: true } : { action: 'none' }
+  }
   if (!isActive(record)) return { action: 'none' }
   if (!current) return { action: 'release', reason: 'the issue is gone (deleted or no longer visible)', closed: false }
   if (isClosed(current)) return { action: 'release', reason: `moved to ${current.state.name}`, closed: true }
   if (!isOurs(current, viewerId)) return { action: 'release', reason: 'no longer assigned or delegated to the agent', closed: false }
   return { action: 'none' }
+}
+
+/** Released, its worktree kept, not seen closed yet: nothing else would notice it close (it is no longer polled). */
+function isWatchedRelease(r: IssueRecord): boolean {
+  return inPhase(r, 'released') && !!r.worktree && !r.closedAt
+}
+
+/** The records reconciliation checks every tick: queued or running ones, and released ones waiting to close. */
+export function isWatched(r: IssueRecord): boolean {
+  return isActive(r) || isWatchedRelease(r)
 }
 
 export type RecoveryPlan = { action: 'requeue' } | { action: 'escalate' } | { action: 'none' }
@@ -67,6 +88,7 @@ export function dueForPrune(records: IssueRecord[], graceMs: number, now: Date):
 export function reconcile(ctx: AgentContext, viewerId: string, watch: string[], watched: WatchedIssue[]): string[] {
   if (ctx.dryRun || watch.length === 0) return []
   const byId = new Map(watched.map((w) => [w.id, w]))
+  const wasReleased = new Set<string>()
   const applied = updateRecords(
     ctx.paths.state,
     ctx.agent.name,
@@ -74,15 +96,19 @@ export function reconcile(ctx: AgentContext, viewerId: string, watch: string[], 
       watch.flatMap((id) => {
         const r = a.issues[id]
         const plan = r ? planReconcile(r, byId.get(id), viewerId) : { action: 'none' as const }
+        if (r && isWatchedRelease(r)) wasReleased.add(id)
+        const state = byId.get(id)?.state
         return plan.action === 'release'
-          ? [{ issueId: id, event: { type: 'released' as const, reason: plan.reason, closed: plan.closed } }]
+          ? [{ issueId: id, event: { type: 'released' as const, reason: plan.reason, closed: plan.closed, state } }]
           : []
       }),
     ctx.now(),
   )
-  const released = applied.filter((x) => !x.refused && x.record)
+  const released = applied.filter((x) => !x.refused && x.record && !wasReleased.has(x.issueId))
   for (const x of released)
     ctx.log.warn(`${x.record!.identifier}: released (${x.record!.releasedReason}); a running engine stops, the worktree is kept`)
+  for (const x of applied.filter((y) => !y.refused && y.record && wasReleased.has(y.issueId)))
+    ctx.log.info(`${x.record!.identifier}: released earlier, now closed; its worktree is removed after the cleanup grace`)
   return released.map((x) => x.record!.identifier)
 }
 
@@ -166,7 +192,19 @@ export async function cleanupClosed(ctx: AgentContext): Promise<string[]> {
     }
   }
   pruneClosed(ctx, records)
+  forgetLogs(ctx)
   return removed
+}
+
+/** Remove the logs of issues no longer on record once unwritten for log_retention_days (log-retention.ts). */
+function forgetLogs(ctx: AgentContext): void {
+  const identifiers = Object.values(readState(ctx.paths.state).agents[ctx.agent.name]?.issues ?? {}).map((r) => r.identifier)
+  const dir = join(ctx.paths.logs, sanitizeKey(ctx.agent.name))
+  const gone = pruneLogs(dir, identifiers, ctx.config.log_retention_days * 86_400_000, ctx.now())
+  if (gone.length)
+    ctx.log.info(
+      `removed the logs of ${gone.length} forgotten issue(s) older than ${ctx.config.log_retention_days} days: ${gone.map((d) => basename(d)).join(', ')}`,
+    )
 }
 
 /** Forget records of issues closed for longer than the grace period (decided again under the state lock). */

@@ -8,23 +8,18 @@ import { dirname } from 'node:path'
 import { z } from 'zod'
 import { FactoryError } from './errors.ts'
 import { lockSync } from './lock.ts'
-import type { TrackerIssue } from './tracker/types.ts'
 import { PHASES, type PhaseEvent, transition } from './phases.ts'
+import { fullRecord, type IssueSnapshot, slimRecord, slimSnapshot } from './slim.ts'
 import { writeDurableSync } from './write-durable.ts'
 
-/** What a record keeps of its issue: no description, no comments, no team workflow states. */
-export type IssueSnapshot = Omit<TrackerIssue, 'description' | 'comments' | 'team'> & { team: Pick<TrackerIssue['team'], 'id' | 'key'> }
+export { type IssueSnapshot, slimSnapshot } from './slim.ts'
 
-/** The snapshot of an issue as state.json keeps it (a whole TrackerIssue, or an older file's, is cut down). */
-export function slimSnapshot(issue: IssueSnapshot | TrackerIssue): IssueSnapshot {
-  const { description: _d, comments: _c, team, ...rest } = issue as Partial<TrackerIssue> & IssueSnapshot
-  return (team ? { ...rest, team: { id: team.id, key: team.key } } : rest) as IssueSnapshot
+/** The state as written: every record slim (lib/slim.ts), whatever the in-memory record holds. */
+function slimState(state: FactoryState): FactoryState {
+  const agents = Object.entries(state.agents).map(([n, a]) => [n, { ...a, issues: mapValues(a.issues, slimRecord) }])
+  return { ...state, agents: Object.fromEntries(agents) }
 }
-
-/** JSON.stringify replacer: every record's snapshot is written slim, whatever the in-memory record holds. */
-function slimSnapshots(key: string, value: unknown): unknown {
-  return key === 'snapshot' && value && typeof value === 'object' ? slimSnapshot(value as IssueSnapshot) : value
-}
+const mapValues = <T>(o: Record<string, T>, f: (v: T) => T) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]))
 
 const runSchema = z.object({
   n: z.number(),
@@ -53,45 +48,49 @@ const runSchema = z.object({
   abandoned: z.boolean().optional(),
 })
 
-const issueRecordSchema = z.object({
-  id: z.string(),
-  identifier: z.string(),
-  title: z.string(),
-  // 'worktree' was a phase of its own before the state machine: it means claimed.
-  phase: z.preprocess((p) => (p === 'worktree' ? 'claimed' : p), z.enum(PHASES)),
-  /**
-   * The issue as last polled, without its description and comments (state.json stays small): what
-   * dispatch and status need between processes. The run reads the whole issue from the tracker.
-   */
-  snapshot: z.custom<IssueSnapshot>((v) => typeof v === 'object' && v !== null).transform(slimSnapshot),
-  queuedAt: z.string().optional(),
-  branch: z.string().optional(),
-  worktree: z.string().optional(),
-  prUrl: z.string().optional(),
-  sessionId: z.string().optional(),
-  runs: z.array(runSchema).default([]),
-  attempts: z.number().default(0),
-  nextRetryAt: z.string().optional(),
-  lastError: z.object({ code: z.string(), message: z.string(), fix: z.string().optional() }).optional(),
-  /** Linear's clock when the factory first saw the issue outside an active state (comments after it count). */
-  seenUpTo: z.string().optional(),
-  /** The Linear agent session this issue runs for (agent_session mode). */
-  agentSessionId: z.string().optional(),
-  /** Times a dead owner's run was resumed (invariant "one-live-owner": once, then escalate). */
-  recoveries: z.number().optional(),
-  /** Why the factory let go of the issue (phase released). */
-  releasedReason: z.string().optional(),
-  /** First time the issue was seen completed or canceled (worktree cleanup counts from here). */
-  closedAt: z.string().optional(),
-  worktreeRemovedAt: z.string().optional(),
-  escalatedAt: z.string().optional(),
-  updatedAt: z.string(),
-})
+const issueRecordSchema = z.preprocess(
+  fullRecord,
+  z.object({
+    id: z.string(),
+    identifier: z.string(),
+    title: z.string(),
+    // 'worktree' was a phase of its own before the state machine: it means claimed.
+    phase: z.preprocess((p) => (p === 'worktree' ? 'claimed' : p), z.enum(PHASES)),
+    /**
+     * The issue as last polled, without its description and comments (state.json stays small): what
+     * dispatch and status need between processes. The run reads the whole issue from the tracker.
+     */
+    snapshot: z.custom<IssueSnapshot>((v) => typeof v === 'object' && v !== null).transform(slimSnapshot),
+    queuedAt: z.string().optional(),
+    branch: z.string().optional(),
+    worktree: z.string().optional(),
+    prUrl: z.string().optional(),
+    sessionId: z.string().optional(),
+    runs: z.array(runSchema).default([]),
+    attempts: z.number().default(0),
+    nextRetryAt: z.string().optional(),
+    lastError: z.object({ code: z.string(), message: z.string(), fix: z.string().optional() }).optional(),
+    /** Linear's clock when the factory first saw the issue outside an active state (comments after it count). */
+    seenUpTo: z.string().optional(),
+    /** The Linear agent session this issue runs for (agent_session mode). */
+    agentSessionId: z.string().optional(),
+    /** Times a dead owner's run was resumed (invariant "one-live-owner": once, then escalate). */
+    recoveries: z.number().optional(),
+    /** Why the factory let go of the issue (phase released). */
+    releasedReason: z.string().optional(),
+    /** First time the issue was seen completed or canceled (worktree cleanup counts from here). */
+    closedAt: z.string().optional(),
+    worktreeRemovedAt: z.string().optional(),
+    escalatedAt: z.string().optional(),
+    updatedAt: z.string(),
+  }),
+)
 
 const agentStateSchema = z.object({
   /** The newest Linear timestamp covered by a durably recorded poll (invariant "cursor-after-records"). */
   cursor: z.string().nullable().default(null),
   viewerId: z.string().optional(),
+  /** Older files only: the poll's health is in $FACTORY_HOME/poll/<agent>.json now (lib/poll-health.ts). */
   lastPollAt: z.string().optional(),
   lastPollError: z.object({ code: z.string(), message: z.string(), at: z.string() }).optional(),
   issues: z.record(z.string(), issueRecordSchema).default({}),
@@ -159,7 +158,7 @@ function corrupt(path: string, why: string): FactoryError {
 export function writeStateAtomic(path: string, state: FactoryState): void {
   mkdirSync(dirname(path), { recursive: true })
   const tmp = `${path}.${process.pid}.tmp`
-  const text = `${JSON.stringify(state, slimSnapshots)}\n`
+  const text = `${JSON.stringify(slimState(state))}\n`
   try {
     writeDurableSync(tmp, text)
   } catch (err) {
@@ -236,14 +235,15 @@ export interface Applied {
 /**
  * The one writer of issue records: apply each event through transition() and write state.json
  * once, together with `alsoAgent`'s changes to the agent's own fields (the poll's cursor moves
- * in the same write as the records it covers: invariant "cursor-after-records").
+ * in the same write as the records it covers: invariant "cursor-after-records"). No write when
+ * no event applied and `alsoAgent` returned false (invariant "small-state": an idle tick writes nothing).
  */
 export function updateRecords(
   path: string,
   agent: string,
   events: RecordEvent[] | ((a: AgentState) => RecordEvent[]),
   now: Date,
-  alsoAgent?: (a: AgentState) => void,
+  alsoAgent?: (a: AgentState) => boolean | void,
 ): Applied[] {
   return withState(path, (d) => {
     const a = agentState(d, agent)
@@ -255,9 +255,10 @@ export function updateRecords(
       a.issues[issueId] = t.record
       return { issueId, event: event.type, record: structuredClone(t.record) }
     })
-    alsoAgent?.(a)
-    // Nothing applied and nothing else to record (an idle reconciliation): no write.
-    return { value: out, changed: !!alsoAgent || out.some((x) => !x.refused) }
+    // `alsoAgent` returns false when it changed nothing (an idle poll: the cursor stays).
+    const agentChanged = alsoAgent ? alsoAgent(a) !== false : false
+    // Nothing applied and nothing else to record (an idle tick): no write.
+    return { value: out, changed: agentChanged || out.some((x) => !x.refused) }
   })
 }
 

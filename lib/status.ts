@@ -1,7 +1,9 @@
 /** The status view: per agent what runs, waits, retries, failed or is escalated, from state.json and the live locks. */
 import { printable } from './printable.ts'
+import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { inspectLock } from './lock.ts'
+import { type PollHealth, readPollHealth } from './poll-health.ts'
 import { sanitizeKey } from './paths.ts'
 import type { FactoryState, IssueRecord } from './state.ts'
 
@@ -112,10 +114,27 @@ function detail(r: StatusRow, now: number): string {
   }
 }
 
+/**
+ * Each agent's cursor and poll health ($FACTORY_HOME/poll/<agent>.json; an older state.json's
+ * fields when absent), including an agent that never recorded anything (its first poll failed).
+ */
+export function agentHealth(state: FactoryState, home: string): Record<string, { cursor: string | null } & PollHealth> {
+  const polled = existsSync(join(home, 'poll'))
+    ? readdirSync(join(home, 'poll')).flatMap((f) => (/^[^.].*\.json$/.test(f) ? [f.slice(0, -5)] : []))
+    : []
+  const names = [...new Set([...Object.keys(state.agents), ...polled])]
+  return Object.fromEntries(
+    names.map((n) => {
+      const a = state.agents[n]
+      return [n, { cursor: a?.cursor ?? null, ...readPollHealth(home, n, a) }]
+    }),
+  )
+}
+
 /** A plain-text table of the rows, with each agent's poll health. */
-export function renderStatus(rows: StatusRow[], state: FactoryState, now = Date.now()): string {
+export function renderStatus(rows: StatusRow[], state: FactoryState, home: string, now = Date.now()): string {
   const out: string[] = []
-  for (const [name, a] of Object.entries(state.agents)) {
+  for (const [name, a] of Object.entries(agentHealth(state, home))) {
     out.push(
       printable(
         `${name}: last poll ${a.lastPollAt ?? 'never'}${a.lastPollError ? `, FAILING: ${a.lastPollError.code} ${a.lastPollError.message}` : ''}; cursor ${a.cursor ?? '(none)'}`,

@@ -5,12 +5,13 @@ import { type CliSession, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { factoryHome } from '../lib/config.ts'
 import { layout } from '../lib/paths.ts'
 import { readState } from '../lib/state.ts'
-import { statusRows, renderStatus } from '../lib/status.ts'
+import { agentHealth, statusRows, renderStatus } from '../lib/status.ts'
 
 const command = defineCommand({
   meta: {
     name: 'status',
-    description: 'Show per agent what runs, what is queued, what failed and what is done (from $FACTORY_HOME/state.json and the locks).',
+    description:
+      'Show per agent what runs, what is queued, what failed and what is done (from $FACTORY_HOME/state.json, poll/<agent>.json and the locks).',
   },
   args: {
     agent: { type: 'string', description: 'only this agent' },
@@ -24,14 +25,10 @@ const command = defineCommand({
     if (args.json)
       printJson({
         home,
-        agents: Object.fromEntries(
-          Object.entries(state.agents)
-            .filter(([n]) => !args.agent || n === args.agent)
-            .map(([n, a]) => [n, { cursor: a.cursor, lastPollAt: a.lastPollAt, lastPollError: a.lastPollError }]),
-        ),
+        agents: Object.fromEntries(Object.entries(agentHealth(state, home)).filter(([n]) => !args.agent || n === args.agent)),
         issues: rows,
       })
-    else process.stdout.write(renderStatus(rows, state))
+    else process.stdout.write(renderStatus(rows, state, home))
   },
 })
 

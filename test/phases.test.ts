@@ -83,7 +83,7 @@ failed:retry     -         -         queued    queued    queued    queued    -  
 failed:last      -         -         escalated escalated escalated escalated -         -         -         -
 failed:final     -         -         failed    failed    failed    failed    -         -         -         -
 blocked          -         -         queued    -         -         -         -         -         -         -
-released         -         -         released  released  released  released  -         -         -         -
+released         -         -         released  released  released  released  -         -         -         released
 escalated        -         -         escalated escalated escalated escalated -         -         -         -
 recovered        -         -         -         queued    queued    queued    -         -         -         -
 stopped          -         -         -         queued    queued    queued    -         -         -         -

@@ -1,3 +1,4 @@
+import { readPollHealth } from '../lib/poll-health.ts'
 import { afterEach, describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -94,9 +95,8 @@ describe('start --once', () => {
     expect(res.code).toBe(1)
     expect(res.stderr).toContain('tracker_unreachable')
     expect(res.stderr).toContain('LINEAR_API_URL')
-    const state = readState(join(fx.home, 'state.json'))
-    expect(state.agents.tester!.lastPollError?.code).toBe('tracker_unreachable')
-    expect(state.agents.tester!.cursor).toBeNull()
+    expect(readPollHealth(fx.home, 'tester').lastPollError?.code).toBe('tracker_unreachable')
+    expect(readState(join(fx.home, 'state.json')).agents.tester?.cursor ?? null).toBeNull()
   }, 60_000)
 
   test('a broken agents.yaml exits 2 naming the file, the key path and the fix', async () => {

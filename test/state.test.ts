@@ -1,8 +1,13 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { commentId, escalationComment, failureComment, summaryComment } from '../lib/comments.ts'
+import { transition } from '../lib/phases.ts'
+import { lastCommentsUpTo } from '../lib/prompt.ts'
+import { statusRows } from '../lib/status.ts'
+import { planClaim } from '../lib/steps/claim.ts'
+import { isClosed } from '../lib/workflow.ts'
 import { dueForPrune } from '../lib/reconcile.ts'
 import {
   agentState,
@@ -360,6 +365,114 @@ describe('state.json stays small', () => {
     expect(out).toEqual([])
     expect(statSync(path).mtimeMs).toBe(before)
   })
+})
+
+describe('an idle tick with 1,000 closed and 100 open issues on record', () => {
+  const now = new Date('2026-06-01T00:00:00.000Z')
+  /** The issues as the factory records a whole life of each: polled, claimed, worktree, engine, report; the closed ones closed. */
+  function lived(path: string): { issues: TrackerIssue[]; memory: FactoryState } {
+    const all: TrackerIssue[] = []
+    // The same events applied in memory only (nothing slimmed): what the records would be if state.json kept everything.
+    const memory: FactoryState = { version: 1, agents: { tester: { cursor: null, issues: {} } } }
+    const mem = memory.agents.tester!.issues
+    for (let start = 0; start < 1100; start += 100) {
+      const batch = Array.from({ length: 100 }, (_, k) => {
+        const i = start + k
+        return {
+          ...bigIssue(i, i < 1000 ? 'completed' : 'started'),
+          id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+          title: `Issue ${i}: make the thing do the other thing`,
+        }
+      })
+      all.push(...batch)
+      const apply = (make: (x: TrackerIssue) => RecordEvent['event'], xs = batch) => {
+        const events = xs.map((x) => ({ issueId: x.id, event: make(x) }))
+        for (const e of events) {
+          const t = transition(mem[e.issueId], e.event, now)
+          if (t.ok) mem[e.issueId] = t.record
+        }
+        expect(updateRecords(path, 'tester', events, now).filter((x) => x.refused)).toEqual([])
+      }
+      apply((x) => ({ type: 'polled', issue: x, decision: { action: 'queue', reason: 'new', commentCount: 0 } }))
+      apply((x) => ({ type: 'claimed', issue: x, runNumber: 1, resumes: false, engine: 'codex' }))
+      apply((x) => ({ type: 'worktree_ready', path: `/home/factory/.rose/worktrees/tester/${x.identifier}`, branch: x.branchName! }))
+      apply((x) => ({
+        type: 'engine_finished',
+        sessionId: `thread-${x.identifier}`,
+        threadUsage: true,
+        run: {
+          status: 'success',
+          summary: `Added the thing for ${x.identifier} and its tests.\n${'More detail. '.repeat(20)}`,
+          costUsd: 0.42,
+          usage: { inputTokens: 12_345, outputTokens: 678 },
+          commentsUpTo: '2026-05-30T10:00:00.000Z',
+          logPath: `/home/factory/.rose/logs/tester/${x.identifier}/run-1.log`,
+        },
+      }))
+      apply((x) => ({
+        type: 'reported',
+        outcome: 'success',
+        commentId: `${x.id}-c`,
+        commit: 'a'.repeat(40),
+        prUrl: `https://github.com/acme/app/pull/${start + 1}`,
+      }))
+      const closed = batch.filter((x) => x.state.type === 'completed')
+      apply((x) => ({ type: 'polled', issue: x, decision: { action: 'skip', reason: 'closed' } }), closed)
+      apply(() => ({ type: 'worktree_removed' }), closed)
+    }
+    return { issues: all, memory }
+  }
+
+  test('reads under 1 MB of state.json and writes none of it', () => {
+    const path = statePath()
+    lived(path)
+    const size = statSync(path).size
+    console.log(`state.json with 1,000 closed and 100 open issues after a whole run each: ${size} B (${Math.round(size / 1100)} B/record)`)
+    expect(size).toBeLessThan(1_000_000)
+    const before = statSync(path, { bigint: true })
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+    // The poll's write on an idle tick: no issue came back, the cursor and viewer stay (steps/poll.ts).
+    updateRecords(path, 'tester', [], now, () => false)
+    const after = statSync(path, { bigint: true })
+    expect([after.ino, after.mtimeNs, after.size]).toEqual([before.ino, before.mtimeNs, before.size])
+  }, 60_000)
+
+  test('a settled record still has what status, a rerun after a comment and a reopened issue need', () => {
+    const path = statePath()
+    const { issues, memory: inMemory } = lived(path)
+    const home = join(dirname(path), 'home')
+    const parsedFresh = JSON.parse(JSON.stringify(readState(path))) as FactoryState
+    expect(statusRows(parsedFresh, home, { includeDone: true })).toEqual(statusRows(inMemory, home, { includeDone: true }))
+    for (const id of [issues[3]!.id, issues[1050]!.id]) {
+      const a = parsedFresh.agents.tester!.issues[id]!
+      const b = inMemory.agents.tester!.issues[id]!
+      expect([a.identifier, a.title, a.phase, a.sessionId, a.prUrl, a.closedAt, a.worktree]).toEqual([
+        b.identifier,
+        b.title,
+        b.phase,
+        b.sessionId,
+        b.prUrl,
+        b.closedAt,
+        b.worktree,
+      ])
+      // The next run: its number, comment ids (n@startedAt), comments since, Codex thread total, resumable.
+      expect(lastCommentsUpTo(a)).toBe(lastCommentsUpTo(b))
+      expect(planClaim(issues[3]!, a).runNumber).toBe(2)
+      expect(a.runs.map((r) => [r.n, r.startedAt, r.reportedAt, r.usageThreadTotal])).toEqual(
+        b.runs.map((r) => [r.n, r.startedAt, r.reportedAt, r.usageThreadTotal]),
+      )
+      expect(a.snapshot).toMatchObject({ id: b.id, identifier: b.identifier, title: b.title, state: b.snapshot.state })
+      expect(isClosed(a.snapshot)).toBe(isClosed(b.snapshot))
+    }
+    // An open issue in review keeps its whole last summary (the next prompt quotes it) and what dispatch orders by.
+    const open = parsedFresh.agents.tester!.issues[issues[1050]!.id]!
+    expect(open.runs[0]!.summary).toBe(inMemory.agents.tester!.issues[issues[1050]!.id]!.runs[0]!.summary)
+    expect(open.snapshot).toMatchObject({
+      priority: issues[1050]!.priority,
+      createdAt: issues[1050]!.createdAt,
+      branchName: issues[1050]!.branchName,
+    })
+  }, 60_000)
 })
 
 function recordOf(issue: TrackerIssue) {

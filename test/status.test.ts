@@ -12,6 +12,16 @@ afterEach(async () => {
 })
 
 describe('status', () => {
+  test("an agent whose first poll failed shows FAILING with Linear's error, though state.json holds nothing of it", async () => {
+    fx = await fixture({ issues: [] })
+    const res = await fx.script('start', ['--once', '--config', fx.configPath], { LINEAR_API_URL: 'http://127.0.0.1:9/graphql' })
+    expect(res.code).toBe(1)
+    const table = await fx.script('status', [])
+    expect(table.stdout).toContain('tester: last poll never, FAILING: tracker_unreachable')
+    const json = JSON.parse((await fx.script('status', ['--json'])).stdout)
+    expect(json.agents.tester).toMatchObject({ cursor: null, lastPollError: { code: 'tracker_unreachable' } })
+  }, 60_000)
+
   test('shows what is done, what retries (attempt, when, last error) and what is escalated, as a table and as JSON', async () => {
     fx = await fixture({ issues: [1, 2, 3].map((i) => ({ team: 'ENG', title: `Task ${i}`, assignee: 'agent@rose.test' })) })
     expect((await fx.script('start', ['--once', '--config', fx.configPath])).code).toBe(0)

@@ -4,13 +4,15 @@
  * "cursor-after-records": the cursor never passes an issue that is not durably recorded).
  */
 import type { AgentConfig } from '../config.ts'
+import { isWatched } from '../reconcile.ts'
 import { backoffMs, POLL_RETRY } from '../backoff.ts'
 import type { AgentContext } from '../context.ts'
 import { asFactoryError } from '../errors.ts'
 import { inPhase, isActive } from '../phases.ts'
 import { humanComments, lastCommentsUpTo } from '../prompt.ts'
 import { isActiveState, isClosed, isOurs, isReviewState } from '../workflow.ts'
-import { type AgentState, agentState, type IssueRecord, readState, updateRecords, updateState } from '../state.ts'
+import { writePollHealth } from '../poll-health.ts'
+import { type AgentState, agentState, type IssueRecord, readState, updateRecords } from '../state.ts'
 import type { TrackerIssue, Viewer, WatchedIssue } from '../tracker/types.ts'
 
 export type IssueDecision =
@@ -70,7 +72,7 @@ export interface PollPlan {
 
 export interface PollResult extends PollPlan {
   requests: number
-  /** Ids of the records reconciliation must check (queued or running), and what Linear says of them now. */
+  /** Ids of the records reconciliation must check (queued or running, or released with a worktree until it closes), and what Linear says of them now. */
   watch: string[]
   watched: WatchedIssue[]
 }
@@ -99,8 +101,9 @@ export function planPoll(state: AgentState, viewer: Viewer, issues: TrackerIssue
 export async function pollAgent(ctx: AgentContext): Promise<PollResult> {
   const state = readState(ctx.paths.state)
   const known = agentState(structuredClone(state), ctx.agent.name)
+  // Queued and running issues, and released ones whose worktree waits for them to close (reconcile.ts).
   const watch = Object.values(known.issues)
-    .filter(isActive)
+    .filter(isWatched)
     .map((r) => r.id)
   // Comments are read down to what each issue's last run saw, so none since is lost (all for new issues).
   const commentsSince = Object.fromEntries(Object.values(known.issues).map((r) => [r.id, lastCommentsUpTo(r) ?? null]))
@@ -118,21 +121,20 @@ export async function pollAgent(ctx: AgentContext): Promise<PollResult> {
     },
     at,
     (a) => {
-      a.viewerId = plan.viewer.id
-      a.cursor = plan.cursorAfter
-      a.lastPollAt = at.toISOString()
-      a.lastPollError = undefined
+      // An idle poll (same viewer, cursor unmoved) changes nothing here: state.json is not rewritten.
+      const changed = a.viewerId !== plan.viewer.id || a.cursor !== plan.cursorAfter || !!a.lastPollAt || !!a.lastPollError
+      Object.assign(a, { viewerId: plan.viewer.id, cursor: plan.cursorAfter, lastPollAt: undefined, lastPollError: undefined })
+      return changed
     },
   )
+  writePollHealth(ctx.paths.home, ctx.agent.name, { at: at.toISOString() })
   return { ...plan, requests: res.requests, watched: res.watched, watch }
 }
 
-/** Remember a failed poll (for status) without touching the cursor. */
+/** Remember a failed poll (for status) without touching the cursor (nor state.json: lib/poll-health.ts). */
 export function recordPollError(ctx: AgentContext, code: string, message: string): void {
   if (ctx.dryRun) return
-  updateState(ctx.paths.state, (draft) => {
-    agentState(draft, ctx.agent.name).lastPollError = { code, message, at: ctx.now().toISOString() }
-  })
+  writePollHealth(ctx.paths.home, ctx.agent.name, { at: ctx.now().toISOString(), error: { code, message } })
 }
 
 /** Poll backoff after `failures` consecutive failures: 30 s doubling, capped at 5 min. */
