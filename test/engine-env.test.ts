@@ -228,7 +228,7 @@ describe('the processes an engine can see', () => {
     ACME_GH_PUSH: `ghp_custom_${salt}`,
     FACTORY_GITHUB_TOKEN: `ghp_factory_${salt}`,
     GITHUB_TOKEN: `ghp_plain_${salt}`,
-    CLAUDE_AUTH_TOKEN: `sk-ant-oat-${salt}`,
+    CLAUDE_AUTH_TOKEN: `claude-oauth-${salt}`,
     OTHER_AGENT_KEY: `lin_api_other_${salt}`,
     AWS_SECRET_ACCESS_KEY: `aws_${salt}`,
   }

@@ -20,7 +20,7 @@ import { type Fixture, fixture, gitSync } from './helpers.ts'
 const SECRETS = {
   linear: 'lin_api_hostile_linear_key_7f3a91',
   github: 'ghp_hostile_github_token_5c2e80',
-  claude: 'sk-ant-oat-hostile-claude-token-1d4b66',
+  claude: 'claude-oauth-hostile-claude-token-1d4b66',
   aws: 'hostile-aws-secret-access-key-44aa21',
 }
 

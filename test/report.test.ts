@@ -436,7 +436,7 @@ describe('redaction at every exit', () => {
     const secrets = {
       ACME_GH_PUSH: ghToken,
       FACTORY_GITHUB_TOKEN: 'ghp_other_factory_token_value_7',
-      CLAUDE_AUTH_TOKEN: 'sk-ant-oat-claude-login-value-9',
+      CLAUDE_AUTH_TOKEN: 'claude-oauth-claude-login-value-9',
     }
     fx = await fixture({
       issues: ISSUES,
