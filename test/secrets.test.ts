@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { isSecretName, splitSecrets } from '../lib/secret-channel.ts'
 import { DENIED_ENV_NAMES, DENIED_ENV_PREFIXES, isDeniedEnv, mask, redact, scrubEnv, secretValues } from '../lib/secrets.ts'
+import { SECRET_ENV_NAMES } from './fakes/denied-env.ts'
 
 const HARMLESS = {
   PATH: '/usr/bin:/bin',
@@ -30,35 +31,7 @@ describe('scrubEnv', () => {
 
   test("every LLM provider key and service token in a developer's shell is kept from the engine", () => {
     // Written out by hand (not read from the list) so that dropping a name from the list fails here.
-    const names = [
-      'OPENAI_API_KEY',
-      'OPENAI_ORG_ID',
-      'ANTHROPIC_API_KEY',
-      'ANTHROPIC_AUTH_TOKEN',
-      'AZURE_OPENAI_API_KEY',
-      'GEMINI_API_KEY',
-      'GOOGLE_API_KEY',
-      'GOOGLE_GENERATIVE_AI_API_KEY',
-      'MISTRAL_API_KEY',
-      'GROQ_API_KEY',
-      'DEEPSEEK_API_KEY',
-      'XAI_API_KEY',
-      'OPENROUTER_API_KEY',
-      'TOGETHER_API_KEY',
-      'FIREWORKS_API_KEY',
-      'PERPLEXITY_API_KEY',
-      'COHERE_API_KEY',
-      'HF_TOKEN',
-      'HUGGINGFACE_API_KEY',
-      'AWS_BEARER_TOKEN_BEDROCK',
-      'FACTORY_GITHUB_TOKEN',
-      'GITHUB_TOKEN',
-      'GH_TOKEN',
-      'FACTORY_RELAY_WORKER_TOKEN',
-      'CLAUDE_AUTH_TOKEN',
-      'SENTRY_AUTH_TOKEN',
-      'SUPABASE_ACCESS_TOKEN',
-    ]
+    const names = SECRET_ENV_NAMES
     const env: Record<string, string> = { ...HARMLESS }
     for (const n of names) env[n] = `value-of-${n.toLowerCase()}`
     expect(scrubEnv(env)).toEqual(HARMLESS)

@@ -5,6 +5,56 @@
  */
 import { DENIED_ENV_NAMES } from '../../lib/secrets.ts'
 
+/**
+ * Secret variable names, written out by hand (not derived from lib/secrets.ts) so that dropping a
+ * name from the factory's lists fails a test: every one must stay out of an engine process.
+ */
+export const SECRET_ENV_NAMES: readonly string[] = [
+  'OPENAI_API_KEY',
+  'OPENAI_ORG_ID',
+  'ANTHROPIC_API_KEY',
+  'ANTHROPIC_AUTH_TOKEN',
+  'AZURE_OPENAI_API_KEY',
+  'GEMINI_API_KEY',
+  'GOOGLE_API_KEY',
+  'GOOGLE_GENERATIVE_AI_API_KEY',
+  'MISTRAL_API_KEY',
+  'GROQ_API_KEY',
+  'DEEPSEEK_API_KEY',
+  'XAI_API_KEY',
+  'OPENROUTER_API_KEY',
+  'TOGETHER_API_KEY',
+  'FIREWORKS_API_KEY',
+  'PERPLEXITY_API_KEY',
+  'COHERE_API_KEY',
+  'HF_TOKEN',
+  'HUGGINGFACE_API_KEY',
+  'AWS_BEARER_TOKEN_BEDROCK',
+  'FACTORY_GITHUB_TOKEN',
+  'GITHUB_TOKEN',
+  'GH_TOKEN',
+  'FACTORY_RELAY_WORKER_TOKEN',
+  'CLAUDE_AUTH_TOKEN',
+  'SENTRY_AUTH_TOKEN',
+  'SUPABASE_ACCESS_TOKEN',
+  // Found reaching the engine by issue 8 (a deny-list misses names; the env is now an allow-list).
+  'CODEX_API_KEY',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AZURE_API_KEY',
+  'GH_ENTERPRISE_TOKEN',
+  'GITHUB_PAT',
+  'GITLAB_TOKEN',
+  'NPM_TOKEN',
+  'OPENAI_ADMIN_KEY',
+  'CLAUDE_CODE_OAUTH_TOKEN',
+  'LINEAR_API_KEY',
+  'LINEAR_WEBHOOK_SECRET',
+  'LANGFUSE_SECRET_KEY',
+  'FACTORY_SECRET_ANYTHING',
+]
+
 /** Build the fixture; call set() before the run and restore() after. */
 export function deniedEnvFixture() {
   const salt = Math.random().toString(36).slice(2, 10)
