@@ -227,22 +227,24 @@ export function issueLockPath(locksDir: string, agent: string, identifier: strin
   return `${safeJoin(locksDir, agent, identifier)}.lock`
 }
 
+/** The lock_held failure naming the live owner (the real steps and their dry runs say the same). */
+export function lockHeld(identifier: string, owner: LockOwner | null | undefined): FactoryError {
+  return new FactoryError(
+    'lock_held',
+    `${identifier} is being worked on by pid ${owner?.pid} on ${owner?.host} (since ${owner?.startedAt})`,
+    {
+      fix: 'wait for that run to finish; if that process is gone on another host, its lock expires after 90 s without heartbeat',
+    },
+  )
+}
+
 /**
  * Take an issue's ownership lock (invariant "one-live-owner") or fail with lock_held naming the
  * live owner. The heartbeat runs until stop().
  */
 export function acquireIssueLock(path: string, identifier: string, note: string, heartbeatMs = HEARTBEAT_MS): Lock & { stop(): void } {
   const lock = tryLock(path, { staleMs: LOCK_STALE_MS, note })
-  if (!lock) {
-    const owner = inspectLock(path, LOCK_STALE_MS).owner
-    throw new FactoryError(
-      'lock_held',
-      `${identifier} is being worked on by pid ${owner?.pid} on ${owner?.host} (since ${owner?.startedAt})`,
-      {
-        fix: 'wait for that run to finish; if that process is gone on another host, its lock expires after 90 s without heartbeat',
-      },
-    )
-  }
+  if (!lock) throw lockHeld(identifier, inspectLock(path, LOCK_STALE_MS).owner)
   // A beat that cannot be written (full disk) is skipped, not thrown out of the timer (that would kill the run).
   const timer = setInterval(() => {
     try {

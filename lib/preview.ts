@@ -5,9 +5,8 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AgentContext } from './context.ts'
-import { FactoryError } from './errors.ts'
 import { git } from './git.ts'
-import { inspectLock, LOCK_STALE_MS } from './lock.ts'
+import { inspectLock, LOCK_STALE_MS, lockHeld } from './lock.ts'
 import { safeJoin } from './paths.ts'
 import { lockPathFor } from './steps/claim.ts'
 import { planWorktree, repoSlug, type WorktreePlan } from './steps/worktree.ts'
@@ -16,10 +15,7 @@ import type { TrackerIssue } from './tracker/types.ts'
 /** Fail as the real step would (lock_held, naming the owner) when a live process holds the issue. */
 export function assertIssueLockFree(ctx: AgentContext, identifier: string): void {
   const { owner, stale } = inspectLock(lockPathFor(ctx, identifier), LOCK_STALE_MS)
-  if (!owner || stale) return
-  throw new FactoryError('lock_held', `${identifier} is being worked on by pid ${owner.pid} on ${owner.host} (since ${owner.startedAt})`, {
-    fix: 'wait for that run to finish; if that process is gone on another host, its lock expires after 90 s without heartbeat',
-  })
+  if (owner && !stale) throw lockHeld(identifier, owner)
 }
 
 export interface WorktreePreview extends WorktreePlan {

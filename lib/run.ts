@@ -26,7 +26,6 @@ export interface RunIssueOptions {
   /** The operator's stop (Ctrl-C / SIGTERM): the run is put back in the queue. */
   signal?: AbortSignal
   engine?: Engine
-  refresh?: boolean
   /** Run only if the issue is still queued once the lock is held (the driver's children). */
   onlyQueued?: boolean
   /** How often to check whether reconciliation released the issue (ms). */
@@ -55,7 +54,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
   const record = (event: PhaseEvent): Applied => updateRecord(ctx.paths.state, ctx.agent.name, issueId!, event, ctx.now())
   const skipped = (reason: string): RunIssueResult => ({ ok: true, identifier, outcome: 'skipped', runNumber, reason })
   try {
-    const resolved = await resolveIssue(ctx, ref, { refresh: opts.refresh })
+    const resolved = await resolveIssue(ctx, ref)
     const viewerId = resolved.viewerId
     let issue = resolved.issue
     identifier = issue.identifier

@@ -2,7 +2,7 @@
 import { printable } from './printable.ts'
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { inspectLock } from './lock.ts'
+import { inspectLock, LOCK_STALE_MS } from './lock.ts'
 import { type PollHealth, readPollHealth } from './poll-health.ts'
 import { sanitizeKey } from './paths.ts'
 import type { FactoryState, IssueRecord } from './state.ts'
@@ -53,7 +53,7 @@ export function statusRows(state: FactoryState, home: string, opts: { agent?: st
   for (const [agent, a] of Object.entries(state.agents)) {
     if (opts.agent && agent !== opts.agent) continue
     for (const r of Object.values(a.issues)) {
-      const lock = inspectLock(join(home, 'locks', sanitizeKey(agent), `${sanitizeKey(r.identifier)}.lock`), 90_000)
+      const lock = inspectLock(join(home, 'locks', sanitizeKey(agent), `${sanitizeKey(r.identifier)}.lock`), LOCK_STALE_MS)
       const live = lock.owner && !lock.stale ? lock.owner : undefined
       const group: StatusGroup = live ? 'running' : groupOf(r)
       if (!opts.includeDone && (group === 'done' || group === 'released' || group === 'idle')) continue

@@ -12,11 +12,10 @@ const command = defineCommand({
     ...commonArgs,
     ...issueArg,
     // By hand, state.json's snapshot may be old (unassigned since): read Linear so only what is ours is claimed.
-    refresh: { type: 'boolean', description: 'read the issue from Linear, not state.json (--no-refresh: use the snapshot)', default: true },
   },
   async run({ args, data }) {
     const ctx = await contextFromArgs(args, 'claim', data)
-    const { issue, viewerId, record } = await resolveIssue(ctx, args.issue, { refresh: args.refresh })
+    const { issue, viewerId, record } = await resolveIssue(ctx, args.issue)
     // A dry run takes no lock, but refuses exactly when the real claim would (a live owner holds it).
     if (ctx.dryRun) assertIssueLockFree(ctx, issue.identifier)
     const lock = ctx.dryRun ? null : lockIssue(ctx, issue.identifier, 'claim')

@@ -17,7 +17,6 @@ const command = defineCommand({
     ...issueArg,
     'repo-root': { type: 'string', description: 'use this existing checkout instead of the base clone' },
     fetch: { type: 'boolean', description: 'fetch origin first (--no-fetch when the caller fetched this tick)', default: true },
-    refresh: { type: 'boolean', description: 'read the issue from Linear even if state.json has it', default: false },
     'only-queued': {
       type: 'boolean',
       description: 'run only if the issue is still queued once locked (how start calls it)',
@@ -54,7 +53,6 @@ const command = defineCommand({
       fetch: args.fetch,
       repoRoot: args['repo-root'],
       signal: abort.signal,
-      refresh: args.refresh,
       onlyQueued: args['only-queued'],
     })
     if (args.json) printJson(res.ok ? res : { ...res, error: res.error.toJSON() })

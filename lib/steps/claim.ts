@@ -24,13 +24,11 @@ export function lockIssue(ctx: AgentContext, identifier: string, note: string): 
 
 /**
  * The issue to work on, read whole from the tracker (one request: description and comments are
- * not kept in state.json), with the agent's record of it. `refresh` is accepted for the callers
- * that ask for a fresh read explicitly: every call reads the tracker.
+ * not kept in state.json), with the agent's record of it.
  */
 export async function resolveIssue(
   ctx: AgentContext,
   ref: string,
-  _opts: { refresh?: boolean } = {},
 ): Promise<{ issue: TrackerIssue; viewerId: string; record?: IssueRecord }> {
   const state = readState(ctx.paths.state)
   const known = findRecord(state, ctx.agent.name, ref)
