@@ -48,6 +48,18 @@ export const ERRORS = {
   limit_max_turns: { exit: 1, retryable: false, fix: 'raise limits.max_turns or split the issue' },
   limit_max_cost: { exit: 1, retryable: false, fix: 'raise limits.max_cost_usd or split the issue' },
   escalated: { exit: 1, retryable: false, fix: 'a human comment on the issue starts a new run' },
+  // The relay: its env (LINEAR_CLIENT_ID, RELAY_ENCRYPTION_KEY, ...) is missing or malformed.
+  relay_config_invalid: { exit: 2, retryable: false, fix: 'set the relay variables the message names (README: the relay)' },
+  // The relay could not get or keep a Linear app token (code exchange, refresh, client_credentials).
+  relay_oauth_failed: { exit: 1, retryable: true, fix: 'see the message; if Linear refused the grant, reinstall the app via /oauth/authorize' },
+  // A sealed token cannot be opened: the encryption key changed or the value was altered.
+  relay_key_mismatch: {
+    exit: 2,
+    retryable: false,
+    fix: 'restore the RELAY_ENCRYPTION_KEY (or encryption.key) the tokens were sealed with, or reinstall the app via /oauth/authorize',
+  },
+  // No usable install for a workspace: never installed, or Linear revoked it.
+  relay_not_installed: { exit: 1, retryable: false, fix: 'install the Linear app in the workspace via /oauth/authorize' },
   internal: { exit: 1, retryable: true },
 } as const satisfies Record<string, ErrorSpec>
 
