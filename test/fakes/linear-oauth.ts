@@ -181,7 +181,8 @@ export async function startFakeLinearOAuth(opts: { clientId: string; clientSecre
   }
 
   /** A reply that never arrives: the request was processed, the connection is reset. */
-  const lost = () => new Response(new ReadableStream({ start: (c) => c.error(new Error('reply dropped by the fake')) }))
+  // (A stream that errors before its first byte makes Bun reset the connection; `undefined` keeps it from printing a stack.)
+  const lost = () => new Response(new ReadableStream({ start: (c) => c.error(undefined) }))
 
   const server = Bun.serve({
     hostname: '127.0.0.1',
@@ -199,8 +200,6 @@ export async function startFakeLinearOAuth(opts: { clientId: string; clientSecre
       if (req.method === 'POST' && url.pathname === '/graphql') return graphql(req)
       return json(404, { error: 'not found' })
     },
-    // The dropped reply's stream error lands here; keep the test output quiet.
-    error: () => new Response(null, { status: 500 }),
   })
   fake.url = `http://127.0.0.1:${server.port}`
   return fake
