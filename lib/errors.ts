@@ -51,7 +51,11 @@ export const ERRORS = {
   // The relay: its env (LINEAR_CLIENT_ID, RELAY_ENCRYPTION_KEY, ...) is missing or malformed.
   relay_config_invalid: { exit: 2, retryable: false, fix: 'set the relay variables the message names (README: the relay)' },
   // The relay could not get or keep a Linear app token (code exchange, refresh, client_credentials).
-  relay_oauth_failed: { exit: 1, retryable: true, fix: 'see the message; if Linear refused the grant, reinstall the app via /oauth/authorize' },
+  relay_oauth_failed: {
+    exit: 1,
+    retryable: true,
+    fix: 'see the message; if Linear refused the grant, reinstall the app via /oauth/authorize',
+  },
   // A sealed token cannot be opened: the encryption key changed or the value was altered.
   relay_key_mismatch: {
     exit: 2,

@@ -73,7 +73,8 @@ describe('install', () => {
     const err = failure(() => appSettings({ LINEAR_API_URL: 'not a url' }))
     expect(err.code).toBe('relay_config_invalid')
     expect(err.exitCode).toBe(2)
-    for (const name of ['LINEAR_CLIENT_ID', 'LINEAR_CLIENT_SECRET', 'RELAY_PUBLIC_URL', 'LINEAR_API_URL']) expect(err.message).toContain(name)
+    for (const name of ['LINEAR_CLIENT_ID', 'LINEAR_CLIENT_SECRET', 'RELAY_PUBLIC_URL', 'LINEAR_API_URL'])
+      expect(err.message).toContain(name)
     // A client_credentials relay has no browser install, so no redirect to build.
     expect(appSettings({ LINEAR_CLIENT_ID: 'id', LINEAR_CLIENT_SECRET: 'secret' }, { clientCredentials: true }).redirectUri).toBeNull()
   })
@@ -182,7 +183,12 @@ describe('refresh', () => {
     const refresh = f.sealer.open((await f.store.getInstall('org-rose'))!.refreshTokenSealed!)
     f.clock.now += 21 * HOUR
     // Someone else used the refresh token, more than Linear's 30 min replay window ago.
-    const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refresh, client_id: f.settings.clientId, client_secret: CLIENT_SECRET })
+    const body = new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: refresh,
+      client_id: f.settings.clientId,
+      client_secret: CLIENT_SECRET,
+    })
     expect((await fetch(f.settings.tokenUrl, { method: 'POST', body })).status).toBe(200)
     f.clock.now += 31 * 60_000
     const err = await rejection(f.keeper.accessToken('org-rose'))

@@ -49,7 +49,8 @@ export function appSettings(env: NodeJS.ProcessEnv = process.env, opts: { client
   }
   const parsed = envSchema.safeParse(picked)
   const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${String(i.path[0])} ${i.message}`)
-  if (!opts.clientCredentials && !picked.RELAY_PUBLIC_URL) problems.push('RELAY_PUBLIC_URL is not set (the OAuth redirect is built from it)')
+  if (!opts.clientCredentials && !picked.RELAY_PUBLIC_URL)
+    problems.push('RELAY_PUBLIC_URL is not set (the OAuth redirect is built from it)')
   if (!parsed.success || problems.length) {
     throw new FactoryError('relay_config_invalid', `Linear app settings: ${problems.join('; ')}`, {
       fix: "set them in the relay's environment: LINEAR_CLIENT_ID and LINEAR_CLIENT_SECRET from the Linear app's settings, RELAY_PUBLIC_URL the relay's public https URL",

@@ -14,7 +14,8 @@ const log = logger('relay-oauth')
 
 /** The URL of Linear's consent page for this app, with a fresh state. */
 export function authorizeUrl(settings: LinearAppSettings, now: number = Date.now()): string {
-  if (!settings.redirectUri) throw new FactoryError('relay_config_invalid', 'RELAY_PUBLIC_URL is not set: the OAuth install cannot redirect back')
+  if (!settings.redirectUri)
+    throw new FactoryError('relay_config_invalid', 'RELAY_PUBLIC_URL is not set: the OAuth install cannot redirect back')
   const url = new URL(settings.authorizeUrl)
   url.search = new URLSearchParams({
     client_id: settings.clientId,
@@ -56,7 +57,11 @@ export async function callbackResponse(
   const denied = params.get('error')
   if (denied) {
     const description = params.get('error_description')
-    return page(400, 'Not installed', `Linear did not authorize the app: ${denied}${description ? ` (${description})` : ''}. Start again at /oauth/authorize.`)
+    return page(
+      400,
+      'Not installed',
+      `Linear did not authorize the app: ${denied}${description ? ` (${description})` : ''}. Start again at /oauth/authorize.`,
+    )
   }
   const state = verifyState(stateKey(ctx.settings.clientSecret), params.get('state'), now)
   if (!state.ok) {

@@ -10,6 +10,7 @@ import { FactoryError } from '../errors.ts'
 import { logger } from '../log.ts'
 import { clampResetAt } from '../ratelimit.ts'
 import type { LinearAppSettings } from './app-settings.ts'
+import type { FetchFn } from './token-endpoint.ts'
 import type { TokenKeeper } from './tokens.ts'
 
 /** Largest request body forwarded (a GraphQL document with its variables). */
@@ -19,7 +20,7 @@ export const MAX_GRAPHQL_BODY = 1024 * 1024
 const PASSED_BACK = /^(content-type|retry-after|x-ratelimit-.*|x-complexity)$/i
 
 export interface PassthroughDeps {
-  fetch: typeof fetch
+  fetch: FetchFn
   now: () => number
   timeoutMs: number
 }
@@ -68,7 +69,7 @@ function ratelimited(until: number, now: number): Response {
 }
 
 /** The request body, or null when it is larger than `max` bytes (read no further than that). */
-async function readCapped(request: Request, max: number): Promise<Uint8Array | null> {
+async function readCapped(request: Request, max: number): Promise<Blob | null> {
   const declared = Number(request.headers.get('content-length') ?? Number.NaN)
   if (declared > max) return null
   const chunks: Uint8Array[] = []
@@ -80,18 +81,23 @@ async function readCapped(request: Request, max: number): Promise<Uint8Array | n
       chunks.push(chunk)
     }
   }
-  return Buffer.concat(chunks)
+  // A Blob, not a stream: the body is sent again when a 401 leads to a retry.
+  return new Blob(chunks as BlobPart[])
 }
 
 const num = (v: string | null) => (v !== null && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : null)
 
 /** The pass-through handler over `keeper` (tokens) and `settings.apiUrl`. */
-export function graphqlPassthrough(opts: { keeper: TokenKeeper; settings: LinearAppSettings; deps?: Partial<PassthroughDeps> }): Passthrough {
-  const deps: PassthroughDeps = { fetch: (...a) => fetch(...a), now: Date.now, timeoutMs: 30_000, ...opts.deps }
+export function graphqlPassthrough(opts: {
+  keeper: TokenKeeper
+  settings: LinearAppSettings
+  deps?: Partial<PassthroughDeps>
+}): Passthrough {
+  const deps: PassthroughDeps = { fetch: (input, init) => fetch(input, init), now: Date.now, timeoutMs: 30_000, ...opts.deps }
   const views = new Map<string, RateView>()
 
   /** Update the view from one reply of Linear (its headers, and its body when it is an error). */
-  function observe(orgId: string, res: Response, body: Uint8Array): void {
+  function observe(orgId: string, res: Response, body: ArrayBuffer): void {
     const now = deps.now()
     const view = views.get(orgId) ?? { remaining: null, resetAt: null, limitedUntil: 0 }
     const remaining = num(res.headers.get('x-ratelimit-requests-remaining'))
@@ -130,10 +136,10 @@ export function graphqlPassthrough(opts: { keeper: TokenKeeper; settings: Linear
           signal: AbortSignal.timeout(deps.timeoutMs),
         })
       let res: Response
-      let replyBody: Uint8Array
+      let replyBody: ArrayBuffer
       try {
         res = await opts.keeper.callWithToken(orgId, send)
-        replyBody = new Uint8Array(await res.arrayBuffer())
+        replyBody = await res.arrayBuffer()
       } catch (err) {
         return failure(orgId, err)
       }

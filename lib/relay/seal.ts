@@ -34,9 +34,13 @@ export function parseKey(text: string, source: string): Buffer {
   else if (/^[A-Za-z0-9+/_-]{43}={0,1}$/.test(t)) key = Buffer.from(t.replace(/-/g, '+').replace(/_/g, '/'), 'base64')
   // The value itself is never echoed: it is the secret.
   if (!key || key.length !== 32)
-    throw new FactoryError('relay_config_invalid', `${source} is not a valid encryption key (got ${t.length} characters); expected ${EXPECTED}`, {
-      fix: `set ${source} to ${EXPECTED}`,
-    })
+    throw new FactoryError(
+      'relay_config_invalid',
+      `${source} is not a valid encryption key (got ${t.length} characters); expected ${EXPECTED}`,
+      {
+        fix: `set ${source} to ${EXPECTED}`,
+      },
+    )
   return key
 }
 
@@ -74,9 +78,13 @@ export function sealer(key: Buffer): Sealer {
         decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES))
         return Buffer.concat([decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString('utf8')
       } catch (err) {
-        throw new FactoryError('relay_key_mismatch', `a stored token sealed with key ${id} does not open: the key changed or the value was altered`, {
-          cause: err,
-        })
+        throw new FactoryError(
+          'relay_key_mismatch',
+          `a stored token sealed with key ${id} does not open: the key changed or the value was altered`,
+          {
+            cause: err,
+          },
+        )
       }
     },
   }
@@ -92,9 +100,13 @@ export function loadEncryptionKey(opts: { env?: NodeJS.ProcessEnv; storeDir?: st
   const fromEnv = env.RELAY_ENCRYPTION_KEY
   if (fromEnv !== undefined && fromEnv !== '') return { key: parseKey(fromEnv, 'RELAY_ENCRYPTION_KEY'), source: 'RELAY_ENCRYPTION_KEY' }
   if (!opts.storeDir)
-    throw new FactoryError('relay_config_invalid', 'RELAY_ENCRYPTION_KEY is not set (a shared queue needs the same key on every instance)', {
-      fix: `set RELAY_ENCRYPTION_KEY to ${EXPECTED}`,
-    })
+    throw new FactoryError(
+      'relay_config_invalid',
+      'RELAY_ENCRYPTION_KEY is not set (a shared queue needs the same key on every instance)',
+      {
+        fix: `set RELAY_ENCRYPTION_KEY to ${EXPECTED}`,
+      },
+    )
   const path = join(opts.storeDir, KEY_FILE_NAME)
   return { key: readOrCreateKeyFile(path), source: path }
 }

@@ -19,13 +19,16 @@ export interface TokenReply {
   scope: string
 }
 
+/** The slice of fetch the relay uses (a test can pass its own). */
+export type FetchFn = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
+
 export interface EndpointDeps {
-  fetch: typeof fetch
+  fetch: FetchFn
   /** Per request; a reply that takes longer counts as lost. */
   timeoutMs: number
 }
 
-export const defaultEndpointDeps: EndpointDeps = { fetch: (...args) => fetch(...args), timeoutMs: 15_000 }
+export const defaultEndpointDeps: EndpointDeps = { fetch: (input, init) => fetch(input, init), timeoutMs: 15_000 }
 
 export type Grant =
   | { grant_type: 'authorization_code'; code: string; redirect_uri: string }
@@ -47,7 +50,9 @@ const failed = (reason: 'invalid_grant' | 'unreachable' | 'refused', message: st
 
 /** POST one grant to Linear's token endpoint; the client id and secret go in the form body. */
 export async function postGrant(settings: LinearAppSettings, grant: Grant, deps: EndpointDeps = defaultEndpointDeps): Promise<TokenReply> {
-  const secrets = [settings.clientSecret, 'code' in grant ? grant.code : '', 'refresh_token' in grant ? grant.refresh_token : ''].filter(Boolean)
+  const secrets = [settings.clientSecret, 'code' in grant ? grant.code : '', 'refresh_token' in grant ? grant.refresh_token : ''].filter(
+    Boolean,
+  )
   const form = new URLSearchParams({ ...grant, client_id: settings.clientId, client_secret: settings.clientSecret })
   const what = `the ${grant.grant_type} grant at ${settings.tokenUrl}`
   let res: Response
@@ -73,7 +78,8 @@ export async function postGrant(settings: LinearAppSettings, grant: Grant, deps:
   }
   if (!res.ok) {
     const e = errorReplySchema.safeParse(body)
-    const said = e.success && e.data.error ? `${e.data.error}${e.data.error_description ? `: ${e.data.error_description}` : ''}` : text.slice(0, 200)
+    const said =
+      e.success && e.data.error ? `${e.data.error}${e.data.error_description ? `: ${e.data.error_description}` : ''}` : text.slice(0, 200)
     const reason = res.status >= 500 ? 'unreachable' : e.success && e.data.error === 'invalid_grant' ? 'invalid_grant' : 'refused'
     throw failed(reason, `Linear refused ${what}: HTTP ${res.status} ${redact(said, secrets)}`, res.status)
   }
@@ -84,7 +90,12 @@ export async function postGrant(settings: LinearAppSettings, grant: Grant, deps:
     accessToken: ok.data.access_token,
     refreshToken: ok.data.refresh_token ?? null,
     expiresInMs: ok.data.expires_in * 1000,
-    scope: Array.isArray(scope) ? scope.join(',') : (scope ?? '').split(/[\s,]+/).filter(Boolean).join(','),
+    scope: Array.isArray(scope)
+      ? scope.join(',')
+      : (scope ?? '')
+          .split(/[\s,]+/)
+          .filter(Boolean)
+          .join(','),
   }
 }
 
@@ -113,12 +124,19 @@ export async function readIdentity(apiUrl: string, token: string, deps: Endpoint
     })
     body = await res.json().catch(() => undefined)
   } catch (err) {
-    throw failed('unreachable', `Linear did not answer the install's viewer/organization read at ${apiUrl}: ${redact((err as Error).message, [token])}`)
+    throw failed(
+      'unreachable',
+      `Linear did not answer the install's viewer/organization read at ${apiUrl}: ${redact((err as Error).message, [token])}`,
+    )
   }
   const parsed = identitySchema.safeParse(body)
   if (!parsed.success) {
     const msg = (body as { errors?: { message?: string }[] } | undefined)?.errors?.[0]?.message
-    throw failed('refused', `Linear refused the install's viewer/organization read: HTTP ${res.status}${msg ? ` ${redact(msg, [token])}` : ''}`, res.status)
+    throw failed(
+      'refused',
+      `Linear refused the install's viewer/organization read: HTTP ${res.status}${msg ? ` ${redact(msg, [token])}` : ''}`,
+      res.status,
+    )
   }
   const { viewer, organization } = parsed.data.data
   return { appUserId: viewer.id, orgId: organization.id, orgName: organization.name }

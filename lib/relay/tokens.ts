@@ -44,7 +44,12 @@ export interface TokenKeeper {
 const log = logger('relay-oauth')
 
 /** A TokenKeeper over `store`; tokens are sealed with `sealer` before they reach it. */
-export function tokenKeeper(opts: { store: RelayStore; settings: LinearAppSettings; sealer: Sealer; deps?: Partial<TokenDeps> }): TokenKeeper {
+export function tokenKeeper(opts: {
+  store: RelayStore
+  settings: LinearAppSettings
+  sealer: Sealer
+  deps?: Partial<TokenDeps>
+}): TokenKeeper {
   const { store, settings, sealer } = opts
   const deps: TokenDeps = {
     ...defaultEndpointDeps,
@@ -59,7 +64,9 @@ export function tokenKeeper(opts: { store: RelayStore; settings: LinearAppSettin
   async function usable(orgId: string): Promise<Install> {
     const install = await store.getInstall(orgId)
     if (!install)
-      throw new FactoryError('relay_not_installed', `the Linear app is not installed in organization ${orgId}`, { details: { reason: 'unknown' } })
+      throw new FactoryError('relay_not_installed', `the Linear app is not installed in organization ${orgId}`, {
+        details: { reason: 'unknown' },
+      })
     if (install.revokedAt !== null)
       throw new FactoryError(
         'relay_not_installed',
@@ -77,7 +84,9 @@ export function tokenKeeper(opts: { store: RelayStore; settings: LinearAppSettin
       } catch (err) {
         const lost = err instanceof FactoryError && err.details?.reason === 'unreachable'
         if (!lost || attempt >= deps.refreshAttempts) throw err
-        log.warn(`org ${orgId}: the refresh reply was lost (${err.message}); replaying the same refresh request (${attempt + 1}/${deps.refreshAttempts})`)
+        log.warn(
+          `org ${orgId}: the refresh reply was lost (${err.message}); replaying the same refresh request (${attempt + 1}/${deps.refreshAttempts})`,
+        )
         await deps.sleep(500 * attempt)
       }
     }
@@ -90,7 +99,8 @@ export function tokenKeeper(opts: { store: RelayStore; settings: LinearAppSettin
     if (!stillNeeded(current, token)) return token
     let reply: TokenReply
     try {
-      if (current.kind === 'client_credentials') reply = await postGrant(settings, { grant_type: 'client_credentials', scope: APP_SCOPES }, deps)
+      if (current.kind === 'client_credentials')
+        reply = await postGrant(settings, { grant_type: 'client_credentials', scope: APP_SCOPES }, deps)
       else if (current.refreshTokenSealed === null) {
         throw new FactoryError('relay_oauth_failed', `organization ${orgId}: the token expired and the install has no refresh token`, {
           fix: 'reinstall the app in that workspace via /oauth/authorize',
@@ -120,7 +130,11 @@ export function tokenKeeper(opts: { store: RelayStore; settings: LinearAppSettin
     const next: Install = {
       ...current,
       accessTokenSealed: sealer.seal(reply.accessToken),
-      refreshTokenSealed: reply.refreshToken ? sealer.seal(reply.refreshToken) : current.kind === 'oauth' ? current.refreshTokenSealed : null,
+      refreshTokenSealed: reply.refreshToken
+        ? sealer.seal(reply.refreshToken)
+        : current.kind === 'oauth'
+          ? current.refreshTokenSealed
+          : null,
       expiresAt: now + reply.expiresInMs,
       scope: reply.scope || current.scope,
       updatedAt: now,
@@ -171,7 +185,8 @@ export function tokenKeeper(opts: { store: RelayStore; settings: LinearAppSettin
       return send(await keeper.renewAfterUnauthorized(orgId, token))
     },
     async installFromCode(code) {
-      if (!settings.redirectUri) throw new FactoryError('relay_config_invalid', 'RELAY_PUBLIC_URL is not set: the OAuth callback cannot be used')
+      if (!settings.redirectUri)
+        throw new FactoryError('relay_config_invalid', 'RELAY_PUBLIC_URL is not set: the OAuth callback cannot be used')
       const reply = await postGrant(settings, { grant_type: 'authorization_code', code, redirect_uri: settings.redirectUri }, deps)
       return storeNew(reply, 'oauth')
     },

@@ -109,7 +109,13 @@ export async function startFakeLinearOAuth(opts: { clientId: string; clientSecre
     const refresh_token = mint('refresh')
     refresh.set(refresh_token, { org, replacedBy: null, retiredAt: null })
     fake.issued.add(refresh_token)
-    return { access_token: newAccess(org, 86_399_000), refresh_token, expires_in: 86_399, scope: 'read,write,app:assignable,app:mentionable', token_type: 'Bearer' }
+    return {
+      access_token: newAccess(org, 86_399_000),
+      refresh_token,
+      expires_in: 86_399,
+      scope: 'read,write,app:assignable,app:mentionable',
+      token_type: 'Bearer',
+    }
   }
 
   function token(form: URLSearchParams): Response {
@@ -138,7 +144,12 @@ export async function startFakeLinearOAuth(opts: { clientId: string; clientSecre
     }
     if (grant === 'client_credentials') {
       const org = fake.nextWorkspace
-      return json(200, { access_token: newAccess(org, 30 * 86_400_000), expires_in: 30 * 86_400, scope: form.get('scope') ?? 'read', token_type: 'Bearer' })
+      return json(200, {
+        access_token: newAccess(org, 30 * 86_400_000),
+        expires_in: 30 * 86_400,
+        scope: form.get('scope') ?? 'read',
+        token_type: 'Bearer',
+      })
     }
     return json(400, { error: 'unsupported_grant_type', error_description: `grant_type ${grant} is not supported` })
   }
@@ -150,13 +161,24 @@ export async function startFakeLinearOAuth(opts: { clientId: string; clientSecre
     fake.graphqlRequests.push({ authorization, body })
     const now = opts.now()
     if (rateLimitedUntil > now) {
-      const e = { message: 'Rate limit exceeded', extensions: { code: 'RATELIMITED', type: 'ratelimited', userError: true, userPresentableMessage: 'You have exceeded the rate limit of the Linear API. Please try again later.' } }
+      const e = {
+        message: 'Rate limit exceeded',
+        extensions: {
+          code: 'RATELIMITED',
+          type: 'ratelimited',
+          userError: true,
+          userPresentableMessage: 'You have exceeded the rate limit of the Linear API. Please try again later.',
+        },
+      }
       return json(400, { errors: [e] }, { 'X-RateLimit-Requests-Remaining': '0', 'X-RateLimit-Requests-Reset': String(rateLimitedUntil) })
     }
     const bearer = (authorization ?? '').replace(/^Bearer\s+/i, '')
     const t = access.get(bearer)
     if (!t || t.revoked || t.expiresAt <= now) {
-      const e = { message: 'Authentication required, not authenticated', extensions: { code: 'AUTHENTICATION_ERROR', type: 'authentication error', userError: true } }
+      const e = {
+        message: 'Authentication required, not authenticated',
+        extensions: { code: 'AUTHENTICATION_ERROR', type: 'authentication error', userError: true },
+      }
       return json(401, { errors: [e] })
     }
     const headers = { 'X-RateLimit-Requests-Remaining': '4999', 'X-RateLimit-Requests-Reset': String(now + 3600_000) }
