@@ -12,7 +12,7 @@ import { redact, secretValues } from './secrets.ts'
 export type Redactor = (text: string) => string
 
 /** Deny-listed (by prefix) variables whose values are not secret: endpoints an error message must be able to name. */
-const PUBLIC_ENV_NAMES = ['LINEAR_API_URL']
+const PUBLIC_ENV_NAMES = ['LINEAR_API_URL', 'LINEAR_OAUTH_URL']
 
 /** The redactor for `env`: the deny-listed variables' values plus those of `names` (an agent's token_env). */
 export function redactorFor(env: NodeJS.ProcessEnv, names: readonly string[] = []): Redactor {

@@ -9,13 +9,14 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { FactoryError } from '../lib/errors.ts'
 import { appSettings } from '../lib/relay/app-settings.ts'
+import { linearApp } from '../lib/relay/linear-app.ts'
 import { authorizeUrl, callbackResponse } from '../lib/relay/oauth.ts'
 import { signState, stateKey } from '../lib/relay/oauth-state.ts'
 import { openSqliteStore } from '../lib/relay/store-sqlite.ts'
 import type { RelayStore } from '../lib/relay/store.ts'
 import { markRevoked } from '../lib/relay/tokens.ts'
 import { failure } from './helpers.ts'
-import { CLIENT_SECRET, HOUR, captureStderr, relayOAuthFixture, type RelayOAuthFixture } from './fakes/relay-oauth-fixture.ts'
+import { CLIENT_ID, CLIENT_SECRET, HOUR, captureStderr, relayOAuthFixture, type RelayOAuthFixture } from './fakes/relay-oauth-fixture.ts'
 
 const logs = captureStderr()
 const issued = new Set<string>()
@@ -279,6 +280,26 @@ describe('client_credentials and revokes', () => {
     expect(err.code).toBe('relay_not_installed')
     expect(err.message).toContain('org-nobody')
   })
+})
+
+test("the relay's Linear side built from the environment lists installs for /status without any token, and mints client_credentials only once", async () => {
+  const env = {
+    LINEAR_CLIENT_ID: CLIENT_ID,
+    LINEAR_CLIENT_SECRET: CLIENT_SECRET,
+    LINEAR_OAUTH_URL: f.fake.url,
+    LINEAR_API_URL: `${f.fake.url}/graphql`,
+  }
+  const app = linearApp({ store: f.store, env, storeDir: f.dir, clientCredentials: true, now: () => f.clock.now })
+  expect((await app.authorize(new Request('http://127.0.0.1:9/oauth/authorize'))).status).toBe(404)
+  await app.ensureClientCredentials()
+  await app.ensureClientCredentials()
+  expect(f.fake.counts.client_credentials).toBe(1)
+  const view = await app.installs()
+  expect(view).toHaveLength(1)
+  expect(view[0]).toMatchObject({ orgId: 'org-rose', kind: 'client_credentials', revokedAt: null, rateLimit: null })
+  const text = JSON.stringify(view)
+  expect(text.includes('v1.')).toBe(false)
+  for (const t of f.fake.issued) expect(text.includes(t)).toBe(false)
 })
 
 test('no token, code or client secret appeared in any log line of these tests', () => {
