@@ -179,6 +179,23 @@ describe('refresh', () => {
     expect(f.fake.liveRefreshTokens()).toEqual([newRefresh])
   })
 
+  test('when every send of a refresh is lost, the still-valid token keeps serving and the next call replays the same refresh', async () => {
+    await f.install()
+    const before = await f.keeper.accessToken('org-rose')
+    const once = f.keeperOn(f.store, { refreshAttempts: 1 })
+    f.fake.dropNextReply('refresh_token')
+    f.clock.now += 21 * HOUR
+    expect(await once.accessToken('org-rose')).toBe(before)
+    expect(f.fake.counts.refresh_token).toBe(1)
+    // Linear rotated on the lost request; the stored pair is still the old one, and replaying it gets that rotation.
+    f.clock.now += 20 * 60_000
+    const after = await once.accessToken('org-rose')
+    expect(f.fake.counts.refresh_token).toBe(2)
+    expect(after).not.toBe(before)
+    expect(f.fake.isValid(after)).toBe(true)
+    expect(f.fake.liveRefreshTokens()).toEqual([f.sealer.open((await f.store.getInstall('org-rose'))!.refreshTokenSealed!)])
+  })
+
   test('a refresh Linear refuses (invalid_grant) records a refresh_failed note and throws an error saying to reinstall', async () => {
     await f.install()
     const refresh = f.sealer.open((await f.store.getInstall('org-rose'))!.refreshTokenSealed!)

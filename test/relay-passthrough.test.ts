@@ -104,6 +104,16 @@ test('after Linear says RATELIMITED, a second caller is answered RATELIMITED at 
   }
 })
 
+test('a reply saying 0 requests remain closes the gate until its reset: the next caller is answered RATELIMITED without reaching Linear', async () => {
+  f.fake.requestsRemaining = 0
+  expect((await pass.handle(workerRequest({ query: '{ a }' }))).status).toBe(200)
+  const reached = f.fake.counts.graphql
+  const next = await pass.handle(workerRequest({ query: '{ b }' }))
+  expect(next.status).toBe(400)
+  expect(next.headers.get('x-ratelimit-requests-reset')).toBe(String(f.clock.now + 3600_000))
+  expect(f.fake.counts.graphql).toBe(reached)
+})
+
 test('an org without an install is a 404 naming it; a revoked install is a 403 saying to reinstall via /oauth/authorize', async () => {
   const unknown = await pass.handle(workerRequest({ query: '{ a }' }, 'org-elsewhere'))
   expect(unknown.status).toBe(404)

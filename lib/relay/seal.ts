@@ -7,7 +7,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
 import { chmodSync, linkSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { FactoryError } from '../errors.ts'
 import { writeDurableSync } from '../write-durable.ts'
 
@@ -122,7 +122,7 @@ function readOrCreateKeyFile(path: string): Buffer {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
-  mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 })
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   writeDurableSync(tmp, `${randomBytes(32).toString('base64')}\n`, 0o600)
   chmodSync(tmp, 0o600)

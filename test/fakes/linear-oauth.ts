@@ -68,6 +68,8 @@ export async function startFakeLinearOAuth(opts: { clientId: string; clientSecre
     /** The GraphQL requests it answered: authorization header and parsed body. */
     graphqlRequests: [] as { authorization: string | null; body: unknown }[],
     url: '',
+    /** X-RateLimit-Requests-Remaining on successful GraphQL replies. */
+    requestsRemaining: 4999,
     /** The next request of `grant` is processed, but its reply is lost (connection reset). */
     dropNextReply(grant: GrantType) {
       drops.add(grant)
@@ -181,7 +183,10 @@ export async function startFakeLinearOAuth(opts: { clientId: string; clientSecre
       }
       return json(401, { errors: [e] })
     }
-    const headers = { 'X-RateLimit-Requests-Remaining': '4999', 'X-RateLimit-Requests-Reset': String(now + 3600_000) }
+    const headers = {
+      'X-RateLimit-Requests-Remaining': String(fake.requestsRemaining),
+      'X-RateLimit-Requests-Reset': String(now + 3600_000),
+    }
     const query = body?.query ?? ''
     if (/\bviewer\b/.test(query) && /\borganization\b/.test(query))
       return json(200, { data: { viewer: { id: t.org.appUserId }, organization: { id: t.org.orgId, name: t.org.orgName } } }, headers)
