@@ -48,6 +48,11 @@ export const ERRORS = {
   limit_max_turns: { exit: 1, retryable: false, fix: 'raise limits.max_turns or split the issue' },
   limit_max_cost: { exit: 1, retryable: false, fix: 'raise limits.max_cost_usd or split the issue' },
   escalated: { exit: 1, retryable: false, fix: 'a human comment on the issue starts a new run' },
+  relay_store_failed: {
+    exit: 1,
+    retryable: true,
+    fix: 'check the queue path is writable (--local-queue) or the database is reachable (--queue-url / RELAY_DATABASE_URL)',
+  },
   internal: { exit: 1, retryable: true },
 } as const satisfies Record<string, ErrorSpec>
 
