@@ -30,25 +30,32 @@ export function relaySettings(
   const port = Number(portText)
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new FactoryError('usage', `--port ${portText} is not a port number`, { fix: 'pass --port between 0 and 65535' })
-  const url = flags.queueUrl ?? env.RELAY_DATABASE_URL
-  if (url && flags.localQueue !== undefined && flags.localQueue !== false)
-    throw new FactoryError('usage', '--local-queue and --queue-url (or RELAY_DATABASE_URL) both given', { fix: 'pick one store' })
-  let queue: RelaySettings['queue']
-  if (url) {
-    if (!/^postgres(ql)?:\/\//.test(url))
-      throw new FactoryError('usage', `queue URL ${redactUrl(url)} is not a postgres:// URL`, {
-        fix: 'pass --queue-url postgres://user@host:5432/db',
-      })
-    queue = { kind: 'postgres', url }
-  } else {
-    const path = typeof flags.localQueue === 'string' && flags.localQueue !== '' ? flags.localQueue : join(home, 'relay', 'queue.db')
-    queue = { kind: 'sqlite', path }
-  }
+  const queue = queueSetting(flags, env, home)
   const workerTokens = env
     .FACTORY_RELAY_WORKER_TOKEN!.split(',')
     .map((t) => t.trim())
     .filter(Boolean)
   return { port, host: flags.host ?? '127.0.0.1', queue, webhookSecret: env.LINEAR_WEBHOOK_SECRET!, workerTokens }
+}
+
+/** The queue store the flags (or RELAY_DATABASE_URL) name: SQLite by default, PostgreSQL by URL. */
+export function queueSetting(
+  flags: { localQueue?: string | boolean; queueUrl?: string },
+  env: NodeJS.ProcessEnv,
+  home: string,
+): RelaySettings['queue'] {
+  const url = flags.queueUrl ?? env.RELAY_DATABASE_URL
+  if (url && flags.localQueue !== undefined && flags.localQueue !== false)
+    throw new FactoryError('usage', '--local-queue and --queue-url (or RELAY_DATABASE_URL) both given', { fix: 'pick one store' })
+  if (url) {
+    if (!/^postgres(ql)?:\/\//.test(url))
+      throw new FactoryError('usage', `queue URL ${redactUrl(url)} is not a postgres:// URL`, {
+        fix: 'pass --queue-url postgres://user@host:5432/db',
+      })
+    return { kind: 'postgres', url }
+  }
+  const path = typeof flags.localQueue === 'string' && flags.localQueue !== '' ? flags.localQueue : join(home, 'relay', 'queue.db')
+  return { kind: 'sqlite', path }
 }
 
 /** True when the request's bearer token is one of `tokens` (constant time per candidate). */
