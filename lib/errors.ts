@@ -64,6 +64,11 @@ export const ERRORS = {
   },
   // No usable install for a workspace: never installed, or Linear revoked it.
   relay_not_installed: { exit: 1, retryable: false, fix: 'install the Linear app in the workspace via /oauth/authorize' },
+  relay_store_failed: {
+    exit: 1,
+    retryable: true,
+    fix: 'check the queue path is writable (--local-queue) or the database is reachable (--queue-url / RELAY_DATABASE_URL)',
+  },
   internal: { exit: 1, retryable: true },
 } as const satisfies Record<string, ErrorSpec>
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env bun
+/** relay: receive Linear's agent webhooks, keep them in a durable leased queue, serve workers' long polls. */
+import { defineCommand } from 'citty'
+import { type CliSession, isEntry, runCli } from '../lib/cli.ts'
+import { factoryHome } from '../lib/config.ts'
+import { logger } from '../lib/log.ts'
+import { openStore } from '../lib/relay/open-store.ts'
+import { startRelay } from '../lib/relay/server.ts'
+import { redactUrl, relaySettings } from '../lib/relay/settings.ts'
+
+const command = defineCommand({
+  meta: {
+    name: 'relay',
+    description:
+      'Run the relay: POST /webhooks/linear (signed agent-session webhooks, deduped, stored durably), GET /events (workers long-poll leased events), /events/ack, /events/heartbeat, /linear/graphql, /oauth/*, /healthz, /status, /metrics. Needs LINEAR_WEBHOOK_SECRET and FACTORY_RELAY_WORKER_TOKEN.',
+  },
+  args: {
+    port: { type: 'string', description: 'port to listen on (default $PORT or 8787)', valueHint: '8787' },
+    host: { type: 'string', description: 'address to bind (default 127.0.0.1; 0.0.0.0 in a container)', valueHint: '127.0.0.1' },
+    'local-queue': {
+      type: 'string',
+      description: 'SQLite queue file, one relay process (the default: $FACTORY_HOME/relay/queue.db)',
+      valueHint: 'PATH',
+    },
+    'queue-url': {
+      type: 'string',
+      description: 'PostgreSQL URL for several relay instances (or RELAY_DATABASE_URL)',
+      valueHint: 'postgres://...',
+    },
+  },
+  async run({ args, rawArgs, data }) {
+    const env = (data as CliSession | undefined)?.env ?? process.env
+    const localFlag = rawArgs.includes('--local-queue') ? (args['local-queue'] ?? true) : undefined
+    const settings = relaySettings(
+      { port: args.port, host: args.host, localQueue: localFlag, queueUrl: args['queue-url'] },
+      env,
+      factoryHome(env),
+    )
+    const log = logger('relay')
+    const store = await openStore(settings.queue)
+    const relay = startRelay({
+      store,
+      port: settings.port,
+      host: settings.host,
+      webhookSecret: settings.webhookSecret,
+      workerTokens: settings.workerTokens,
+    })
+    const where = settings.queue.kind === 'sqlite' ? `SQLite ${settings.queue.path}` : `PostgreSQL ${redactUrl(settings.queue.url)}`
+    log.info(`listening on ${relay.url} (queue: ${where}, ${settings.workerTokens.length} worker token(s))`)
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve())
+      process.once('SIGTERM', () => resolve())
+    })
+    log.info('stopping: finishing requests in flight')
+    await relay.stop()
+  },
+})
+
+export default command
+
+if (isEntry(import.meta.url)) process.exit((await runCli(command)).code)
