@@ -1,9 +1,11 @@
 #!/usr/bin/env bun
 /** relay: receive Linear's agent webhooks, keep them in a durable leased queue, serve workers' long polls. */
 import { defineCommand } from 'citty'
+import { dirname } from 'node:path'
 import { type CliSession, isEntry, runCli } from '../lib/cli.ts'
 import { factoryHome } from '../lib/config.ts'
 import { logger } from '../lib/log.ts'
+import { relayLinear } from '../lib/relay/linear-app.ts'
 import { openStore } from '../lib/relay/open-store.ts'
 import { startRelay } from '../lib/relay/server.ts'
 import { redactUrl, relaySettings } from '../lib/relay/settings.ts'
@@ -12,7 +14,7 @@ const command = defineCommand({
   meta: {
     name: 'relay',
     description:
-      'Run the relay: POST /webhooks/linear (signed agent-session webhooks, deduped, stored durably), GET /events (workers long-poll leased events), /events/ack, /events/heartbeat, /linear/graphql, /oauth/*, /healthz, /status, /metrics. Needs LINEAR_WEBHOOK_SECRET and FACTORY_RELAY_WORKER_TOKEN.',
+      'Run the relay: POST /webhooks/linear (signed agent-session webhooks, deduped, stored durably), GET /events (workers long-poll leased events), /events/ack, /events/heartbeat, /linear/graphql, /oauth/*, /healthz, /status, /metrics. Needs LINEAR_WEBHOOK_SECRET and FACTORY_RELAY_WORKER_TOKEN; LINEAR_CLIENT_ID and LINEAR_CLIENT_SECRET turn on the Linear side (see docs/relay.md).',
   },
   args: {
     port: { type: 'string', description: 'port to listen on (default $PORT or 8787)', valueHint: '8787' },
@@ -27,6 +29,11 @@ const command = defineCommand({
       description: 'PostgreSQL URL for several relay instances (or RELAY_DATABASE_URL)',
       valueHint: 'postgres://...',
     },
+    'client-credentials': {
+      type: 'boolean',
+      description: 'mint a single-workspace app token with the client_credentials grant (no OAuth install, no RELAY_PUBLIC_URL)',
+      default: false,
+    },
   },
   async run({ args, rawArgs, data }) {
     const env = (data as CliSession | undefined)?.env ?? process.env
@@ -38,15 +45,25 @@ const command = defineCommand({
     )
     const log = logger('relay')
     const store = await openStore(settings.queue)
+    let linear
+    try {
+      const storeDir = settings.queue.kind === 'sqlite' ? dirname(settings.queue.path) : undefined
+      linear = await relayLinear({ store, env, storeDir, clientCredentials: args['client-credentials'] })
+    } catch (e) {
+      await store.close()
+      throw e
+    }
     const relay = startRelay({
       store,
       port: settings.port,
       host: settings.host,
       webhookSecret: settings.webhookSecret,
       workerTokens: settings.workerTokens,
+      linear,
     })
     const where = settings.queue.kind === 'sqlite' ? `SQLite ${settings.queue.path}` : `PostgreSQL ${redactUrl(settings.queue.url)}`
-    log.info(`listening on ${relay.url} (queue: ${where}, ${settings.workerTokens.length} worker token(s))`)
+    const app = linear ? 'Linear app on' : 'Linear app off (no LINEAR_CLIENT_ID): no first thought, OAuth or pass-through'
+    log.info(`listening on ${relay.url} (queue: ${where}, ${settings.workerTokens.length} worker token(s), ${app})`)
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve())
       process.once('SIGTERM', () => resolve())

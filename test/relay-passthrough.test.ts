@@ -52,7 +52,7 @@ test("a worker's document reaches Linear with the app's token (not the worker's)
   })
   expect(res.headers.get('x-ratelimit-requests-remaining')).toBe('4999')
   const sent = f.fake.graphqlRequests.at(-1)!
-  expect(sent.authorization).toBe(await f.keeper.accessToken('org-rose'))
+  expect(sent.authorization).toBe(`Bearer ${await f.keeper.accessToken('org-rose')}`)
   expect(JSON.stringify(f.fake.graphqlRequests).includes(WORKER_TOKEN)).toBe(false)
   expect(pass.rateLimits()['org-rose']).toMatchObject({ remaining: 4999, limitedUntil: 0 })
 })

@@ -9,7 +9,9 @@ import { authorizeResponse, callbackResponse } from './oauth.ts'
 import { graphqlPassthrough, type Passthrough, type RateView } from './passthrough.ts'
 import { loadEncryptionKey, sealer } from './seal.ts'
 import type { Install, RelayStore } from './store.ts'
-import { tokenKeeper, type TokenKeeper } from './tokens.ts'
+import { markRevoked, tokenKeeper, type TokenKeeper } from './tokens.ts'
+import { firstThoughtPoster } from './first-thought.ts'
+import type { RelayLinear } from './server.ts'
 
 /** An install as /status shows it: no token, sealed or not. */
 export type InstallView = Omit<Install, 'accessTokenSealed' | 'refreshTokenSealed'> & { rateLimit: RateView | null }
@@ -70,3 +72,26 @@ const installOff = () =>
     status: 404,
     headers: { 'content-type': 'text/plain; charset=utf-8' },
   })
+
+/**
+ * The server's Linear side for this environment, or undefined when no app is configured
+ * (LINEAR_CLIENT_ID unset): the relay then only queues. client_credentials mints its token now.
+ */
+export async function relayLinear(opts: {
+  store: RelayStore
+  env: NodeJS.ProcessEnv
+  storeDir?: string
+  clientCredentials: boolean
+}): Promise<RelayLinear | undefined> {
+  if (!opts.env.LINEAR_CLIENT_ID && !opts.clientCredentials) return undefined
+  const app = linearApp({ store: opts.store, env: opts.env, storeDir: opts.storeDir, clientCredentials: opts.clientCredentials })
+  if (opts.clientCredentials) await app.ensureClientCredentials()
+  return {
+    authorize: (req) => app.authorize(req),
+    callback: (req) => app.callback(req),
+    graphql: (req, orgId) => app.graphql(req, orgId),
+    installs: () => app.installs(),
+    firstThought: firstThoughtPoster({ keeper: app.keeper, apiUrl: app.settings.apiUrl }),
+    revoked: (orgId, detail) => markRevoked(opts.store, orgId, detail),
+  }
+}

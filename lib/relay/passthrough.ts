@@ -131,7 +131,7 @@ export function graphqlPassthrough(opts: {
       const send = (token: string) =>
         deps.fetch(opts.settings.apiUrl, {
           method: 'POST',
-          headers: { 'content-type': request.headers.get('content-type') ?? 'application/json', authorization: token },
+          headers: { 'content-type': request.headers.get('content-type') ?? 'application/json', authorization: `Bearer ${token}` },
           body,
           signal: AbortSignal.timeout(deps.timeoutMs),
         })

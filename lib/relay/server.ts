@@ -20,6 +20,8 @@ export interface RelayLinear {
   firstThought?(orgId: string, sessionId: string): Promise<void>
   /** Installs as /status shows them (no tokens). */
   installs?(): Promise<unknown[]>
+  /** Linear says the app was revoked in `orgId`: stop using its tokens (and record it). */
+  revoked?(orgId: string, detail: string): Promise<void>
 }
 
 export interface RelayOptions {
@@ -91,7 +93,9 @@ export function startRelay(options: RelayOptions): RunningRelay {
       res = json({ ok: true, id: result.id, duplicate: result.status === 'duplicate' ? result.by : undefined })
     } else if (plan.kind === 'note') {
       delivery = plan.deliveryId
-      await store.recordNote(plan.note)
+      const { note } = plan
+      if (note.kind === 'oauth_revoked' && note.orgId && linear.revoked) await linear.revoked(note.orgId, note.detail)
+      else await store.recordNote(note)
       res = json({ ok: true, recorded: plan.note.kind })
     } else {
       delivery = plan.deliveryId
