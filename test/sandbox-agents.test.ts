@@ -5,8 +5,9 @@
  * LinearWebhookClient accepts them, retried, redelivered and duplicated on demand.
  */
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -367,4 +368,70 @@ describe('AgentSessionEvent webhooks', () => {
     expect(sb.store.data.agentSessions).toHaveLength(1)
     rx = await startReceiver()
   })
+})
+
+describe('the sandbox CLI agent verbs', () => {
+  test('serve --webhook-url sends webhooks; delegate, prompt, stop, deliveries and activities drive it from other processes', async () => {
+    const script = join(root, 'scripts/sandbox.ts')
+    const seedFile = join(dir, 'seed.json')
+    writeFileSync(seedFile, JSON.stringify(SEED))
+    const env = { ...process.env, SANDBOX_WEBHOOK_SECRET: SECRET }
+    const proc = spawn(process.execPath, [script, 'serve', '--json', '--seed', seedFile, '--webhook-url', rx.url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    })
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = ''
+        proc.stdout.on('data', (c: Buffer) => {
+          out += c.toString()
+          if (out.includes('\n')) resolve(out.split('\n')[0]!)
+        })
+        proc.on('exit', (code) => reject(new Error(`serve exited with ${code}`)))
+      })
+      const info = JSON.parse(line) as { baseUrl: string; users: { email: string; app: boolean }[] }
+      expect(info.users.filter((u) => u.app).map((u) => u.email)).toEqual(['rosie@oauthapp.rose.test'])
+      const cli = (...args: string[]) =>
+        new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+          const p = spawn(process.execPath, [script, ...args, '--url', info.baseUrl], { stdio: ['ignore', 'pipe', 'pipe'] })
+          let out = ''
+          let err = ''
+          p.stdout.on('data', (c: Buffer) => (out += c))
+          p.stderr.on('data', (c: Buffer) => (err += c))
+          p.on('exit', (code) => resolve({ code, out, err }))
+        })
+      const delegated = await cli('delegate', '--issue', 'ENG-1', '--app', 'rosie')
+      expect(delegated.code).toBe(0)
+      const session = JSON.parse(delegated.out).session
+      // Without --user the human is the issue's assignee.
+      expect(rx.received[0]!.body.agentSession).toMatchObject({ id: session.id, creator: { email: 'agent@rose.test' } })
+      expect((await cli('prompt', '--session', session.id, '--body', 'also add a test')).code).toBe(0)
+      expect((await cli('stop', '--session', session.id)).code).toBe(0)
+      expect(rx.received.map((r) => [r.body.action, r.body.agentActivity?.signal ?? null])).toEqual([
+        ['created', null],
+        ['prompted', null],
+        ['prompted', 'stop'],
+      ])
+      for (const r of rx.received) expect(verifier.verify(Buffer.from(r.raw), r.headers['linear-signature'] as string)).toBe(true)
+      const listed = JSON.parse((await cli('deliveries')).out)
+      expect(listed.map((d: any) => [d.action, d.state, d.attempts.map((a: any) => a.status)])).toEqual([
+        ['created', 'delivered', [200]],
+        ['prompted', 'delivered', [200]],
+        ['prompted', 'delivered', [200]],
+      ])
+      const sessions = JSON.parse((await cli('activities', '--issue', 'ENG-1')).out)
+      expect(sessions[0].activities.map((a: any) => [a.content.body, a.signal])).toEqual([
+        ['also add a test', null],
+        ['Stop', 'stop'],
+      ])
+      const bad = await cli('prompt', '--session', 'nope', '--body', 'x')
+      expect(bad.code).toBe(2)
+      expect(bad.err).toContain('Entity not found: AgentSession')
+    } finally {
+      proc.kill('SIGTERM')
+    }
+    expect(
+      await new Promise<number | null>((resolve) => (proc.exitCode !== null ? resolve(proc.exitCode) : proc.on('exit', resolve))),
+    ).toBe(0)
+  }, 30_000)
 })

@@ -9,7 +9,7 @@ import type { AdminResult } from './admin.ts'
 import { createdPayload, promptedPayload } from './agent-payload.ts'
 import { createActivity, createSession, findAppUser, mustSession, sessionActivities, sessionStatus } from './agents.ts'
 import type { SandboxStore } from './store.ts'
-import { SandboxError, type AgentSessionRecord, type UserRecord } from './types.ts'
+import { SandboxError, type AgentSessionRecord, type IssueRecord, type UserRecord } from './types.ts'
 import type { WebhookSender } from './webhooks.ts'
 
 type Body = Record<string, unknown>
@@ -22,7 +22,12 @@ function str(body: Body, field: string, required = true): string | undefined {
   return v
 }
 
-function human(store: SandboxStore, body: Body): UserRecord {
+/** The human acting: `user` (an email), else the issue's assignee, else the first human user. */
+function human(store: SandboxStore, body: Body, issue?: IssueRecord): UserRecord {
+  if (body.user === undefined) {
+    const fallback = store.user(issue?.assigneeId) ?? store.data.users.find((u) => !u.app)
+    if (fallback && !fallback.app) return fallback
+  }
   const email = str(body, 'user')!
   const user = store.userByEmail(email)
   if (!user || user.app)
@@ -82,7 +87,7 @@ export async function handleAgentAdmin(
       case 'POST /_sandbox/delegate':
       case 'POST /_sandbox/mention': {
         const issue = issueOf(store, b)
-        const user = human(store, b)
+        const user = human(store, b, issue)
         const app = findAppUser(store, str(b, 'app', false))
         let commentId: string | null = null
         if (route.endsWith('mention')) {
