@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 /**
  * The local Linear sandbox: `serve` runs it; the other verbs drive a running one over its admin
- * API (/_sandbox/*), as a human would act in Linear (comment, assign, move) or to inject faults.
+ * API (/_sandbox/*), as a human would act in Linear (comment, assign, move; delegate to or
+ * mention an app, prompt or stop its session: scripts/sandbox-agents.ts) or to inject faults.
  */
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
@@ -10,6 +11,7 @@ import { isEntry, runCli } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { SANDBOX_URL_ENV, sandboxAdmin } from '../lib/sandbox/client.ts'
 import { startSandbox } from '../lib/sandbox/server.ts'
+import { agentCommands, webhookArgs, webhookTarget } from './sandbox-agents.ts'
 
 const urlArg = {
   url: {
@@ -54,6 +56,7 @@ const serveArgs = {
   },
   reseed: { type: 'boolean', description: 'Replace an existing data file with the seed' },
   json: { type: 'boolean', description: 'Print one JSON line {url, baseUrl, users} instead of text' },
+  ...webhookArgs,
 } as const satisfies ArgsDef
 
 const serve = defineCommand({
@@ -77,7 +80,8 @@ const serve = defineCommand({
     const dataPath = ctx.args.data ? resolve(ctx.args.data) : undefined
     let sandbox
     try {
-      sandbox = await startSandbox({ port, host: ctx.args.host, dataPath, seed: seed as never, reseed: ctx.args.reseed })
+      const webhook = webhookTarget(ctx.args)
+      sandbox = await startSandbox({ port, host: ctx.args.host, dataPath, seed: seed as never, reseed: ctx.args.reseed, webhook })
     } catch (err) {
       if (err instanceof FactoryError) throw err
       const e = err as { name?: string; code?: string; message?: string }
@@ -86,7 +90,7 @@ const serve = defineCommand({
         throw usage(`--port ${port} is in use on ${ctx.args.host}`, 'pick another --port, or --port 0 for any free one')
       throw err
     }
-    const users = sandbox.store.data.users.map((u) => ({ name: u.name, email: u.email, apiKey: u.apiKey }))
+    const users = sandbox.store.data.users.map((u) => ({ name: u.name, email: u.email, apiKey: u.apiKey, app: Boolean(u.app) }))
     if (ctx.args.json) {
       console.log(JSON.stringify({ url: sandbox.url, baseUrl: sandbox.baseUrl, dataPath: dataPath ?? null, source: sandbox.source, users }))
     } else {
@@ -98,7 +102,9 @@ const serve = defineCommand({
         `data:           ${dataPath ?? 'in memory (pass --data FILE to keep it)'}; ${from}${seed && sandbox.source === 'file' ? ' (--seed ignored: the data file exists; add --reseed to replace it)' : ''}`,
       )
       console.log('users (Authorization: <apiKey>):')
-      for (const u of users) console.log(`  ${u.email.padEnd(28)} ${u.apiKey}  ${u.name}`)
+      for (const u of users) console.log(`  ${u.email.padEnd(28)} ${u.apiKey}  ${u.name}${u.app ? ' (app user)' : ''}`)
+      const hook = sandbox.webhooks.current()
+      console.log(`webhooks:       ${hook ? `AgentSessionEvent -> ${hook.url}` : 'off (pass --webhook-url URL --webhook-secret S)'}`)
       console.log('Ctrl-C stops it.')
     }
     await new Promise<void>((done) => {
@@ -257,7 +263,7 @@ const command = defineCommand({
     name: 'sandbox',
     description: "A local Linear-compatible GraphQL API (a subset of Linear's schema) for tests, the demo and offline runs",
   },
-  subCommands: { serve, seed: seedCmd, comment, assign, move, stats, faults },
+  subCommands: { serve, seed: seedCmd, comment, assign, move, stats, faults, ...agentCommands },
 })
 
 export default command

@@ -1,6 +1,6 @@
 /**
  * The sandbox's admin endpoints (no auth, never affected by faults): seed, data, a human's
- * comment / assignment / move, faults and stats. Bad input -> 400 `{ error: { code, message, field } }`.
+ * comment / assignment / move, faults and stats (agents and webhooks: agent-admin.ts). Bad input -> 400 `{ error: { code, message, field } }`.
  */
 import type { GraphqlEndpoint } from './endpoint.ts'
 import { emptyStats } from './endpoint.ts'
@@ -130,7 +130,7 @@ export function handleAdmin(
           body: {
             error: {
               code: 'not_found',
-              message: `no admin route ${route}: see GET /_sandbox/health, /data, /stats, /faults; POST /seed, /comment, /assign, /move, /faults, /stats/reset`,
+              message: `no admin route ${route}: see GET /_sandbox/health, /data, /stats, /faults, /webhook, /deliveries, /sessions; POST /seed, /comment, /assign, /move, /faults, /stats/reset, /webhook, /delegate, /mention, /prompt, /stop, /deliveries/redeliver, /deliveries/duplicate`,
             },
           },
         }

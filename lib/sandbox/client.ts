@@ -56,3 +56,46 @@ export async function sandboxAdmin(url: unknown, method: 'GET' | 'POST', path: s
   }
   throw new FactoryError('tracker_error', `sandbox ${path} failed: HTTP ${res.status} ${message}`, { fix: `is ${base} a Linear sandbox?` })
 }
+
+/** Where the sandbox sends AgentSessionEvent webhooks (null turns them off). */
+export function sandboxSetWebhook(
+  url: unknown,
+  target: { url: string; secret: string; retryDelaysMs?: number[]; timeoutMs?: number } | null,
+): Promise<any> {
+  return sandboxAdmin(url, 'POST', 'webhook', target ?? { off: true })
+}
+
+/** A human (`user`, an email) delegates `issue` to the app user `app`: a new session and a `created` webhook. */
+export function sandboxDelegate(url: unknown, input: { issue: string; user: string; app?: string }): Promise<any> {
+  return sandboxAdmin(url, 'POST', 'delegate', input)
+}
+
+/** A human mentions the app in a new comment on `issue`: a new session on that comment and a `created` webhook. */
+export function sandboxMention(url: unknown, input: { issue: string; user: string; app?: string; body?: string }): Promise<any> {
+  return sandboxAdmin(url, 'POST', 'mention', input)
+}
+
+/** A human's follow-up in a session (`signal: 'stop'` to stop it): a `prompt` activity and a `prompted` webhook. */
+export function sandboxPrompt(url: unknown, input: { session: string; body?: string; user?: string; signal?: 'stop' }): Promise<any> {
+  return sandboxAdmin(url, 'POST', 'prompt', input)
+}
+
+/** Every webhook delivery so far, with its attempts and their response statuses. */
+export async function sandboxDeliveries(url: unknown): Promise<any[]> {
+  return (await sandboxAdmin(url, 'GET', 'deliveries')).deliveries
+}
+
+/** Send delivery `id` again under the same Linear-Delivery id. */
+export function sandboxRedeliver(url: unknown, id: string): Promise<any> {
+  return sandboxAdmin(url, 'POST', 'deliveries/redeliver', { id })
+}
+
+/** Send delivery `id` (default: the last) again under a new Linear-Delivery id, as Linear's duplicates come. */
+export function sandboxDuplicate(url: unknown, id?: string): Promise<any> {
+  return sandboxAdmin(url, 'POST', 'deliveries/duplicate', id ? { id } : {})
+}
+
+/** Agent sessions (of one issue when given) with their status and visible activities. */
+export async function sandboxSessions(url: unknown, issue?: string): Promise<any[]> {
+  return (await sandboxAdmin(url, 'POST', 'sessions', issue ? { issue } : {})).sessions
+}

@@ -1,5 +1,6 @@
 /** Resolvers for SANDBOX_SDL, attached once to the shared schema. */
-import { GraphQLError, isObjectType, type GraphQLFieldResolver, type GraphQLSchema } from 'graphql'
+import { GraphQLError, isObjectType, isUnionType, type GraphQLFieldResolver, type GraphQLSchema } from 'graphql'
+import { AGENT_RESOLVERS, contentTypeName } from './agent-resolvers.ts'
 import { byTime, paginate, type PageArgs } from './connection.ts'
 import { matchIssue, matchState, validateIssueFilter, validateStateFilter } from './filter.ts'
 import { issueBranchName, issueIdentifier, issueUrl, PRIORITY_LABELS, userHandle } from './naming.ts'
@@ -38,6 +39,7 @@ function toGraphQLError(err: unknown): unknown {
   if (!(err instanceof SandboxError)) return err
   if (err.code === 'not_found')
     return linearError(err.message, 'INVALID_INPUT', 'invalid input', `Could not find referenced ${err.entity ?? 'entity'}.`)
+  if (err.code === 'forbidden') return linearError(err.message, 'FORBIDDEN', 'forbidden')
   return linearError(err.message)
 }
 
@@ -214,7 +216,16 @@ let attached: GraphQLSchema | undefined
 export function executableSchema(): GraphQLSchema {
   if (attached) return attached
   const schema = sandboxSchema()
-  for (const [typeName, fields] of Object.entries(resolvers)) {
+  const content = schema.getType('AgentActivityContent')
+  if (!isUnionType(content)) throw new Error('SANDBOX_SDL lacks the AgentActivityContent union')
+  content.resolveType = (value) => contentTypeName(value as Record<string, unknown>)
+  const all = {
+    ...resolvers,
+    ...AGENT_RESOLVERS,
+    Query: { ...resolvers.Query, ...AGENT_RESOLVERS.Query },
+    Mutation: { ...resolvers.Mutation, ...AGENT_RESOLVERS.Mutation },
+  }
+  for (const [typeName, fields] of Object.entries(all)) {
     const type = schema.getType(typeName)
     if (!isObjectType(type)) throw new Error(`resolvers for ${typeName}, which SANDBOX_SDL does not define`)
     const defs = type.getFields()

@@ -28,8 +28,7 @@ function patchScalars(schema: GraphQLSchema): void {
     if (ast.kind !== Kind.STRING) throw invalid('DateTimeOrDuration must be a string')
     return dod.parseValue(ast.value)
   }
-  const json = schema.getType('JSONObject') as GraphQLScalarType
-  json.serialize = (value: unknown) => value
+  for (const name of ['JSONObject', 'JSON']) (schema.getType(name) as GraphQLScalarType).serialize = (value: unknown) => value
 }
 
 let cached: GraphQLSchema | undefined

@@ -6,9 +6,11 @@
  *
  * Filter inputs carry only the fields lib/sandbox/filter.ts evaluates, so a document using any
  * other filter field fails validation with an error naming it (a fake that ignored a filter
- * would prove nothing).
+ * would prove nothing). The agent-session types live in sdl-agents.ts and are appended.
  */
-export const SANDBOX_SDL = /* GraphQL */ `
+import { AGENT_SDL } from './sdl-agents.ts'
+
+const BASE_SDL = /* GraphQL */ `
 schema {
   query: Query
   mutation: Mutation
@@ -287,3 +289,5 @@ input IssueFilter {
   updatedAt: DateComparator
 }
 `
+
+export const SANDBOX_SDL = BASE_SDL + AGENT_SDL

@@ -30,7 +30,14 @@ export const seedSchema = z.strictObject({
     )
     .min(1, 'needs at least one team'),
   users: z.array(
-    z.strictObject({ id: z.string().min(1).optional(), name: z.string().min(1), email, apiKey: z.string().min(8).optional() }),
+    z.strictObject({
+      id: z.string().min(1).optional(),
+      name: z.string().min(1),
+      email,
+      apiKey: z.string().min(8).optional(),
+      /** An app user (OAuth app, actor=app): `{ clientId }` is sent as the webhooks' oauthClientId. */
+      app: z.strictObject({ clientId: z.string().min(1).optional() }).optional(),
+    }),
   ),
   issues: z
     .array(
@@ -81,6 +88,7 @@ export const DEFAULT_SEED: SandboxSeed = {
   users: [
     { name: 'Factory Agent', email: 'agent@sandbox.local', apiKey: 'lin_api_sandbox_agent' },
     { name: 'Riley Reviewer', email: 'reviewer@sandbox.local', apiKey: 'lin_api_sandbox_reviewer' },
+    { name: 'Rosie', email: 'rosie@oauthapp.sandbox.local', apiKey: 'lin_oauth_sandbox_rosie', app: { clientId: 'sandbox-rosie-client' } },
   ],
   issues: [
     {
@@ -143,6 +151,8 @@ export function buildData(input: unknown, tick: () => string): SandboxData {
     issues: [],
     comments: [],
     attachments: [],
+    agentSessions: [],
+    agentActivities: [],
   }
   seed.teams.forEach((t, ti) => {
     if (data.teams.some((x) => x.key === t.key))
@@ -178,7 +188,15 @@ export function buildData(input: unknown, tick: () => string): SandboxData {
     const apiKey = u.apiKey ?? newApiKey()
     if (keys.has(apiKey)) throw new SandboxError('invalid_input', `invalid seed: users.${ui}.apiKey is used twice`, `users.${ui}.apiKey`)
     keys.add(apiKey)
-    data.users.push({ id: id(u.id, `users.${ui}`), name: u.name, email: u.email, apiKey, createdAt: now, updatedAt: now })
+    data.users.push({
+      id: id(u.id, `users.${ui}`),
+      name: u.name,
+      email: u.email,
+      apiKey,
+      createdAt: now,
+      updatedAt: now,
+      ...(u.app ? { app: { clientId: u.app.clientId ?? randomUUID() } } : {}),
+    })
   })
   const userId = (mail: string | undefined, field: string) => {
     if (mail === undefined) return null

@@ -5,15 +5,18 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { handleAdmin } from './admin.ts'
+import { handleAgentAdmin } from './agent-admin.ts'
 import { emptyStats, GraphqlEndpoint, type Outcome } from './endpoint.ts'
 import type { RateLimits } from './faults.ts'
 import type { SandboxSeed } from './seed.ts'
 import { SandboxStore } from './store.ts'
 import type { SandboxFaults, SandboxStats } from './types.ts'
+import { WebhookSender, type WebhookConfig, type WebhookDeps } from './webhooks.ts'
 
 export type { SandboxSeed } from './seed.ts'
 export type { FaultKind, SandboxFaults, SandboxStats } from './types.ts'
 export type { RateLimits } from './faults.ts'
+export type { DeliveryRecord, WebhookConfig } from './webhooks.ts'
 
 export interface StartSandboxOptions {
   /** 0 (default) picks a free port. */
@@ -32,6 +35,10 @@ export interface StartSandboxOptions {
   limits?: RateLimits
   /** Order of issues' nested comment lists (default newest first; oldest_first tests clients against the other reading of Linear's docs). */
   commentOrder?: 'newest_first' | 'oldest_first'
+  /** Where AgentSessionEvent webhooks go (also settable with POST /_sandbox/webhook). */
+  webhook?: WebhookConfig
+  /** fetch and the wall clock of the webhook sender (tests). */
+  webhookDeps?: WebhookDeps
 }
 
 export interface Sandbox {
@@ -49,6 +56,8 @@ export interface Sandbox {
   setFaults(faults: SandboxFaults): SandboxFaults
   /** Replace all data with a seed. */
   seed(seed: SandboxSeed): void
+  /** The webhook target and every delivery made so far. */
+  webhooks: WebhookSender
   stop(): Promise<void>
 }
 
@@ -88,6 +97,8 @@ export async function startSandbox(opts: StartSandboxOptions = {}): Promise<Sand
   const store = new SandboxStore({ dataPath: opts.dataPath, seed: opts.seed, reseed: opts.reseed, clock: opts.clock })
   let baseUrl = ''
   const endpoint = new GraphqlEndpoint(store, () => baseUrl, opts.limits, opts.commentOrder)
+  const webhooks = new WebhookSender(opts.webhookDeps)
+  if (opts.webhook) webhooks.configure(opts.webhook)
   const sockets = new Set<Socket>()
   const timers = new Set<ReturnType<typeof setTimeout>>()
 
@@ -147,7 +158,8 @@ export async function startSandbox(opts: StartSandboxOptions = {}): Promise<Sand
       send(res, 400, { error: { code: 'invalid_input', message: `Invalid JSON body: ${jsonError}`, field: 'body' } })
       return
     }
-    const admin = handleAdmin(method, path, body, store, endpoint)
+    const admin =
+      (await handleAgentAdmin(method, path, body, { store, webhooks, baseUrl })) ?? handleAdmin(method, path, body, store, endpoint)
     if (admin) send(res, admin.status, admin.body)
     else
       send(res, 404, {
@@ -191,8 +203,10 @@ export async function startSandbox(opts: StartSandboxOptions = {}): Promise<Sand
     },
     setFaults: (faults) => endpoint.faults.set(faults),
     seed: (seed) => store.replace(seed),
+    webhooks,
     stop: () => {
       stopped ??= new Promise<void>((resolve) => {
+        webhooks.stop()
         for (const t of timers) clearTimeout(t)
         timers.clear()
         server.close(() => resolve())

@@ -32,6 +32,8 @@ export interface StoreOptions {
 export type IssuePatch = Partial<Pick<IssueRecord, 'stateId' | 'assigneeId' | 'delegateId' | 'title' | 'description' | 'priority'>>
 
 const ARRAYS = ['teams', 'states', 'users', 'labels', 'issues', 'comments', 'attachments'] as const
+/** Lists added later: a data file without them is read as having none. */
+const AGENT_ARRAYS = ['agentSessions', 'agentActivities'] as const
 
 function notFound(entity: string, field?: string): SandboxError {
   return new SandboxError('not_found', `Entity not found: ${entity}`, field, entity)
@@ -77,6 +79,10 @@ export class SandboxStore {
     for (const key of ARRAYS) if (!Array.isArray(d[key])) throw corrupt(`"${key}" is not a list`)
     if (!d.organization || typeof d.organization.urlKey !== 'string') throw corrupt('"organization" is missing')
     if (typeof d.clock !== 'number' || typeof d.lastSyncId !== 'number') throw corrupt('"clock"/"lastSyncId" are missing')
+    for (const key of AGENT_ARRAYS) {
+      if (d[key] === undefined) d[key] = []
+      else if (!Array.isArray(d[key])) throw corrupt(`"${key}" is not a list`)
+    }
     return d as SandboxData
   }
 
@@ -122,7 +128,8 @@ export class SandboxStore {
     renameSync(tmp, this.dataPath)
   }
 
-  private write<T>(fn: () => T): T {
+  /** Run one change, bump lastSyncId and persist (every write goes through here). */
+  write<T>(fn: () => T): T {
     const result = fn()
     this.data.lastSyncId++
     this.persist()

@@ -38,6 +38,8 @@ export interface UserRecord {
   apiKey: string
   createdAt: string
   updatedAt: string
+  /** Set on an app user (an OAuth app installed with actor=app): it can be delegated issues and mentioned, and owns agent sessions. */
+  app?: { clientId: string }
 }
 
 export interface LabelRecord {
@@ -87,6 +89,51 @@ export interface AttachmentRecord {
   updatedAt: string
 }
 
+/** One of Linear's AgentSessionStatus values. */
+export type AgentSessionStatus = 'pending' | 'active' | 'awaitingInput' | 'complete' | 'error' | 'stale'
+
+export interface ExternalUrl {
+  label: string
+  url: string
+}
+
+export interface AgentSessionRecord {
+  id: string
+  /** The app user the session belongs to. */
+  appUserId: string
+  /** The human who delegated or mentioned (null when the app created the session itself). */
+  creatorId: string | null
+  issueId: string | null
+  /** The comment the session lives on (the mention; null for a delegation). */
+  commentId: string | null
+  /** The status set by the last activity; `stale` is derived on read (agents.ts sessionStatus). */
+  status: Exclude<AgentSessionStatus, 'stale'>
+  externalUrls: ExternalUrl[]
+  plan: unknown
+  /** When the last activity (of anyone) was created: a session goes stale 30 min after it. */
+  lastActivityAt: string
+  startedAt: string | null
+  endedAt: string | null
+  createdAt: string
+  updatedAt: string
+}
+
+export interface AgentActivityRecord {
+  id: string
+  agentSessionId: string
+  /** Who created it: the app user, or the human for a `prompt`. */
+  userId: string
+  /** Linear's content payload: `{ type, body }` or `{ type: 'action', action, parameter, result? }`. */
+  content: Record<string, unknown>
+  signal: 'auth' | 'continue' | 'select' | 'stop' | null
+  signalMetadata: Record<string, unknown> | null
+  ephemeral: boolean
+  /** Set when a later activity replaced this ephemeral one: hidden from lists, still found by id. */
+  replacedAt: string | null
+  createdAt: string
+  updatedAt: string
+}
+
 export interface SandboxData {
   version: 1
   /** The last timestamp the monotonic clock handed out (epoch ms). */
@@ -101,6 +148,9 @@ export interface SandboxData {
   issues: IssueRecord[]
   comments: CommentRecord[]
   attachments: AttachmentRecord[]
+  /** Absent in data files written before agent sessions existed (read as empty). */
+  agentSessions: AgentSessionRecord[]
+  agentActivities: AgentActivityRecord[]
 }
 
 export type FaultKind = 'ratelimited' | '5xx' | 'timeout'
@@ -142,7 +192,7 @@ export interface SandboxStats {
 /** A rejected sandbox input (bad seed, unknown entity, duplicate id), naming the field. */
 export class SandboxError extends Error {
   constructor(
-    readonly code: 'not_found' | 'invalid_input',
+    readonly code: 'not_found' | 'invalid_input' | 'forbidden',
     message: string,
     readonly field?: string,
     /** For not_found: the entity type (Linear answers `Entity not found: <entity>`). */

@@ -126,6 +126,75 @@ export const ATTACH_URL_MUTATION = /* GraphQL */ `
   }
 `
 
+/** Activities per page when a worker reads a session back (newest first). */
+export const SESSION_ACTIVITIES_PAGE = 20
+
+/**
+ * Post an agent activity with a client-chosen id derived from (session, run, seq) (invariant
+ * "idempotent-writes"): a retry whose first attempt landed is refused as a duplicate id, which
+ * the caller treats as done (confirm with AGENT_ACTIVITY_QUERY). `content` is Linear's JSON:
+ * `{type: thought|elicitation|response|error, body}` or `{type: action, action, parameter, result?}`.
+ */
+export const AGENT_ACTIVITY_CREATE_MUTATION = /* GraphQL */ `
+  mutation FactoryAgentActivityCreate($input: AgentActivityCreateInput!) {
+    agentActivityCreate(input: $input) {
+      success
+      agentActivity { id }
+    }
+  }
+`
+
+/** Does an agent activity with this id exist already (after an ambiguous or refused create)? */
+export const AGENT_ACTIVITY_QUERY = /* GraphQL */ `
+  query FactoryAgentActivity($id: String!) {
+    agentActivity(id: $id) { id agentSession { id } }
+  }
+`
+
+/** Session links (the PR in `externalUrls`, or `addedExternalUrls`) and the whole `plan` [{content, status}]. */
+export const AGENT_SESSION_UPDATE_MUTATION = /* GraphQL */ `
+  mutation FactoryAgentSessionUpdate($id: String!, $input: AgentSessionUpdateInput!) {
+    agentSessionUpdate(id: $id, input: $input) {
+      success
+      agentSession { id status externalLinks { label url } }
+    }
+  }
+`
+
+/** A session with its issue and its newest activities: what a worker resuming it needs. */
+export const AGENT_SESSION_QUERY = /* GraphQL */ `
+  query FactoryAgentSession($id: String!, $activitiesFirst: Int!) {
+    agentSession(id: $id) {
+      id
+      status
+      createdAt
+      updatedAt
+      appUser { id name }
+      creator { id name email }
+      externalLinks { label url }
+      issue { id identifier title description url branchName state { id name type } team { id key } }
+      activities(first: $activitiesFirst) {
+        nodes {
+          id
+          createdAt
+          ephemeral
+          signal
+          user { id }
+          content {
+            ... on AgentActivityPromptContent { type body }
+            ... on AgentActivityThoughtContent { type body }
+            ... on AgentActivityResponseContent { type body }
+            ... on AgentActivityElicitationContent { type body }
+            ... on AgentActivityErrorContent { type body }
+            ... on AgentActivityActionContent { type action parameter result }
+          }
+        }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }
+`
+
 /** Every document above, by name (for the schema validation test). */
 export const ALL_DOCUMENTS: Record<string, string> = {
   POLL_QUERY,
@@ -135,4 +204,8 @@ export const ALL_DOCUMENTS: Record<string, string> = {
   COMMENT_CREATE_MUTATION,
   COMMENT_QUERY,
   ATTACH_URL_MUTATION,
+  AGENT_ACTIVITY_CREATE_MUTATION,
+  AGENT_ACTIVITY_QUERY,
+  AGENT_SESSION_UPDATE_MUTATION,
+  AGENT_SESSION_QUERY,
 }
