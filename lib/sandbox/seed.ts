@@ -35,8 +35,8 @@ export const seedSchema = z.strictObject({
       name: z.string().min(1),
       email,
       apiKey: z.string().min(8).optional(),
-      /** An app user (OAuth app, actor=app): `{ clientId }` is sent as the webhooks' oauthClientId. */
-      app: z.strictObject({ clientId: z.string().min(1).optional() }).optional(),
+      /** An app user (OAuth app, actor=app): `clientId` is sent as the webhooks' oauthClientId; `clientSecret` mints its token at /oauth/token. */
+      app: z.strictObject({ clientId: z.string().min(1).optional(), clientSecret: z.string().min(8).optional() }).optional(),
     }),
   ),
   issues: z
@@ -88,7 +88,12 @@ export const DEFAULT_SEED: SandboxSeed = {
   users: [
     { name: 'Factory Agent', email: 'agent@sandbox.local', apiKey: 'lin_api_sandbox_agent' },
     { name: 'Riley Reviewer', email: 'reviewer@sandbox.local', apiKey: 'lin_api_sandbox_reviewer' },
-    { name: 'Rosie', email: 'rosie@oauthapp.sandbox.local', apiKey: 'lin_oauth_sandbox_rosie', app: { clientId: 'sandbox-rosie-client' } },
+    {
+      name: 'Rosie',
+      email: 'rosie@oauthapp.sandbox.local',
+      apiKey: 'lin_oauth_sandbox_rosie',
+      app: { clientId: 'sandbox-rosie-client', clientSecret: 'sandbox-rosie-client-secret' },
+    },
   ],
   issues: [
     {
@@ -195,7 +200,7 @@ export function buildData(input: unknown, tick: () => string): SandboxData {
       apiKey,
       createdAt: now,
       updatedAt: now,
-      ...(u.app ? { app: { clientId: u.app.clientId ?? randomUUID() } } : {}),
+      ...(u.app ? { app: { clientId: u.app.clientId ?? randomUUID(), clientSecret: u.app.clientSecret ?? randomUUID() } } : {}),
     })
   })
   const userId = (mail: string | undefined, field: string) => {

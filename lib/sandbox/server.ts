@@ -2,6 +2,7 @@
  * A local Linear-compatible GraphQL server (node:http: runs under Bun and Node).
  * POST /graphql speaks Linear's API for the subset in schema.ts; /_sandbox/* is the admin API.
  */
+import { oauthToken } from './oauth.ts'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { handleAdmin } from './admin.ts'
@@ -125,6 +126,11 @@ export async function startSandbox(opts: StartSandboxOptions = {}): Promise<Sand
       body = raw.trim() ? JSON.parse(raw) : undefined
     } catch (e) {
       jsonError = e instanceof Error ? e.message : String(e)
+    }
+    if (path === '/oauth/token') {
+      const out = oauthToken(method, raw, store)
+      send(res, out.status, out.body)
+      return
     }
     if (path === '/graphql' || path === '/graphql/') {
       if (method !== 'POST') {

@@ -39,7 +39,7 @@ export interface UserRecord {
   createdAt: string
   updatedAt: string
   /** Set on an app user (an OAuth app installed with actor=app): it can be delegated issues and mentioned, and owns agent sessions. */
-  app?: { clientId: string }
+  app?: { clientId: string; clientSecret?: string }
 }
 
 export interface LabelRecord {
