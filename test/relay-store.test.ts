@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { IncomingEvent, RelayStore } from '../lib/relay/store.ts'
+import { openPostgresStore } from '../lib/relay/store-postgres.ts'
 import { openSqliteStore } from '../lib/relay/store-sqlite.ts'
+import { createDatabase, postgresUnavailable } from './fakes/postgres.ts'
 
 interface StoreFactory {
   name: string
@@ -42,7 +44,29 @@ const sqlite: StoreFactory = {
   },
 }
 
-export const STORES: StoreFactory[] = [sqlite]
+const postgresUrls = new WeakMap<RelayStore, string>()
+const postgres: StoreFactory = {
+  name: 'postgres',
+  async open() {
+    const url = await createDatabase()
+    const store = await openPostgresStore(url)
+    postgresUrls.set(store, url)
+    return store
+  },
+  async reopen(store) {
+    const url = postgresUrls.get(store)!
+    await store.close()
+    const again = await openPostgresStore(url)
+    postgresUrls.set(again, url)
+    return again
+  },
+}
+
+/** Why the PostgreSQL store is not tested here (no server binaries), or null. */
+const noPostgres = postgresUnavailable()
+if (noPostgres) console.warn(`relay store (postgres) SKIPPED: ${noPostgres}`)
+
+export const STORES: StoreFactory[] = noPostgres ? [sqlite] : [sqlite, postgres]
 
 let n = 0
 function event(sessionId: string, action: 'created' | 'prompted', over: Partial<IncomingEvent> = {}): IncomingEvent {
