@@ -3,11 +3,13 @@
  * dir, listening on 127.0.0.1 only (a free port, `trust` auth for 127.0.0.1 and nothing else),
  * fsync on (durability is what the relay store promises). initdb refuses to run as root, so as root
  * the server runs as `nobody`. Test files share one server per process (`createDatabase()` hands
- * each a fresh database); it is stopped when the process exits. Without the binaries,
+ * each a fresh database). A watchdog process stops it and removes its dir once the process that
+ * started it is gone (`bun test` runs no exit hooks; a killed run must not leave servers behind).
+ * Without the binaries,
  * `postgresUnavailable()` says why, for the skip's title.
  */
 import { SQL } from 'bun'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -83,6 +85,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   if (!bin) throw new Error(postgresUnavailable()!)
   const user = asUnprivileged()
   const dir = mkdtempSync(join(tmpdir(), 'relay-pg-'))
+  const watchdog = startWatchdog(dir)
   const data = join(dir, 'data')
   const logFile = join(dir, 'server.log')
   mkdirSync(data, { mode: 0o700 })
@@ -91,6 +94,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   const prefix = user?.prefix ?? []
   const readLog = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '')
   const fail = (what: string, out: string): never => {
+    watchdog.stop()
     rmSync(dir, { recursive: true, force: true })
     throw new Error(`test PostgreSQL: ${what}\n${out.trim()}`)
   }
@@ -125,7 +129,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     )
     if (ctl.exitCode === 0) {
       const url = `postgres://postgres@127.0.0.1:${port}/postgres`
-      return serverHandle({ url, port, dir, data, bin, prefix, readLog })
+      return serverHandle({ url, port, dir, data, bin, prefix, readLog, watchdog })
     }
     // Another process may have taken the port between freePort() and the bind: try another.
     if (attempt < 3 && /could not bind|Address already in use/i.test(readLog())) continue
@@ -133,11 +137,19 @@ export async function startPostgres(): Promise<PostgresServer> {
   }
 }
 
-function serverHandle(s: { url: string; port: number; dir: string; data: string; bin: string; prefix: string[]; readLog: () => string }) {
+function serverHandle(s: {
+  url: string
+  port: number
+  dir: string
+  data: string
+  bin: string
+  prefix: string[]
+  readLog: () => string
+  watchdog: { stop(): void }
+}) {
   const admin = new SQL(s.url, { max: 1, idleTimeout: 5 })
   let databases = 0
   let stopped = false
-  const stopArgv = (mode: 'fast' | 'immediate') => [...s.prefix, join(s.bin, 'pg_ctl'), 'stop', '-D', s.data, '-m', mode, '-w', '-t', '30']
   const handle: PostgresServer = {
     url: s.url,
     port: s.port,
@@ -151,26 +163,44 @@ function serverHandle(s: { url: string; port: number; dir: string; data: string;
     async stop() {
       if (stopped) return
       stopped = true
+      s.watchdog.stop()
       await admin.close({ timeout: 1 }).catch(() => {})
-      process.off('exit', onExit)
-      await run(stopArgv('fast'), { cwd: s.dir, timeoutMs: 35_000 })
+      await run([...s.prefix, join(s.bin, 'pg_ctl'), 'stop', '-D', s.data, '-m', 'fast', '-w', '-t', '30'], {
+        cwd: s.dir,
+        timeoutMs: 35_000,
+      })
       rmSync(s.dir, { recursive: true, force: true })
     },
   }
-  // Whatever happens to the test run, the server does not outlive it (sync: an exit hook cannot await).
-  const onExit = () => {
-    if (stopped) return
-    const argv = stopArgv('immediate')
-    spawnSync(argv[0]!, argv.slice(1), { cwd: s.dir, timeout: 30_000, stdio: 'ignore' })
-    rmSync(s.dir, { recursive: true, force: true })
-  }
-  process.once('exit', onExit)
   return handle
+}
+
+/**
+ * A detached shell that waits for this process to end, then shuts down the postmaster named in
+ * postmaster.pid, if any (SIGQUIT: immediate, the data is thrown away), and removes `dir`.
+ * Started before initdb, so a run killed during start-up leaves nothing either; stop() kills it.
+ */
+function startWatchdog(dir: string) {
+  const script = [
+    'while kill -0 "$1" 2>/dev/null; do sleep 1; done',
+    'pm=$(head -n 1 "$2/data/postmaster.pid" 2>/dev/null)',
+    'if [ -n "$pm" ]; then kill -QUIT "$pm" 2>/dev/null; while kill -0 "$pm" 2>/dev/null; do sleep 0.2; done; fi',
+    'rm -rf "$2"',
+  ].join('\n')
+  const child = spawn('sh', ['-c', script, 'pg-watchdog', String(process.pid), dir], { detached: true, stdio: 'ignore' })
+  child.unref()
+  return {
+    stop() {
+      try {
+        if (child.pid) process.kill(child.pid, 'SIGKILL')
+      } catch {}
+    },
+  }
 }
 
 let shared: Promise<PostgresServer> | undefined
 
-/** The process's shared test server (started on first use, stopped at exit). */
+/** The process's shared test server (started on first use, stopped after the process by its watchdog). */
 export function sharedPostgres(): Promise<PostgresServer> {
   shared ??= startPostgres()
   return shared
