@@ -37,10 +37,13 @@ const RETRYABLE = new Set(['40P01', '40001'])
  *   not give (seq 10 can commit after seq 11). accept() therefore takes a per-session advisory
  *   xact lock before the row gets its seq, so a session's events commit in seq order. The extra
  *   "no leased event in the session" test below is the belt to those braces.
- * - Holds: a transaction can take a session held by a live hold only if the hold is not visible
- *   to it, i.e. was committed after its snapshot; but then the holder committed a lease of that
- *   session's head, which this transaction either sees leased or finds locked.
- * Expiry uses SKIP LOCKED too, so two instances expiring the same leases never wait on each other.
+ * - Holds: a hold this transaction cannot see yet was committed after its snapshot by the lease
+ *   of that session's head, so it finds that head locked or no longer queued and takes nothing of
+ *   the session. A hold lapsed by the caller's `now` is taken over (holds are time-based: keep the
+ *   instances' clocks in sync).
+ * Expiry uses SKIP LOCKED too, so instances expiring the same leases never wait on each other; a
+ * deadlock that remains possible (row locks on sessions) makes PostgreSQL abort one lease, which
+ * changed nothing and is retried.
  */
 const LEASE_SQL = `
   WITH picked AS (
@@ -214,10 +217,10 @@ export async function openPostgresStore(url: string): Promise<RelayStore> {
 
     async prune(before) {
       return sql.begin(async (tx) => {
-        const deleted = await tx`DELETE FROM events WHERE state = 'acked' AND received_at < ${before} RETURNING seq`
+        const deleted = await tx`DELETE FROM events WHERE state = 'acked' AND received_at < ${before}`
         await tx`DELETE FROM sessions WHERE held_until < ${before}`
         await tx`DELETE FROM notes WHERE id NOT IN (SELECT id FROM notes ORDER BY id DESC LIMIT 1000)`
-        return deleted.length as number
+        return deleted.count as number
       })
     },
 
@@ -321,9 +324,9 @@ async function expireLeases(tx: SQL, now: number, maxAttempts: number): Promise<
   const expired = await tx`
     UPDATE events e SET state = CASE WHEN e.attempts >= ${maxAttempts} THEN 'parked' ELSE 'queued' END, lease_until = NULL
     FROM (SELECT seq FROM events WHERE state = 'leased' AND lease_until < ${now} ORDER BY seq FOR UPDATE SKIP LOCKED) x
-    WHERE e.seq = x.seq RETURNING e.seq`
-  if (expired.length > 0)
+    WHERE e.seq = x.seq`
+  if (expired.count > 0)
     await tx`
-      INSERT INTO counters (name, value) VALUES ('lease_expiries', ${expired.length})
+      INSERT INTO counters (name, value) VALUES ('lease_expiries', ${expired.count})
       ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`
 }
