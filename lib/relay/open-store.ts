@@ -8,7 +8,7 @@ import { openSqliteStore } from './store-sqlite.ts'
 export async function openStore(queue: RelaySettings['queue']): Promise<RelayStore> {
   try {
     if (queue.kind === 'sqlite') return openSqliteStore(queue.path)
-    throw new Error('the PostgreSQL store is not built yet')
+    return await (await import('./store-postgres.ts')).openPostgresStore(queue.url)
   } catch (e) {
     const where = queue.kind === 'sqlite' ? queue.path : redactUrl(queue.url)
     throw new FactoryError('relay_store_failed', `cannot open the relay store at ${where}: ${e instanceof Error ? e.message : String(e)}`, {
