@@ -26,23 +26,46 @@ export async function longPoll(
   now: () => number = Date.now,
 ): Promise<LeasedEvent[]> {
   const deadline = now() + input.waitMs
-  for (;;) {
-    if (input.signal?.aborted) return []
-    const leased = await store.lease({
-      worker: input.worker,
-      max: input.max,
-      leaseMs: policy.leaseMs,
-      maxAttempts: policy.maxAttempts,
-      now: now(),
-    })
-    if (leased.length > 0) {
-      count(leased, metrics, now())
-      return leased
+  // Listen before the first lease: a change committed while a lease query runs must still wake us.
+  let changed = false
+  let wake: (() => void) | undefined
+  const off = store.onChange(() => {
+    changed = true
+    wake?.()
+  })
+  try {
+    for (;;) {
+      if (input.signal?.aborted) return []
+      changed = false
+      const leased = await store.lease({
+        worker: input.worker,
+        max: input.max,
+        leaseMs: policy.leaseMs,
+        maxAttempts: policy.maxAttempts,
+        now: now(),
+      })
+      if (leased.length > 0) {
+        count(leased, metrics, now())
+        return leased
+      }
+      const left = deadline - now()
+      if (left <= 0) return []
+      if (changed) continue
+      // Leases that run out are only noticed by a lease call, so wake at least once a second.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer)
+          input.signal?.removeEventListener('abort', done)
+          wake = undefined
+          resolve()
+        }
+        const timer = setTimeout(done, Math.min(left, 1_000))
+        wake = done
+        input.signal?.addEventListener('abort', done, { once: true })
+      })
     }
-    const left = deadline - now()
-    if (left <= 0) return []
-    // Leases that run out are only noticed by a lease call, so wake at least once a second.
-    await changeOrTimeout(store, Math.min(left, 1_000), input.signal)
+  } finally {
+    off()
   }
 }
 
@@ -54,18 +77,4 @@ function count(leased: LeasedEvent[], metrics: RelayMetrics, at: number): void {
       metrics.deliverySeconds.observe(Math.max(0, at - e.receivedAt) / 1000)
     }
   }
-}
-
-function changeOrTimeout(store: RelayStore, ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer)
-      off()
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    const off = store.onChange(done)
-    signal?.addEventListener('abort', done, { once: true })
-  })
 }
