@@ -12,10 +12,12 @@ import { appSettings } from '../lib/relay/app-settings.ts'
 import { linearApp } from '../lib/relay/linear-app.ts'
 import { authorizeUrl, callbackResponse } from '../lib/relay/oauth.ts'
 import { signState, stateKey } from '../lib/relay/oauth-state.ts'
+import { openPostgresStore } from '../lib/relay/store-postgres.ts'
 import { openSqliteStore } from '../lib/relay/store-sqlite.ts'
 import type { RelayStore } from '../lib/relay/store.ts'
 import { markRevoked } from '../lib/relay/tokens.ts'
 import { failure } from './helpers.ts'
+import { createDatabase, postgresUnavailable } from './fakes/postgres.ts'
 import { CLIENT_ID, CLIENT_SECRET, HOUR, captureStderr, relayOAuthFixture, type RelayOAuthFixture } from './fakes/relay-oauth-fixture.ts'
 
 const logs = captureStderr()
@@ -243,7 +245,20 @@ const sqliteInstances: InstanceStoreFactory = {
   },
 }
 
-export const INSTANCE_STORES: InstanceStoreFactory[] = [sqliteInstances]
+/** PostgreSQL: two real store handles (two instances) on one database; the lock is an advisory lock. */
+const postgresInstances: InstanceStoreFactory = {
+  name: 'postgresql',
+  async open() {
+    const url = await createDatabase()
+    const a = await openPostgresStore(url)
+    const b = await openPostgresStore(url)
+    return { a, b, close: async () => void (await Promise.all([a.close(), b.close()])) }
+  },
+}
+
+const pgMissing = postgresUnavailable()
+if (pgMissing) console.warn(`relay-oauth: the PostgreSQL case is skipped: ${pgMissing}`)
+export const INSTANCE_STORES: InstanceStoreFactory[] = pgMissing ? [sqliteInstances] : [sqliteInstances, postgresInstances]
 
 for (const factory of INSTANCE_STORES) {
   test(`two instances asking for one org's expiring token at once send ONE refresh to Linear and both get the same valid token (${factory.name})`, async () => {
