@@ -2,7 +2,7 @@
 /**
  * The local Linear sandbox: `serve` runs it; the other verbs drive a running one over its admin
  * API (/_sandbox/*), as a human would act in Linear (comment, assign, move; delegate to or
- * mention an app, prompt or stop its session: scripts/sandbox-agents.ts) or to inject faults.
+ * mention an app, prompt or stop its session: lib/sandbox/agent-commands.ts) or to inject faults.
  */
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
@@ -11,7 +11,7 @@ import { isEntry, runCli } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { SANDBOX_URL_ENV, sandboxAdmin } from '../lib/sandbox/client.ts'
 import { startSandbox } from '../lib/sandbox/server.ts'
-import { agentCommands, webhookArgs, webhookTarget } from './sandbox-agents.ts'
+import { agentCommands, webhookArgs, webhookTarget } from '../lib/sandbox/agent-commands.ts'
 
 const urlArg = {
   url: {

@@ -4,7 +4,7 @@
  * recorded webhook deliveries (redeliver, duplicate) and the sessions with their activities.
  */
 import { defineCommand, type ArgsDef } from 'citty'
-import { FactoryError } from '../lib/errors.ts'
+import { FactoryError } from '../errors.ts'
 import {
   SANDBOX_URL_ENV,
   sandboxDeliveries,
@@ -15,7 +15,7 @@ import {
   sandboxRedeliver,
   sandboxSessions,
   sandboxSetWebhook,
-} from '../lib/sandbox/client.ts'
+} from './client.ts'
 
 const urlArg = {
   url: {
