@@ -48,6 +48,10 @@ export const ERRORS = {
   limit_max_turns: { exit: 1, retryable: false, fix: 'raise limits.max_turns or split the issue' },
   limit_max_cost: { exit: 1, retryable: false, fix: 'raise limits.max_cost_usd or split the issue' },
   escalated: { exit: 1, retryable: false, fix: 'a human comment on the issue starts a new run' },
+  // retry/cancel/status --issue on a key state.json does not know (a bad argument: exit 2).
+  issue_unknown: { exit: 2, retryable: false, fix: 'check the key: rose-factory status --all lists every issue on record' },
+  // retry/cancel refused by the state machine for the issue's phase (the message says why and what to do).
+  phase_conflict: { exit: 1, retryable: false },
   internal: { exit: 1, retryable: true },
 } as const satisfies Record<string, ErrorSpec>
 
