@@ -4,6 +4,7 @@ import { userInfo } from 'node:os'
 import { defineCommand } from 'citty'
 import { type CliSession, isEntry, issueArg, printJson, runCli } from '../lib/cli.ts'
 import { factoryHome } from '../lib/config.ts'
+import { logToFile } from '../lib/log.ts'
 import { cancelIssue, RESUME_HINT } from '../lib/controls.ts'
 
 const command = defineCommand({
@@ -19,6 +20,7 @@ const command = defineCommand({
   },
   async run({ args, data }) {
     const home = factoryHome((data as CliSession | undefined)?.env)
+    logToFile(home)
     const res = await cancelIssue(home, args.issue, { agent: args.agent, by: `${userInfo().username} (rose-factory cancel)` })
     if (args.json)
       return printJson({ agent: res.agent, identifier: res.identifier, before: res.before, phase: res.record.phase, run: res.run })

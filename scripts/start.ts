@@ -5,7 +5,7 @@ import { type CliSession, commonArgs, isEntry, runCli, printJson } from '../lib/
 import { agentSecretEnvs, factoryHome, loadConfig, selectAgents } from '../lib/config.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
-import { logger, redactorFor } from '../lib/log.ts'
+import { logger, logToFile, redactorFor } from '../lib/log.ts'
 import { killTree } from '../lib/signal.ts'
 import { enterWithoutSecrets, processEnv } from '../lib/secret-channel.ts'
 import { checkExposure, parsePort, type StatusServer, startStatusServer } from '../lib/status-server.ts'
@@ -38,6 +38,11 @@ const command = defineCommand({
     const env = (data as CliSession | undefined)?.env ?? processEnv()
     const { config, path } = loadConfig(args.config, env)
     const agents = selectAgents(config, args.agent)
+    if (!args['dry-run'])
+      logToFile(
+        factoryHome(env),
+        config.agents.map((a) => a.name),
+      )
     const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
     const dryRun = args['dry-run']
     if (args.host && args.port === undefined)

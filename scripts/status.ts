@@ -6,7 +6,7 @@ import { factoryHome, loadConfig } from '../lib/config.ts'
 import { locateIssue } from '../lib/controls.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { issueDetail, renderIssueDetail } from '../lib/issue-detail.ts'
-import { logger } from '../lib/log.ts'
+import { logger, logToFile } from '../lib/log.ts'
 import { layout } from '../lib/paths.ts'
 import { type FactoryState, readState } from '../lib/state.ts'
 import { agentHealth, statusRows, renderStatus } from '../lib/status.ts'
@@ -45,6 +45,7 @@ const command = defineCommand({
     const state = readState(layout(home).state)
     const configured = configuredAgents(args.config, env)
     if (args.serve !== undefined) {
+      logToFile(home, Object.keys(configured))
       const server = await startStatusServer({
         home,
         port: parsePort(args.serve, '--serve'),
