@@ -256,7 +256,9 @@ describe('start --port', () => {
     fx.sandbox.store.updateIssue('ENG-1', { assigneeId: fx.sandbox.store.userByEmail('agent@rose.test')!.id })
     const res = await fetch(`${url}/api/v1/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' } })
     expect(res.status).toBe(202)
-    await until('ENG-1 is in review', () => fx!.issue('ENG-1').state === 'In Review')
+    // The run moves the issue to In Review, then records that it is done.
+    const phase = () => Object.values(readState(join(fx!.home, 'state.json')).agents.tester?.issues ?? {})[0]?.phase
+    await until('ENG-1 is done', () => phase() === 'done')
     const detail = await (await fetch(`${url}/api/v1/issues/ENG-1`)).json()
     expect(detail).toMatchObject({ phase: 'done', linearState: 'In Review' })
     process.kill(-child.pid!, 'SIGTERM')
