@@ -11,7 +11,7 @@ import { type ArgsDef, type CommandDef, parseArgs, renderUsage, runCommand } fro
 import { loadConfig, pickAgent } from './config.ts'
 import { type AgentContext, agentContext } from './context.ts'
 import { FactoryError, asFactoryError } from './errors.ts'
-import { type Redactor, redactorFor } from './log.ts'
+import { LOG_FORMATS, type LogFormat, type Redactor, redactorFor } from './log.ts'
 import { processEnv } from './secret-channel.ts'
 
 /** Flags every step script shares. */
@@ -138,6 +138,7 @@ export async function runCli(
   let leaf: AnyCommand = cmd
   let args: ArgsDef = {}
   try {
+    rawArgs = takeLogFormat(rawArgs, env)
     const found = await resolveLeaf(cmd, rawArgs)
     leaf = found.leaf
     const dashDash = rawArgs.indexOf('--')
@@ -162,10 +163,35 @@ export async function runCli(
   } catch (thrown) {
     const e =
       (thrown as Error)?.name === 'CLIError' ? await usageError(thrown as Error & { code?: string }, leaf, args) : asFactoryError(thrown)
-    err(`${session.redact(e.describe())}\n`)
+    // With --log-format json the failure is a JSON line too (stderr stays JSON lines throughout).
+    const json = env.ROSE_LOG_FORMAT === 'json' && { time: new Date().toISOString(), level: 'error', tag: 'cli', ...e.toJSON() }
+    err(`${session.redact(json ? JSON.stringify(json) : e.describe())}\n`)
     if (e.code === 'internal' && env.DEBUG) err(`${session.redact(String((thrown as Error)?.stack))}\n`)
     return { code: e.exitCode }
   }
+}
+
+/**
+ * The global `--log-format text|json` (any verb): taken out of the args and put in ROSE_LOG_FORMAT
+ * of this process and of `env` (the run children inherit it). Anything else is a usage error.
+ */
+function takeLogFormat(rawArgs: string[], env: NodeJS.ProcessEnv): string[] {
+  const out: string[] = []
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!
+    if (a === '--') return [...out, ...rawArgs.slice(i)]
+    if (a !== '--log-format' && !a.startsWith('--log-format=')) {
+      out.push(a)
+      continue
+    }
+    const value = a === '--log-format' ? rawArgs[++i] : a.slice('--log-format='.length)
+    if (!LOG_FORMATS.includes(value as LogFormat))
+      throw new FactoryError('usage', `--log-format ${value ?? '(missing)'} is not a log format`, {
+        fix: `use --log-format ${LOG_FORMATS.join('|')}`,
+      })
+    process.env.ROSE_LOG_FORMAT = env.ROSE_LOG_FORMAT = value
+  }
+  return out
 }
 
 /** Require a flag's value or fail with a usage error naming it (for checks citty cannot express). */

@@ -4,7 +4,7 @@
  */
 import type { ConsolaInstance } from 'consola'
 import { type AgentConfig, agentSecretEnvs, type FactoryConfig, factoryHome, githubApiUrl, linearApiUrl } from './config.ts'
-import { logger, type Redactor, redactorFor } from './log.ts'
+import { logger, logToFile, type Redactor, redactorFor } from './log.ts'
 import { ensureHome, layout, safeJoin } from './paths.ts'
 import { fileRateGate } from './ratelimit.ts'
 import { processEnv } from './secret-channel.ts'
@@ -62,6 +62,10 @@ export function agentContext(opts: ContextOptions): AgentContext {
   const home = ensureHome(factoryHome(env))
   // Every agent's token_env of the config: a line about one agent may quote another's token.
   const redact = redactorFor(env, opts.config.agents.flatMap(agentSecretEnvs))
+  logToFile(
+    home,
+    opts.config.agents.map((a) => a.name),
+  )
   const apiUrl = linearApiUrl(env)
   const githubApi = githubApiUrl(env)
   return {
@@ -81,7 +85,7 @@ export function agentContext(opts: ContextOptions): AgentContext {
       }),
     env,
     redact,
-    log: logger(opts.tag ?? opts.agent.name, redact),
+    log: logger(opts.tag ?? opts.agent.name, redact, { agent: opts.agent.name }),
     dryRun: opts.dryRun ?? false,
     githubApi,
     now: opts.now ?? (() => new Date()),

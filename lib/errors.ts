@@ -69,6 +69,10 @@ export const ERRORS = {
     retryable: true,
     fix: 'check the queue path is writable (--local-queue) or the database is reachable (--queue-url / RELAY_DATABASE_URL)',
   },
+  // retry/cancel/status --issue on a key state.json does not know (a bad argument: exit 2).
+  issue_unknown: { exit: 2, retryable: false, fix: 'check the key: rose-factory status --all lists every issue on record' },
+  // retry/cancel refused by the state machine for the issue's phase (the message says why and what to do).
+  phase_conflict: { exit: 1, retryable: false },
   internal: { exit: 1, retryable: true },
 } as const satisfies Record<string, ErrorSpec>
 

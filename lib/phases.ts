@@ -10,8 +10,10 @@
 import { planFailure } from './retry.ts'
 import type { IssueRecord, RunRecord } from './state.ts'
 import { usageDelta } from './engines/usage.ts'
-import type { TrackerIssue, WorkflowState } from './tracker/types.ts'
-import type { IssueDecision } from './steps/poll.ts'
+import type { TrackerIssue } from './tracker/types.ts'
+import type { FailureInfo, PhaseEvent } from './phase-events.ts'
+
+export { EVENT_TYPES, type EventType, type FailureInfo, type PhaseEvent } from './phase-events.ts'
 
 export const PHASES = ['seen', 'queued', 'claimed', 'running', 'reporting', 'done', 'failed', 'escalated', 'released'] as const
 export type Phase = (typeof PHASES)[number]
@@ -34,59 +36,6 @@ export function isActive(record: Pick<IssueRecord, 'phase'>): boolean {
   return record.phase === 'queued' || isInFlight(record)
 }
 
-export interface FailureInfo {
-  code: string
-  message: string
-  fix?: string
-}
-
-export type PhaseEvent =
-  /** A poll returned the issue; `decision` is planIssue's. */
-  | { type: 'polled'; issue: TrackerIssue; decision: IssueDecision }
-  /** Webhook (agent_session): the agent was delegated or mentioned; a request to run now. */
-  | { type: 'session_created'; issue: TrackerIssue; sessionId: string }
-  /** Webhook (agent_session): a human replied in the agent session (the run's follow-up). */
-  | { type: 'prompted'; at: string }
-  /** Webhook (agent_session): a human pressed stop. */
-  | { type: 'stop_requested'; reason: string }
-  /** The claim step took the lock, opened (or resumed) run `runNumber` and moved the issue. */
-  | { type: 'claimed'; issue: TrackerIssue; runNumber: number; resumes: boolean; engine: string }
-  | { type: 'worktree_ready'; path: string; branch: string }
-  /** The engine ended (any status); `threadUsage`: the engine reports the thread's running total (Codex). */
-  | { type: 'engine_finished'; run: Partial<RunRecord>; sessionId?: string; threadUsage?: boolean }
-  | {
-      type: 'reported'
-      outcome: 'success' | 'no_changes' | 'failed'
-      commentId: string
-      commit?: string
-      prUrl?: string
-      movedTo?: WorkflowState | null
-    }
-  /** An attempt failed (engine or a step around it); `maxAttempts` from the agent's limits. */
-  | { type: 'failed'; error: FailureInfo; maxAttempts: number }
-  /** The driver could not start a queued run (e.g. the base clone failed); it stays queued, the error shown. */
-  | { type: 'blocked'; error: FailureInfo }
-  /** Reconciliation: gone, closed or no longer the agent's; again when a released issue with a worktree closes. */
-  | { type: 'released'; reason: string; closed: boolean; state?: WorkflowState }
-  | { type: 'escalated'; reason: string }
-  /** A run in flight lost its owner (crash): resumed once. */
-  | { type: 'recovered' }
-  /** The operator stopped the run (Ctrl-C, SIGTERM): back to the queue, same run, no attempt used. */
-  | { type: 'stopped' }
-  | { type: 'worktree_removed' }
-
-export type EventType = PhaseEvent['type']
-
-/** Every event type, for tables and tests (the compiler checks it lists the whole union). */
-// prettier-ignore
-export const EVENT_TYPES = [
-  'polled', 'session_created', 'prompted', 'stop_requested', 'claimed', 'worktree_ready', 'engine_finished', 'reported',
-  'failed', 'blocked', 'released', 'escalated', 'recovered', 'stopped', 'worktree_removed',
-] as const satisfies readonly EventType[]
-type Unlisted = Exclude<EventType, (typeof EVENT_TYPES)[number]>
-const _everyEventListed: [Unlisted] extends [never] ? true : Unlisted = true
-void _everyEventListed
-
 export type Transition = { ok: true; record: IssueRecord } | { ok: false; refused: string }
 
 const refuse = (why: string): Transition => ({ ok: false, refused: why })
@@ -106,6 +55,7 @@ function requeue(r: IssueRecord, at: string): void {
     nextRetryAt: undefined,
     recoveries: 0,
     releasedReason: undefined,
+    cancelledAt: undefined,
     closedAt: undefined,
   })
   // An unreported run (a step failed, then the issue was escalated or released) never sees the new
@@ -151,7 +101,7 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       if (d.action === 'queue' && !isActive(r)) requeue(r, at)
       else if (d.reason === 'inactive_state' && released) {
         r.phase = 'seen'
-        r.seenUpTo = seenMark(event.issue)
+        Object.assign(r, { seenUpTo: seenMark(event.issue), cancelledAt: undefined })
       }
       return { ok: true, record: r }
     }
@@ -255,6 +205,20 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       r.phase = 'queued'
       return { ok: true, record: r }
     }
+    case 'cancel_requested':
+      if (!isActive(r)) return refuse(`${r.phase}: nothing queued or running to cancel`)
+      // cancelledAt holds it: only a human (a comment, `rose-factory retry`) runs it again (planIssue).
+      Object.assign(r, { phase: 'released', releasedReason: `cancelled by ${event.by}`, cancelledAt: at, nextRetryAt: undefined })
+      return { ok: true, record: r }
+    case 'retry_requested':
+      // A retry waiting for its backoff: due now, same attempt count.
+      if (r.phase === 'queued' && r.nextRetryAt) return { ok: true, record: { ...r, nextRetryAt: undefined } }
+      if (isActive(r)) return refuse(`${r.phase}: already queued or running`)
+      if (r.phase === 'done') return refuse('done: nothing failed; a comment on the issue in Linear asks for changes')
+      if (r.phase === 'seen') return refuse('seen: never run; move the issue to an active state in Linear')
+      if (released && !r.cancelledAt) return refuse(`released (${r.releasedReason}): assign it to the agent again or reopen it in Linear`)
+      requeue(r, at)
+      return { ok: true, record: r }
     case 'worktree_removed':
       if (isActive(r)) return refuse('a run is using or about to use the worktree')
       Object.assign(r, { worktree: undefined, worktreeRemovedAt: at })

@@ -44,6 +44,8 @@ export const DENIED_ENV_NAMES: readonly string[] = [
   'GH_TOKEN',
   'FACTORY_RELAY_WORKER_TOKEN',
   'RELAY_ENCRYPTION_KEY',
+  // The status server's API token (lib/status-server.ts).
+  'ROSE_STATUS_TOKEN',
   'CLAUDE_AUTH_TOKEN',
   'SENTRY_AUTH_TOKEN',
   'SUPABASE_ACCESS_TOKEN',

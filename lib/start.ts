@@ -44,11 +44,7 @@ export interface DriverOptions {
   now?: () => number
 }
 
-export interface RunOutcome {
-  agent: string
-  identifier: string
-  exitCode: number | null
-}
+export type RunOutcome = { agent: string; identifier: string; exitCode: number | null }
 
 export interface TickReport {
   agent: string
@@ -73,6 +69,8 @@ export function createDriver(opts: DriverOptions) {
   const spawnBackoffs = new Map<string, SpawnBackoff>()
   const outcomes: RunOutcome[] = []
   const stopper = new AbortController()
+  /** Aborted by wake() (POST /api/v1/refresh): each agent ticks now, or again right after the tick it is in. */
+  let waker = new AbortController()
 
   const ctxFor = (agent: AgentConfig): AgentContext => {
     const made = contexts.get(agent.name)
@@ -248,12 +246,13 @@ export function createDriver(opts: DriverOptions) {
   async function drain(): Promise<void> {
     while (running.size > 0) await Promise.race([...running.values()].map((r) => r.child.exited))
   }
-
   const sleep = opts.sleep ?? realSleep
 
   return {
     outcomes,
     running,
+    /** Tick every agent now, without waiting for the poll interval (the loop). */
+    wake: () => waker.abort(),
     /** When the agent's next poll may happen (after a failure), or undefined. */
     backoffUntil: (agent: string) => backoff.get(agent)?.until,
     tick,
@@ -275,12 +274,13 @@ export function createDriver(opts: DriverOptions) {
       const loops = Promise.all(
         opts.agents.map(async (agent) => {
           while (!stopper.signal.aborted) {
+            if (waker.signal.aborted) waker = new AbortController()
             try {
               await tickAgent(agent, true)
             } catch (err) {
               log.error(`${agent.name}: tick failed: ${asFactoryError(err).describe()}`)
             }
-            await sleep(opts.config.poll_interval_seconds * 1000, stopper.signal)
+            await sleep(opts.config.poll_interval_seconds * 1000, AbortSignal.any([stopper.signal, waker.signal]))
           }
         }),
       )

@@ -78,6 +78,8 @@ const issueRecordSchema = z.preprocess(
     recoveries: z.number().optional(),
     /** Why the factory let go of the issue (phase released). */
     releasedReason: z.string().optional(),
+    /** When a human cancelled it by hand (released, and held until a human comments or retries it). */
+    cancelledAt: z.string().optional(),
     /** First time the issue was seen completed or canceled (worktree cleanup counts from here). */
     closedAt: z.string().optional(),
     worktreeRemovedAt: z.string().optional(),

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { inspectLock, LOCK_STALE_MS } from './lock.ts'
 import { type PollHealth, readPollHealth } from './poll-health.ts'
 import { sanitizeKey } from './paths.ts'
-import type { FactoryState, IssueRecord } from './state.ts'
+import type { FactoryState, IssueRecord, RunRecord } from './state.ts'
 
 export type StatusGroup = 'running' | 'queued' | 'retrying' | 'escalated' | 'failed' | 'released' | 'done' | 'idle'
 
@@ -18,7 +18,17 @@ export interface StatusRow {
   /** Live owner of the issue lock, when a run holds it. */
   owner?: { pid: number; host: string; since: string; step?: string }
   runs: number
-  lastRun?: { n: number; status: string; startedAt: string; endedAt?: string; costUsd?: number; errorCode?: string; engine?: string }
+  /** `status` as the engine left it; `state` what the run is now, consistent with the issue's group (runState). */
+  lastRun?: {
+    n: number
+    status: string
+    state: string
+    startedAt: string
+    endedAt?: string
+    costUsd?: number
+    errorCode?: string
+    engine?: string
+  }
   /** Cost of every run of this issue (engines that report cost). */
   costUsd: number
   attempts: number
@@ -26,12 +36,14 @@ export interface StatusRow {
   prUrl?: string
   lastError?: { code: string; message: string }
   releasedReason?: string
+  /** Cancelled by hand: held until a human comments or retries it. */
+  cancelledAt?: string
 }
 
 const ORDER: StatusGroup[] = ['running', 'queued', 'retrying', 'escalated', 'failed', 'released', 'done', 'idle']
 
 /** The status group of a record nobody is running right now. */
-function groupOf(r: IssueRecord): StatusGroup {
+export function groupOf(r: IssueRecord): StatusGroup {
   switch (r.phase) {
     case 'queued':
       return r.nextRetryAt ? 'retrying' : 'queued'
@@ -45,6 +57,20 @@ function groupOf(r: IssueRecord): StatusGroup {
     default:
       return 'running' // in flight without a live owner: the next tick resumes it
   }
+}
+
+/**
+ * What a run is now, told consistently with its issue's group: an unreported run is `running`
+ * (or `reporting`) only while a live owner holds the issue; otherwise it waits to be resumed
+ * (queued, retrying) or was cut short. A reported run keeps the engine's status.
+ */
+export function runState(run: Pick<RunRecord, 'status' | 'reportedAt' | 'abandoned'>, group: StatusGroup): string {
+  if (run.abandoned) return 'abandoned'
+  if (run.reportedAt) return run.status
+  const finished = run.status !== 'running'
+  if (group === 'running') return finished ? 'reporting' : 'running'
+  const what = finished ? `${run.status}, not reported` : 'interrupted'
+  return group === 'queued' || group === 'retrying' ? `${what}; resumes` : what
 }
 
 /** One row per issue the factory knows, grouped (running first). */
@@ -69,6 +95,7 @@ export function statusRows(state: FactoryState, home: string, opts: { agent?: st
         lastRun: last && {
           n: last.n,
           status: last.status,
+          state: runState(last, group),
           startedAt: last.startedAt,
           endedAt: last.endedAt,
           costUsd: last.costUsd,
@@ -81,6 +108,7 @@ export function statusRows(state: FactoryState, home: string, opts: { agent?: st
         prUrl: r.prUrl,
         lastError: r.lastError,
         releasedReason: r.releasedReason,
+        cancelledAt: r.cancelledAt,
       })
     }
   }
@@ -92,6 +120,9 @@ export function statusRows(state: FactoryState, home: string, opts: { agent?: st
   )
 }
 
+/** A message's first line, whole: a path in it is never cut (the table is as wide as it needs). */
+const firstLine = (text: string | undefined) => (text ?? '').split('\n')[0]!
+
 function detail(r: StatusRow, now: number): string {
   switch (r.group) {
     case 'running':
@@ -99,14 +130,14 @@ function detail(r: StatusRow, now: number): string {
         ? `${r.lastRun?.engine ?? 'engine'} pid ${r.owner.pid} on ${r.owner.host} since ${r.owner.since}${r.owner.step ? ` (${r.owner.step})` : ''}`
         : 'owner gone: resumed on the next tick'
     case 'retrying':
-      return `attempt ${r.attempts + 1} in ${Math.max(0, Math.round((Date.parse(r.nextRetryAt!) - now) / 1000))} s; last error ${r.lastError?.code ?? '?'}: ${(r.lastError?.message ?? '').split('\n')[0]!.slice(0, 60)}`
+      return `attempt ${r.attempts + 1} in ${Math.max(0, Math.round((Date.parse(r.nextRetryAt!) - now) / 1000))} s; last error ${r.lastError?.code ?? '?'}: ${firstLine(r.lastError?.message)}`
     case 'escalated':
     case 'failed':
-      return `${r.lastError?.code ?? r.lastRun?.errorCode ?? ''}: ${(r.lastError?.message ?? '').split('\n')[0]!.slice(0, 70)} (waits for a human comment)`
+      return `${r.lastError?.code ?? r.lastRun?.errorCode ?? ''}: ${firstLine(r.lastError?.message)} (waits for a human comment or rose-factory retry)`
     case 'released':
-      return r.releasedReason ?? ''
+      return r.cancelledAt ? `${r.releasedReason}; runs again on a human comment or rose-factory retry` : (r.releasedReason ?? '')
     case 'queued':
-      return r.lastError ? `blocked: ${r.lastError.code}: ${(r.lastError.message ?? '').split('\n')[0]!.slice(0, 80)}` : ''
+      return r.lastError ? `blocked: ${r.lastError.code}: ${firstLine(r.lastError.message)}` : ''
     case 'idle':
       return 'seen outside an active state; runs when it moves to one'
     default:
@@ -149,7 +180,7 @@ export function renderStatus(rows: StatusRow[], state: FactoryState, home: strin
       r.group.toUpperCase(),
       r.agent,
       r.identifier,
-      r.lastRun ? `#${r.lastRun.n} ${r.lastRun.status}` : '-',
+      r.lastRun ? `#${r.lastRun.n} ${r.lastRun.state}` : '-',
       r.costUsd > 0 ? `$${r.costUsd.toFixed(2)}` : '',
       detail(r, now),
     ].map((cell) => printable(cell)),

@@ -21,6 +21,8 @@ const command = defineCommand({
     report: load('report'),
     run: load('run'),
     status: load('status'),
+    retry: load('retry'),
+    cancel: load('cancel'),
     config: load('config'),
     sandbox: load('sandbox'),
   },

@@ -2,11 +2,13 @@
 /** start: the loop. For each agent, tick = poll -> record -> dispatch a child run per issue. */
 import { defineCommand } from 'citty'
 import { type CliSession, commonArgs, isEntry, runCli, printJson } from '../lib/cli.ts'
-import { agentSecretEnvs, loadConfig, selectAgents } from '../lib/config.ts'
+import { agentSecretEnvs, factoryHome, loadConfig, selectAgents } from '../lib/config.ts'
+import { FactoryError } from '../lib/errors.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
-import { logger, redactorFor } from '../lib/log.ts'
+import { logger, logToFile, redactorFor } from '../lib/log.ts'
 import { killTree } from '../lib/signal.ts'
 import { enterWithoutSecrets, processEnv } from '../lib/secret-channel.ts'
+import { checkExposure, parsePort, type StatusServer, startStatusServer } from '../lib/status-server.ts'
 
 const command = defineCommand({
   meta: {
@@ -22,14 +24,45 @@ const command = defineCommand({
       description: 'one tick (one poll per agent), wait for the runs it started, exit 0 if all succeeded else 1 (for cron)',
       default: false,
     },
+    port: {
+      type: 'string',
+      description: 'serve the status page and its JSON API (/api/v1) on this port (0: any free port)',
+      valueHint: 'PORT',
+    },
+    host: {
+      type: 'string',
+      description: 'with --port: bind to this address (default 127.0.0.1); any other than loopback needs ROSE_STATUS_TOKEN',
+    },
   },
   async run({ args, data }) {
     const env = (data as CliSession | undefined)?.env ?? processEnv()
     const { config, path } = loadConfig(args.config, env)
     const agents = selectAgents(config, args.agent)
+    if (!args['dry-run'])
+      logToFile(
+        factoryHome(env),
+        config.agents.map((a) => a.name),
+      )
     const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
     const dryRun = args['dry-run']
+    if (args.host && args.port === undefined)
+      throw new FactoryError('usage', '--host is only for --port', { fix: 'add --port PORT, or drop --host' })
+    const port = args.port === undefined ? undefined : parsePort(args.port, '--port')
+    checkExposure(args.host ?? '127.0.0.1', env.ROSE_STATUS_TOKEN)
     const driver = createDriver({ config, configPath: path, agents, dryRun, env })
+    let server: StatusServer | undefined
+    if (port !== undefined) {
+      const facts = Object.fromEntries(config.agents.map((a) => [a.name, { engine: a.engine, mode: a.tracker.mode }]))
+      server = await startStatusServer({
+        home: factoryHome(env),
+        port,
+        host: args.host,
+        token: env.ROSE_STATUS_TOKEN,
+        agents: facts,
+        loop: driver,
+      })
+      log.info(`status page and API on ${server.url}`)
+    }
     // SIGTERM is a stop, like Ctrl-C (systemd sends it to the whole process group; the run
     // children coalesce theirs with the driver's): stop ticking, stop the runs, which queue
     // themselves again, exit 0. A second signal forces: kill every run and everything it
@@ -76,12 +109,14 @@ const command = defineCommand({
           `tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll or dispatch failed' : ''}`,
         )
       if (signals > 0) log.info('stopped')
+      await server?.close()
       // Stopped by a signal: the runs it cut short are queued again, which is not a failure.
       return res.ok || signals > 0 ? 0 : 1
     }
     log.info(`running ${agents.map((a) => a.name).join(', ')}; polling every ${config.poll_interval_seconds} s (Ctrl-C to stop)`)
     await driver.loop()
     await driver.drain()
+    await server?.close()
     log.info('stopped')
   },
 })

@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
-import { rmSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { agentSecretEnvs, parseConfig } from '../lib/config.ts'
 import { agentContext } from '../lib/context.ts'
 import { logger } from '../lib/log.ts'
-import { ROOT, tempDir } from './helpers.ts'
+import { fixture, ROOT, tempDir } from './helpers.ts'
 
 /** What `fn` writes to stderr (the logs), captured. */
 function stderrOf(fn: () => void): string {
@@ -129,4 +129,103 @@ describe('log', () => {
     expect(res.stderr).toContain('b sees *** *** *** ***')
     expect(res.stderr).not.toContain('-secret-')
   })
+})
+
+// Issue 11: the factory's own log lines are kept in $FACTORY_HOME/logs/factory.log.
+describe('the factory log', () => {
+  /** Run `body` (after an agent context for agent "a" exists) in a fresh bun process with FACTORY_HOME=home. */
+  function inProcess(home: string, body: string, env: Record<string, string> = {}) {
+    const script = `
+      import { parseConfig } from ${JSON.stringify(join(ROOT, 'lib/config.ts'))}
+      import { agentContext } from ${JSON.stringify(join(ROOT, 'lib/context.ts'))}
+      import { logger } from ${JSON.stringify(join(ROOT, 'lib/log.ts'))}
+      const yaml = 'agents:\\n  - name: a\\n    engine: console\\n    tracker: { mode: api_key, token_env: ACME_LINEAR }\\n    repo: { url: /tmp/x }\\n'
+      const config = parseConfig(yaml, 'x.yaml')
+      const ctx = agentContext({ config, configPath: 'x.yaml', agent: config.agents[0], tag: 'run' })
+      ${body}
+    `
+    return spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, ACME_LINEAR: 'linear-secret-value-123', FACTORY_HOME: home, ...env },
+    })
+  }
+
+  test('never holds a token: the one redactor runs before the file, and the file is private (0600)', () => {
+    const home = tempDir()
+    try {
+      const res = inProcess(home, "ctx.log.error('ENG-7: push failed with key ' + process.env.ACME_LINEAR + '\\n  fix: rotate it')")
+      expect(res.status, res.stderr).toBe(0)
+      const path = join(home, 'logs', 'factory.log')
+      const text = readFileSync(path, 'utf8')
+      expect(text).not.toContain('linear-secret-value-123')
+      expect(text).toMatch(/^\S+Z error \[run\] agent=a issue=ENG-7 ENG-7: push failed with key \*\*\*\\n {2}fix: rotate it\n$/)
+      expect(statSync(path).mode & 0o777).toBe(0o600)
+    } finally {
+      rmSync(home, { recursive: true, force: true })
+    }
+  })
+
+  test('is capped and rotated to factory.log.1 .. .3, the newest line always in factory.log', () => {
+    const home = tempDir()
+    try {
+      const res = inProcess(home, "for (let i = 0; i < 400; i++) ctx.log.info('ENG-1: line ' + i + ' ' + 'x'.repeat(40))", {
+        ROSE_LOG_MAX_BYTES: '4000',
+        ROSE_LOG_LEVEL: '3',
+      })
+      expect(res.status, res.stderr).toBe(0)
+      const path = join(home, 'logs', 'factory.log')
+      for (const f of [path, `${path}.1`, `${path}.2`, `${path}.3`]) expect(statSync(f).size).toBeLessThanOrEqual(4000)
+      expect(existsSync(`${path}.4`)).toBe(false)
+      expect(readFileSync(path, 'utf8').trimEnd().split('\n').at(-1)).toContain('ENG-1: line 399 ')
+      expect(readFileSync(`${path}.1`, 'utf8')).not.toContain('line 399 ')
+    } finally {
+      rmSync(home, { recursive: true, force: true })
+    }
+  })
+
+  test('start --once keeps the loop and its runs in factory.log, each line with its agent and issue', async () => {
+    const fx = await fixture({ issues: [{ team: 'ENG', title: 'Task', assignee: 'agent@rose.test' }] })
+    try {
+      const res = await fx.script('start', ['--once', '--config', fx.configPath])
+      expect(res.code, res.stderr).toBe(0)
+      const lines = readFileSync(join(fx.home, 'logs', 'factory.log'), 'utf8')
+        .trimEnd()
+        .split('\n')
+      expect(lines.find((l) => l.includes('[start]') && l.includes('started (pid'))).toMatch(
+        / info \[start\] agent=tester issue=ENG-1 tester: ENG-1 started/,
+      )
+      expect(lines.find((l) => l.includes('[run]') && l.includes('engine success'))).toContain('agent=tester issue=ENG-1 ')
+      expect(lines.join('\n')).not.toContain(fx.env.ROSE_TEST_LINEAR_KEY!)
+    } finally {
+      await fx.cleanup()
+    }
+  }, 60_000)
+
+  test('--log-format json writes JSON lines to stderr and the file, with agent and issue; an unknown format exits 2', async () => {
+    const fx = await fixture({ issues: [{ team: 'ENG', title: 'Task', assignee: 'agent@rose.test' }] })
+    try {
+      const res = await fx.script('start', ['--once', '--log-format', 'json', '--config', fx.configPath])
+      expect(res.code, res.stderr).toBe(0)
+      const events = res.stderr
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+      expect(events.find((e) => e.tag === 'run' && e.msg.includes('engine success'))).toMatchObject({
+        level: 'info',
+        agent: 'tester',
+        issue: 'ENG-1',
+        time: expect.stringMatching(/Z$/),
+      })
+      const file = readFileSync(join(fx.home, 'logs', 'factory.log'), 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+      expect(file.some((e) => e.tag === 'start' && e.agent === 'tester' && e.issue === 'ENG-1')).toBe(true)
+      const bad = await fx.script('status', ['--log-format', 'xml'])
+      expect(bad.code).toBe(2)
+      expect(bad.stderr).toContain('--log-format xml is not a log format')
+    } finally {
+      await fx.cleanup()
+    }
+  }, 60_000)
 })

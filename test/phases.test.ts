@@ -63,6 +63,8 @@ const EVENTS: Record<string, PhaseEvent> = {
   recovered: { type: 'recovered' },
   stopped: { type: 'stopped' },
   worktree_removed: { type: 'worktree_removed' },
+  retry_requested: { type: 'retry_requested', by: 'riley' },
+  cancel_requested: { type: 'cancel_requested', by: 'riley' },
 }
 
 // The resulting phase of each event (rows) from each phase (columns); "-" = refused, record unchanged.
@@ -88,6 +90,8 @@ escalated        -         -         escalated escalated escalated escalated -  
 recovered        -         -         -         queued    queued    queued    -         -         -         -
 stopped          -         -         -         queued    queued    queued    -         -         -         -
 worktree_removed -         seen      -         -         -         -         done      failed    escalated released
+retry_requested  -         -         -         -         -         -         -         queued    queued    -
+cancel_requested -         -         released  released  released  released  -         -         -         -
 `
 
 describe('transition', () => {
@@ -123,6 +127,51 @@ describe('transition', () => {
 })
 
 describe('what a transition does besides the phase', () => {
+  test('a retry by hand un-escalates with a fresh budget of attempts and no pending retry', () => {
+    const t = transition(rec('escalated', { attempts: 3, lastError: git, recoveries: 1 }), EVENTS.retry_requested!, NOW)
+    expect(t.ok && t.record).toMatchObject({
+      phase: 'queued',
+      attempts: 0,
+      lastError: undefined,
+      recoveries: 0,
+      queuedAt: NOW.toISOString(),
+    })
+  })
+
+  test('a retry by hand of an issue waiting for its backoff makes it due now and keeps its attempt count', () => {
+    const t = transition(
+      rec('queued', { attempts: 1, nextRetryAt: '2026-12-01T12:05:00.000Z', lastError: git }),
+      EVENTS.retry_requested!,
+      NOW,
+    )
+    expect(t.ok && t.record).toMatchObject({ phase: 'queued', attempts: 1, nextRetryAt: undefined, lastError: git })
+  })
+
+  test('a cancel by hand releases the issue, holds it, and only a retry (or a human comment) queues it again', () => {
+    const cancelled = transition(rec('running', { nextRetryAt: 'x' }), EVENTS.cancel_requested!, NOW)
+    expect(cancelled.ok && cancelled.record).toMatchObject({
+      phase: 'released',
+      releasedReason: 'cancelled by riley',
+      cancelledAt: NOW.toISOString(),
+      nextRetryAt: undefined,
+    })
+    const again = transition(cancelled.ok ? cancelled.record : undefined, EVENTS.retry_requested!, NOW)
+    expect(again.ok && again.record).toMatchObject({ phase: 'queued', cancelledAt: undefined, releasedReason: undefined })
+  })
+
+  test('a retry by hand is refused with the way forward: done asks for a comment, a release by Linear for a reassignment', () => {
+    expect(transition(rec('done'), EVENTS.retry_requested!, NOW)).toEqual({
+      ok: false,
+      refused: 'done: nothing failed; a comment on the issue in Linear asks for changes',
+    })
+    const gone = transition(
+      rec('released', { releasedReason: 'no longer assigned or delegated to the agent' }),
+      EVENTS.retry_requested!,
+      NOW,
+    )
+    expect(gone.ok ? '' : gone.refused).toContain('assign it to the agent again')
+  })
+
   test('a human asking again on an issue whose last run never reported abandons that run, so the next claim opens a new one', () => {
     const stuck = rec('escalated', { runs: [run(1, { status: 'success' })], attempts: 3, lastError: git })
     const t = transition(stuck, EVENTS['polled:queue']!, NOW)

@@ -43,7 +43,9 @@ describe('status', () => {
     expect(table.code).toBe(0)
     const lines = table.stdout.split('\n')
     expect(lines.find((l) => l.includes('ENG-2'))).toMatch(/^RETRYING .*attempt 2 in (59|60) s; last error git_failed: git push failed/)
-    expect(lines.find((l) => l.includes('ENG-3'))).toMatch(/^ESCALATED .*engine_stalled: no output for 300 s \(waits for a human comment\)/)
+    expect(lines.find((l) => l.includes('ENG-3'))).toMatch(
+      /^ESCALATED .*engine_stalled: no output for 300 s \(waits for a human comment or rose-factory retry\)/,
+    )
     expect(table.stdout).not.toContain('ENG-1')
 
     const all = await fx.script('status', ['--all', '--json'])
@@ -55,6 +57,69 @@ describe('status', () => {
     ])
     expect(data.issues[0]).toMatchObject({ attempts: 1, nextRetryAt: retryAt, lastError: { code: 'git_failed' } })
     expect(data.agents.tester.cursor).toBeTruthy()
+  }, 60_000)
+})
+
+// Issue 11: status never contradicts itself, never cuts a path, and knows its agents.
+describe('status tells one story', () => {
+  const LONG = '/srv/a/very/long/path/to/a/repository/that/goes/on/and/on/well/past/eighty/characters/of/table/width/origin.git'
+
+  test('a queued issue whose run was interrupted shows that run as interrupted and resuming, never as running', async () => {
+    fx = await fixture({ issues: [{ team: 'ENG', title: 'Task', assignee: 'agent@rose.test' }] })
+    expect((await fx.script('start', ['--once', '--config', fx.configPath])).code).toBe(0)
+    updateState(join(fx.home, 'state.json'), (d) => {
+      const r = Object.values(d.agents.tester!.issues)[0]!
+      r.runs.push({ n: 2, startedAt: new Date().toISOString(), status: 'running', engine: 'console' })
+      Object.assign(r, { phase: 'queued' })
+    })
+    const table = await fx.script('status', [])
+    const row = table.stdout.split('\n').find((l) => l.includes('ENG-1'))!
+    expect(row).toMatch(/^QUEUED +tester +ENG-1 +#2 interrupted; resumes/)
+    expect(row).not.toContain('running')
+    const json = JSON.parse((await fx.script('status', ['--json'])).stdout)
+    expect(json.issues[0].lastRun).toMatchObject({ n: 2, status: 'running', state: 'interrupted; resumes' })
+  }, 60_000)
+
+  test('DETAIL shows a long path whole, and --issue shows the issue in full: runs, transcript, PR, worktree, last error and fix', async () => {
+    fx = await fixture({ issues: [{ team: 'ENG', title: 'Task', assignee: 'agent@rose.test' }] })
+    expect((await fx.script('start', ['--once', '--config', fx.configPath])).code).toBe(0)
+    updateState(join(fx.home, 'state.json'), (d) => {
+      const r = Object.values(d.agents.tester!.issues)[0]!
+      Object.assign(r, {
+        phase: 'failed',
+        prUrl: 'https://github.com/o/r/pull/7',
+        lastError: { code: 'git_failed', message: `git fetch ${LONG} failed` },
+      })
+    })
+    const table = await fx.script('status', [])
+    expect(table.stdout).toContain(`git_failed: git fetch ${LONG} failed`)
+
+    const one = await fx.script('status', ['--issue', 'ENG-1'])
+    expect(one.code, one.stderr).toBe(0)
+    const lines = one.stdout.split('\n')
+    expect(lines[0]).toBe('ENG-1  Task  (agent tester)')
+    expect(one.stdout).toContain('  phase      failed (failed); Linear: In Review')
+    expect(one.stdout).toContain('  next       waits for a human: a comment on the issue in Linear, or rose-factory retry --issue ENG-1')
+    expect(one.stdout).toContain(`  last error git_failed: git fetch ${LONG} failed`)
+    expect(one.stdout).toContain('  fix        see the git message; check the repo URL, base branch and credentials')
+    expect(one.stdout).toContain('  PR         https://github.com/o/r/pull/7')
+    expect(one.stdout).toContain(`  worktree   ${join(fx.home, 'worktrees', 'tester', 'ENG-1')}`)
+    expect(one.stdout).toMatch(/ {4}#1 success {2}console {2}\S+ -> \S+/)
+    expect(one.stdout).toContain(`       transcript ${join(fx.home, 'logs', 'tester', 'ENG-1', 'run-1.log')}\n`)
+    const json = JSON.parse((await fx.script('status', ['--issue', 'ENG-1', '--json'])).stdout)
+    expect(json).toMatchObject({ identifier: 'ENG-1', phase: 'failed', runs: [{ n: 1, state: 'success', transcript: { exists: true } }] })
+  }, 60_000)
+
+  test('an unknown --agent exits 2 naming the known agents; an unknown --issue exits 2', async () => {
+    fx = await fixture({ issues: [{ team: 'ENG', title: 'Task', assignee: 'agent@rose.test' }] })
+    expect((await fx.script('start', ['--once', '--config', fx.configPath])).code).toBe(0)
+    const res = await fx.script('status', ['--agent', 'nope'])
+    expect(res.code).toBe(2)
+    expect(res.stderr).toContain('usage: unknown agent "nope"')
+    expect(res.stderr).toContain('fix: use one of: tester')
+    const issue = await fx.script('status', ['--issue', 'ENG-42'])
+    expect(issue.code).toBe(2)
+    expect(issue.stderr).toContain('issue_unknown: no issue ENG-42 on record')
   }, 60_000)
 })
 

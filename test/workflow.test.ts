@@ -191,6 +191,17 @@ describe('planIssue', () => {
     expect(planIssue(record('released'), issue(), VIEWER, a)).toMatchObject({ action: 'queue', reason: 'new' })
   })
 
+  test('an issue cancelled by hand is not queued again by a poll, only by a human comment written after the cancel', () => {
+    const held = { ...record('released', [{ commentsUpTo: '2025-01-03T00:00:00.000Z' }]), cancelledAt: '2025-01-05T00:00:00.000Z' }
+    expect(planIssue(held, issue(), VIEWER, a)).toEqual({ action: 'skip', reason: 'cancelled' })
+    const before = issue({ comments: [comment('b', '2025-01-04T00:00:00.000Z', RILEY)] })
+    expect(planIssue(held, before, VIEWER, a)).toEqual({ action: 'skip', reason: 'cancelled' })
+    const after = issue({ comments: [comment('c', '2025-01-06T00:00:00.000Z', RILEY)] })
+    expect(planIssue(held, after, VIEWER, a)).toEqual({ action: 'queue', reason: 'comment', commentCount: 1 })
+    // Moved out of the active states by a human: recorded as seen (moving it back runs it).
+    expect(planIssue(held, issue({ state: LINEAR_DEFAULT[2]! }), VIEWER, a)).toEqual({ action: 'skip', reason: 'inactive_state' })
+  })
+
   test('a completed or canceled issue is skipped', () => {
     for (const state of [LINEAR_DEFAULT[0]!, LINEAR_DEFAULT[5]!]) {
       expect(planIssue(undefined, issue({ state }), VIEWER, a)).toEqual({ action: 'skip', reason: 'closed' })

@@ -24,7 +24,8 @@ export function createConsoleEngine(opts: { delayMs?: number; stopMs?: number } 
       continueTranscript(input.logPath)
       const log = (line: string) => {
         appendFileSync(input.logPath, `${line}\n`)
-        process.stderr.write(`  console> ${line}\n`)
+        // Echoed for demos; not a log line, so not in JSON log output (the transcript has it).
+        if (process.env.ROSE_LOG_FORMAT !== 'json') process.stderr.write(`  console> ${line}\n`)
       }
       const sessionId = input.resume ?? `console-${createHash('sha256').update(input.cwd).digest('hex').slice(0, 12)}`
       input.onEvent?.({ kind: 'started', sessionId })

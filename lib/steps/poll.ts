@@ -19,7 +19,7 @@ export type IssueDecision =
   | { action: 'queue'; reason: 'new' | 'comment'; commentCount: number; ignoredComments?: number }
   | {
       action: 'skip'
-      reason: 'not_ours' | 'closed' | 'in_flight' | 'no_new_comments' | 'escalated' | 'inactive_state'
+      reason: 'not_ours' | 'closed' | 'in_flight' | 'no_new_comments' | 'escalated' | 'inactive_state' | 'cancelled'
       ignoredComments?: number
     }
 
@@ -32,7 +32,9 @@ export function planIssue(record: IssueRecord | undefined, issue: TrackerIssue, 
   if (!isOurs(issue, viewerId)) return { action: 'skip', reason: 'not_ours' }
   if (isClosed(issue)) return { action: 'skip', reason: 'closed' }
   const allow = agent.tracker.allow_commenters
-  if (!record || inPhase(record, 'released', 'seen')) {
+  // Cancelled by a human (rose-factory cancel): held like an escalation until a human comments or retries it.
+  const held = inPhase(record, 'released') && !!record?.cancelledAt
+  if (!record || (inPhase(record, 'released', 'seen') && !held)) {
     if (isActiveState(issue, agent.tracker.active_states)) return { action: 'queue', reason: 'new', commentCount: 0 }
     if (record && inPhase(record, 'seen') && record.seenUpTo && isReviewState(issue.state, issue.team.states)) {
       const fresh = humanComments(issue, viewerId, record.seenUpTo, allow)
@@ -41,13 +43,15 @@ export function planIssue(record: IssueRecord | undefined, issue: TrackerIssue, 
     return { action: 'skip', reason: 'inactive_state' }
   }
   if (isActive(record)) return { action: 'skip', reason: 'in_flight' }
-  const since = lastCommentsUpTo(record)
+  const upTo = lastCommentsUpTo(record)
+  const since = held && (!upTo || record.cancelledAt! > upTo) ? record.cancelledAt : upTo
   const all = humanComments(issue, viewerId, since)
   const fresh = humanComments(issue, viewerId, since, allow)
   // Comments from people outside allow_commenters never steer the agent (they are logged).
   const ignored = all.length - fresh.length || undefined
   if (fresh.length > 0) return { action: 'queue', reason: 'comment', commentCount: fresh.length, ignoredComments: ignored }
   if (inPhase(record, 'escalated')) return { action: 'skip', reason: 'escalated', ignoredComments: ignored }
+  if (held) return { action: 'skip', reason: isActiveState(issue, agent.tracker.active_states) ? 'cancelled' : 'inactive_state' }
   return { action: 'skip', reason: 'no_new_comments', ignoredComments: ignored }
 }
 
