@@ -48,6 +48,12 @@ export const ERRORS = {
   limit_max_turns: { exit: 1, retryable: false, fix: 'raise limits.max_turns or split the issue' },
   limit_max_cost: { exit: 1, retryable: false, fix: 'raise limits.max_cost_usd or split the issue' },
   escalated: { exit: 1, retryable: false, fix: 'a human comment on the issue starts a new run' },
+  // systemctl/launchctl refused to load or start the service install-daemon wrote.
+  daemon_failed: {
+    exit: 1,
+    retryable: false,
+    fix: 'see the message; the unit file is written, fix the cause and run install-daemon again',
+  },
   internal: { exit: 1, retryable: true },
 } as const satisfies Record<string, ErrorSpec>
 

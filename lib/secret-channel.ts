@@ -14,7 +14,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync, writeSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
-import { configSecretNames } from './config.ts'
+import { configSecretNames } from './config-path.ts'
 import { isDeniedEnv } from './secrets.ts'
 
 /** Names the fd a process reads its secrets from (the name is not secret; the pipe's content is). */
