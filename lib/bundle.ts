@@ -26,7 +26,7 @@ export async function verbMeta(verbs: Record<string, () => Promise<{ default: Co
 
 /** Bundle `<root>/scripts/cli.ts` into `outdir` (emptied first); throws with Bun's messages when the build fails. */
 export async function bundleCli(root: string, outdir: string): Promise<BundleResult> {
-  const { verbs } = await import('../scripts/cli.ts')
+  const { verbs } = await import('./verbs.ts')
   const meta = await verbMeta(verbs)
   rmSync(outdir, { recursive: true, force: true })
   const res = await Bun.build({

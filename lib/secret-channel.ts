@@ -14,7 +14,6 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync, writeSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
-import { configSecretNames } from './config-path.ts'
 import { isDeniedEnv } from './secrets.ts'
 
 /** Names the fd a process reads its secrets from (the name is not secret; the pipe's content is). */
@@ -147,6 +146,8 @@ export async function reexecWithoutSecrets(names: readonly string[] = []): Promi
  */
 export async function enterWithoutSecrets(rawArgs: readonly string[] = process.argv.slice(2)): Promise<'clean' | 'unsupported'> {
   channelSecrets()
+  // Imported here: the YAML parser is not needed by an entry that stops before this (--version, --help).
+  const { configSecretNames } = await import('./config-path.ts')
   return reexecWithoutSecrets(configSecretNames(rawArgs, processEnv()))
 }
 

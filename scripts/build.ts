@@ -13,9 +13,11 @@ const command = defineCommand({
   async run({ args }) {
     const res = await bundleCli(ROOT, resolve(ROOT, args.outdir))
     const total = res.files.reduce((n, f) => n + f.bytes, 0)
-    process.stdout.write(
-      `bundled ${res.files.length} files, ${(total / 1024).toFixed(0)} KB, into ${relative(process.cwd(), res.outdir) || '.'}\n`,
-    )
+    // Quiet as prepack: npm hands a script's output to its own stdout, which `npm pack --json` keeps JSON.
+    if (!process.env.npm_lifecycle_event)
+      process.stderr.write(
+        `bundled ${res.files.length} files, ${(total / 1024).toFixed(0)} KB, into ${relative(process.cwd(), res.outdir) || '.'}\n`,
+      )
   },
 })
 

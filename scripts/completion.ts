@@ -16,7 +16,7 @@ const command = defineCommand({
     if (args.shell !== 'bash' && args.shell !== 'zsh')
       throw new FactoryError('usage', `unknown shell "${args.shell}"`, { fix: 'use: rose-factory completion bash, or completion zsh' })
     // The whole tree, every verb loaded: completion is generated, never a hand-kept list.
-    const root = (await import('./cli.ts')).default
+    const { rootCommand: root } = await import('../lib/verbs.ts')
     process.stdout.write(completionScript(args.shell, 'rose-factory', await commandNodes(root)))
   },
 })
