@@ -9,6 +9,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { contextFromArgs } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
+import { printsOnly } from '../lib/secret-channel.ts'
 import { helpArgs, wantsListing } from '../lib/toplevel.ts'
 import { ROOT, tempDir } from './helpers.ts'
 
@@ -68,6 +69,19 @@ function complete(script: string, words: string[]): string[] {
   if (r.status !== 0) throw new Error(r.stderr)
   return r.stdout.split('\n').filter(Boolean)
 }
+
+describe('print-only command lines', () => {
+  test('skip the re-exec without secrets (they start no engine); anything else, or a flag after --, does not', () => {
+    for (const args of [['--help'], ['start', '--help'], ['-v'], ['version'], ['help', 'start'], ['completion', 'bash']])
+      expect(printsOnly(args)).toBe(true)
+    for (const args of [
+      ['start', '--once'],
+      ['install-daemon', '--', 'start', '--help'],
+      ['run', '--issue', 'ENG-1'],
+    ])
+      expect(printsOnly(args)).toBe(false)
+  })
+})
 
 describe('completion', () => {
   const bash = cli(['completion', 'bash']).stdout
