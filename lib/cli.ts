@@ -8,8 +8,7 @@
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { type ArgsDef, type CommandDef, parseArgs, renderUsage, runCommand } from 'citty'
-import { loadConfig, pickAgent } from './config.ts'
-import { type AgentContext, agentContext } from './context.ts'
+import type { AgentContext } from './context.ts'
 import { FactoryError, asFactoryError } from './errors.ts'
 import { LOG_FORMATS, type LogFormat, type Redactor, redactorFor } from './log.ts'
 import { processEnv } from './secret-channel.ts'
@@ -206,9 +205,9 @@ export function printJson(data: unknown): void {
 }
 
 /**
- * Load the config and build the context of the agent named by --agent (required; the fix lists
- * the config's agents). With the runCli session (citty's `data`) it uses the session's env, and
- * failures print through the agent's redactor.
+ * Load the config and build the context of the agent named by --agent (optional when the config
+ * has one agent; else required, and the fix lists the config's agents). With the runCli session
+ * (citty's `data`) it uses the session's env, and failures print through the agent's redactor.
  */
 export async function contextFromArgs(
   args: { config?: string; agent?: string; 'dry-run'?: boolean },
@@ -216,8 +215,11 @@ export async function contextFromArgs(
   session?: CliSession,
 ): Promise<AgentContext> {
   const env = session?.env ?? processEnv()
+  // Imported here, not at the top: the config schema and the tracker are not needed for --help or a usage error.
+  const [{ loadConfig, pickAgent }, { agentContext }] = await Promise.all([import('./config.ts'), import('./context.ts')])
   const { config, path } = loadConfig(args.config, env)
-  const name = need(args.agent, 'agent', `name the agent: --agent ${config.agents.map((a) => a.name).join('|')}`)
+  const only = config.agents.length === 1 ? config.agents[0]!.name : undefined
+  const name = args.agent ?? only ?? need(args.agent, 'agent', `name the agent: --agent ${config.agents.map((a) => a.name).join('|')}`)
   const ctx = agentContext({ config, configPath: path, agent: pickAgent(config, name), dryRun: !!args['dry-run'], tag, env })
   if (session) session.redact = ctx.redact
   return ctx

@@ -3,8 +3,6 @@
  * z.infer. Loading checks what zod cannot: duplicate names, unset token env vars, modes not built yet.
  */
 import { existsSync, readFileSync } from 'node:fs'
-import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { z } from 'zod'
 import { isolationStatus } from './engines/isolate.ts'
@@ -94,34 +92,9 @@ export function agentSecretEnvs(agent: AgentConfig): string[] {
   return [agent.tracker.token_env, agent.github.token_env]
 }
 
-/**
- * The secret variable names the config at `--config` (or $FACTORY_HOME/agents.yaml) names: every
- * agent's tracker and GitHub token_env. Read leniently (no validation, [] when unreadable): a
- * process uses it at its entry, before anything else, to move those tokens out of its environ.
- */
-export function configSecretNames(rawArgs: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {
-  const i = rawArgs.findIndex((a) => a === '--config' || a.startsWith('--config='))
-  const explicit = i < 0 ? undefined : rawArgs[i]!.startsWith('--config=') ? rawArgs[i]!.slice('--config='.length) : rawArgs[i + 1]
-  try {
-    const raw = parseYaml(readFileSync(configPath(explicit, env), 'utf8')) as { agents?: unknown }
-    if (!Array.isArray(raw?.agents)) return []
-    return raw.agents
-      .flatMap((a: any) => [a?.tracker?.token_env, a?.github?.token_env ?? 'FACTORY_GITHUB_TOKEN'])
-      .filter((n): n is string => typeof n === 'string' && n.length > 0)
-  } catch {
-    return []
-  }
-}
+import { configPath } from './config-path.ts'
 
-/** Where the factory keeps its state: $FACTORY_HOME, default ~/rose-factory. */
-export function factoryHome(env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(env.FACTORY_HOME || join(homedir(), 'rose-factory'))
-}
-
-/** The config file path: --config, else $FACTORY_HOME/agents.yaml. */
-export function configPath(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(explicit ?? join(factoryHome(env), 'agents.yaml'))
-}
+export { configPath, configSecretNames, factoryHome } from './config-path.ts'
 
 /** Format a zod issue path like `agents[1].repo.url`. */
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -73,6 +73,12 @@ export const ERRORS = {
   issue_unknown: { exit: 2, retryable: false, fix: 'check the key: rose-factory status --all lists every issue on record' },
   // retry/cancel refused by the state machine for the issue's phase (the message says why and what to do).
   phase_conflict: { exit: 1, retryable: false },
+  // systemctl/launchctl refused to load or start the service install-daemon wrote.
+  daemon_failed: {
+    exit: 1,
+    retryable: false,
+    fix: 'see the message; the unit file is written, fix the cause and run install-daemon again',
+  },
   internal: { exit: 1, retryable: true },
 } as const satisfies Record<string, ErrorSpec>
 

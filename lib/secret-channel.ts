@@ -14,7 +14,6 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync, writeSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
-import { configSecretNames } from './config.ts'
 import { isDeniedEnv } from './secrets.ts'
 
 /** Names the fd a process reads its secrets from (the name is not secret; the pipe's content is). */
@@ -147,7 +146,24 @@ export async function reexecWithoutSecrets(names: readonly string[] = []): Promi
  */
 export async function enterWithoutSecrets(rawArgs: readonly string[] = process.argv.slice(2)): Promise<'clean' | 'unsupported'> {
   channelSecrets()
+  if (printsOnly(rawArgs)) return 'clean'
+  // Imported here: the YAML parser is not needed by an entry that stops before this (--version, --help).
+  const { configSecretNames } = await import('./config-path.ts')
   return reexecWithoutSecrets(configSecretNames(rawArgs, processEnv()))
+}
+
+/**
+ * True for a command line that only prints and exits, so no engine can start and a re-exec would be
+ * wasted start-up time: --help/-h/--version/-v among the flags (before `--`), or `help`, `version`,
+ * `completion` as the verb.
+ */
+export function printsOnly(rawArgs: readonly string[]): boolean {
+  const end = rawArgs.indexOf('--')
+  const flags = end >= 0 ? rawArgs.slice(0, end) : rawArgs
+  return (
+    flags.some((a) => a === '--help' || a === '-h' || a === '--version' || a === '-v') ||
+    ['help', 'version', 'completion'].includes(rawArgs[0]!)
+  )
 }
 
 const PIPE_MAX = 60_000

@@ -74,7 +74,8 @@ const command = defineCommand({
     )
 
     try {
-      const script = fileURLToPath(new URL('./start.ts', import.meta.url))
+      // `../scripts/`, not `./`: from the packed bundle (dist/<chunk>.js) this resolves to the shipped sources too.
+      const script = fileURLToPath(new URL('../scripts/start.ts', import.meta.url))
       const child = spawnScript(script, ['--once', '--config', configPath], {
         env: { ...process.env, FACTORY_HOME: home, LINEAR_API_URL: sandbox.url, DEMO_LINEAR_API_KEY: key },
       })

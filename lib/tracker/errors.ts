@@ -3,9 +3,22 @@
  * headers (clamped), outages and timeouts as tracker_unreachable, a wrong endpoint as a config
  * error naming LINEAR_API_URL, a refused key as tracker_auth, "Entity not found" as final.
  */
-import { LinearError, RatelimitedLinearError } from '@linear/sdk'
+import type { LinearError, RatelimitedLinearError } from '@linear/sdk'
 import { FactoryError } from '../errors.ts'
 import { clampResetAt } from '../ratelimit.ts'
+
+/**
+ * A LinearError of the SDK, by shape: this module must not import the SDK (its import costs more
+ * than an idle tick; tracker/transport.ts loads it only to build these errors).
+ */
+function isLinearError(err: unknown): err is LinearError {
+  return err instanceof Error && typeof (err as LinearError).type === 'string' && 'raw' in err && 'errors' in err
+}
+
+/** The SDK's RatelimitedLinearError, by its type. */
+function isRatelimited(err: unknown): err is RatelimitedLinearError {
+  return isLinearError(err) && err.type === 'Ratelimited'
+}
 
 /**
  * True when the server answered but not as a GraphQL endpoint: no GraphQL errors, and a 404/405
@@ -23,7 +36,7 @@ function notGraphQLEndpoint(err: LinearError): boolean {
 /** Translate an SDK/transport error into a FactoryError with a code and a fix (`apiUrl` names the endpoint). */
 export function toTrackerError(err: unknown, operation: string, now = Date.now(), apiUrl?: string): FactoryError {
   if (err instanceof FactoryError) return err
-  if (err instanceof LinearError && notGraphQLEndpoint(err)) {
+  if (isLinearError(err) && notGraphQLEndpoint(err)) {
     const url = apiUrl?.replace(/\/+$/, '')
     return new FactoryError(
       'config_invalid',
@@ -37,7 +50,7 @@ export function toTrackerError(err: unknown, operation: string, now = Date.now()
       },
     )
   }
-  if (err instanceof RatelimitedLinearError) {
+  if (isRatelimited(err)) {
     // Clamped: a reset far in the future (a bad header) must not stop the agent for good; ask again within the hour.
     const resetAt = clampResetAt(
       err.requestsResetAt ?? err.complexityResetAt ?? (err.retryAfter ? now + err.retryAfter * 1000 : now + 60_000),
@@ -53,7 +66,7 @@ export function toTrackerError(err: unknown, operation: string, now = Date.now()
       },
     )
   }
-  if (err instanceof LinearError) {
+  if (isLinearError(err)) {
     const msg = err.errors?.[0]?.message ?? err.message
     if (err.type === 'AuthenticationError' || err.status === 401) {
       return new FactoryError('tracker_auth', `Linear refused the API key during ${operation}: ${msg}`, {

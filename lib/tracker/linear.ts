@@ -1,10 +1,9 @@
 /**
- * The api_key tracker: our own documents sent through @linear/sdk's rawRequest (no lazy models,
- * no N+1). Linear's failures become FactoryErrors with codes; RATELIMITED carries the reset time
+ * The api_key tracker: our own documents sent as @linear/sdk's rawRequest sends them (no lazy
+ * models, no N+1; tracker/transport.ts, which loads the SDK only to parse a failure). Linear's failures become FactoryErrors with codes; RATELIMITED carries the reset time
  * from Linear's headers so callers can back off exactly that long.
  */
 import { backoffMs, REQUEST_RETRY } from '../backoff.ts'
-import { LinearClient, LinearGraphQLClient } from '@linear/sdk'
 import { z } from 'zod'
 import { FactoryError } from '../errors.ts'
 import {
@@ -21,6 +20,7 @@ import {
 } from './documents.ts'
 import { memoryRateGate, type RateGate } from '../ratelimit.ts'
 import { toTrackerError } from './errors.ts'
+import { linearTransport } from './transport.ts'
 import {
   commentSchema,
   normalizeIssue,
@@ -87,7 +87,7 @@ export function pollFilter(cursor: string | null): Record<string, unknown> {
 
 /** Create the api_key tracker. */
 export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { requests: () => number } {
-  const client = new LinearClient({ apiKey: opts.apiKey, apiUrl: opts.apiUrl })
+  const transport = linearTransport(opts.apiKey, opts.apiUrl)
   const sleep = opts.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
   const now = opts.now ?? Date.now
   const gate = opts.gate ?? memoryRateGate()
@@ -106,18 +106,14 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
         },
       )
     }
-    const transport = new LinearGraphQLClient(client.options.apiUrl, {
-      ...client.options,
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
-    })
     count++
     try {
-      const res = await transport.rawRequest<unknown, Record<string, unknown>>(query, variables)
+      const res = await transport.request(query, variables, AbortSignal.timeout(opts.timeoutMs ?? 30_000))
       opts.onRequest?.({ operation, ok: true, complexity: Number(res.headers?.get('x-complexity')) || undefined })
       return res.data
     } catch (err) {
       opts.onRequest?.({ operation, ok: false })
-      const e = toTrackerError(err, operation, now(), client.options.apiUrl)
+      const e = toTrackerError(err, operation, now(), transport.apiUrl)
       if (e.code === 'tracker_rate_limited') gate.block(Number(e.details?.resetAt), now())
       throw e
     }
