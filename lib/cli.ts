@@ -8,7 +8,7 @@
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { type ArgsDef, type CommandDef, parseArgs, renderUsage, runCommand } from 'citty'
-import { loadConfig, pickAgent } from './config.ts'
+import { loadConfig, pickAgent, requireEnv } from './config.ts'
 import { type AgentContext, agentContext } from './context.ts'
 import { FactoryError, asFactoryError } from './errors.ts'
 import { type Redactor, redactorFor } from './log.ts'
@@ -190,9 +190,12 @@ export async function contextFromArgs(
   session?: CliSession,
 ): Promise<AgentContext> {
   const env = session?.env ?? processEnv()
-  const { config, path } = loadConfig(args.config, env)
+  // Only this agent's token must be set: another agent's missing key is no reason to refuse this one.
+  const { config, path } = loadConfig(args.config, env, { requireEnv: false })
   const name = need(args.agent, 'agent', `name the agent: --agent ${config.agents.map((a) => a.name).join('|')}`)
-  const ctx = agentContext({ config, configPath: path, agent: pickAgent(config, name), dryRun: !!args['dry-run'], tag, env })
+  const agent = pickAgent(config, name)
+  requireEnv(config, path, env, [agent])
+  const ctx = agentContext({ config, configPath: path, agent, dryRun: !!args['dry-run'], tag, env })
   if (session) session.redact = ctx.redact
   return ctx
 }
