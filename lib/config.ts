@@ -211,9 +211,13 @@ export function parseConfig(
   const seen = new Set<string>()
   config.agents.forEach((a, i) => {
     if (seen.has(a.name)) {
-      throw new FactoryError('config_invalid', `${file}: agents[${i}].name: "${a.name}" is used twice${where(doc, lines, ['agents', i, 'name'])}`, {
-        fix: 'give each agent a unique name',
-      })
+      throw new FactoryError(
+        'config_invalid',
+        `${file}: agents[${i}].name: "${a.name}" is used twice${where(doc, lines, ['agents', i, 'name'])}`,
+        {
+          fix: 'give each agent a unique name',
+        },
+      )
     }
     seen.add(a.name)
     const secretNames = new Set(config.agents.flatMap(agentSecretEnvs).map((n) => n.toUpperCase()))

@@ -23,6 +23,7 @@ const command = defineCommand({
     status: load('status'),
     config: load('config'),
     sandbox: load('sandbox'),
+    doctor: load('doctor'),
   },
 })
 

@@ -2,7 +2,11 @@
 /** start: the loop. For each agent, tick = poll -> record -> dispatch a child run per issue. */
 import { defineCommand } from 'citty'
 import { type CliSession, commonArgs, isEntry, runCli, printJson } from '../lib/cli.ts'
-import { agentSecretEnvs, loadConfig, selectAgents } from '../lib/config.ts'
+import { agentSecretEnvs, factoryHome, loadConfig, selectAgents } from '../lib/config.ts'
+import { acquireDriverLocks } from '../lib/driver-lock.ts'
+import { FactoryError } from '../lib/errors.ts'
+import { heartbeatMs } from '../lib/lock.ts'
+import { admitAgents } from '../lib/preflight.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
 import { logger, redactorFor } from '../lib/log.ts'
 import { killTree } from '../lib/signal.ts'
@@ -12,7 +16,7 @@ const command = defineCommand({
   meta: {
     name: 'start',
     description:
-      'Run the factory: poll every agent, run each new or commented issue in its own child process. Ctrl-C or SIGTERM stops cleanly (runs are queued again); a second one forces the exit.',
+      'Run the factory: poll every agent, run each new or commented issue in its own child process. An agent whose engine or credentials are missing is refused at start (see doctor). Ctrl-C or SIGTERM stops cleanly (runs are queued again); a second one forces the exit (code 130). One start per agent per FACTORY_HOME.',
   },
   args: {
     ...commonArgs,
@@ -24,11 +28,28 @@ const command = defineCommand({
     },
   },
   async run({ args, data }) {
-    const env = (data as CliSession | undefined)?.env ?? processEnv()
-    const { config, path } = loadConfig(args.config, env)
-    const agents = selectAgents(config, args.agent)
-    const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
     const dryRun = args['dry-run']
+    if (args.json && !args.once && !dryRun)
+      throw new FactoryError('usage', '--json needs --once (or --dry-run): the loop has no single result to print', {
+        fix: 'use start --once --json for one tick as JSON; while the loop runs, status --json shows what it does',
+      })
+    const env = (data as CliSession | undefined)?.env ?? processEnv()
+    // Token variables are checked per agent below: one agent's missing key does not stop the others.
+    const { config, path } = loadConfig(args.config, env, { requireEnv: false })
+    const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
+    const agents = admitAgents(selectAgents(config, args.agent), env, log)
+    if (agents.length === 0) {
+      log.error('no agent can run: fix the problems above (rose-factory doctor checks the whole set-up)')
+      return 1
+    }
+    // One driver per agent per FACTORY_HOME (a dry run writes nothing, the lock included).
+    const locks = dryRun
+      ? undefined
+      : acquireDriverLocks(
+          factoryHome(env),
+          agents.map((a) => a.name),
+          heartbeatMs(env),
+        )
     const driver = createDriver({ config, configPath: path, agents, dryRun, env })
     // SIGTERM is a stop, like Ctrl-C (systemd sends it to the whole process group; the run
     // children coalesce theirs with the driver's): stop ticking, stop the runs, which queue
@@ -43,12 +64,10 @@ const command = defineCommand({
         )
         void driver.stop()
       } else if (signals === 2) {
-        log.warn(`${sig} again: forcing the exit: killing ${driver.running.size} run(s) now; the next start resumes them`)
-        void driver.stop(0).finally(() => {
-          killTree(process.pid, { self: false })
-          log.info('stopped (forced)')
-          process.exit(0)
-        })
+        log.warn(`${sig} again: forcing the exit (code 130): killing ${driver.running.size} run(s) now; the next start resumes them`)
+        killTree(process.pid, { self: false })
+        locks?.release()
+        process.exit(130)
       }
     }
     process.on('SIGINT', onSignal)
@@ -75,6 +94,7 @@ const command = defineCommand({
         log.info(
           `tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll or dispatch failed' : ''}`,
         )
+      locks?.release()
       if (signals > 0) log.info('stopped')
       // Stopped by a signal: the runs it cut short are queued again, which is not a failure.
       return res.ok || signals > 0 ? 0 : 1
@@ -82,6 +102,7 @@ const command = defineCommand({
     log.info(`running ${agents.map((a) => a.name).join(', ')}; polling every ${config.poll_interval_seconds} s (Ctrl-C to stop)`)
     await driver.loop()
     await driver.drain()
+    locks?.release()
     log.info('stopped')
   },
 })

@@ -273,13 +273,18 @@ describe('endpoint URLs', () => {
 describe('config errors a user can act on', () => {
   test('an unknown key names its line and column and the key it most likely meant', () => {
     const err = failure(() => parseConfig(`pol_interval_seconds: 5\n${TWO}    concurency: 3\n`, FILE, ENV))
-    expect(err.message).toContain('pol_interval_seconds: unknown key "pol_interval_seconds" (line 1, column 1); did you mean "poll_interval_seconds"?')
+    expect(err.message).toContain(
+      'pol_interval_seconds: unknown key "pol_interval_seconds" (line 1, column 1); did you mean "poll_interval_seconds"?',
+    )
     // Line 11 of the file (TWO is 9 lines after the first), where the agent's keys start (column 5).
     expect(err.message).toContain('agents[1].concurency: unknown key "concurency" (line 11, column 5); did you mean "concurrency"?')
   })
 
   test('a nested unknown key in a flow map points at the key itself; a key far from every known one gets no guess', () => {
-    const text = TWO.replace('repo: { url: https://github.com/acme/app.git }', 'repo: { url: https://github.com/acme/app.git, colour: red }')
+    const text = TWO.replace(
+      'repo: { url: https://github.com/acme/app.git }',
+      'repo: { url: https://github.com/acme/app.git, colour: red }',
+    )
     const err = failure(() => parseConfig(text, FILE, ENV))
     const line = text.split('\n').findIndex((l) => l.includes('colour')) + 1
     const col = text.split('\n')[line - 1]!.indexOf('colour') + 1
@@ -314,7 +319,9 @@ describe('the JSON Schema of agents.yaml', () => {
   })
 
   test('agents.example.yaml names it in its yaml-language-server modeline', () => {
-    expect(readFileSync(join(ROOT, 'agents.example.yaml'), 'utf8').split('\n')[0]).toBe('# yaml-language-server: $schema=./agents.schema.json')
+    expect(readFileSync(join(ROOT, 'agents.example.yaml'), 'utf8').split('\n')[0]).toBe(
+      '# yaml-language-server: $schema=./agents.schema.json',
+    )
   })
 
   test('the schema knows every key, the defaults, and that an unknown key is not allowed', () => {
