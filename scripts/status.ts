@@ -14,6 +14,10 @@ const command = defineCommand({
       'Show per agent what runs, what is queued, what failed and what is done (from $FACTORY_HOME/state.json, poll/<agent>.json and the locks).',
   },
   args: {
+    config: {
+      type: 'string',
+      description: 'agents.yaml path, accepted like every script; status reads $FACTORY_HOME (state.json, poll/, locks/), not the config',
+    },
     agent: { type: 'string', description: 'only this agent' },
     json: { type: 'boolean', description: 'print the same as JSON', default: false },
     all: { type: 'boolean', description: 'include done issues', default: false },
