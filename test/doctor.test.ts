@@ -8,7 +8,9 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { CheckResult } from '../lib/doctor.ts'
+import { relayCheck } from '../lib/agent-checks.ts'
+import { type AgentConfig, parseConfig } from '../lib/config.ts'
+import { type CheckResult, type DoctorDeps, planChecks, realDoctorDeps, runChecks } from '../lib/doctor.ts'
 import { projectEngineBin } from '../lib/engines/resolve.ts'
 import { startFakeGitHub } from './fakes/github.ts'
 import { type Fixture, fixture } from './helpers.ts'
@@ -248,4 +250,51 @@ describe('start refuses an agent whose engine or credentials are missing', () =>
     expect(fx.issue('ENG-2').state).toBe('Todo')
     expect(fx.issue('ENG-2').comments).toHaveLength(0)
   }, 60_000)
+})
+
+describe('doctor checks through their deps seam', () => {
+  const config = parseConfig(
+    'agents:\n  - name: relayed\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_RELAY_TOKEN }\n    repo: { url: /srv/none.git }\n',
+    'agents.yaml',
+    {},
+    { requireEnv: false },
+  )
+  const deps = (over: Partial<DoctorDeps> = {}): DoctorDeps => ({ ...realDoctorDeps({ PATH: process.env.PATH }), ...over })
+
+  test('disk space: ok from 1 GiB, a warning below it, a failure below 100 MiB', async () => {
+    const disk = planChecks({ config, configPath: 'agents.yaml', agents: [], env: { FACTORY_HOME: '/nonexistent/home' } }).find(
+      (c) => c.name === 'disk',
+    )!
+    const at = async (bytes: number) => (await runChecks([disk], deps({ freeBytes: () => bytes })))[0]!
+    expect((await at(2 ** 30)).status).toBe('ok')
+    const low = await at(500 * 2 ** 20)
+    expect(low.status).toBe('warn')
+    expect(low.fix).toContain('worktrees')
+    expect((await at(50 * 2 ** 20)).status).toBe('fail')
+  })
+
+  test('the relay of an agent_session agent: /healthz with the worker token is ok, a refused token fails naming it, no relay_url warns', async () => {
+    const server = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: (req) =>
+        new URL(req.url).pathname === '/healthz' && req.headers.get('authorization') === 'Bearer worker-token'
+          ? new Response('ok')
+          : new Response('no', { status: 401 }),
+    })
+    try {
+      const agent = { ...config.agents[0]!, tracker: { ...config.agents[0]!.tracker, mode: 'agent_session' as const } }
+      const withUrl = { ...agent, tracker: { ...agent.tracker, relay_url: `http://127.0.0.1:${server.port}/` } } as AgentConfig
+      const env = { ROSE_RELAY_TOKEN: 'worker-token' }
+      expect((await relayCheck(withUrl, deps({ env }))).status).toBe('ok')
+      const refused = await relayCheck(withUrl, deps({ env: { ROSE_RELAY_TOKEN: 'wrong' } }))
+      expect(refused.status).toBe('fail')
+      expect(refused.fix).toContain('ROSE_RELAY_TOKEN')
+      expect((await relayCheck(agent, deps({ env }))).status).toBe('warn')
+      const planned = planChecks({ config: { ...config, agents: [withUrl] }, configPath: 'agents.yaml', agents: [withUrl], env })
+      expect(planned.map((c) => c.name)).toContain('relay')
+    } finally {
+      await server.stop(true)
+    }
+  })
 })
