@@ -43,6 +43,8 @@ export interface CliIo {
   err: (text: string) => void
   /** The env commands see through the session (default processEnv(): process.env plus the secrets of its channel). */
   env: NodeJS.ProcessEnv
+  /** Colours in --help (default: useColor(process.stdout, env)). */
+  color: boolean
 }
 
 /** True when `metaUrl` is the module node/bun was asked to run. */
@@ -97,6 +99,32 @@ function unknownFlags(args: ArgsDef, rawArgs: string[]): string[] {
 
 const stripAnsi = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, '')
 
+/** Colours only on a terminal, never with NO_COLOR (any non-empty value) or TERM=dumb. */
+export function useColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): boolean {
+  return !!stream.isTTY && !env.NO_COLOR && env.TERM !== 'dumb'
+}
+
+/** Positional arguments beyond those the command declares (before `--`): `start extra` must not start the loop. */
+function extraPositionals(args: ArgsDef, rawArgs: string[]): string[] {
+  const takesValue = (flag: string) => {
+    const name = flag.replace(/^--?/, '')
+    const def = Object.entries(args).find(([n, d]) => n === name || [(d as { alias?: string | string[] }).alias].flat().includes(name))?.[1]
+    return (def as { type?: string } | undefined)?.type === 'string' || (def as { type?: string } | undefined)?.type === 'enum'
+  }
+  const positional: string[] = []
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!
+    if (a === '--') break
+    if (a.startsWith('-') && !/^-\d/.test(a)) {
+      if (!a.includes('=') && takesValue(a)) i++
+      continue
+    }
+    positional.push(a)
+  }
+  const declared = Object.values(args).filter((d) => (d as { type?: string }).type === 'positional').length
+  return positional.slice(declared)
+}
+
 /** citty's own parse errors (CLIError: EARG for a missing required arg, E_UNKNOWN_COMMAND, ...) as usage FactoryErrors. */
 async function usageError(err: Error & { code?: string }, leaf: AnyCommand, args: ArgsDef): Promise<FactoryError> {
   const message = stripAnsi(err.message)
@@ -143,7 +171,8 @@ export async function runCli(
     const dashDash = rawArgs.indexOf('--')
     const flags = dashDash >= 0 ? rawArgs.slice(0, dashDash) : rawArgs
     if (flags.includes('--help') || flags.includes('-h')) {
-      out(`${await renderUsage(leaf, found.parent)}\n`)
+      const usage = await renderUsage(leaf, found.parent)
+      out(`${(io.color ?? useColor(process.stdout, env)) ? usage : stripAnsi(usage)}\n`)
       return { code: 0 }
     }
     args = (await resolve(leaf.args)) ?? {}
@@ -152,6 +181,15 @@ export async function runCli(
       throw new FactoryError('usage', `unknown option${bad.length > 1 ? 's' : ''} ${bad.join(', ')}`, {
         fix: 'see --help for the options this command takes',
       })
+    const extra = (await resolve(leaf.subCommands)) ? [] : extraPositionals(args, found.args)
+    if (extra.length)
+      throw new FactoryError(
+        'usage',
+        `unexpected argument${extra.length > 1 ? 's' : ''} ${extra.map((a) => JSON.stringify(a)).join(', ')}`,
+        {
+          fix: 'this command takes options only (see --help); quote a value that contains spaces',
+        },
+      )
     const empty = emptyRequired(args, found.args)
     if (empty)
       throw new FactoryError('usage', `missing --${empty} (given without a value)`, {
@@ -216,11 +254,14 @@ export async function contextFromArgs(
 ): Promise<AgentContext> {
   const env = session?.env ?? processEnv()
   // Imported here, not at the top: the config schema and the tracker are not needed for --help or a usage error.
-  const [{ loadConfig, pickAgent }, { agentContext }] = await Promise.all([import('./config.ts'), import('./context.ts')])
-  const { config, path } = loadConfig(args.config, env)
+  const [{ loadConfig, pickAgent, requireEnv }, { agentContext }] = await Promise.all([import('./config.ts'), import('./context.ts')])
+  // Only this agent's token must be set: another agent's missing key is no reason to refuse this one.
+  const { config, path } = loadConfig(args.config, env, { requireEnv: false })
   const only = config.agents.length === 1 ? config.agents[0]!.name : undefined
   const name = args.agent ?? only ?? need(args.agent, 'agent', `name the agent: --agent ${config.agents.map((a) => a.name).join('|')}`)
-  const ctx = agentContext({ config, configPath: path, agent: pickAgent(config, name), dryRun: !!args['dry-run'], tag, env })
+  const agent = pickAgent(config, name)
+  requireEnv(config, path, env, [agent])
+  const ctx = agentContext({ config, configPath: path, agent, dryRun: !!args['dry-run'], tag, env })
   if (session) session.redact = ctx.redact
   return ctx
 }

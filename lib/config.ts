@@ -3,9 +3,10 @@
  * z.infer. Loading checks what zod cannot: duplicate names, unset token env vars, modes not built yet.
  */
 import { existsSync, readFileSync } from 'node:fs'
-import { parse as parseYaml, YAMLParseError } from 'yaml'
+import { LineCounter, parseDocument } from 'yaml'
 import { z } from 'zod'
 import { isolationStatus } from './engines/isolate.ts'
+import { didYouMean, formatPath, keysAt, where } from './config-issues.ts'
 import { FactoryError } from './errors.ts'
 import { isDeniedEnv } from './secrets.ts'
 
@@ -96,34 +97,86 @@ import { configPath } from './config-path.ts'
 
 export { configPath, configSecretNames, factoryHome } from './config-path.ts'
 
-/** Format a zod issue path like `agents[1].repo.url`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = ''
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p)
-  return out || '(top level)'
+/** One environment variable a config names but the environment lacks. */
+export interface MissingEnv {
+  agent: string
+  /** Where the config names it, e.g. `agents[1].tracker.token_env`. */
+  path: string
+  name: string
+  fix: string
 }
 
-/** Parse and validate config text; throws FactoryError config_invalid naming file, key path and fix. */
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): FactoryConfig {
-  let raw: unknown
-  try {
-    raw = parseYaml(text)
-  } catch (err) {
-    const where = err instanceof YAMLParseError && err.linePos ? ` (line ${err.linePos[0].line}, column ${err.linePos[0].col})` : ''
-    throw new FactoryError('config_invalid', `${file}${where}: not valid YAML: ${(err as Error).message.split('\n')[0]}`, {
+/** The tracker token variables of `agents` that are unset or empty (every one, not just the first). */
+export function missingEnv(config: FactoryConfig, env: NodeJS.ProcessEnv, agents: readonly AgentConfig[] = config.agents): MissingEnv[] {
+  return agents
+    .filter((a) => !env[a.tracker.token_env])
+    .map((a) => ({
+      agent: a.name,
+      path: `agents[${config.agents.indexOf(a)}].tracker.token_env`,
+      name: a.tracker.token_env,
+      fix: `export ${a.tracker.token_env}=<the Linear API key of agent ${a.name}'s user> (Linear: Settings > Security & access > Personal API keys)`,
+    }))
+}
+
+/** Throw one config_invalid naming every unset token variable of `agents` (none unset: nothing). */
+export function requireEnv(config: FactoryConfig, file: string, env: NodeJS.ProcessEnv, agents?: readonly AgentConfig[]): void {
+  const missing = missingEnv(config, env, agents)
+  if (missing.length === 0) return
+  throw new FactoryError(
+    'config_invalid',
+    `${file}: ${missing.map((m) => `${m.path}: environment variable ${m.name} is not set`).join('\n  ')}`,
+    { fix: missing.map((m) => m.fix).join('\n  fix: ') },
+  )
+}
+
+/** The JSON Schema of agents.yaml (what a file may say: defaults optional), generated from the zod schema. */
+export function configJsonSchema(): Record<string, unknown> {
+  return { ...z.toJSONSchema(configSchema, { io: 'input' }), title: 'rose-factory agents.yaml' }
+}
+
+/** configJsonSchema() as the text of agents.schema.json (what `config schema` prints; a test keeps the file in sync). */
+export function configSchemaText(): string {
+  return `${JSON.stringify(configJsonSchema(), null, 2)}\n`
+}
+
+/**
+ * Parse and validate config text; throws FactoryError config_invalid naming file, key path, line
+ * and column, and the fix. `requireEnv: false` leaves the token variables to the caller (start
+ * refuses only the agents whose token is missing; a step checks only its own agent's).
+ */
+export function parseConfig(
+  text: string,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { requireEnv?: boolean } = {},
+): FactoryConfig {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true })
+  const yamlError = doc.errors[0]
+  if (yamlError) {
+    const pos = yamlError.linePos?.[0]
+    const at = pos ? ` (line ${pos.line}, column ${pos.col})` : ''
+    throw new FactoryError('config_invalid', `${file}${at}: not valid YAML: ${yamlError.message.split('\n')[0]}`, {
       fix: 'fix the YAML syntax (indentation, quotes) at that line; agents.example.yaml shows the shape',
     })
   }
+  const raw: unknown = doc.toJS()
   const parsed = configSchema.safeParse(raw ?? {})
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => {
+    const schema = configJsonSchema()
+    const issues = parsed.error.issues.map((i) => {
       if (i.code === 'unrecognized_keys') {
         const base = formatPath(i.path)
-        return i.keys.map((k) => `${base === '(top level)' ? k : `${base}.${k}`}: unknown key "${k}"`).join('\n  ')
+        return i.keys
+          .map((k) => {
+            const guess = didYouMean(k, keysAt(schema, i.path))
+            return `${base === '(top level)' ? k : `${base}.${k}`}: unknown key "${k}"${where(doc, lines, i.path, k)}${guess ? `; did you mean "${guess}"?` : ''}`
+          })
+          .join('\n  ')
       }
-      return `${formatPath(i.path)}: ${i.message}`
+      return `${formatPath(i.path)}: ${i.message}${where(doc, lines, i.path)}`
     })
-    throw new FactoryError('config_invalid', `${file}: invalid config\n  ${lines.join('\n  ')}`, {
+    throw new FactoryError('config_invalid', `${file}: invalid config\n  ${issues.join('\n  ')}`, {
       fix: 'correct the keys named above; agents.example.yaml and the README list every key',
     })
   }
@@ -131,9 +184,13 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const seen = new Set<string>()
   config.agents.forEach((a, i) => {
     if (seen.has(a.name)) {
-      throw new FactoryError('config_invalid', `${file}: agents[${i}].name: "${a.name}" is used twice`, {
-        fix: 'give each agent a unique name',
-      })
+      throw new FactoryError(
+        'config_invalid',
+        `${file}: agents[${i}].name: "${a.name}" is used twice${where(doc, lines, ['agents', i, 'name'])}`,
+        {
+          fix: 'give each agent a unique name',
+        },
+      )
     }
     seen.add(a.name)
     const secretNames = new Set(config.agents.flatMap(agentSecretEnvs).map((n) => n.toUpperCase()))
@@ -157,28 +214,24 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
         },
       )
     }
-    if (!env[a.tracker.token_env]) {
-      throw new FactoryError(
-        'config_invalid',
-        `${file}: agents[${i}].tracker.token_env: environment variable ${a.tracker.token_env} is not set`,
-        {
-          fix: `export ${a.tracker.token_env}=<the Linear API key of agent ${a.name}'s user> (Linear: Settings > Security & access > Personal API keys)`,
-        },
-      )
-    }
   })
+  if (opts.requireEnv !== false) requireEnv(config, file, env)
   return config
 }
 
 /** Read and validate the config file (FactoryError config_missing / config_invalid). */
-export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env): { config: FactoryConfig; path: string } {
+export function loadConfig(
+  explicit?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { requireEnv?: boolean } = {},
+): { config: FactoryConfig; path: string } {
   const path = configPath(explicit, env)
   if (!existsSync(path)) {
     throw new FactoryError('config_missing', `no config at ${path}`, {
       fix: `copy agents.example.yaml to ${path} and edit it, or pass --config PATH`,
     })
   }
-  return { config: parseConfig(readFileSync(path, 'utf8'), path, env), path }
+  return { config: parseConfig(readFileSync(path, 'utf8'), path, env, opts), path }
 }
 
 /** The agent called `name`, or a usage error listing the known names. */

@@ -17,6 +17,7 @@ export const verbs: Record<string, () => Promise<{ default: CommandDef<any> }>> 
   report: () => import('../scripts/report.ts'),
   run: () => import('../scripts/run.ts'),
   status: () => import('../scripts/status.ts'),
+  doctor: () => import('../scripts/doctor.ts'),
   retry: () => import('../scripts/retry.ts'),
   cancel: () => import('../scripts/cancel.ts'),
   config: () => import('../scripts/config.ts'),

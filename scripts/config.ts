@@ -1,8 +1,8 @@
 #!/usr/bin/env bun
-/** config check: validate agents.yaml and print the resolved config with secrets masked. */
+/** config check: validate agents.yaml and print the resolved config with secrets masked; config schema: its JSON Schema. */
 import { defineCommand } from 'citty'
 import { type CliSession, isEntry, runCli, printJson } from '../lib/cli.ts'
-import { factoryHome, githubApiUrl, linearApiUrl, loadConfig } from '../lib/config.ts'
+import { configSchemaText, factoryHome, githubApiUrl, linearApiUrl, loadConfig } from '../lib/config.ts'
 import { mask } from '../lib/secrets.ts'
 import { stringify } from 'yaml'
 
@@ -35,9 +35,20 @@ const check = defineCommand({
   },
 })
 
+const schema = defineCommand({
+  meta: {
+    name: 'schema',
+    description:
+      'Print the JSON Schema of agents.yaml (for editors: agents.example.yaml names agents.schema.json in its yaml-language-server modeline).',
+  },
+  run() {
+    process.stdout.write(configSchemaText())
+  },
+})
+
 const command = defineCommand({
   meta: { name: 'config', description: 'Configuration commands.' },
-  subCommands: { check },
+  subCommands: { check, schema },
 })
 
 export default command

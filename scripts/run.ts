@@ -2,7 +2,6 @@
 /** run: one issue through claim -> worktree -> run-engine -> report, holding its lock (the driver's child). */
 import { defineCommand } from 'citty'
 import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
-import { FactoryError } from '../lib/errors.ts'
 import { killTree } from '../lib/signal.ts'
 import { enterWithoutSecrets } from '../lib/secret-channel.ts'
 import { runIssue } from '../lib/run.ts'
@@ -13,7 +12,10 @@ const command = defineCommand({
     description: 'Run one issue through every step (claim, worktree, engine, report). start runs this in a child process per issue.',
   },
   args: {
-    ...commonArgs,
+    // No --dry-run: run is the real thing (the single steps and start have dry runs).
+    config: commonArgs.config,
+    agent: commonArgs.agent,
+    json: commonArgs.json,
     ...issueArg,
     'repo-root': { type: 'string', description: 'use this existing checkout instead of the base clone' },
     fetch: { type: 'boolean', description: 'fetch origin first (--no-fetch when the caller fetched this tick)', default: true },
@@ -25,10 +27,6 @@ const command = defineCommand({
   },
   async run({ args, data }) {
     const ctx = await contextFromArgs(args, 'run', data)
-    if (ctx.dryRun)
-      throw new FactoryError('usage', 'run has no --dry-run', {
-        fix: 'use --dry-run on the single steps (claim, worktree, run-engine, report) or on start',
-      })
     // A signal stops the run and queues it again. Every SIGTERM is the same request: systemd
     // signals the whole process group and the driver forwards its own, so one stop arrives twice
     // (Ctrl-C in a terminal: SIGINT from the terminal, SIGTERM from the driver). Only a second

@@ -3,7 +3,10 @@
 import { defineCommand } from 'citty'
 import { type CliSession, commonArgs, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { agentSecretEnvs, factoryHome, loadConfig, selectAgents } from '../lib/config.ts'
+import { acquireDriverLocks } from '../lib/driver-lock.ts'
 import { FactoryError } from '../lib/errors.ts'
+import { heartbeatMs } from '../lib/lock.ts'
+import { admitAgents } from '../lib/preflight.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
 import { logger, logToFile, redactorFor } from '../lib/log.ts'
 import { killTree } from '../lib/signal.ts'
@@ -14,7 +17,7 @@ const command = defineCommand({
   meta: {
     name: 'start',
     description:
-      'Run the factory: poll every agent, run each new or commented issue in its own child process. Ctrl-C or SIGTERM stops cleanly (runs are queued again); a second one forces the exit.',
+      'Run the factory: poll every agent, run each new or commented issue in its own child process. An agent whose engine or credentials are missing is refused at start (see doctor). Ctrl-C or SIGTERM stops cleanly (runs are queued again); a second one forces the exit (code 130). One start per agent per FACTORY_HOME.',
   },
   args: {
     ...commonArgs,
@@ -35,20 +38,37 @@ const command = defineCommand({
     },
   },
   async run({ args, data }) {
+    const dryRun = args['dry-run']
+    if (args.json && !args.once && !dryRun)
+      throw new FactoryError('usage', '--json needs --once (or --dry-run): the loop has no single result to print', {
+        fix: 'use start --once --json for one tick as JSON; while the loop runs, status --json shows what it does',
+      })
+    if (args.host && args.port === undefined)
+      throw new FactoryError('usage', '--host is only for --port', { fix: 'add --port PORT, or drop --host' })
     const env = (data as CliSession | undefined)?.env ?? processEnv()
-    const { config, path } = loadConfig(args.config, env)
-    const agents = selectAgents(config, args.agent)
-    if (!args['dry-run'])
+    const port = args.port === undefined ? undefined : parsePort(args.port, '--port')
+    checkExposure(args.host ?? '127.0.0.1', env.ROSE_STATUS_TOKEN)
+    // Token variables are checked per agent below: one agent's missing key does not stop the others.
+    const { config, path } = loadConfig(args.config, env, { requireEnv: false })
+    if (!dryRun)
       logToFile(
         factoryHome(env),
         config.agents.map((a) => a.name),
       )
     const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
-    const dryRun = args['dry-run']
-    if (args.host && args.port === undefined)
-      throw new FactoryError('usage', '--host is only for --port', { fix: 'add --port PORT, or drop --host' })
-    const port = args.port === undefined ? undefined : parsePort(args.port, '--port')
-    checkExposure(args.host ?? '127.0.0.1', env.ROSE_STATUS_TOKEN)
+    const agents = admitAgents(selectAgents(config, args.agent), env, log)
+    if (agents.length === 0) {
+      log.error('no agent can run: fix the problems above (rose-factory doctor checks the whole set-up)')
+      return 1
+    }
+    // One driver per agent per FACTORY_HOME (a dry run writes nothing, the lock included).
+    const locks = dryRun
+      ? undefined
+      : acquireDriverLocks(
+          factoryHome(env),
+          agents.map((a) => a.name),
+          heartbeatMs(env),
+        )
     const driver = createDriver({ config, configPath: path, agents, dryRun, env })
     let server: StatusServer | undefined
     if (port !== undefined) {
@@ -76,12 +96,10 @@ const command = defineCommand({
         )
         void driver.stop()
       } else if (signals === 2) {
-        log.warn(`${sig} again: forcing the exit: killing ${driver.running.size} run(s) now; the next start resumes them`)
-        void driver.stop(0).finally(() => {
-          killTree(process.pid, { self: false })
-          log.info('stopped (forced)')
-          process.exit(0)
-        })
+        log.warn(`${sig} again: forcing the exit (code 130): killing ${driver.running.size} run(s) now; the next start resumes them`)
+        killTree(process.pid, { self: false })
+        locks?.release()
+        process.exit(130)
       }
     }
     process.on('SIGINT', onSignal)
@@ -108,6 +126,7 @@ const command = defineCommand({
         log.info(
           `tick done: ${res.outcomes.length} run(s), ${res.outcomes.filter((o) => o.exitCode === 0).length} succeeded${res.reports.some((r) => !r.ok) ? '; a poll or dispatch failed' : ''}`,
         )
+      locks?.release()
       if (signals > 0) log.info('stopped')
       await server?.close()
       // Stopped by a signal: the runs it cut short are queued again, which is not a failure.
@@ -117,6 +136,7 @@ const command = defineCommand({
     await driver.loop()
     await driver.drain()
     await server?.close()
+    locks?.release()
     log.info('stopped')
   },
 })

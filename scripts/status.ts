@@ -20,7 +20,10 @@ const command = defineCommand({
       'Show per agent what runs, what is queued, what failed and what is done (from $FACTORY_HOME/state.json, poll/<agent>.json and the locks); --issue shows one issue in full; --serve serves the status page and its JSON API for a loop this process does not own.',
   },
   args: {
-    config: { type: 'string', description: 'agents.yaml path (default $FACTORY_HOME/agents.yaml; used for the agent names and engines)' },
+    config: {
+      type: 'string',
+      description: 'agents.yaml path, accepted like every script; status reads $FACTORY_HOME (state.json, poll/, locks/), not the config',
+    },
     agent: { type: 'string', description: 'only this agent' },
     issue: {
       type: 'string',

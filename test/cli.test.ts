@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { defineCommand } from 'citty'
-import { contextFromArgs, runCli } from '../lib/cli.ts'
+import { contextFromArgs, runCli, useColor } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { ROOT, runScript, tempDir } from './helpers.ts'
 
@@ -200,5 +200,73 @@ describe('the bin entry, spawned', () => {
     expect(res.code, res.stderr).toBe(2)
     expect(res.stderr).toContain(`home_unusable: FACTORY_HOME ${home} is not writable (EACCES)`)
     expect(res.stderr).toContain('fix: set FACTORY_HOME to a directory you can write')
+  })
+})
+
+describe('the CLI tells the truth', () => {
+  test('an extra positional argument is bad usage (2) for every verb, before anything runs', async () => {
+    const { config, env } = setup()
+    const verbs = ['start', 'poll', 'claim', 'worktree', 'run-engine', 'report', 'run', 'status', 'doctor']
+    for (const verb of verbs) {
+      const args = [verb, 'extra-positional', '--config', config, '--agent', 'tester', ...(verb === 'start' ? ['--once'] : [])]
+      const res = await runScript('cli', args, env)
+      expect(res.code, `${verb}: ${res.stderr}`).toBe(2)
+      expect(res.stderr, verb).toContain('usage: unexpected argument "extra-positional"')
+    }
+    // A flag's value is not a positional; a subcommand's is checked like any verb's.
+    expect((await runScript('cli', ['config', 'check', '--config', config], env)).code).toBe(0)
+    const sub = await runScript('cli', ['config', 'check', 'extra', '--config', config], env)
+    expect(sub.code).toBe(2)
+    expect(sub.stderr).toContain('unexpected argument "extra"')
+  })
+
+  test('`start extra-positional`, spawned, exits 2 at once instead of starting the loop', () => {
+    const { config, env } = setup()
+    const res = spawnScript('start', ['extra-positional', '--config', config], env)
+    expect(res.code).toBe(2)
+    expect(res.stderr).toContain('unexpected argument "extra-positional"')
+    expect(res.stderr).not.toContain('polling every')
+  })
+
+  test('run --help lists no --dry-run, and run --dry-run is an unknown option', async () => {
+    const help = await runScript('run', ['--help'])
+    expect(help.stdout).toContain('--issue')
+    expect(help.stdout).not.toContain('--dry-run')
+    const { config, env } = setup()
+    const res = await runScript('run', ['--config', config, '--agent', 'tester', '--issue', 'ENG-1', '--dry-run'], env)
+    expect(res.code).toBe(2)
+    expect(res.stderr).toContain('unknown option --dry-run')
+  })
+
+  test('status takes --config like every script', async () => {
+    const { config, env } = setup()
+    const res = spawnScript('status', ['--config', config], env)
+    expect(res.code, res.stderr).toBe(0)
+    expect(res.stderr).not.toContain('unknown option')
+  })
+
+  test('start --json without --once is bad usage (2) that says why and what to use', async () => {
+    const { config, env } = setup()
+    const res = await runScript('start', ['--json', '--config', config], env)
+    expect(res.code).toBe(2)
+    expect(res.stderr).toContain('--json needs --once')
+    expect(res.stderr).toContain('status --json')
+  })
+
+  test('help has no colour codes when piped or with NO_COLOR; colours only on a terminal', async () => {
+    const piped = spawnScript('cli', ['--help'], { PATH: process.env.PATH ?? '' })
+    expect(piped.code).toBe(0)
+    expect(piped.stdout).toContain('USAGE')
+    expect(piped.stdout).not.toContain('\u001b[')
+    const c = capture()
+    expect((await runCli((await import('../scripts/cli.ts')).default, ['start', '--help'], { ...c, color: false })).code).toBe(0)
+    expect(c.io.stdout).toContain('--once')
+    expect(c.io.stdout).not.toContain('\u001b[')
+    expect(useColor({ isTTY: true }, {})).toBe(true)
+    expect(useColor({ isTTY: true }, { NO_COLOR: '1' })).toBe(false)
+    expect(useColor({ isTTY: true }, { NO_COLOR: 'yes' })).toBe(false)
+    expect(useColor({ isTTY: true }, { TERM: 'dumb' })).toBe(false)
+    expect(useColor({ isTTY: false }, {})).toBe(false)
+    expect(useColor({}, {})).toBe(false)
   })
 })

@@ -1,8 +1,20 @@
 import { afterAll, describe, expect, test } from 'bun:test'
+import { spawnSync } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { configPath, factoryHome, githubApiUrl, linearApiUrl, loadConfig, parseConfig, pickAgent, selectAgents } from '../lib/config.ts'
+import {
+  configJsonSchema,
+  configPath,
+  configSchemaText,
+  factoryHome,
+  githubApiUrl,
+  linearApiUrl,
+  loadConfig,
+  parseConfig,
+  pickAgent,
+  selectAgents,
+} from '../lib/config.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { ROOT, tempDir, failure } from './helpers.ts'
 
@@ -255,5 +267,70 @@ describe('endpoint URLs', () => {
       expect(err.message).toBe(`${name}="${value}" is not a valid http(s) URL`)
       expect(err.fix).toContain(`set ${name} to a full URL such as https://`)
     }
+  })
+})
+
+describe('config errors a user can act on', () => {
+  test('an unknown key names its line and column and the key it most likely meant', () => {
+    const err = failure(() => parseConfig(`pol_interval_seconds: 5\n${TWO}    concurency: 3\n`, FILE, ENV))
+    expect(err.message).toContain(
+      'pol_interval_seconds: unknown key "pol_interval_seconds" (line 1, column 1); did you mean "poll_interval_seconds"?',
+    )
+    // Line 11 of the file (TWO is 9 lines after the first), where the agent's keys start (column 5).
+    expect(err.message).toContain('agents[1].concurency: unknown key "concurency" (line 11, column 5); did you mean "concurrency"?')
+  })
+
+  test('a nested unknown key in a flow map points at the key itself; a key far from every known one gets no guess', () => {
+    const text = TWO.replace(
+      'repo: { url: https://github.com/acme/app.git }',
+      'repo: { url: https://github.com/acme/app.git, colour: red }',
+    )
+    const err = failure(() => parseConfig(text, FILE, ENV))
+    const line = text.split('\n').findIndex((l) => l.includes('colour')) + 1
+    const col = text.split('\n')[line - 1]!.indexOf('colour') + 1
+    expect(err.message).toContain(`agents[1].repo.colour: unknown key "colour" (line ${line}, column ${col})`)
+    expect(err.message).not.toContain('did you mean')
+  })
+
+  test('a wrong value names the line of that value', () => {
+    const err = failure(() => parseConfig(MINIMAL.replace('engine: console', 'engine: gemini'), FILE, ENV))
+    expect(err.message).toMatch(/agents\[0\]\.engine: .* \(line 3, column 13\)/)
+  })
+
+  test('every unset token variable is reported at once, each with its fix', () => {
+    const err = failure(() => parseConfig(TWO, FILE, {}))
+    expect(err.message).toContain('agents[0].tracker.token_env: environment variable ROSE_KEY_A is not set')
+    expect(err.message).toContain('agents[1].tracker.token_env: environment variable ROSE_KEY_B is not set')
+    expect(err.fix).toContain('export ROSE_KEY_A=')
+    expect(err.fix).toContain('export ROSE_KEY_B=')
+  })
+
+  test('requireEnv: false leaves the token variables to the caller', () => {
+    expect(parseConfig(TWO, FILE, {}, { requireEnv: false }).agents).toHaveLength(2)
+  })
+})
+
+describe('the JSON Schema of agents.yaml', () => {
+  test('agents.schema.json is what `config schema` prints today (regenerate it with: bun scripts/config.ts schema > agents.schema.json)', () => {
+    const res = spawnSync(process.execPath, [join(ROOT, 'scripts', 'cli.ts'), 'config', 'schema'], { encoding: 'utf8' })
+    expect(res.status, res.stderr).toBe(0)
+    expect(res.stdout).toBe(configSchemaText())
+    expect(readFileSync(join(ROOT, 'agents.schema.json'), 'utf8')).toBe(configSchemaText())
+  })
+
+  test('agents.example.yaml names it in its yaml-language-server modeline', () => {
+    expect(readFileSync(join(ROOT, 'agents.example.yaml'), 'utf8').split('\n')[0]).toBe(
+      '# yaml-language-server: $schema=./agents.schema.json',
+    )
+  })
+
+  test('the schema knows every key, the defaults, and that an unknown key is not allowed', () => {
+    const schema = configJsonSchema() as any
+    expect(schema.additionalProperties).toBe(false)
+    expect(schema.properties.poll_interval_seconds.default).toBe(30)
+    const agent = schema.properties.agents.items
+    expect(agent.required).toEqual(['name', 'engine', 'tracker', 'repo'])
+    expect(agent.properties.engine.enum).toEqual(['claude', 'codex', 'console'])
+    expect(agent.additionalProperties).toBe(false)
   })
 })

@@ -34,8 +34,9 @@ afterEach(async () => {
 const ONE = [{ team: 'ENG', title: 'Add a health check', description: 'GET /healthz', assignee: 'agent@rose.test', priority: 2 }]
 const TOKEN = 'ghp_lifecycle_token_123'
 
-function yaml(origin: string, extra = ''): string {
-  return `cleanup_grace_minutes: 0\nagents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY${extra.includes('allow') ? `, ${extra}` : ''} }\n    repo: { url: ${origin}, base: main, github: acme/app, bootstrap: "echo booting; sleep 0.3" }\n`
+/** The test agent; `prs`: PRs go to acme/app on the fake GitHub (start refuses a GitHub repo without a token, see withGitHub). */
+function yaml(origin: string, extra = '', prs = false): string {
+  return `cleanup_grace_minutes: 0\nagents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY${extra.includes('allow') ? `, ${extra}` : ''} }\n    repo: { url: ${origin}, base: main${prs ? ', github: acme/app' : ''}, bootstrap: "echo booting; sleep 0.3" }\n`
 }
 
 function record(f: Fixture, identifier = 'ENG-1') {
@@ -153,7 +154,7 @@ describe('crash matrix', () => {
     const matrix: string[] = []
     const failures: string[] = []
     for (const point of CRASH_POINTS) {
-      fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o) })
+      fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o, '', true) })
       const { gh, env } = await withGitHub(fx)
       const crashed = await fx.script('start', ['--once', '--config', fx.configPath], {
         ...env,
@@ -203,7 +204,7 @@ describe('crash matrix', () => {
   }, 180_000)
 
   test('a run whose resumed attempt dies too is escalated once, and a human comment brings it back', async () => {
-    fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o) })
+    fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o, '', true) })
     const { env } = await withGitHub(fx)
     const crash = { ...env, ROSE_CRASH_AT: 'during_engine', ROSE_CRASH_KILL_PARENT: '1' }
     expect((await fx.script('start', ['--once', '--config', fx.configPath], crash)).code).toBeNull()
@@ -232,7 +233,7 @@ describe('resuming after a crash', () => {
   test('a run killed after its engine finished (after the push, the PR or the comment) is reported on restart without starting the engine again', async () => {
     const failures: string[] = []
     for (const point of ['after_push', 'after_pr', 'after_comment'] as const) {
-      fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o) })
+      fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o, '', true) })
       const { env } = await withGitHub(fx)
       const crashed = await fx.script('start', ['--once', '--config', fx.configPath], {
         ...env,
@@ -289,7 +290,7 @@ describe('reconciliation', () => {
   }, 60_000)
 
   test('the worktree of a completed issue is removed after the grace period; the branch stays on the remote', async () => {
-    fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o) })
+    fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o, '', true) })
     const { env } = await withGitHub(fx)
     expect((await fx.script('start', ['--once', '--config', fx.configPath], env)).code).toBe(0)
     const wt = record(fx)!.worktree!
@@ -429,7 +430,10 @@ describe('escalation', () => {
   }, 60_000)
 
   test('an issue escalated after a failed PR step and revived by a reviewer starts a new run that sees the comment, and a new failure asks again', async () => {
-    fx = await fixture({ issues: ONE, agentYaml: (o) => yaml(o).replace('    repo:', '    limits: { max_attempts: 1 }\n    repo:') })
+    fx = await fixture({
+      issues: ONE,
+      agentYaml: (o) => yaml(o, '', true).replace('    repo:', '    limits: { max_attempts: 1 }\n    repo:'),
+    })
     const { env } = await withGitHub(fx)
     // The GitHub token is refused: the engine succeeds, the push works, the PR step fails.
     const badToken = { ...env, FACTORY_GITHUB_TOKEN: 'wrong-token-value' }
@@ -762,14 +766,20 @@ describe('failures explained on the issue', () => {
     expectNoLocalPath(fx)
   }, 60_000)
 
-  test('a missing engine binary is final at once: one failure comment with the message and the install fix, with no local path', async () => {
+  test('a missing engine binary: start refuses the agent without touching the issue; a run by hand is final at once, with one failure comment naming the install fix and no local path', async () => {
     fx = await fixture({ issues: ONE })
     const bin = join(fx.dir, 'not-installed', 'claude')
     writeFileSync(
       fx.configPath,
       `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n    claude: { bin: ${bin} }\n`,
     )
-    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    const refused = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain('tester: not started, its issues are left alone')
+    expect(fx.issue('ENG-1').comments).toHaveLength(0)
+    expect(fx.sandbox.stats().mutations).toBe(0)
+    // By hand (or a binary removed while the loop runs): the run fails for good, once, and says why.
+    const res = await fx.script('run', ['--config', fx.configPath, '--agent', 'tester', '--issue', 'ENG-1'])
     expect(res.code).toBe(1)
     expect(record(fx)).toMatchObject({ phase: 'failed', attempts: 0 })
     expect(record(fx)!.runs).toHaveLength(1)
@@ -780,7 +790,11 @@ describe('failures explained on the issue', () => {
     expect(body).toContain('claude binary not found: configured bin "…/claude" is not an executable file')
     expect(body).toContain('Fix: npm install -g @anthropic-ai/claude-code')
     expectNoLocalPath(fx)
-    // Final: the next tick does not try again on its own.
+    // Final: once the binary is there, the next tick does not try again on its own.
+    writeFileSync(
+      fx.configPath,
+      `agents:\n  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${fx.origin}, base: main }\n`,
+    )
     const again = await fx.script('start', ['--once', '--config', fx.configPath])
     expect(again.code, again.stderr).toBe(0)
     expect(record(fx)!.runs).toHaveLength(1)

@@ -36,12 +36,12 @@ export function repoSlug(url: string): string {
   )
 }
 
-function githubToken(ctx: AgentContext): string | undefined {
+function githubToken(ctx: Pick<AgentContext, 'agent' | 'env'>): string | undefined {
   return ctx.env[ctx.agent.github.token_env] || ctx.env.GITHUB_TOKEN || undefined
 }
 
 /** Env for network git commands against the agent's origin URL (token only for https remotes, askpass bound to its host). */
-export function remoteEnv(ctx: AgentContext): Record<string, string> {
+export function remoteEnv(ctx: Pick<AgentContext, 'home' | 'agent' | 'env'>): Record<string, string> {
   const url = ctx.agent.repo.url
   return authEnv(ctx.home, url.startsWith('https://') && !isLocalRemote(url) ? githubToken(ctx) : undefined, ctx.env, url)
 }

@@ -195,6 +195,13 @@ export const AGENT_SESSION_QUERY = /* GraphQL */ `
   }
 `
 
+/** Who the key belongs to (doctor: Linear reachable and the key accepted, in one request). */
+export const VIEWER_QUERY = /* GraphQL */ `
+  query FactoryViewer {
+    viewer { id name }
+  }
+`
+
 /** Every document above, by name (for the schema validation test). */
 export const ALL_DOCUMENTS: Record<string, string> = {
   POLL_QUERY,
@@ -208,4 +215,5 @@ export const ALL_DOCUMENTS: Record<string, string> = {
   AGENT_ACTIVITY_QUERY,
   AGENT_SESSION_UPDATE_MUTATION,
   AGENT_SESSION_QUERY,
+  VIEWER_QUERY,
 }

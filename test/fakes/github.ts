@@ -1,7 +1,8 @@
 /**
  * A fake GitHub REST server for pull requests, faithful where the factory depends on it:
  * Bearer auth (401 otherwise), `GET pulls?head=owner:branch&state=open`, `POST pulls` (422 when
- * the head branch does not exist or an open PR for it exists), `PATCH pulls/:n`. Records requests.
+ * the head branch does not exist or an open PR for it exists), `PATCH pulls/:n`, `GET /repos/:o/:r`
+ * (with the token's `permissions`). Records requests.
  *
  * Misbehaviours seen in the field, switched by `misbehave` (also settable later with `setMode`):
  * `trickle` answers 200 with JSON headers, then one byte of body every `trickleMs` forever (a
@@ -34,6 +35,8 @@ export async function startFakeGitHub(opts: {
   token: string
   branchExists: (name: string) => boolean
   misbehave?: FakeGitHubMode
+  /** What `GET /repos/:owner/:repo` says the token may do (default: push). */
+  permissions?: { push: boolean }
   trickleMs?: number
 }) {
   let mode: FakeGitHubMode = opts.misbehave ?? 'normal'
@@ -74,6 +77,11 @@ export async function startFakeGitHub(opts: {
       return
     }
     if (req.headers.authorization !== `Bearer ${opts.token}`) return reply(401, { message: 'Bad credentials' })
+    const repoOnly = url.pathname.match(/^\/repos\/([^/]+)\/([^/]+)$/)
+    if (repoOnly && req.method === 'GET') {
+      const push = opts.permissions?.push ?? true
+      return reply(200, { full_name: `${repoOnly[1]}/${repoOnly[2]}`, permissions: { admin: false, push, pull: true } })
+    }
     const m = url.pathname.match(/^\/repos\/([^/]+)\/([^/]+)\/pulls(?:\/(\d+))?$/)
     if (!m) return reply(404, { message: 'Not Found' })
     const [, owner, repo, num] = m
