@@ -89,7 +89,7 @@ describe('completion', () => {
   test('bash completes verbs, subcommands and each verb its own flags, generated from the commands', () => {
     expect(complete(bash, ['rose-factory', 'con'])).toEqual(['config'])
     expect(complete(bash, ['rose-factory', 'install-'])).toEqual(['install-daemon'])
-    expect(complete(bash, ['rose-factory', 'config', ''])).toEqual(['check'])
+    expect(complete(bash, ['rose-factory', 'config', ''])).toEqual(['check', 'schema'])
     expect(complete(bash, ['rose-factory', 'start', '--on'])).toEqual(['--once'])
     expect(complete(bash, ['rose-factory', 'install-daemon', '--'])).toContain('--env-file')
     expect(complete(bash, ['rose-factory', 'claim', '--'])).toContain('--issue')
