@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { claudeArgv, claudeHandler, createClaudeEngine } from '../lib/engines/claude.ts'
 import type { LineHandler } from '../lib/engines/cli.ts'
+import { CONSOLE_OUTPUT, createConsoleEngine } from '../lib/engines/console.ts'
 import { codexArgv, codexHandler, createCodexEngine } from '../lib/engines/codex.ts'
 import { parseClaudeLine, parseCodexLine } from '../lib/engines/lines.ts'
 import type { EngineEvent, EngineRunInput } from '../lib/engines/types.ts'
@@ -258,5 +259,27 @@ describe('todo lists as the plan', () => {
         ],
       },
     ])
+  })
+})
+
+describe('the console engine', () => {
+  test('reports a thought, a plan, its write with a result and the final text, and writes each prompt it gets into its notes', async () => {
+    const cwd = mkdtempSync(join(dir, 'console-'))
+    const events: EngineEvent[] = []
+    const engine = createConsoleEngine()
+    const first = await engine.run(input({ cwd, prompt: 'Fix the thing\nplease', onEvent: (e) => events.push(e) }))
+    expect(first.status).toBe('success')
+    expect(events.map((e) => e.kind)).toEqual(['started', 'thought', 'plan', 'action', 'action_result', 'plan', 'text'])
+    expect(events.at(-2)).toEqual({
+      kind: 'plan',
+      items: [
+        { content: 'Read the prompt', status: 'completed' },
+        { content: `Write ${CONSOLE_OUTPUT}`, status: 'completed' },
+      ],
+    })
+    expect(readFileSync(join(cwd, CONSOLE_OUTPUT), 'utf8')).toBe('# Notes from the console engine\n\nFix the thing\nplease')
+    // A reply in the session is the next run's whole prompt: the notes change, so the run has a commit to make.
+    await engine.run(input({ cwd, prompt: 'also update the docs', resume: first.sessionId }))
+    expect(readFileSync(join(cwd, CONSOLE_OUTPUT), 'utf8')).toBe('# Notes from the console engine\n\nalso update the docs')
   })
 })
