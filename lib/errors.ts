@@ -79,6 +79,18 @@ export const ERRORS = {
     retryable: false,
     fix: 'see the message; the unit file is written, fix the cause and run install-daemon again',
   },
+  // A worker and its relay (lib/relay-client.ts): the worker token was refused (config, not retried).
+  relay_auth: {
+    exit: 1,
+    retryable: false,
+    fix: "set FACTORY_RELAY_WORKER_TOKEN (the agent's tracker.token_env) to one of the relay's worker tokens",
+  },
+  // The relay did not answer, timed out or failed (5xx): the worker polls again with backoff.
+  relay_unreachable: { exit: 1, retryable: true, fix: 'check tracker.relay_url and that the relay runs (GET /healthz)' },
+  // The relay refused a request (4xx) or answered something this worker cannot read.
+  relay_refused: { exit: 1, retryable: false, fix: 'check tracker.relay_url points at a rose-factory relay of the same version' },
+  // Linear refused a request as the caller's mistake (GraphQL `userError`, e.g. the agent session is gone): final, never retried.
+  tracker_refused: { exit: 1, retryable: false, fix: 'nothing to retry: the agent session or its issue is gone or the input was refused' },
   internal: { exit: 1, retryable: true },
 } as const satisfies Record<string, ErrorSpec>
 

@@ -176,6 +176,7 @@ function progress(ctx: AgentContext, identifier: string, e: EngineEvent): void {
   else if (e.kind === 'action') ctx.log.info(`${identifier}: ${e.tool} ${one(e.input)}`)
   else if (e.kind === 'action_result' && e.isError) ctx.log.info(`${identifier}: ${e.tool} failed: ${one(e.output)}`)
   else if (e.kind === 'error') ctx.log.warn(`${identifier}: engine error: ${one(e.message)}`)
+  else if (e.kind === 'plan') ctx.log.debug(`${identifier}: plan ${e.items.map((i) => `[${i.status}] ${one(i.content)}`).join('; ')}`)
   else ctx.log.debug(`${identifier}: ${e.kind === 'action_result' ? `${e.tool} -> ${one(e.output)}` : one(e.text)}`)
 }
 

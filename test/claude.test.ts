@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createClaudeEngine, type ClaudeOptions } from '../lib/engines/claude.ts'
 import { engineEnv } from '../lib/engines/env.ts'
-import type { EngineRunInput } from '../lib/engines/types.ts'
+import type { EngineRunInput, PlanStep } from '../lib/engines/types.ts'
 import { type AnthropicReply, type AnthropicRequest, type FakeAnthropic, startFakeAnthropic, toolResults } from './fakes/anthropic.ts'
 import {
   engineBin,
@@ -244,6 +244,36 @@ describe.skipIf(!bin)(suiteTitle('claude', 'The Claude engine against a fake mod
       expect(seen).not.toContain('CLAUDE_CODE_OAUTH_TOKEN=')
       expect(seen).not.toContain(token)
       expect(readFileSync(r.logPath, 'utf8')).not.toContain(token)
+    },
+    T,
+  )
+
+  test(
+    "the model's task list (TaskCreate, TaskUpdate) reaches the caller as the whole plan each time it changes, not as tool calls",
+    async () => {
+      const { fake, input } = await setup((_req, n) => {
+        const steps: AnthropicReply[] = [
+          { kind: 'tool_use', name: 'TaskCreate', input: { subject: 'Read the issue', description: 'read it', activeForm: 'Reading' } },
+          { kind: 'tool_use', name: 'TaskCreate', input: { subject: 'Fix the bug', description: 'fix it' } },
+          { kind: 'tool_use', name: 'TaskUpdate', input: { taskId: '1', status: 'in_progress' } },
+          { kind: 'tool_use', name: 'TaskList', input: {} },
+          { kind: 'tool_use', name: 'TaskUpdate', input: { taskId: '1', status: 'completed' } },
+        ]
+        return steps[n] ?? { kind: 'text', text: 'Planned.' }
+      })
+      const log = eventLog()
+      const r = await engine().run(input({ onEvent: log.onEvent }))
+      expect(r.status).toBe('success')
+      expect(fake.requests[0].tools.map((t: { name: string }) => t.name)).toEqual(expect.arrayContaining(['TaskCreate', 'TaskUpdate']))
+      const read: PlanStep = { content: 'Read the issue', status: 'pending' }
+      const fix: PlanStep = { content: 'Fix the bug', status: 'pending' }
+      expect(log.events.filter((e) => e.kind === 'plan')).toEqual([
+        { kind: 'plan', items: [read] },
+        { kind: 'plan', items: [read, fix] },
+        { kind: 'plan', items: [{ ...read, status: 'inProgress' }, fix] },
+        { kind: 'plan', items: [{ ...read, status: 'completed' }, fix] },
+      ])
+      expect(log.events.filter((e) => e.kind === 'action' || e.kind === 'action_result')).toEqual([])
     },
     T,
   )

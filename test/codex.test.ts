@@ -232,6 +232,50 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
     T,
   )
 
+  test(
+    "the model's update_plan reaches the caller as the whole plan on each change, the step being worked on in progress",
+    async () => {
+      const plan = (done: number) => ({
+        plan: ['Read the issue', 'Fix the bug', 'Add a test'].map((step, i) => ({
+          step,
+          status: i < done ? 'completed' : i === done ? 'in_progress' : 'pending',
+        })),
+      })
+      const { fake, input, engine } = await setup((_req, n) =>
+        n === 0
+          ? { kind: 'function_call', name: 'update_plan', arguments: plan(0) }
+          : n === 1
+            ? { kind: 'function_call', name: 'update_plan', arguments: plan(2) }
+            : { kind: 'text', text: 'Planned.' },
+      )
+      const log = eventLog()
+      const r = await engine({ config: ['tools.update_plan={enabled=true}'] }).run(input({ onEvent: log.onEvent }))
+      expect(r.status).toBe('success')
+      expect(fake.requests[0].tools.map((t: { name?: string }) => t.name)).toContain('update_plan')
+      const plans = log.events.filter((e) => e.kind === 'plan')
+      expect(plans).toEqual([
+        {
+          kind: 'plan',
+          items: [
+            { content: 'Read the issue', status: 'inProgress' },
+            { content: 'Fix the bug', status: 'pending' },
+            { content: 'Add a test', status: 'pending' },
+          ],
+        },
+        {
+          kind: 'plan',
+          items: [
+            { content: 'Read the issue', status: 'completed' },
+            { content: 'Fix the bug', status: 'completed' },
+            { content: 'Add a test', status: 'inProgress' },
+          ],
+        },
+      ])
+      expect(log.events.filter((e) => e.kind === 'action')).toEqual([])
+    },
+    T,
+  )
+
   describe('environment scrubbing', () => {
     const fixture = deniedEnvFixture()
     beforeAll(() => fixture.set())

@@ -6,10 +6,12 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { claudeArgv, createClaudeEngine } from '../lib/engines/claude.ts'
-import { codexArgv, createCodexEngine } from '../lib/engines/codex.ts'
+import { claudeArgv, claudeHandler, createClaudeEngine } from '../lib/engines/claude.ts'
+import type { LineHandler } from '../lib/engines/cli.ts'
+import { CONSOLE_OUTPUT, createConsoleEngine } from '../lib/engines/console.ts'
+import { codexArgv, codexHandler, createCodexEngine } from '../lib/engines/codex.ts'
 import { parseClaudeLine, parseCodexLine } from '../lib/engines/lines.ts'
-import type { EngineRunInput } from '../lib/engines/types.ts'
+import type { EngineEvent, EngineRunInput } from '../lib/engines/types.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'rose-adapters-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -171,5 +173,113 @@ echo "{\\"type\\":\\"result\\",\\"subtype\\":\\"success\\",\\"is_error\\":false,
     )
     const sandbox = process.getuid?.() === 0 ? '1' : ''
     expect(r).toMatchObject({ status: 'success', summary: `gh= sandbox=${sandbox} quiet=1 tagged=yes` })
+  })
+})
+
+describe('todo lists as the plan', () => {
+  const collect = (handler: (emit: (e: EngineEvent) => void) => LineHandler, lines: unknown[]) => {
+    const events: EngineEvent[] = []
+    const h = handler((e) => events.push(e))
+    for (const l of lines) h.line(JSON.stringify(l))
+    return events
+  }
+  const use = (id: string, name: string, input: unknown) => ({
+    type: 'assistant',
+    message: { content: [{ type: 'tool_use', id, name, input }] },
+  })
+  const result = (id: string, content: string, is_error = false) => ({
+    type: 'user',
+    message: { content: [{ type: 'tool_result', tool_use_id: id, content, is_error }] },
+  })
+
+  test("claude's TodoWrite (older CLIs) replaces the whole plan; in_progress reads inProgress; no action is shown", () => {
+    const events = collect(claudeHandler, [
+      use('t1', 'TodoWrite', {
+        todos: [
+          { content: 'a', status: 'in_progress', activeForm: 'A' },
+          { content: 'b', status: 'pending' },
+        ],
+      }),
+      result('t1', 'Todos have been modified successfully'),
+      use('t2', 'TodoWrite', { todos: [{ content: 'a', status: 'completed' }] }),
+    ])
+    expect(events).toEqual([
+      {
+        kind: 'plan',
+        items: [
+          { content: 'a', status: 'inProgress' },
+          { content: 'b', status: 'pending' },
+        ],
+      },
+      { kind: 'plan', items: [{ content: 'a', status: 'completed' }] },
+    ])
+  })
+
+  test('a deleted task leaves the plan, a failed TaskCreate adds nothing, and a todo tool with another shape stays an action', () => {
+    const events = collect(claudeHandler, [
+      use('c1', 'TaskCreate', { subject: 'keep', description: '' }),
+      result('c1', 'Task #1 created successfully: keep'),
+      use('c2', 'TaskCreate', { subject: 'refused', description: '' }),
+      result('c2', 'Task list is full', true),
+      use('c3', 'TaskCreate', { subject: 'drop', description: '' }),
+      result('c3', 'Task #3 created successfully: drop'),
+      use('u1', 'TaskUpdate', { taskId: '3', status: 'deleted' }),
+      use('w1', 'TodoWrite', { list: 'not the shape we know' }),
+    ])
+    expect(events.filter((e) => e.kind === 'plan').at(-1)).toEqual({ kind: 'plan', items: [{ content: 'keep', status: 'pending' }] })
+    expect(events.filter((e) => e.kind === 'action')).toEqual([
+      { kind: 'action', tool: 'TodoWrite', input: '{"list":"not the shape we know"}' },
+    ])
+  })
+
+  test("codex's todo_list item is the plan once per change (item.completed repeating the last update adds nothing)", () => {
+    const item = (completed: boolean[]) => ({
+      id: 'item_0',
+      type: 'todo_list',
+      items: completed.map((c, i) => ({ text: `step ${i}`, completed: c })),
+    })
+    const events = collect(codexHandler, [
+      { type: 'item.started', item: item([false, false]) },
+      { type: 'item.updated', item: item([true, false]) },
+      { type: 'item.completed', item: item([true, false]) },
+    ])
+    expect(events).toEqual([
+      {
+        kind: 'plan',
+        items: [
+          { content: 'step 0', status: 'inProgress' },
+          { content: 'step 1', status: 'pending' },
+        ],
+      },
+      {
+        kind: 'plan',
+        items: [
+          { content: 'step 0', status: 'completed' },
+          { content: 'step 1', status: 'inProgress' },
+        ],
+      },
+    ])
+  })
+})
+
+describe('the console engine', () => {
+  test('reports a thought, a plan, its write with a result and the final text, and writes each prompt it gets into its notes', async () => {
+    const cwd = mkdtempSync(join(dir, 'console-'))
+    const events: EngineEvent[] = []
+    const engine = createConsoleEngine()
+    const first = await engine.run(input({ cwd, prompt: 'Fix the thing\nplease', onEvent: (e) => events.push(e) }))
+    expect(first.status).toBe('success')
+    expect(events.map((e) => e.kind)).toEqual(['started', 'thought', 'plan', 'action', 'action_result', 'plan', 'text'])
+    expect(events.at(-2)).toEqual({
+      kind: 'plan',
+      items: [
+        { content: 'Read the prompt', status: 'completed' },
+        { content: `Write ${CONSOLE_OUTPUT}`, status: 'completed' },
+      ],
+    })
+    expect(readFileSync(join(cwd, CONSOLE_OUTPUT), 'utf8')).toBe('# Notes from the console engine\n\nFix the thing\nplease')
+    // A reply in the session is the next run's whole prompt: the notes change, so the run has a commit to make.
+    await engine.run(input({ cwd, prompt: 'also update the docs', resume: first.sessionId }))
+    expect(readFileSync(join(cwd, CONSOLE_OUTPUT), 'utf8')).toBe('# Notes from the console engine\n\nalso update the docs')
   })
 })

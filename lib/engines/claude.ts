@@ -6,6 +6,7 @@
 import { parseClaudeLine, isKnownAssistantBlock, type ClaudeLine } from './lines.ts'
 import { emitter, runEngineCli, type LineHandler, type LineKind, type Outcome } from './cli.ts'
 import { CLAUDE_TOKEN_TARGET } from './env.ts'
+import { claudeTaskList } from './todo.ts'
 import type { Engine, EngineEvent, EngineRunInput } from './types.ts'
 
 export interface ClaudeOptions {
@@ -95,6 +96,7 @@ export function claudeHandler(emit: (e: EngineEvent) => void): LineHandler {
   let lastError: string | undefined
   let result: Extract<ClaudeLine, { type: 'result' }> | undefined
   const toolNames = new Map<string, string>()
+  const todos = claudeTaskList()
   const started = (id: string | undefined) => {
     if (!id || sessionId) return
     sessionId = id
@@ -125,7 +127,10 @@ export function claudeHandler(emit: (e: EngineEvent) => void): LineHandler {
             } else if (block.type === 'thinking') emit({ kind: 'thought', text: block.thinking })
             else {
               toolNames.set(block.id, block.name)
-              emit({ kind: 'action', tool: block.name, input: JSON.stringify(block.input ?? {}) })
+              // The todo tools are the run's plan, not tool calls worth showing (todo.ts).
+              const todo = todos.use(block.id, block.name, block.input)
+              if (todo.plan) emit({ kind: 'plan', items: todo.plan })
+              if (!todo.handled) emit({ kind: 'action', tool: block.name, input: JSON.stringify(block.input ?? {}) })
             }
           }
           break
@@ -135,7 +140,10 @@ export function claudeHandler(emit: (e: EngineEvent) => void): LineHandler {
           for (const block of l.message.content) {
             if (block.type !== 'tool_result' || !('tool_use_id' in block)) continue
             const tool = toolNames.get(block.tool_use_id) ?? 'unknown'
-            emit({ kind: 'action_result', tool, output: contentText(block.content), isError: block.is_error === true })
+            const output = contentText(block.content)
+            const todo = todos.result(block.tool_use_id, output, block.is_error === true)
+            if (todo.plan) emit({ kind: 'plan', items: todo.plan })
+            if (!todo.handled) emit({ kind: 'action_result', tool, output, isError: block.is_error === true })
           }
           break
         case 'result':

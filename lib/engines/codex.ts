@@ -4,6 +4,7 @@
  */
 import { isKnownItem, parseCodexLine, type CodexKnownItem } from './lines.ts'
 import { emitter, runEngineCli, type LineHandler, type LineKind, type Outcome } from './cli.ts'
+import { codexTodoPlan } from './todo.ts'
 import type { Engine, EngineEvent, EngineRunInput, EngineUsage } from './types.ts'
 
 export interface CodexOptions {
@@ -74,6 +75,16 @@ export function codexHandler(emit: (e: EngineEvent) => void): LineHandler {
     emit({ kind: 'action', tool, input })
   }
 
+  let lastPlan = ''
+  const plan = (items: { text: string; completed: boolean }[]) => {
+    const steps = codexTodoPlan(items)
+    const key = JSON.stringify(steps)
+    // item.completed repeats the last item.updated: one plan event per change.
+    if (key === lastPlan) return
+    lastPlan = key
+    emit({ kind: 'plan', items: steps })
+  }
+
   return {
     line(raw): { kind: LineKind; note?: string } {
       const parsed = parseCodexLine(raw)
@@ -87,12 +98,14 @@ export function codexHandler(emit: (e: EngineEvent) => void): LineHandler {
           break
         case 'item.started':
         case 'item.updated':
-          if (isKnownItem(l.item) && TOOL_ITEMS.has(l.item.type)) action(l.item)
+          if (isKnownItem(l.item) && l.item.type === 'todo_list') plan(l.item.items)
+          else if (isKnownItem(l.item) && TOOL_ITEMS.has(l.item.type)) action(l.item)
           break
         case 'item.completed': {
           const item = l.item
           if (!isKnownItem(item)) break
-          if (item.type === 'agent_message') {
+          if (item.type === 'todo_list') plan(item.items)
+          else if (item.type === 'agent_message') {
             lastText = item.text
             emit({ kind: 'text', text: item.text })
           } else if (item.type === 'reasoning') emit({ kind: 'thought', text: item.text })

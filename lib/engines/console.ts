@@ -1,13 +1,14 @@
 /**
  * The `console` engine: deterministic, offline, for smoke tests and `make demo`. It writes the
- * prompt (issue + human comments) to a file in the worktree, so a rerun after a new comment
- * changes it, and prints progress lines like a real engine would.
+ * prompt it was given (issue + human comments, or a session reply's text) to a file in the
+ * worktree, so every run with new input makes a commit, and reports a few steps as a real engine
+ * would (a thought, a plan, a tool call and its result, the final text) so the agent panel shows them.
  */
 import { createHash } from 'node:crypto'
 import { appendFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { continueTranscript } from './cli.ts'
-import type { Engine, EngineResult, EngineRunInput } from './types.ts'
+import type { Engine, EngineEvent, EngineResult, EngineRunInput } from './types.ts'
 
 /** The file the console engine writes, relative to the worktree. */
 export const CONSOLE_OUTPUT = 'FACTORY_NOTES.md'
@@ -45,11 +46,23 @@ export function createConsoleEngine(opts: { delayMs?: number; stopMs?: number } 
         }
       }
       const target = join(input.cwd, CONSOLE_OUTPUT)
-      input.onEvent?.({ kind: 'action', tool: 'write', input: CONSOLE_OUTPUT })
+      const emit = (e: EngineEvent) => input.onEvent?.(e)
+      const plan = (written: boolean): EngineEvent => ({
+        kind: 'plan',
+        items: [
+          { content: 'Read the prompt', status: 'completed' },
+          { content: `Write ${CONSOLE_OUTPUT}`, status: written ? 'completed' : 'inProgress' },
+        ],
+      })
+      emit({ kind: 'thought', text: `Read the prompt (${input.prompt.length} characters); writing it to ${CONSOLE_OUTPUT}.` })
+      emit(plan(false))
+      emit({ kind: 'action', tool: 'write', input: CONSOLE_OUTPUT })
       writeFileSync(target, `# Notes from the console engine\n\n${input.prompt}`)
       log(`wrote ${CONSOLE_OUTPUT} (${input.prompt.length} bytes of prompt)`)
+      emit({ kind: 'action_result', tool: 'write', output: `${CONSOLE_OUTPUT}: ${input.prompt.split('\n').length} lines`, isError: false })
+      emit(plan(true))
       const summary = `Wrote ${CONSOLE_OUTPUT} from the issue${input.resume ? ' and the new comments' : ''} (console engine).`
-      input.onEvent?.({ kind: 'text', text: summary })
+      emit({ kind: 'text', text: summary })
       log('done')
       return { status: 'success', summary, sessionId, exitCode: 0, logPath: input.logPath, usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 }
     },

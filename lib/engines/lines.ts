@@ -118,8 +118,10 @@ const CodexKnownItem = z.discriminatedUnion('type', [
   }),
   z.object({ id: z.string(), type: z.literal('web_search'), query: z.string() }),
   z.object({ id: z.string(), type: z.literal('error'), message: z.string() }),
+  // The update_plan tool's list, flattened by `exec --json` to done / not done.
+  z.object({ id: z.string(), type: z.literal('todo_list'), items: z.array(z.object({ text: z.string(), completed: z.boolean() })) }),
 ])
-const KNOWN_ITEMS = ['agent_message', 'reasoning', 'command_execution', 'file_change', 'mcp_tool_call', 'web_search', 'error']
+const KNOWN_ITEMS = ['agent_message', 'reasoning', 'command_execution', 'file_change', 'mcp_tool_call', 'web_search', 'error', 'todo_list']
 const CodexItem = z.union([CodexKnownItem, z.object({ id: z.string() }).and(other(KNOWN_ITEMS))])
 
 export type CodexKnownItem = z.infer<typeof CodexKnownItem>

@@ -21,6 +21,14 @@ export type EngineEvent =
   | { kind: 'action_result'; tool: string; output: string; isError?: boolean }
   | { kind: 'text'; text: string }
   | { kind: 'error'; message: string }
+  /** The engine's todo list, whole (Claude's TodoWrite, Codex's todo_list item): Linear shows it as the session's plan. */
+  | { kind: 'plan'; items: PlanStep[] }
+
+/** One step of an engine's todo list, in Linear's plan statuses. */
+export interface PlanStep {
+  content: string
+  status: 'pending' | 'inProgress' | 'completed' | 'canceled'
+}
 
 export interface EngineRunInput {
   prompt: string

@@ -47,6 +47,12 @@ export interface LinearTrackerOptions {
   gate?: RateGate
   /** Called after each HTTP request (counting, tests). */
   onRequest?: (info: { operation: string; ok: boolean; complexity?: number }) => void
+  /** Send `apiKey` as `Authorization: Bearer` (an OAuth or relay worker token) instead of a personal API key. */
+  bearer?: boolean
+  /** Further headers on every request (the relay's X-Linear-Organization). */
+  headers?: Record<string, string>
+  /** Re-read a failure before it is thrown (the relay tracker names the relay's own failures). */
+  mapError?: (e: FactoryError) => FactoryError
 }
 
 const viewerSchema = z.object({ id: z.string(), name: z.string() })
@@ -87,7 +93,7 @@ export function pollFilter(cursor: string | null): Record<string, unknown> {
 
 /** Create the api_key tracker. */
 export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { requests: () => number } {
-  const transport = linearTransport(opts.apiKey, opts.apiUrl)
+  const transport = linearTransport(opts.apiKey, opts.apiUrl, { bearer: opts.bearer, headers: opts.headers })
   const sleep = opts.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
   const now = opts.now ?? Date.now
   const gate = opts.gate ?? memoryRateGate()
@@ -113,7 +119,8 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
       return res.data
     } catch (err) {
       opts.onRequest?.({ operation, ok: false })
-      const e = toTrackerError(err, operation, now(), transport.apiUrl)
+      const mapped = toTrackerError(err, operation, now(), transport.apiUrl)
+      const e = opts.mapError ? opts.mapError(mapped) : mapped
       if (e.code === 'tracker_rate_limited') gate.block(Number(e.details?.resetAt), now())
       throw e
     }
@@ -132,7 +139,8 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
         return await once(operation, query, variables)
       } catch (err) {
         const e = err as FactoryError
-        const retryable = (waitRateLimit && e.code === 'tracker_rate_limited') || e.code === 'tracker_unreachable'
+        const retryable =
+          (waitRateLimit && e.code === 'tracker_rate_limited') || e.code === 'tracker_unreachable' || e.code === 'relay_unreachable'
         if (!retryable || attemptNo >= retries) throw e
         const wait =
           e.code === 'tracker_rate_limited'

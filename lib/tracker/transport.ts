@@ -20,8 +20,15 @@ export interface LinearTransport {
 
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
 
-/** The transport for `apiUrl` with a personal API key; a plain-http URL is refused unless local (as the SDK does). */
-export function linearTransport(apiKey: string, apiUrl: string): LinearTransport {
+/**
+ * The transport for `apiUrl` with a personal API key (or, `bearer`, an OAuth-style token such as
+ * the relay's worker token); a plain-http URL is refused unless local (as the SDK does).
+ */
+export function linearTransport(
+  apiKey: string,
+  apiUrl: string,
+  opts: { bearer?: boolean; headers?: Record<string, string> } = {},
+): LinearTransport {
   const { protocol, hostname } = new URL(apiUrl)
   if (protocol !== 'https:' && !(protocol === 'http:' && LOCAL_HOSTS.has(hostname)))
     throw new FactoryError('config_invalid', `LINEAR_API_URL=${JSON.stringify(apiUrl)} must use https unless it points to this machine`, {
@@ -29,8 +36,9 @@ export function linearTransport(apiKey: string, apiUrl: string): LinearTransport
     })
   const headers = {
     'Content-Type': 'application/json',
-    Authorization: apiKey,
+    Authorization: opts.bearer ? `Bearer ${apiKey}` : apiKey,
     'User-Agent': `${process.env.npm_package_name ?? '@linear/sdk'}@${encodeURIComponent(process.env.npm_package_version ?? 'unknown')}`,
+    ...opts.headers,
   }
   return {
     apiUrl,
