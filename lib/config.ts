@@ -19,6 +19,12 @@ const trackerSchema = z.strictObject({
   allow_commenters: z.array(z.string()).optional(),
   /** Workflow state names or types in which a newly seen issue runs (default: unstarted + the started non-review state). */
   active_states: z.array(z.string().min(1)).min(1).optional(),
+  /** agent_session: the relay workers long-poll (token_env then names its worker token). */
+  relay_url: z.url({ protocol: /^https?$/ }).optional(),
+  /** agent_session: at most one non-final activity per this many seconds. */
+  activity_interval_seconds: z.number().min(0).default(3),
+  /** agent_session: at most this many non-final activities per run (the final one always goes). */
+  max_activities: z.number().int().min(0).default(60),
 })
 
 const repoSchema = z.strictObject({
@@ -205,15 +211,14 @@ export function parseConfig(
         )
     })
     if (a.isolation === 'namespace') isolationStatus(a, env) // config_invalid when bwrap cannot be had here
-    if (a.tracker.mode === 'agent_session') {
-      throw new FactoryError(
-        'config_invalid',
-        `${file}: agents[${i}].tracker.mode: agent_session needs the relay, which this version does not have yet`,
-        {
-          fix: 'use mode: api_key with a personal API key of the agent user',
-        },
-      )
-    }
+    if (a.tracker.mode === 'agent_session' && !a.tracker.relay_url)
+      throw new FactoryError('config_invalid', `${file}: agents[${i}].tracker.relay_url: agent_session needs the relay's URL`, {
+        fix: 'add relay_url: https://your-relay (http://127.0.0.1:PORT for a relay on this machine), and token_env naming its worker token',
+      })
+    if (a.tracker.mode === 'api_key' && a.tracker.relay_url)
+      throw new FactoryError('config_invalid', `${file}: agents[${i}].tracker.relay_url is only for mode: agent_session`, {
+        fix: 'remove relay_url, or set mode: agent_session',
+      })
   })
   if (opts.requireEnv !== false) requireEnv(config, file, env)
   return config

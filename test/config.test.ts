@@ -136,12 +136,31 @@ describe('parseConfig', () => {
     expect(err.fix).toContain('unique')
   })
 
-  test('agent_session mode is refused with a fix pointing at api_key', () => {
-    const err = failure(() => parseConfig(MINIMAL.replace('mode: api_key', 'mode: agent_session'), FILE, ENV))
-    expect(err.code).toBe('config_invalid')
-    expect(err.message).toContain('agents[0].tracker.mode')
-    expect(err.message).toContain('agent_session')
-    expect(err.fix).toContain('api_key')
+  test('agent_session mode needs a relay_url, takes the activity limits, and api_key refuses a relay_url', () => {
+    const session = MINIMAL.replace('{ mode: api_key, token_env: ROSE_KEY_A }', '{ mode: agent_session, token_env: ROSE_KEY_A }')
+    const missing = failure(() => parseConfig(session, FILE, ENV))
+    expect(missing.code).toBe('config_invalid')
+    expect(missing.message).toContain('agents[0].tracker.relay_url')
+    expect(missing.fix).toContain('relay_url: https://')
+    const ok = parseConfig(
+      session.replace('token_env: ROSE_KEY_A }', 'token_env: ROSE_KEY_A, relay_url: http://127.0.0.1:8787, max_activities: 10 }'),
+      FILE,
+      ENV,
+    )
+    expect(ok.agents[0]!.tracker).toMatchObject({
+      mode: 'agent_session',
+      relay_url: 'http://127.0.0.1:8787',
+      activity_interval_seconds: 3,
+      max_activities: 10,
+    })
+    const notUrl = failure(() =>
+      parseConfig(session.replace('token_env: ROSE_KEY_A }', 'token_env: ROSE_KEY_A, relay_url: ftp://x }'), FILE, ENV),
+    )
+    expect(notUrl.message).toContain('relay_url')
+    const apiKey = failure(() =>
+      parseConfig(MINIMAL.replace('token_env: ROSE_KEY_A }', 'token_env: ROSE_KEY_A, relay_url: http://127.0.0.1:8787 }'), FILE, ENV),
+    )
+    expect(apiKey.message).toContain('only for mode: agent_session')
   })
 
   test('an unset token_env names the variable and how to set it', () => {
