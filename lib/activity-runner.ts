@@ -36,6 +36,8 @@ export interface ActivityRunner {
   onEvent(e: EngineEvent): void
   /** Post the final activity after everything queued; resolves once it was sent (never rejects). */
   finish(kind: FinalKind, body: string): Promise<ActivityRunResult>
+  /** Send what waits for its interval now and wait for every post queued (the final goes elsewhere). */
+  drain(): Promise<void>
 }
 
 /** deps.post for a session through the relay: activities with their ids, plans as session updates. */
@@ -111,6 +113,13 @@ export function activityRunner(opts: {
   return {
     onEvent(e) {
       enqueue(stream.push(e))
+    },
+    async drain() {
+      cancel?.()
+      cancel = null
+      timerAt = Infinity
+      for (const p of stream.flush()) tail = tail.then(() => send(p))
+      await tail
     },
     async finish(kind, body) {
       cancel?.()

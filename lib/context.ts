@@ -9,6 +9,7 @@ import { ensureHome, layout, safeJoin } from './paths.ts'
 import { fileRateGate } from './ratelimit.ts'
 import { processEnv } from './secret-channel.ts'
 import { createLinearTracker } from './tracker/linear.ts'
+import { createRelayTracker } from './tracker/relay.ts'
 import type { Tracker } from './tracker/types.ts'
 
 export interface AgentContext {
@@ -39,6 +40,8 @@ export interface ContextOptions {
   dryRun?: boolean
   tag?: string
   tracker?: Tracker
+  /** agent_session: the Linear workspace the relay should act in (unset: the relay's only install). */
+  orgId?: string
   now?: () => Date
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
 }
@@ -76,13 +79,22 @@ export function agentContext(opts: ContextOptions): AgentContext {
     paths: layout(home),
     tracker:
       opts.tracker ??
-      createLinearTracker({
-        apiKey: env[opts.agent.tracker.token_env]!,
-        apiUrl,
-        // One view of the rate limit for every process of this agent (driver and runs).
-        sleep: opts.sleep ?? realSleep,
-        gate: fileRateGate(`${safeJoin(layout(home).home, 'ratelimit', opts.agent.name)}.json`),
-      }),
+      (opts.agent.tracker.mode === 'agent_session'
+        ? // Linear through the relay's pass-through: the worker holds only the relay's worker token.
+          createRelayTracker({
+            relayUrl: opts.agent.tracker.relay_url!,
+            token: env[opts.agent.tracker.token_env]!,
+            orgId: opts.orgId ?? '',
+            sleep: opts.sleep ?? realSleep,
+            gate: fileRateGate(`${safeJoin(layout(home).home, 'ratelimit', opts.agent.name)}.json`),
+          })
+        : createLinearTracker({
+            apiKey: env[opts.agent.tracker.token_env]!,
+            apiUrl,
+            // One view of the rate limit for every process of this agent (driver and runs).
+            sleep: opts.sleep ?? realSleep,
+            gate: fileRateGate(`${safeJoin(layout(home).home, 'ratelimit', opts.agent.name)}.json`),
+          })),
     env,
     redact,
     log: logger(opts.tag ?? opts.agent.name, redact, { agent: opts.agent.name }),

@@ -7,13 +7,14 @@ import { escalationComment, failureComment } from './comments.ts'
 import type { AgentContext } from './context.ts'
 import { asFactoryError } from './errors.ts'
 import type { IssueRecord } from './state.ts'
+import { speak } from './voice.ts'
 
 /** Post the "needs a human" comment for a record the state machine escalated (best effort: the state is already written). */
 export async function postEscalation(ctx: AgentContext, record: IssueRecord, reason: string): Promise<void> {
   ctx.log.warn(`${record.identifier}: escalated: ${reason}`)
   const comment = escalationComment({ agent: ctx.agent.name, issueId: record.id, runs: record.runs, reason, lastError: record.lastError })
-  await ctx.tracker.createComment({ id: comment.id, issueId: record.id, body: ctx.redact(comment.body) }).catch((err) => {
-    ctx.log.error(`${record.identifier}: could not post the escalation comment: ${asFactoryError(err).message}`)
+  await speak(ctx, record, { id: comment.id, body: comment.body, kind: 'escalation' }).catch((err) => {
+    ctx.log.error(`${record.identifier}: could not post the escalation: ${asFactoryError(err).message}`)
   })
 }
 
@@ -21,7 +22,7 @@ export async function postEscalation(ctx: AgentContext, record: IssueRecord, rea
 export async function postFailure(ctx: AgentContext, record: IssueRecord, n: number): Promise<void> {
   if (!record.lastError) return
   const comment = failureComment(ctx.agent.name, record.id, record.runs.find((r) => r.n === n) ?? n, record.lastError)
-  await ctx.tracker.createComment({ id: comment.id, issueId: record.id, body: ctx.redact(comment.body) }).catch((err) => {
-    ctx.log.warn(`${record.identifier}: could not post the failure comment: ${asFactoryError(err).message}`)
+  await speak(ctx, record, { id: comment.id, body: comment.body, kind: 'failure' }).catch((err) => {
+    ctx.log.warn(`${record.identifier}: could not post the failure: ${asFactoryError(err).message}`)
   })
 }

@@ -16,9 +16,9 @@ export type PhaseEvent =
   /** A poll returned the issue; `decision` is planIssue's. */
   | { type: 'polled'; issue: TrackerIssue; decision: IssueDecision }
   /** Webhook (agent_session): the agent was delegated or mentioned; a request to run now. */
-  | { type: 'session_created'; issue: TrackerIssue; sessionId: string }
+  | { type: 'session_created'; issue: TrackerIssue; sessionId: string; orgId?: string; promptContext?: string }
   /** Webhook (agent_session): a human replied in the agent session (the run's follow-up). */
-  | { type: 'prompted'; at: string }
+  | { type: 'prompted'; at: string; prompt?: { id: string; body: string } }
   /** Webhook (agent_session): a human pressed stop. */
   | { type: 'stop_requested'; reason: string }
   /** The claim step took the lock, opened (or resumed) run `runNumber` and moved the issue. */

@@ -46,6 +46,11 @@ function fresh(issue: TrackerIssue, phase: Phase, at: string): IssueRecord {
 }
 
 /** A human asked again (or it came back to us): a fresh budget of attempts, no pending retry, a new run. */
+/** What a `session_created` records about the session. */
+function sessionFields(e: Extract<PhaseEvent, { type: 'session_created' }>): Partial<IssueRecord> {
+  return { agentSessionId: e.sessionId, agentOrgId: e.orgId, promptContext: e.promptContext }
+}
+
 function requeue(r: IssueRecord, at: string): void {
   r.phase = 'queued'
   r.queuedAt = at
@@ -80,7 +85,7 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       return { ok: true, record: { ...fresh(event.issue, 'seen', at), seenUpTo: seenMark(event.issue) } }
     }
     if (event.type === 'session_created')
-      return { ok: true, record: { ...fresh(event.issue, 'queued', at), queuedAt: at, agentSessionId: event.sessionId } }
+      return { ok: true, record: { ...fresh(event.issue, 'queued', at), queuedAt: at, ...sessionFields(event) } }
     if (event.type === 'claimed') {
       const r = fresh(event.issue, 'claimed', at)
       r.runs.push({ n: event.runNumber, startedAt: at, status: 'running', engine: event.engine })
@@ -108,13 +113,18 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
     case 'session_created':
       if (isInFlight(r) || r.phase === 'queued') return refuse(`already ${r.phase}`)
       r.snapshot = event.issue
-      r.agentSessionId = event.sessionId
+      Object.assign(r, sessionFields(event), { pendingPrompts: undefined })
       requeue(r, at)
       return { ok: true, record: r }
-    case 'prompted':
-      if (isActive(r)) return refuse(`already ${r.phase}: the live run takes the follow-up`)
+    case 'prompted': {
+      // A reply is kept until a run takes it: during a live run it waits for the next run, right after.
+      const p = event.prompt
+      if (p && r.pendingPrompts?.some((x) => x.id === p.id)) return refuse(`reply ${p.id} already recorded`)
+      if (p) r.pendingPrompts = [...(r.pendingPrompts ?? []), { id: p.id, body: p.body, at }]
+      if (isActive(r)) return p ? { ok: true, record: r } : refuse(`already ${r.phase}: the live run takes the follow-up`)
       requeue(r, at)
       return { ok: true, record: r }
+    }
     case 'stop_requested':
     case 'released':
       if (event.type === 'released' && event.state) r.snapshot = { ...r.snapshot, state: event.state }
@@ -129,7 +139,12 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       if (released) return refuse('released')
       r.snapshot = event.issue
       r.phase = 'claimed'
-      if (!event.resumes) r.runs.push({ n: event.runNumber, startedAt: at, status: 'running', engine: event.engine })
+      if (!event.resumes) {
+        // A new run takes every reply waiting so far (agent_session); later ones wait for the next run.
+        const prompts = r.pendingPrompts?.map((x) => x.body)
+        r.runs.push({ n: event.runNumber, startedAt: at, status: 'running', engine: event.engine, ...(prompts ? { prompts } : {}) })
+        r.pendingPrompts = undefined
+      }
       return { ok: true, record: r }
     }
     case 'worktree_ready': {
@@ -178,6 +193,8 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
         r.phase = 'done'
         Object.assign(r, { lastError: undefined, attempts: 0, nextRetryAt: undefined, recoveries: 0 })
       }
+      // Replies that came while it ran: one run right after it, with all of them.
+      if (r.pendingPrompts?.length) requeue(r, at)
       return { ok: true, record: r }
     }
     case 'failed':

@@ -121,6 +121,34 @@ export function buildPrompt(input: PromptInput): string {
   return `${lines.join('\n').trim()}\n`
 }
 
+/**
+ * agent_session: the prompt of a session's run. The first run gets what Linear sent on `created`
+ * (its promptContext: the issue, comments and guidance formatted for an agent); a later run gets
+ * the user's replies in the session, oldest first, and resumes the engine's session.
+ */
+export function buildSessionPrompt(input: {
+  issue: TrackerIssue
+  branch: string
+  promptContext: string
+  replies: string[]
+  previous?: { n: number; summary?: string }
+}): string {
+  const { issue, branch, replies, previous } = input
+  const lines: string[] = []
+  if (previous && replies.length) {
+    lines.push(`This is a follow-up on ${issue.identifier}. Your previous run (#${previous.n}) ended with:`, '')
+    lines.push(indent(previous.summary || '(no summary)'), '', 'The user replied in the agent session (oldest first):', '')
+    for (const r of replies) lines.push(indent(r.trim() || '(empty reply)'), '')
+  } else {
+    lines.push(`You are working on Linear issue ${issue.identifier}: ${issue.title}`, '')
+    lines.push(`URL: ${issue.url}`, `Branch: ${branch} (already checked out; commit or leave changes, the factory commits and pushes)`, '')
+    lines.push(input.promptContext.trim() || `## Description\n\n${issue.description.trim() || '(no description)'}`, '')
+    for (const r of replies) lines.push('The user added:', '', indent(r.trim()), '')
+  }
+  lines.push('When you are done, reply with a short summary of what you changed and anything a reviewer should check.')
+  return `${lines.join('\n').trim()}\n`
+}
+
 function indent(text: string): string {
   return text
     .split('\n')

@@ -18,6 +18,8 @@ import { type Applied, findRecord, type IssueRecord, readState, updateRecord } f
 import { claimIssue, lockIssue, resolveIssue } from './steps/claim.ts'
 import { type ReportPlan, reportRun } from './steps/report.ts'
 import { runEngineStep } from './steps/run-engine.ts'
+import { STOPPED_IN_LINEAR } from './steps/intake.ts'
+import { answerStop, sessionProgress } from './session-run.ts'
 import { ensureWorktree } from './steps/worktree.ts'
 
 export interface RunIssueOptions {
@@ -97,17 +99,18 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     issue = claim.issue
     runNumber = claim.plan.runNumber
     let step = record(claim.event)
-    if (step.refused) return onReleased(ctx, step)
+    if (step.refused) return await onReleased(ctx, step)
     crashPoint('after_claim')
 
     beat('worktree')
     const wt = await ensureWorktree(ctx, issue, { fetch: opts.fetch, repoRoot: opts.repoRoot })
     step = record({ type: 'worktree_ready', path: wt.path, branch: wt.branch })
-    if (step.refused) return onReleased(ctx, step)
+    if (step.refused) return await onReleased(ctx, step)
 
     if (opts.signal?.aborted) return onOperatorStop(ctx, identifier, runNumber, record)
     if (inPhase(step.record, 'running')) {
       beat('engine')
+      const progressTo = sessionProgress(ctx, step.record!, runNumber)
       const signal = opts.signal ? AbortSignal.any([opts.signal, released.signal]) : released.signal
       const engine = await runEngineStep(ctx, {
         issue,
@@ -122,13 +125,15 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
           if (e.kind === 'spawned')
             held.recordEngine({ pid: e.pid, pgid: e.pgid, tag: e.tag, startTime: processStartTime(e.pid) ?? undefined })
           progress(ctx, identifier, e)
+          progressTo?.onEvent(e)
         },
       })
       held.recordEngine(undefined)
+      await progressTo?.drain()
       // Stopped by the operator: not the engine's failure. The same run is queued again; nothing is posted.
       if (opts.signal?.aborted && !released.signal.aborted) return onOperatorStop(ctx, identifier, runNumber, record)
       step = record(engine.event)
-      if (inPhase(step.record, 'released')) return onReleased(ctx, step)
+      if (inPhase(step.record, 'released')) return await onReleased(ctx, step)
       const { result } = engine
       ctx.log.info(
         `${identifier}: engine ${result.status}${result.errorCode ? ` (${result.errorCode})` : ''}: ${result.summary.split('\n')[0]?.slice(0, 200)}`,
@@ -149,7 +154,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     beat('report')
     const report = await reportRun(ctx, { issue, record: step.record!, runNumber, worktree: wt.path, branch: wt.branch })
     step = record(report.event!)
-    if (step.refused) return onReleased(ctx, step)
+    if (step.refused) return await onReleased(ctx, step)
     if (report.plan.outcome === 'failed') return { ok: false, identifier, runNumber, error: runError(step.record!, runNumber) }
     return { ok: true, identifier, outcome: report.plan.outcome, runNumber }
   } catch (err) {
@@ -198,11 +203,12 @@ function onOperatorStop(
   return { ok: false, identifier, runNumber, error: new FactoryError('engine_cancelled', note) }
 }
 
-/** Reconciliation let go of the issue mid-run: the run is closed, the worktree kept, nothing reported. */
-function onReleased(ctx: AgentContext, step: Applied): RunIssueResult {
+/** Reconciliation (or a stop in Linear) let go of the issue mid-run: the run is closed, the worktree kept, nothing reported. */
+async function onReleased(ctx: AgentContext, step: Applied): Promise<RunIssueResult> {
   const r = step.record
   const identifier = r?.identifier ?? step.issueId
   ctx.log.warn(`${identifier}: stopped, ${r?.releasedReason ?? step.refused ?? 'released'}; worktree kept`)
+  if (r && r.releasedReason === STOPPED_IN_LINEAR) await answerStop(ctx, r, true)
   return {
     ok: true,
     identifier,

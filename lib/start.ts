@@ -11,7 +11,9 @@ import { asFactoryError } from './errors.ts'
 import { inspectLock, LOCK_STALE_MS } from './lock.ts'
 import { logger, redactorFor } from './log.ts'
 import { reapEngineOfDeadRun } from './orphans.ts' // the driver owns the engine watchdog of the runs it spawns
-import { decisionLine, type PollBackoff, type PollPlan, pollWithBackoff } from './steps/poll.ts'
+import { decisionLine, type PollBackoff, type PollPlan, pollBackoffMs, pollWithBackoff } from './steps/poll.ts'
+import { intakeWithBackoff, workerId } from './steps/intake.ts'
+import { relayClient, type RelayClient } from './relay-client.ts'
 import { type ChildHandle, spawnScript } from './proc.ts'
 import { processEnv } from './secret-channel.ts'
 import { agentState, readState, type IssueRecord, updateRecords } from './state.ts'
@@ -95,6 +97,7 @@ export function createDriver(opts: DriverOptions) {
   /** One tick of one agent; `background`: start the dispatch without waiting for it (the loop). */
   async function tickAgent(agent: AgentConfig, background = false): Promise<TickReport> {
     tickNos.set(agent.name, (tickNos.get(agent.name) ?? 0) + 1)
+    if (agent.tracker.mode === 'agent_session') return tickSessions(agent, background)
     const ctx = ctxFor(agent)
     const polled = await pollWithBackoff(ctx, backoff, now())
     if (!polled.ok) return { agent: agent.name, ok: false, error: polled.error, started: [] }
@@ -112,8 +115,7 @@ export function createDriver(opts: DriverOptions) {
       const dispatch = previewDispatch(agentState(readState(ctx.paths.state), agent.name), plan, lockOf, capsFor(agent), ctx.now())
       return { agent: agent.name, ok: true, plan, started: [], dispatch }
     }
-    const here = new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
-    await reconcileTick(ctx, plan, here)
+    await reconcileTick(ctx, plan, hereOf(agent))
     if (background) {
       kick(agent)
       return { agent: agent.name, ok: true, plan, started: [] }
@@ -121,6 +123,27 @@ export function createDriver(opts: DriverOptions) {
     const { started, plan: dispatchPlan, error } = await dispatch(agent)
     return { agent: agent.name, ok: !error, error, plan, started, dispatch: dispatchPlan }
   }
+
+  const relays = new Map<string, RelayClient>()
+  /** agent_session: the relay's events instead of a Linear poll (the long poll is the wait); then as api_key. */
+  async function tickSessions(agent: AgentConfig, background: boolean): Promise<TickReport> {
+    const ctx = ctxFor(agent)
+    if (!relays.has(agent.name))
+      relays.set(
+        agent.name,
+        relayClient({ url: agent.tracker.relay_url!, token: ctx.env[agent.tracker.token_env]!, workerId: workerId(agent.name) }),
+      )
+    const wait = oncePending || opts.dryRun ? 2 : Math.min(25, opts.config.poll_interval_seconds)
+    const intake = { now: now(), waitSeconds: wait, dryRun: opts.dryRun, signal: stopper.signal, backoffMs: pollBackoffMs }
+    const got = await intakeWithBackoff(ctx, relays.get(agent.name)!, backoff, intake)
+    if (!got.ok || opts.dryRun) return { agent: agent.name, ok: got.ok, error: got.ok ? undefined : got.error, started: [] }
+    await reconcileTick(ctx, { viewer: { id: '' }, watch: [], watched: [] }, hereOf(agent))
+    if (background) return (kick(agent), { agent: agent.name, ok: true, started: [] })
+    const { started, plan, error } = await dispatch(agent)
+    return { agent: agent.name, ok: !error, error, started, dispatch: plan }
+  }
+  const hereOf = (agent: AgentConfig) =>
+    new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
 
   const capsFor = (agent: AgentConfig) => ({
     agent: agent.concurrency,
@@ -132,7 +155,7 @@ export function createDriver(opts: DriverOptions) {
   /** The dispatch decision for an agent as things are now (records, runs in flight, locks, backoffs). */
   function decide(agent: AgentConfig, ctx: AgentContext) {
     const records = Object.values(readState(ctx.paths.state).agents[agent.name]?.issues ?? {})
-    const here = new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
+    const here = hereOf(agent)
     const lockOf = (identifier: string) => inspectLock(lockPathFor(ctx, identifier), LOCK_STALE_MS)
     const held = heldIssues(
       records.filter((r) => !here.has(r.id)),
@@ -275,12 +298,15 @@ export function createDriver(opts: DriverOptions) {
         opts.agents.map(async (agent) => {
           while (!stopper.signal.aborted) {
             if (waker.signal.aborted) waker = new AbortController()
+            let ok = false
             try {
-              await tickAgent(agent, true)
+              ok = (await tickAgent(agent, true)).ok
             } catch (err) {
               log.error(`${agent.name}: tick failed: ${asFactoryError(err).describe()}`)
             }
-            await sleep(opts.config.poll_interval_seconds * 1000, AbortSignal.any([stopper.signal, waker.signal]))
+            // An agent_session tick waited in its long poll already; after a failure it waits like a poll.
+            const pause = agent.tracker.mode === 'agent_session' && ok ? 0 : opts.config.poll_interval_seconds * 1000
+            await sleep(pause, AbortSignal.any([stopper.signal, waker.signal]))
           }
         }),
       )

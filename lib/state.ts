@@ -39,6 +39,8 @@ const runSchema = z.object({
   /** createdAt of the newest human comment the run's prompt included. */
   commentsUpTo: z.string().optional(),
   logPath: z.string().optional(),
+  /** agent_session: the user's replies this run was given (its prompt; empty on a session's first run). */
+  prompts: z.array(z.string()).optional(),
   /** Set once the report step finished (comment posted, issue moved). */
   reportedAt: z.string().optional(),
   prUrl: z.string().optional(),
@@ -74,6 +76,12 @@ const issueRecordSchema = z.preprocess(
     seenUpTo: z.string().optional(),
     /** The Linear agent session this issue runs for (agent_session mode). */
     agentSessionId: z.string().optional(),
+    /** agent_session: the workspace of the session (the relay acts in it). */
+    agentOrgId: z.string().optional(),
+    /** agent_session: what Linear sent on `created` (the issue, comments, guidance formatted for an agent). */
+    promptContext: z.string().optional(),
+    /** agent_session: replies not given to a run yet (a live run takes them in the next run, right after it). */
+    pendingPrompts: z.array(z.object({ id: z.string(), body: z.string(), at: z.string() })).optional(),
     /** Times a dead owner's run was resumed (invariant "one-live-owner": once, then escalate). */
     recoveries: z.number().optional(),
     /** Why the factory let go of the issue (phase released). */

@@ -52,7 +52,12 @@ export function linearApp(opts: {
     passthrough,
     authorize: async () => (settings.redirectUri ? authorizeResponse(settings, now()) : installOff()),
     callback: async (req) => (settings.redirectUri ? callbackResponse(req, { settings, keeper, now: now() }) : installOff()),
-    graphql: (req, orgId) => passthrough.handle(req, orgId ? { orgId } : {}),
+    // A worker that does not name the workspace gets the relay's only one (one-workspace set-ups).
+    graphql: async (req, orgId) => {
+      const live = orgId ? [] : (await opts.store.listInstalls()).filter((i) => i.revokedAt === null)
+      const org = orgId || (live.length === 1 ? live[0]!.orgId : null)
+      return passthrough.handle(req, org ? { orgId: org } : {})
+    },
     async installs() {
       const limits = passthrough.rateLimits()
       return (await opts.store.listInstalls()).map(({ accessTokenSealed: _a, refreshTokenSealed: _r, ...rest }) => ({

@@ -77,7 +77,8 @@ export async function claimIssue(
   viewerId: string,
   record: IssueRecord | undefined,
 ): Promise<Claimed> {
-  if (!isOurs(issue, viewerId)) {
+  // agent_session: the session is the request (a mention starts one on an issue delegated to nobody).
+  if (!record?.agentSessionId && !isOurs(issue, viewerId)) {
     throw new FactoryError('not_assigned', `${issue.identifier} is not assigned or delegated to this agent's Linear user`, {
       fix: `assign or delegate ${issue.identifier} to the agent user in Linear, then claim it again`,
     })

@@ -14,6 +14,7 @@ import { FactoryError } from '../errors.ts'
 import { git, type GitCaller, gitOut, isLocalRemote } from '../git.ts'
 import { httpTimeoutMs, parseGitHubUrl, type GitHubRepo, upsertPullRequest } from '../github.ts'
 import { type PlannedComment, summaryComment } from '../comments.ts'
+import { linkPullRequest, speak } from '../voice.ts'
 import type { PhaseEvent } from '../phases.ts'
 import type { IssueRecord, RunRecord } from '../state.ts'
 import type { TrackerIssue, WorkflowState } from '../tracker/types.ts'
@@ -227,13 +228,15 @@ export async function reportRun(
     prUrl = pr.url
     ctx.log.info(`${args.issue.identifier}: PR ${pr.created ? 'opened' : 'updated'} ${pr.url}`)
     await ctx.tracker.attachUrl({ issueId: args.issue.id, url: pr.url, title: ctx.redact(`PR #${pr.number}: ${plan.pr.title}`) })
+    await linkPullRequest(ctx, args.record, pr.url)
     crashPoint('after_pr')
   } else if (plan.prSkipped && plan.push) {
     ctx.log.info(`${args.issue.identifier}: no PR: ${plan.prSkipped}`)
   }
   plan = draft(ahead, head, prUrl, pending)
-  const posted = await ctx.tracker.createComment({ id: plan.comment.id, issueId: args.issue.id, body: ctx.redact(plan.comment.body) })
-  ctx.log.info(`${args.issue.identifier}: summary comment ${posted.created ? 'posted' : 'already there'}`)
+  const posted = await speak(ctx, args.record, { id: plan.comment.id, body: plan.comment.body, kind: 'summary' })
+  const said = args.record.agentSessionId ? 'final response' : 'summary comment'
+  ctx.log.info(`${args.issue.identifier}: ${said} ${posted.created ? 'posted' : 'already there'}`)
   crashPoint('after_comment')
   if (plan.moveTo && args.issue.state.id !== plan.moveTo.id) {
     await ctx.tracker.moveIssue(args.issue.id, plan.moveTo.id)

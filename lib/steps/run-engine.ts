@@ -12,7 +12,7 @@ import { engineEnv } from '../engines/env.ts'
 import { describeIsolation, isolationStatus } from '../engines/isolate.ts'
 import type { Engine, EngineEvent, EngineResult } from '../engines/types.ts'
 import type { PhaseEvent } from '../phases.ts'
-import { buildPrompt, humanComments, lastCommentsUpTo } from '../prompt.ts'
+import { buildPrompt, buildSessionPrompt, humanComments, lastCommentsUpTo } from '../prompt.ts'
 import type { IssueRecord, RunRecord } from '../state.ts'
 import type { TrackerIssue } from '../tracker/types.ts'
 import { safeJoin } from '../paths.ts'
@@ -40,8 +40,12 @@ export function planEngineRun(
   const previous = [...earlier].reverse().find((r) => r.reportedAt)
   const since = lastCommentsUpTo({ ...record, runs: earlier })
   const comments = humanComments(issue, viewerId, since, ctx.agent.tracker.allow_commenters)
+  const last = previous ? { n: previous.n, summary: previous.summary } : undefined
+  const run = record.runs.find((r) => r.n === runNumber)
   return {
-    prompt: buildPrompt({ issue, branch, comments, previous: previous ? { n: previous.n, summary: previous.summary } : undefined }),
+    prompt: record.agentSessionId
+      ? buildSessionPrompt({ issue, branch, promptContext: record.promptContext ?? '', replies: run?.prompts ?? [], previous: last })
+      : buildPrompt({ issue, branch, comments, previous: last }),
     resume: previous ? record.sessionId : undefined,
     commentsUpTo: comments.at(-1)?.createdAt ?? since,
     // The path only: the engine creates the directory (a dry run writes nothing).

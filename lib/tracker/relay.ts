@@ -15,9 +15,9 @@ export function relayGraphqlUrl(relayUrl: string): string {
   return `${relayUrl.replace(/\/+$/, '')}/linear/graphql`
 }
 
-/** The headers of every pass-through request: the worker token and the workspace. */
+/** The headers of every pass-through request: the worker token and the workspace (none: the relay's only one). */
 export function relayHeaders(token: string, orgId: string): Record<string, string> {
-  return { authorization: `Bearer ${token}`, 'x-linear-organization': orgId }
+  return orgId ? { authorization: `Bearer ${token}`, 'x-linear-organization': orgId } : { authorization: `Bearer ${token}` }
 }
 
 /**
@@ -82,7 +82,7 @@ export function createRelayTracker(
     apiKey: token,
     apiUrl: relayGraphqlUrl(relayUrl),
     bearer: true,
-    headers: { 'x-linear-organization': orgId },
+    headers: orgId ? { 'x-linear-organization': orgId } : {},
     mapError(e) {
       const cause = e.cause
       if (!(cause instanceof LinearError)) return e
