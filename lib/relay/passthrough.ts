@@ -123,7 +123,13 @@ export function graphqlPassthrough(opts: {
   return {
     async handle(request, handleOpts = {}) {
       const orgId = handleOpts.orgId ?? request.headers.get('x-linear-organization')
-      if (!orgId) return graphqlError(400, 'no workspace: send the X-Linear-Organization header (needed when the relay has more than one install)', 'RELAY_NO_ORGANIZATION', 'invalid input')
+      if (!orgId)
+        return graphqlError(
+          400,
+          'no workspace: send the X-Linear-Organization header (needed when the relay has more than one install)',
+          'RELAY_NO_ORGANIZATION',
+          'invalid input',
+        )
       const limitedUntil = views.get(orgId)?.limitedUntil ?? 0
       if (limitedUntil > deps.now()) return ratelimited(limitedUntil, deps.now())
       const body = await readCapped(request, MAX_GRAPHQL_BODY)
