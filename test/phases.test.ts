@@ -366,6 +366,27 @@ describe('polls and webhooks', () => {
     })
   })
 
+  test('a session records its workspace and what Linear sent, and a reply during a live run waits for the next run', () => {
+    const opened = after(undefined, { type: 'session_created', issue: ISSUE, sessionId: 's-1', orgId: 'org-1', promptContext: '<issue/>' })
+    expect(opened).toMatchObject({ phase: 'queued', agentSessionId: 's-1', agentOrgId: 'org-1', promptContext: '<issue/>' })
+    const reply = (id: string, body: string): PhaseEvent => ({ type: 'prompted', at: NOW.toISOString(), prompt: { id, body } })
+    const live = after(rec('running', { runs: [run(1)] }), reply('a-1', 'also docs'))
+    expect(live.phase).toBe('running')
+    expect(live.pendingPrompts).toEqual([{ id: 'a-1', body: 'also docs', at: NOW.toISOString() }])
+    // The same reply delivered twice is recorded once.
+    expect(transition(live, reply('a-1', 'also docs'), NOW)).toMatchObject({ ok: false })
+    const two = after(live, reply('a-2', 'and a test'))
+    // The run reports: the two replies make one run right after it.
+    const reported = after(rec('reporting', { runs: [run(1)], pendingPrompts: two.pendingPrompts }), EVENTS['reported:ok']!)
+    expect(reported.phase).toBe('queued')
+    // Its claim gives the new run both replies and clears them.
+    const claimed = after(reported, { type: 'claimed', issue: ISSUE, runNumber: 2, resumes: false, engine: 'console' })
+    expect(claimed.runs.at(-1)?.prompts).toEqual(['also docs', 'and a test'])
+    expect(claimed.pendingPrompts).toBeUndefined()
+    // A reply to a finished session queues it at once.
+    expect(after(rec('done'), reply('a-3', 'one more thing'))).toMatchObject({ phase: 'queued', pendingPrompts: [{ id: 'a-3' }] })
+  })
+
   test('a new run after a release forgets why it was released and when it was seen closed', () => {
     const released = rec('released', { releasedReason: 'moved to Done', closedAt: 'earlier', nextRetryAt: 'x', recoveries: 1 })
     expect(after(released, EVENTS.prompted!)).toMatchObject({
