@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { defineCommand } from 'citty'
 import { isEntry, runCli } from '../lib/cli.ts'
+import { DEMO_APP, demoAgentSession } from '../lib/demo-session.ts'
 import { logger } from '../lib/log.ts'
 import { spawnScript } from '../lib/proc.ts'
 import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
@@ -30,7 +31,11 @@ const git = (args: string[], cwd?: string) =>
   }).trim()
 
 const command = defineCommand({
-  meta: { name: 'demo', description: 'Run one ticket end to end on the embedded sandbox in a temp directory, and print what happened.' },
+  meta: {
+    name: 'demo',
+    description:
+      'Run two tickets end to end on the embedded sandbox in a temp directory (one polled with an API key, one delegated to an agent through the relay), and print what happened.',
+  },
   args: { keep: { type: 'boolean', description: 'keep the temp directory (its path is printed)', default: false } },
   async run({ args }) {
     const log = logger('demo')
@@ -52,6 +57,12 @@ const command = defineCommand({
         users: [
           { name: 'Demo Agent', email: 'agent@demo.test', apiKey: key },
           { name: 'Dana Reviewer', email: 'dana@demo.test', apiKey: 'demo-reviewer-key-0001' },
+          {
+            name: DEMO_APP.name,
+            email: DEMO_APP.email,
+            apiKey: 'demo-app-token-0001',
+            app: { clientId: DEMO_APP.clientId, clientSecret: DEMO_APP.clientSecret },
+          },
         ],
         issues: [
           {
@@ -63,6 +74,7 @@ const command = defineCommand({
             labels: ['docs'],
             comments: [{ user: 'dana@demo.test', body: 'Keep it short, please.' }],
           },
+          { team: 'DEMO', title: 'Add a changelog entry', description: 'Note the health check in CHANGELOG.md.', priority: 3 },
         ],
       },
     })
@@ -99,9 +111,12 @@ const command = defineCommand({
             .join(', ')}`,
         )
       } else out.push('no branch was pushed')
-      out.push(`stats: ${sandbox.stats().requests} Linear requests, ${((Date.now() - t0) / 1000).toFixed(1)} s in all`)
+      // The same machine, agent_session mode: a relay on SQLite and a worker take DEMO-2.
+      const session = await demoAgentSession({ dir, home, origin, sandbox, issue: 'DEMO-2', delegator: 'dana@demo.test' })
+      out.push(...session.lines)
+      out.push('', `stats: ${sandbox.stats().requests} Linear requests, ${((Date.now() - t0) / 1000).toFixed(1)} s in all`)
       process.stdout.write(`${out.join('\n')}\n`)
-      return code !== 0 || state.name !== 'In Review' ? 1 : 0
+      return code !== 0 || state.name !== 'In Review' || !session.ok ? 1 : 0
     } finally {
       await sandbox.stop()
       if (args.keep) log.info(`kept ${dir}`)
