@@ -5,18 +5,16 @@
  * relay process into the sandbox's session.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { activityId, activityOf, activityStream, LIMITS, type StreamPost } from '../lib/activities.ts'
 import { activityRunner, sessionPost } from '../lib/activity-runner.ts'
 import type { EngineEvent } from '../lib/engines/types.ts'
 import { FactoryError } from '../lib/errors.ts'
-import { sandboxDelegate, sandboxSessions, sandboxSetWebhook } from '../lib/sandbox/client.ts'
-import { startSandbox, type Sandbox } from '../lib/sandbox/server.ts'
+import { sandboxDelegate, sandboxSessions } from '../lib/sandbox/client.ts'
+import type { Sandbox } from '../lib/sandbox/server.ts'
 import { agentSessionClient } from '../lib/tracker/agent-session.ts'
-import { spawnRelay, type RelayProcess } from './fakes/relay-process.ts'
-import { WEBHOOK_SECRET, WORKER_TOKEN } from './fakes/webhooks.ts'
+import type { RelayProcess } from './fakes/relay-process.ts'
+import { sandboxWithRelay, type SandboxRelay } from './fakes/sandbox-relay.ts'
+import { WORKER_TOKEN } from './fakes/webhooks.ts'
 
 const action = (tool: string, input: string): EngineEvent => ({ kind: 'action', tool, input })
 const result = (tool: string, output: string, isError = false): EngineEvent => ({ kind: 'action_result', tool, output, isError })
@@ -231,24 +229,15 @@ describe('the runner', () => {
 })
 
 describe('through the relay into the session', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'activities-'))
+  let both: SandboxRelay
   let sandbox: Sandbox
   let relay: RelayProcess
   beforeAll(async () => {
-    sandbox = await startSandbox({ port: 0, dataPath: join(dir, 'data.json') })
-    relay = await spawnRelay(['--local-queue', join(dir, 'relay', 'queue.db'), '--client-credentials'], {
-      FACTORY_HOME: dir,
-      LINEAR_CLIENT_ID: 'sandbox-rosie-client',
-      LINEAR_CLIENT_SECRET: 'sandbox-rosie-client-secret',
-      LINEAR_API_URL: sandbox.url,
-      LINEAR_OAUTH_URL: sandbox.baseUrl,
-    })
-    await sandboxSetWebhook(sandbox.baseUrl, { url: `${relay.url}/webhooks/linear`, secret: WEBHOOK_SECRET })
+    both = await sandboxWithRelay('activities-')
+    ;({ sandbox, relay } = both)
   })
   afterAll(async () => {
-    await relay?.stop()
-    await sandbox?.stop()
-    rmSync(dir, { recursive: true, force: true })
+    await both?.stop()
   })
 
   test('a run arrives in the session in order with the right types, its tool call replaced by the result, the plan set, one final response', async () => {

@@ -4,34 +4,22 @@
  * takes the webhook and posts the first thought through its own app token, with no worker online.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { firstThoughtId } from '../lib/relay/first-thought.ts'
-import { sandboxDelegate, sandboxDeliveries, sandboxDuplicate, sandboxSessions, sandboxSetWebhook } from '../lib/sandbox/client.ts'
-import { startSandbox, type Sandbox } from '../lib/sandbox/server.ts'
-import { spawnRelay, type RelayProcess } from './fakes/relay-process.ts'
-import { WEBHOOK_SECRET } from './fakes/webhooks.ts'
+import { sandboxDelegate, sandboxDeliveries, sandboxDuplicate, sandboxSessions } from '../lib/sandbox/client.ts'
+import type { Sandbox } from '../lib/sandbox/server.ts'
+import type { RelayProcess } from './fakes/relay-process.ts'
+import { sandboxWithRelay, type SandboxRelay } from './fakes/sandbox-relay.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'relay-thought-'))
+let both: SandboxRelay
 let sandbox: Sandbox
 let relay: RelayProcess
 
 beforeAll(async () => {
-  sandbox = await startSandbox({ port: 0, dataPath: join(dir, 'data.json') })
-  relay = await spawnRelay(['--local-queue', join(dir, 'relay', 'queue.db'), '--client-credentials'], {
-    FACTORY_HOME: dir,
-    LINEAR_CLIENT_ID: 'sandbox-rosie-client',
-    LINEAR_CLIENT_SECRET: 'sandbox-rosie-client-secret',
-    LINEAR_API_URL: sandbox.url,
-    LINEAR_OAUTH_URL: sandbox.baseUrl,
-  })
-  await sandboxSetWebhook(sandbox.baseUrl, { url: `${relay.url}/webhooks/linear`, secret: WEBHOOK_SECRET })
+  both = await sandboxWithRelay('relay-thought-')
+  ;({ sandbox, relay } = both)
 })
 afterAll(async () => {
-  await relay?.stop()
-  await sandbox?.stop()
-  rmSync(dir, { recursive: true, force: true })
+  await both?.stop()
 })
 
 test('a delegated issue shows the relay first thought within 10 s with no worker online, once even when Linear sends it twice', async () => {

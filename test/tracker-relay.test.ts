@@ -5,42 +5,31 @@
  * calls (activities with our ids, the session's links and plan), all go through /linear/graphql.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { stableUuid } from '../lib/comments.ts'
 import { FactoryError, isRetryable } from '../lib/errors.ts'
-import { sandboxDelegate, sandboxSessions, sandboxSetWebhook } from '../lib/sandbox/client.ts'
-import { startSandbox, type Sandbox } from '../lib/sandbox/server.ts'
+import { sandboxDelegate, sandboxSessions } from '../lib/sandbox/client.ts'
+import type { Sandbox } from '../lib/sandbox/server.ts'
 import { agentSessionClient } from '../lib/tracker/agent-session.ts'
 import { createRelayTracker } from '../lib/tracker/relay.ts'
-import { spawnRelay, type RelayProcess } from './fakes/relay-process.ts'
-import { WEBHOOK_SECRET, WORKER_TOKEN } from './fakes/webhooks.ts'
+import type { RelayProcess } from './fakes/relay-process.ts'
+import { sandboxWithRelay, type SandboxRelay } from './fakes/sandbox-relay.ts'
+import { WORKER_TOKEN } from './fakes/webhooks.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'tracker-relay-'))
+let both: SandboxRelay
 let sandbox: Sandbox
 let relay: RelayProcess
 let orgId: string
 let sessionId: string
 
 beforeAll(async () => {
-  sandbox = await startSandbox({ port: 0, dataPath: join(dir, 'data.json') })
-  relay = await spawnRelay(['--local-queue', join(dir, 'relay', 'queue.db'), '--client-credentials'], {
-    FACTORY_HOME: dir,
-    LINEAR_CLIENT_ID: 'sandbox-rosie-client',
-    LINEAR_CLIENT_SECRET: 'sandbox-rosie-client-secret',
-    LINEAR_API_URL: sandbox.url,
-    LINEAR_OAUTH_URL: sandbox.baseUrl,
-  })
-  await sandboxSetWebhook(sandbox.baseUrl, { url: `${relay.url}/webhooks/linear`, secret: WEBHOOK_SECRET })
+  both = await sandboxWithRelay('tracker-relay-')
+  ;({ sandbox, relay } = both)
   orgId = sandbox.store.data.organization.id
   const { session } = await sandboxDelegate(sandbox.baseUrl, { issue: 'ENG-1', user: 'reviewer@sandbox.local', app: 'rosie' })
   sessionId = session.id
 })
 afterAll(async () => {
-  await relay?.stop()
-  await sandbox?.stop()
-  rmSync(dir, { recursive: true, force: true })
+  await both?.stop()
 })
 
 async function caught(p: Promise<unknown>): Promise<FactoryError> {
