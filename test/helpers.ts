@@ -23,6 +23,17 @@ export function failure(fn: () => unknown): FactoryError {
 }
 
 /** A fresh temp directory (removed by the caller's cleanup). */
+/** The FactoryError `p` rejects with (fails the test when it resolves or rejects with something else). */
+export async function rejection(p: Promise<unknown>): Promise<FactoryError> {
+  try {
+    await p
+  } catch (e) {
+    if (e instanceof FactoryError) return e
+    throw e
+  }
+  throw new Error('expected a FactoryError')
+}
+
 export function tempDir(prefix = 'rose-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
 }

@@ -9,10 +9,11 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { readAgentEvent } from '../lib/agent-event.ts'
-import { FactoryError, isRetryable } from '../lib/errors.ts'
+import { isRetryable } from '../lib/errors.ts'
 import { relayClient } from '../lib/relay-client.ts'
 import { spawnRelay, type RelayProcess } from './fakes/relay-process.ts'
 import { delivery, post, sessionEvent, WORKER_TOKEN } from './fakes/webhooks.ts'
+import { rejection } from './helpers.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'relay-client-'))
 let relay: RelayProcess
@@ -26,16 +27,6 @@ afterAll(async () => {
 })
 
 const worker = (id = 'worker-a') => relayClient({ url: relay.url, token: WORKER_TOKEN, workerId: id })
-
-async function caught(p: Promise<unknown>): Promise<FactoryError> {
-  try {
-    await p
-  } catch (e) {
-    if (e instanceof FactoryError) return e
-    throw e
-  }
-  throw new Error('expected a FactoryError')
-}
 
 /** A port nothing listens on (taken, then released). */
 async function closedPort(): Promise<number> {
@@ -125,18 +116,18 @@ test('a long poll stopped by its signal (Ctrl-C) resolves with no events instead
 
 test('a wrong worker token is relay_auth, not retried, its fix naming FACTORY_RELAY_WORKER_TOKEN, the token in no message', async () => {
   const bad = relayClient({ url: relay.url, token: 'not-the-relay-token', workerId: 'w' })
-  const e = await caught(bad.poll({ waitSeconds: 0 }))
+  const e = await rejection(bad.poll({ waitSeconds: 0 }))
   expect(e.code).toBe('relay_auth')
   expect(isRetryable(e.code)).toBe(false)
   expect(e.fix).toContain('FACTORY_RELAY_WORKER_TOKEN')
   expect(e.message).toContain(relay.url)
   expect(e.describe()).not.toContain('not-the-relay-token')
-  expect((await caught(bad.ack(['x']))).code).toBe('relay_auth')
+  expect((await rejection(bad.ack(['x']))).code).toBe('relay_auth')
 })
 
 test('a relay that is down is relay_unreachable naming its URL, and retryable', async () => {
   const url = `http://127.0.0.1:${await closedPort()}`
-  const e = await caught(relayClient({ url, token: WORKER_TOKEN, workerId: 'w' }).poll({ waitSeconds: 0 }))
+  const e = await rejection(relayClient({ url, token: WORKER_TOKEN, workerId: 'w' }).poll({ waitSeconds: 0 }))
   expect(e.code).toBe('relay_unreachable')
   expect(isRetryable(e.code)).toBe(true)
   expect(e.message).toContain(url)
@@ -147,15 +138,15 @@ test('a failing relay (5xx) is retryable; a stranger answering in another shape 
   const server = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => reply.clone() })
   try {
     const client = relayClient({ url: `http://127.0.0.1:${server.port}/`, token: WORKER_TOKEN, workerId: 'w' })
-    const down = await caught(client.poll({ waitSeconds: 0 }))
+    const down = await rejection(client.poll({ waitSeconds: 0 }))
     expect(down.code).toBe('relay_unreachable')
     expect(down.message).toContain('HTTP 503: database is locked')
     reply = Response.json({ events: [{ id: 'e1' }] })
-    const odd = await caught(client.poll({ waitSeconds: 0 }))
+    const odd = await rejection(client.poll({ waitSeconds: 0 }))
     expect(odd.code).toBe('relay_refused')
     expect(odd.message).toContain('events.0.sessionId')
     reply = new Response('<html>hello</html>', { status: 200 })
-    expect((await caught(client.ack(['e1']))).code).toBe('relay_refused')
+    expect((await rejection(client.ack(['e1']))).code).toBe('relay_refused')
   } finally {
     await server.stop(true)
   }

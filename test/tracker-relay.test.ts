@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { stableUuid } from '../lib/comments.ts'
-import { FactoryError, isRetryable } from '../lib/errors.ts'
+import { isRetryable } from '../lib/errors.ts'
 import { sandboxDelegate, sandboxSessions } from '../lib/sandbox/client.ts'
 import type { Sandbox } from '../lib/sandbox/server.ts'
 import { agentSessionClient } from '../lib/tracker/agent-session.ts'
@@ -14,6 +14,7 @@ import { createRelayTracker } from '../lib/tracker/relay.ts'
 import type { RelayProcess } from './fakes/relay-process.ts'
 import { sandboxWithRelay, type SandboxRelay } from './fakes/sandbox-relay.ts'
 import { WORKER_TOKEN } from './fakes/webhooks.ts'
+import { rejection } from './helpers.ts'
 
 let both: SandboxRelay
 let sandbox: Sandbox
@@ -31,16 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await both?.stop()
 })
-
-async function caught(p: Promise<unknown>): Promise<FactoryError> {
-  try {
-    await p
-  } catch (e) {
-    if (e instanceof FactoryError) return e
-    throw e
-  }
-  throw new Error('expected a FactoryError')
-}
 
 const visible = async () => (await sandboxSessions(sandbox.baseUrl, 'ENG-1')).find((s: { id: string }) => s.id === sessionId)
 
@@ -62,13 +53,13 @@ test('the api_key tracker pointed at the relay polls, reads and moves the issue 
 
 test('through the relay, a wrong worker token is relay_auth and an unknown workspace is relay_not_installed, neither retried', async () => {
   const bad = createRelayTracker({ relayUrl: relay.url, token: 'not-a-worker-token', orgId, sleep: async () => {} })
-  const auth = await caught(bad.getIssue('ENG-1'))
+  const auth = await rejection(bad.getIssue('ENG-1'))
   expect(auth.code).toBe('relay_auth')
   expect(auth.fix).toContain('FACTORY_RELAY_WORKER_TOKEN')
   expect(bad.requests()).toBe(1)
 
   const stranger = agentSessionClient({ relayUrl: relay.url, token: WORKER_TOKEN, orgId: 'org-nobody-installed' })
-  const none = await caught(stranger.getSession(sessionId))
+  const none = await rejection(stranger.getSession(sessionId))
   expect(none.code).toBe('relay_not_installed')
   expect(isRetryable(none.code)).toBe(false)
   expect(stranger.requests()).toBe(1)
@@ -115,12 +106,12 @@ test("the session's PR link and whole plan are set, and read back with the newes
 test('a session that is gone is tracker_refused at once: final, one create and one look-up, no retry loop', async () => {
   const client = agentSessionClient({ relayUrl: relay.url, token: WORKER_TOKEN, orgId })
   const gone = '00000000-0000-4000-8000-000000000000'
-  const e = await caught(client.postActivity({ id: stableUuid('gone'), sessionId: gone, content: { type: 'thought', body: 'hello?' } }))
+  const e = await rejection(client.postActivity({ id: stableUuid('gone'), sessionId: gone, content: { type: 'thought', body: 'hello?' } }))
   expect(e.code).toBe('tracker_refused')
   expect(e.message).toContain('Entity not found: AgentSession')
   expect(isRetryable(e.code)).toBe(false)
   expect(client.requests()).toBe(2)
-  expect((await caught(client.updateSession(gone, { plan: [] }))).code).toBe('tracker_refused')
+  expect((await rejection(client.updateSession(gone, { plan: [] }))).code).toBe('tracker_refused')
   expect(client.requests()).toBe(3)
 })
 
@@ -146,7 +137,7 @@ test('RATELIMITED from the relay waits for its reset and then posts; a reset fur
 
   const patient = agentSessionClient({ relayUrl: 'http://127.0.0.1:9', token: WORKER_TOKEN, orgId, deps, maxWaitMs: 60_000 })
   replies = [limited(now + 30 * 60_000), () => Response.json({ data: { agentActivity: null } })]
-  expect((await caught(patient.postActivity({ id: 'b', sessionId, content: { type: 'thought', body: 'x' } }))).code).toBe(
+  expect((await rejection(patient.postActivity({ id: 'b', sessionId, content: { type: 'thought', body: 'x' } }))).code).toBe(
     'tracker_rate_limited',
   )
 })
