@@ -4,6 +4,7 @@
  * login status: no model call) and, for agent_session agents, the relay. Each takes doctor's
  * `deps` and returns what it saw and the fix; one request or one process each.
  */
+import { relayGraphqlUrl } from './tracker/relay.ts'
 import { type AgentConfig, agentSecretEnvs, type FactoryConfig, githubApiUrl, linearApiUrl } from './config.ts'
 import type { DoctorDeps } from './doctor.ts'
 import { claudeTokenHandover } from './engines/claude.ts'
@@ -27,11 +28,16 @@ const firstLine = (text: string) =>
 export async function linearCheck(agent: AgentConfig, { env, viewer, timeoutMs }: DoctorDeps): Promise<Outcome> {
   const key = env[agent.tracker.token_env]
   if (!key) return { status: 'warn', detail: `not tried: ${agent.tracker.token_env} is not set` }
-  let url = env.LINEAR_API_URL ?? 'Linear'
+  // agent_session: Linear through the relay's pass-through, with the worker token (never sent to Linear itself).
+  const relay = agent.tracker.mode === 'agent_session' ? agent.tracker.relay_url : undefined
+  let url = relay ? relayGraphqlUrl(relay) : (env.LINEAR_API_URL ?? 'Linear')
   try {
-    url = linearApiUrl(env)
-    const me = await viewer(url, key, timeoutMs)
-    return { status: 'ok', detail: `${url} answers; the key is ${me.name} (${me.id})` }
+    if (!relay) url = linearApiUrl(env)
+    const me = await viewer(url, key, timeoutMs, !!relay)
+    return {
+      status: 'ok',
+      detail: relay ? `${url} answers; the app user is ${me.name} (${me.id})` : `${url} answers; the key is ${me.name} (${me.id})`,
+    }
   } catch (err) {
     const e = asFactoryError(err)
     return { status: 'fail', detail: e.message.includes(url) ? e.message : `${url}: ${e.message}`, fix: e.fix }

@@ -23,7 +23,7 @@ export interface DoctorDeps {
   /** HTTP for GitHub and the relay. */
   fetch: typeof fetch
   /** Linear's viewer for a key (one GraphQL request), or a FactoryError thrown. */
-  viewer: (apiUrl: string, key: string, timeoutMs: number) => Promise<{ id: string; name: string }>
+  viewer: (apiUrl: string, key: string, timeoutMs: number, bearer?: boolean) => Promise<{ id: string; name: string }>
   /** A process: git, the engine CLIs. */
   run: (argv: string[], opts: RunOptions) => Promise<RunResult>
   /** Free bytes for an unprivileged user on the filesystem holding `path`. */
@@ -57,12 +57,12 @@ export function realDoctorDeps(env: NodeJS.ProcessEnv): DoctorDeps {
 }
 
 /** Linear's viewer through @linear/sdk's transport (the tracker's error mapping: refused key, unreachable, not GraphQL). */
-async function linearViewer(apiUrl: string, key: string, timeoutMs: number): Promise<{ id: string; name: string }> {
+async function linearViewer(apiUrl: string, key: string, timeoutMs: number, bearer = false): Promise<{ id: string; name: string }> {
   const [{ LinearClient, LinearGraphQLClient }, { toTrackerError }] = await Promise.all([
     import('@linear/sdk'),
     import('./tracker/errors.ts'),
   ])
-  const client = new LinearClient({ apiKey: key, apiUrl })
+  const client = new LinearClient(bearer ? { accessToken: key, apiUrl } : { apiKey: key, apiUrl })
   const transport = new LinearGraphQLClient(client.options.apiUrl, { ...client.options, signal: AbortSignal.timeout(timeoutMs) })
   try {
     const res = await transport.rawRequest<{ viewer: { id: string; name: string } }, Record<string, never>>(VIEWER_QUERY, {})
