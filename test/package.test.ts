@@ -78,7 +78,7 @@ describe('the installed rose-factory command (no bun on PATH)', () => {
     expect(r.code).toBe(0)
     for (const verb of ['start', 'status', 'config', 'sandbox', 'demo', 'install-daemon', 'uninstall-daemon', 'completion'])
       expect(r.stdout).toContain(verb)
-    expect(r.stdout).toContain('Run one ticket end to end on the embedded sandbox')
+    expect(r.stdout).toContain('Run two tickets end to end on the embedded sandbox')
   })
 
   test('start --help and help start print the flags of the start verb', () => {
