@@ -63,6 +63,19 @@ const limitsSchema = z.strictObject({
   max_turns: z.number().int().positive().optional(),
 })
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+
+/** A `${NAME}` value: the factory's env var NAME, a secret handed only to that MCP server. */
+export const SECRET_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/
+
+/** One stdio MCP server the agent's engine starts (Claude: --mcp-config, Codex: a profile; lib/engines/mcp.ts). */
+const mcpServerSchema = z.strictObject({
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  /** The server's own variables: a literal, or `${NAME}` (a secret: never the engine's env, always redacted). */
+  env: z.record(envName, z.string()).default({}),
+})
+
 const agentSchema = z.strictObject({
   name: z.string().regex(nameRe, 'must be lowercase letters, digits and dashes (e.g. benoit-codex)'),
   engine: z.enum(['claude', 'codex', 'console']),
@@ -75,9 +88,11 @@ const agentSchema = z.strictObject({
   limits: limitsSchema.prefault({}),
   github: z.strictObject({ token_env: z.string().default('FACTORY_GITHUB_TOKEN') }).prefault({}),
   /** Further variables the engine may see (its env is an allow-list); never a secret (checked at load). */
-  engine_env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')).default([]),
+  engine_env: z.array(envName).default([]),
   /** How the engine CLI runs: `namespace` (bwrap; the default on Linux when bwrap works) or `none` (see lib/engines/isolate.ts). */
   isolation: z.enum(['none', 'namespace']).optional(),
+  /** MCP servers the engine may start, by name; their `${NAME}` env values are secrets only they get. */
+  mcp_servers: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, _ and -'), mcpServerSchema).default({}),
 })
 
 export const configSchema = z.strictObject({
@@ -96,7 +111,17 @@ export type AgentConfig = z.infer<typeof agentSchema>
 
 /** The env variables holding an agent's own secrets (beyond the fixed deny-list): never given to engines, always redacted. */
 export function agentSecretEnvs(agent: AgentConfig): string[] {
-  return [agent.tracker.token_env, agent.github.token_env]
+  return [agent.tracker.token_env, agent.github.token_env, ...mcpSecretRefs(agent).map((r) => r.name)]
+}
+
+/** The `${NAME}` references of an agent's MCP servers, with where each is written. */
+export function mcpSecretRefs(agent: Pick<AgentConfig, 'mcp_servers'>): { name: string; server: string; key: string }[] {
+  return Object.entries(agent.mcp_servers ?? {}).flatMap(([server, s]) =>
+    Object.entries(s.env).flatMap(([key, value]) => {
+      const name = SECRET_REF.exec(value)?.[1]
+      return name ? [{ name, server, key }] : []
+    }),
+  )
 }
 
 import { configPath } from './config-path.ts'
@@ -112,9 +137,9 @@ export interface MissingEnv {
   fix: string
 }
 
-/** The tracker token variables of `agents` that are unset or empty (every one, not just the first). */
+/** The tracker token and MCP secret variables of `agents` that are unset or empty (every one, not just the first). */
 export function missingEnv(config: FactoryConfig, env: NodeJS.ProcessEnv, agents: readonly AgentConfig[] = config.agents): MissingEnv[] {
-  return agents
+  const tokens = agents
     .filter((a) => !env[a.tracker.token_env])
     .map((a) => ({
       agent: a.name,
@@ -122,6 +147,17 @@ export function missingEnv(config: FactoryConfig, env: NodeJS.ProcessEnv, agents
       name: a.tracker.token_env,
       fix: `export ${a.tracker.token_env}=<the Linear API key of agent ${a.name}'s user> (Linear: Settings > Security & access > Personal API keys)`,
     }))
+  const mcp = agents.flatMap((a) =>
+    mcpSecretRefs(a)
+      .filter((r) => !env[r.name])
+      .map((r) => ({
+        agent: a.name,
+        path: `agents[${config.agents.indexOf(a)}].mcp_servers.${r.server}.env.${r.key}`,
+        name: r.name,
+        fix: `export ${r.name}=<the secret MCP server ${r.server} of agent ${a.name} needs>, or write the value literally`,
+      })),
+  )
+  return [...tokens, ...mcp]
 }
 
 /** Throw one config_invalid naming every unset token variable of `agents` (none unset: nothing). */

@@ -6,6 +6,7 @@
 import { parseClaudeLine, isKnownAssistantBlock, type ClaudeLine } from './lines.ts'
 import { emitter, runEngineCli, type LineHandler, type LineKind, type Outcome } from './cli.ts'
 import { CLAUDE_TOKEN_TARGET } from './env.ts'
+import { mcpHandover, type McpHandover } from './mcp.ts'
 import { claudeTaskList } from './todo.ts'
 import type { Engine, EngineEvent, EngineRunInput } from './types.ts'
 
@@ -78,13 +79,17 @@ export function createClaudeEngine(opts: ClaudeOptions = {}): Engine {
       // name from the env, and the token goes in on fd 3 instead.
       const via: ClaudeTokenVia = process.env.ROSE_CLAUDE_TOKEN_VIA === 'env' ? 'env' : 'fd'
       const token = claudeTokenHandover(input.env[CLAUDE_TOKEN_TARGET], via)
-      return runEngineCli('claude', opts.bin, input, (bin) => ({
-        argv: claudeArgv(bin, opts, input),
-        stdin: input.prompt,
-        env: { ...claudeEnvAdditions(opts), ...token.env },
-        fds: token.fds,
-        handler: claudeHandler(emitter(input)),
-      }))
+      let mcp: McpHandover | undefined
+      return runEngineCli('claude', opts.bin, input, (bin, isolated) => {
+        mcp = mcpHandover('claude', input, isolated)
+        return {
+          argv: [...claudeArgv(bin, opts, input), ...(mcp?.argv ?? [])],
+          stdin: input.prompt,
+          env: { ...claudeEnvAdditions(opts), ...token.env },
+          fds: token.fds,
+          handler: claudeHandler(emitter(input)),
+        }
+      }).finally(() => mcp?.cleanup())
     },
   }
 }

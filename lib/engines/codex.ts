@@ -4,6 +4,7 @@
  */
 import { isKnownItem, parseCodexLine, type CodexKnownItem } from './lines.ts'
 import { emitter, runEngineCli, type LineHandler, type LineKind, type Outcome } from './cli.ts'
+import { mcpHandover, type McpHandover } from './mcp.ts'
 import { codexTodoPlan } from './todo.ts'
 import type { Engine, EngineEvent, EngineRunInput, EngineUsage } from './types.ts'
 
@@ -44,14 +45,20 @@ export const NAMESPACE_SANDBOX = 'danger-full-access'
 export function createCodexEngine(opts: CodexOptions = {}): Engine {
   return {
     name: 'codex',
-    run: (input: EngineRunInput) =>
-      runEngineCli(
+    run: (input: EngineRunInput) => {
+      let mcp: McpHandover | undefined
+      return runEngineCli(
         'codex',
         opts.bin,
         input,
-        (bin, isolated) => ({ argv: codexArgv(bin, isolated ? { ...opts, sandbox: NAMESPACE_SANDBOX } : opts, input), stdin: input.prompt, env: {}, handler: codexHandler(emitter(input)) }),
+        (bin, isolated) => {
+          mcp = mcpHandover('codex', input, isolated)
+          const o: CodexOptions = isolated ? { ...opts, sandbox: NAMESPACE_SANDBOX } : opts
+          return { argv: codexArgv(bin, { ...o, extraArgs: [...(mcp?.argv ?? []), ...(o.extraArgs ?? [])] }, input), stdin: input.prompt, env: {}, handler: codexHandler(emitter(input)) }
+        },
         { readOnlyWorktree: opts.sandbox === 'read-only' },
-      ),
+      ).finally(() => mcp?.cleanup())
+    },
   }
 }
 

@@ -1,5 +1,6 @@
 /** The Engine interface (DESIGN.md "Engines"): one run of a coding agent in a worktree. */
 import type { IsolationRequest } from './isolate.ts'
+import type { McpServers } from './mcp.ts'
 
 export type EngineName = 'claude' | 'codex' | 'console'
 
@@ -49,6 +50,8 @@ export interface EngineRunInput {
   isolation?: IsolationRequest
   /** Hides every secret value the factory resolved; applied to each transcript line (default: none). */
   redact?: (text: string) => string
+  /** The agent's MCP servers, secrets resolved: only their config file holds them (lib/engines/mcp.ts). */
+  mcpServers?: McpServers
 }
 
 export interface EngineResult {

@@ -10,6 +10,7 @@ import { crashPoint } from '../crash.ts'
 import { createEngine } from '../engines/index.ts'
 import { engineEnv } from '../engines/env.ts'
 import { describeIsolation, isolationStatus } from '../engines/isolate.ts'
+import { resolveMcpServers } from '../engines/mcp.ts'
 import type { Engine, EngineEvent, EngineResult } from '../engines/types.ts'
 import type { PhaseEvent } from '../phases.ts'
 import { buildPrompt, buildSessionPrompt, humanComments, lastCommentsUpTo } from '../prompt.ts'
@@ -100,6 +101,7 @@ export async function runEngineStep(
     stallMs: plan.stallMs,
     logPath: plan.logPath,
     redact: ctx.redact,
+    mcpServers: resolveMcpServers(ctx.agent.mcp_servers, ctx.env),
     onEvent: (e) => {
       if (e.kind === 'started') crashPoint('during_engine')
       if (e.kind === 'action' && limits.max_turns && engine.name !== 'claude' && ++actions > limits.max_turns && !limitHit) {
