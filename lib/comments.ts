@@ -98,6 +98,8 @@ export function summaryComment(input: SummaryInput): PlannedComment {
       lines.push(`Branch: \`${input.branch}\`${input.headCommit ? ` at \`${input.headCommit.slice(0, 12)}\`` : ''}`)
     if (input.notMoved) lines.push(`Not moved to review: ${input.notMoved}.`)
   }
+  // The runtime provider's links (a preview environment...): what a reviewer opens first.
+  if (run.runtimeUrls?.length) lines.push('', ...run.runtimeUrls.map((u) => `${u.label}: ${u.url}`))
   const cost = run.costUsd !== undefined && run.costUsd > 0 ? ` · $${run.costUsd.toFixed(4)}` : ''
   lines.push('', signature(input.agent, `${input.engine}, run #${run.n}${cost}`))
   return { id: commentId(input.agent, input.issueId, run, 'summary'), body: lines.join('\n') }

@@ -9,6 +9,7 @@ import { isolationStatus } from './engines/isolate.ts'
 import { didYouMean, formatPath, keysAt, where } from './config-issues.ts'
 import { FactoryError } from './errors.ts'
 import { isDeniedEnv } from './secrets.ts'
+import { RUNTIME_PROVIDERS, runtimeSchemaOf } from './runtime/registry.ts'
 
 const nameRe = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/
 
@@ -81,7 +82,8 @@ const agentSchema = z.strictObject({
   engine: z.enum(['claude', 'codex', 'console']),
   tracker: trackerSchema,
   repo: repoSchema,
-  runtime: z.strictObject({ provider: z.enum(['none']).default('none') }).prefault({}),
+  /** What a run needs besides its worktree (lib/runtime/): `none`, or `command` scripts around each run. */
+  runtime: runtimeSchemaOf(RUNTIME_PROVIDERS),
   concurrency: z.number().int().positive().max(64).default(2),
   claude: claudeSchema.optional(),
   codex: codexSchema.optional(),

@@ -38,6 +38,10 @@ export const ERRORS = {
     fix: 'a human checks what the engine did (its transcript); comment on the issue to run it again',
   },
   bootstrap_failed: { exit: 1, retryable: true },
+  // The runtime provider's prepare failed, timed out or printed bad JSON: the engine did not start.
+  runtime_prepare_failed: { exit: 1, retryable: true, fix: 'fix runtime.prepare in agents.yaml (the message quotes its stderr)' },
+  // Logged only: cleanup of the closed issue goes on.
+  runtime_teardown_failed: { exit: 1, retryable: false, fix: 'fix runtime.teardown in agents.yaml; tear the environment down by hand' },
   github_failed: { exit: 1, retryable: true, fix: 'check the GitHub token (FACTORY_GITHUB_TOKEN) and repo.github' },
   engine_missing: { exit: 1, retryable: false, fix: 'install the engine CLI on this machine (make engines) or set its bin in agents.yaml' },
   engine_failed: { exit: 1, retryable: true },

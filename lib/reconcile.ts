@@ -8,6 +8,7 @@
 import { rmSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { pruneLogs } from './log-retention.ts'
+import { teardownRuntime } from './runtime/index.ts'
 import { sanitizeKey } from './paths.ts'
 import type { AgentContext } from './context.ts'
 import { asFactoryError } from './errors.ts'
@@ -171,6 +172,7 @@ export async function cleanupClosed(ctx: AgentContext): Promise<string[]> {
   for (const rec of due) {
     const path = rec.worktree!
     try {
+      await teardownRuntime(ctx, rec) // never throws: a failure is logged and the worktree goes anyway
       // The worktree's .git link read as a file (no git in a worktree an engine left); a broken
       // link leaves git's record to the next `worktree prune` of the base clone.
       const link = followWorktreeLink(path)

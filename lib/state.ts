@@ -44,6 +44,8 @@ const runSchema = z.object({
   /** Set once the report step finished (comment posted, issue moved). */
   reportedAt: z.string().optional(),
   prUrl: z.string().optional(),
+  /** Links the runtime provider made for the run (lib/runtime/), shown in its summary. */
+  runtimeUrls: z.array(z.object({ label: z.string(), url: z.string() })).optional(),
   /** The run failed and another attempt (a new run) was scheduled instead of a report. */
   retried: z.boolean().optional(),
   /** Never reported: a human asked again before it finished, so a new run took over. */

@@ -17,6 +17,7 @@ import { buildPrompt, buildSessionPrompt, humanComments, lastCommentsUpTo } from
 import type { IssueRecord, RunRecord } from '../state.ts'
 import type { TrackerIssue } from '../tracker/types.ts'
 import { safeJoin } from '../paths.ts'
+import { prepareRuntime, type ProviderEntry } from '../runtime/index.ts'
 import { issueLogDir, type WorktreePlan } from './worktree.ts'
 
 export interface EnginePlan {
@@ -73,6 +74,8 @@ export async function runEngineStep(
     worktree: WorktreePlan
     signal?: AbortSignal
     engine?: Engine
+    /** The runtime providers to pick from (default: lib/runtime/registry.ts). */
+    runtimeProviders?: readonly ProviderEntry[]
     onEvent?: (e: EngineEvent) => void
   },
 ): Promise<EngineStepResult> {
@@ -90,10 +93,25 @@ export async function runEngineStep(
   let limitHit: 'limit_max_turns' | undefined
   const signal = args.signal ? AbortSignal.any([args.signal, limitAbort.signal]) : limitAbort.signal
   issueLogDir(ctx, args.issue.identifier) // the logs directories, 0700
+  // Before the engine: a failure throws runtime_prepare_failed, a failed attempt, and the engine never starts.
+  const runtime = await prepareRuntime(
+    ctx,
+    {
+      issueKey: args.issue.identifier,
+      worktree: args.worktree.path,
+      branch: args.worktree.branch,
+      runNumber: args.runNumber,
+      signal: args.signal,
+    },
+    args.runtimeProviders,
+  )
   let result = await engine.run({
     prompt: plan.prompt,
     cwd: args.worktree.path,
-    env: engineEnv(ctx.agent.engine, ctx.env, ctx.config.agents.flatMap(agentSecretEnvs), ctx.agent.engine_env),
+    env: engineEnv(ctx.agent.engine, { ...ctx.env, ...runtime.env }, ctx.config.agents.flatMap(agentSecretEnvs), [
+      ...ctx.agent.engine_env,
+      ...Object.keys(runtime.env),
+    ]),
     isolation: { mode: isolation.mode, agent: ctx.agent.name, factoryHome: ctx.home, bwrap: isolation.bwrap?.path },
     resume: plan.resume,
     signal,
@@ -118,7 +136,7 @@ export async function runEngineStep(
     result,
     event: {
       type: 'engine_finished',
-      run: runFields(result, plan, ctx.now()),
+      run: { ...runFields(result, plan, ctx.now()), ...(runtime.urls.length ? { runtimeUrls: runtime.urls } : {}) },
       sessionId: result.sessionId,
       threadUsage: engine.name === 'codex',
     },
