@@ -112,6 +112,8 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
     }
     case 'session_created':
       if (isInFlight(r) || r.phase === 'queued') return refuse(`already ${r.phase}`)
+      // The same session's `created` again (the relay hands out an event whose ack was lost): not a new request.
+      if (r.agentSessionId === event.sessionId) return refuse(`session ${event.sessionId} already taken (${r.phase})`)
       r.snapshot = event.issue
       Object.assign(r, sessionFields(event), { pendingPrompts: undefined })
       requeue(r, at)
@@ -119,7 +121,8 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
     case 'prompted': {
       // A reply is kept until a run takes it: during a live run it waits for the next run, right after.
       const p = event.prompt
-      if (p && r.pendingPrompts?.some((x) => x.id === p.id)) return refuse(`reply ${p.id} already recorded`)
+      if (p && (r.pendingPrompts?.some((x) => x.id === p.id) || r.runs.some((x) => x.promptIds?.includes(p.id))))
+        return refuse(`reply ${p.id} already recorded`)
       if (p) r.pendingPrompts = [...(r.pendingPrompts ?? []), { id: p.id, body: p.body, at }]
       if (isActive(r)) return p ? { ok: true, record: r } : refuse(`already ${r.phase}: the live run takes the follow-up`)
       requeue(r, at)
@@ -141,8 +144,9 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       r.phase = 'claimed'
       if (!event.resumes) {
         // A new run takes every reply waiting so far (agent_session); later ones wait for the next run.
-        const prompts = r.pendingPrompts?.map((x) => x.body)
-        r.runs.push({ n: event.runNumber, startedAt: at, status: 'running', engine: event.engine, ...(prompts ? { prompts } : {}) })
+        const pending = r.pendingPrompts
+        const prompts = pending ? { prompts: pending.map((x) => x.body), promptIds: pending.map((x) => x.id) } : {}
+        r.runs.push({ n: event.runNumber, startedAt: at, status: 'running', engine: event.engine, ...prompts })
         r.pendingPrompts = undefined
       }
       return { ok: true, record: r }

@@ -41,6 +41,8 @@ const runSchema = z.object({
   logPath: z.string().optional(),
   /** agent_session: the user's replies this run was given (its prompt; empty on a session's first run). */
   prompts: z.array(z.string()).optional(),
+  /** Their activity ids: a reply handed out again after this run took it is not taken twice. */
+  promptIds: z.array(z.string()).optional(),
   /** Set once the report step finished (comment posted, issue moved). */
   reportedAt: z.string().optional(),
   prUrl: z.string().optional(),

@@ -5,116 +5,15 @@
  * only the relay's worker token; every Linear call goes through the relay.
  */
 import { afterAll, afterEach, beforeEach, expect, test } from 'bun:test'
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { spawn } from 'node:child_process'
-import { sandboxDelegate, sandboxPrompt, sandboxSessions, sandboxSetWebhook } from '../lib/sandbox/client.ts'
-import { startSandbox, type Sandbox } from '../lib/sandbox/server.ts'
-import { startFakeGitHub } from './fakes/github.ts'
-import { spawnRelay, type RelayProcess } from './fakes/relay-process.ts'
-import { WEBHOOK_SECRET, WORKER_TOKEN } from './fakes/webhooks.ts'
-import { gitSync, makeOrigin, ROOT, tempDir } from './helpers.ts'
+import { sandboxPrompt } from '../lib/sandbox/client.ts'
+import { APP_TOKEN, removeSetups, setup, type Setup } from './fakes/agent-session-setup.ts'
+import { WORKER_TOKEN } from './fakes/webhooks.ts'
+import { gitSync } from './helpers.ts'
 
-const GH_TOKEN = 'gh-test-token-agent-session'
-const APP_TOKEN = 'lin_oauth_test_rosie_app_token'
-const dirs: string[] = []
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
-})
-
-interface Setup {
-  dir: string
-  home: string
-  sandbox: Sandbox
-  relay: RelayProcess
-  gh: Awaited<ReturnType<typeof startFakeGitHub>>
-  origin: string
-  env: Record<string, string>
-  /** `start --once` (or other args) as the worker, to the end. */
-  start(args?: string[]): Promise<{ code: number | null; stderr: string }>
-  session(id: string): Promise<{ status: string; activities: { id: string; content: { type: string; body?: string; action?: string } }[] }>
-  stop(): Promise<void>
-}
+afterAll(removeSetups)
 let s: Setup | undefined
-
-async function setup(): Promise<Setup> {
-  const dir = tempDir('rose-session-')
-  dirs.push(dir)
-  const home = join(dir, 'home')
-  mkdirSync(home, { recursive: true })
-  const origin = makeOrigin(dir)
-  const sandbox = await startSandbox({
-    port: 0,
-    dataPath: join(dir, 'sandbox.json'),
-    seed: {
-      organization: { name: 'Rose Test', urlKey: 'rose-test' },
-      teams: [{ key: 'ENG', name: 'Engineering' }],
-      users: [
-        { name: 'Riley Reviewer', email: 'riley@rose.test', apiKey: 'lin_api_test_riley_key' },
-        {
-          name: 'Rosie',
-          email: 'rosie@app.rose.test',
-          apiKey: APP_TOKEN,
-          app: { clientId: 'rosie-client', clientSecret: 'rosie-client-secret' },
-        },
-      ],
-      issues: [{ team: 'ENG', title: 'Add a health check', description: 'GET /healthz answers ok' }],
-    },
-  })
-  const relay = await spawnRelay(['--local-queue', join(dir, 'relay', 'queue.db'), '--client-credentials'], {
-    FACTORY_HOME: join(dir, 'relay-home'),
-    LINEAR_CLIENT_ID: 'rosie-client',
-    LINEAR_CLIENT_SECRET: 'rosie-client-secret',
-    LINEAR_API_URL: sandbox.url,
-    LINEAR_OAUTH_URL: sandbox.baseUrl,
-  })
-  await sandboxSetWebhook(sandbox.baseUrl, { url: `${relay.url}/webhooks/linear`, secret: WEBHOOK_SECRET })
-  const gh = await startFakeGitHub({ token: GH_TOKEN, branchExists: (b) => gitSync(['branch', '--list', b], origin) !== '' })
-  writeFileSync(
-    join(home, 'agents.yaml'),
-    `poll_interval_seconds: 1\nagents:\n  - name: rosie\n    engine: console\n    tracker: { mode: agent_session, relay_url: ${relay.url}, token_env: FACTORY_RELAY_WORKER_TOKEN, activity_interval_seconds: 0 }\n    repo: { url: ${origin}, base: main, github: acme/app }\n`,
-  )
-  // The worker's env: the relay's worker token and GitHub's; no Linear token at all.
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: dir,
-    FACTORY_HOME: home,
-    FACTORY_RELAY_WORKER_TOKEN: WORKER_TOKEN,
-    FACTORY_GITHUB_TOKEN: GH_TOKEN,
-    GITHUB_API_URL: gh.url,
-  }
-  return {
-    dir,
-    home,
-    sandbox,
-    relay,
-    gh,
-    origin,
-    env,
-    start(args = ['--once']) {
-      return new Promise((resolve) => {
-        const child = spawn(process.execPath, [join(ROOT, 'scripts', 'start.ts'), ...args], {
-          cwd: dir,
-          env,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        })
-        let stderr = ''
-        child.stdout.on('data', (d) => (stderr += d))
-        child.stderr.on('data', (d) => (stderr += d))
-        child.on('close', (code) => resolve({ code, stderr }))
-      })
-    },
-    async session(id) {
-      const all = await sandboxSessions(sandbox.baseUrl)
-      return all.find((x: { id: string }) => x.id === id)
-    },
-    async stop() {
-      await relay.stop()
-      await gh.stop()
-      await sandbox.stop()
-    },
-  }
-}
 
 beforeEach(async () => {
   s = await setup()
@@ -123,13 +22,8 @@ afterEach(async () => {
   await s?.stop()
 })
 
-const delegate = async () =>
-  (await sandboxDelegate(s!.sandbox.baseUrl, { issue: 'ENG-1', user: 'riley@rose.test', app: 'rosie@app.rose.test' })).session.id as string
-const issueState = () => {
-  const d = s!.sandbox.store.data
-  const i = s!.sandbox.store.issue('ENG-1')!
-  return d.states.find((x) => x.id === i.stateId)!.name
-}
+const delegate = () => s!.delegate()
+const issueState = () => s!.issueState()
 
 test('a delegated issue: first thought from the relay, progress activities, the PR on the session, In Review, one final response', async () => {
   const sessionId = await delegate()

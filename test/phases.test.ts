@@ -387,6 +387,24 @@ describe('polls and webhooks', () => {
     expect(after(rec('done'), reply('a-3', 'one more thing'))).toMatchObject({ phase: 'queued', pendingPrompts: [{ id: 'a-3' }] })
   })
 
+  test("a session's created or a reply handed out again after its run took it is refused: the session does not run twice", () => {
+    const reply: PhaseEvent = { type: 'prompted', at: NOW.toISOString(), prompt: { id: 'a-1', body: 'also docs' } }
+    const queued = after(rec('running', { runs: [run(1)], agentSessionId: 's-1' }), reply)
+    const claimed = after(
+      { ...queued, phase: 'queued' },
+      { type: 'claimed', issue: ISSUE, runNumber: 2, resumes: false, engine: 'console' },
+    )
+    expect(claimed.runs.at(-1)).toMatchObject({ prompts: ['also docs'], promptIds: ['a-1'] })
+    const done = { ...claimed, phase: 'done' as const }
+    expect(transition(done, reply, NOW)).toMatchObject({ ok: false, refused: 'reply a-1 already recorded' })
+    expect(transition(done, { type: 'session_created', issue: ISSUE, sessionId: 's-1' }, NOW)).toMatchObject({ ok: false })
+    // Another session on the same issue is a new request.
+    expect(after(done, { type: 'session_created', issue: ISSUE, sessionId: 's-2' })).toMatchObject({
+      phase: 'queued',
+      agentSessionId: 's-2',
+    })
+  })
+
   test('a new run after a release forgets why it was released and when it was seen closed', () => {
     const released = rec('released', { releasedReason: 'moved to Done', closedAt: 'earlier', nextRetryAt: 'x', recoveries: 1 })
     expect(after(released, EVENTS.prompted!)).toMatchObject({

@@ -17,9 +17,12 @@ export interface RelayProcess {
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<number | null>
 }
 
-/** Start `relay` with the test secrets and `args` (e.g. --local-queue PATH); resolves once it listens. */
-export async function spawnRelay(args: string[], env: Record<string, string> = {}): Promise<RelayProcess> {
-  const proc = spawn([bun, `${root}/scripts/relay.ts`, '--port', '0', ...args], {
+/**
+ * Start `relay` with the test secrets and `args` (e.g. --local-queue PATH); resolves once it listens.
+ * `port` 0 (the default) picks a free one; a given port starts it again where a killed one listened.
+ */
+export async function spawnRelay(args: string[], env: Record<string, string> = {}, opts: { port?: number } = {}): Promise<RelayProcess> {
+  const proc = spawn([bun, `${root}/scripts/relay.ts`, '--port', String(opts.port ?? 0), ...args], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
