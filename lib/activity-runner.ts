@@ -67,10 +67,15 @@ export function activityRunner(opts: {
   let cancel: (() => void) | null = null
   let timerAt = Infinity
   let failed = 0
+  // After a progress post failed (the relay or Linear is down), later progress is dropped, not
+  // retried one by one: a long outage must not hold up the report (the final is still sent).
+  let progressOff = false
   let finalOutcome: Pick<ActivityRunResult, 'final' | 'error'> = { final: 'failed' }
 
   async function send(p: StreamPost): Promise<void> {
     if (stream.stopped) return
+    const final = p.kind === 'activity' && p.final
+    if (progressOff && !final) return void failed++
     try {
       await deps.post(p)
       if (p.kind === 'activity' && p.final) finalOutcome = { final: 'posted' }
@@ -85,7 +90,11 @@ export function activityRunner(opts: {
       if (p.kind === 'activity' && p.final) finalOutcome = { final: 'failed', error: e }
       else {
         failed++
-        deps.log('warn', `agent session: a progress update was not posted: ${e.message}`)
+        progressOff = true
+        deps.log(
+          'warn',
+          `agent session: a progress update was not posted (${e.message}); no more progress for this run, the final response still goes`,
+        )
       }
     }
   }

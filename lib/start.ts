@@ -136,11 +136,13 @@ export function createDriver(opts: DriverOptions) {
     const wait = oncePending || opts.dryRun ? 2 : Math.min(25, opts.config.poll_interval_seconds)
     const intake = { now: now(), waitSeconds: wait, dryRun: opts.dryRun, signal: stopper.signal, backoffMs: pollBackoffMs }
     const got = await intakeWithBackoff(ctx, relays.get(agent.name)!, backoff, intake)
-    if (!got.ok || opts.dryRun) return { agent: agent.name, ok: got.ok, error: got.ok ? undefined : got.error, started: [] }
+    const failed = got.ok ? undefined : got.error
+    if (opts.dryRun) return { agent: agent.name, ok: got.ok, error: failed, started: [] }
+    // What was recorded is durable: runs start even while the relay is backing off.
     await reconcileTick(ctx, { viewer: { id: '' }, watch: [], watched: [] }, hereOf(agent))
-    if (background) return (kick(agent), { agent: agent.name, ok: true, started: [] })
+    if (background) return (kick(agent), { agent: agent.name, ok: got.ok, error: failed, started: [] })
     const { started, plan, error } = await dispatch(agent)
-    return { agent: agent.name, ok: !error, error, started, dispatch: plan }
+    return { agent: agent.name, ok: got.ok && !error, error: failed ?? error, started, dispatch: plan }
   }
   const hereOf = (agent: AgentConfig) =>
     new Set([...running.keys()].filter((k) => k.startsWith(`${agent.name}/`)).map((k) => k.slice(agent.name.length + 1)))
