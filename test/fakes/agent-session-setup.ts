@@ -68,8 +68,8 @@ export function removeSetups(): void {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 }
 
-/** Start the sandbox, the relay, the fake GitHub and write the worker's agents.yaml. */
-export async function setup(): Promise<Setup> {
+/** Start the sandbox, the relay, the fake GitHub and write the worker's agents.yaml (`agentLines`: extra lines of the agent, e.g. its engine). */
+export async function setup(opts: { engine?: string; agentLines?: string } = {}): Promise<Setup> {
   const dir = tempDir('rose-session-')
   dirs.push(dir)
   const home = join(dir, 'home')
@@ -106,7 +106,7 @@ export async function setup(): Promise<Setup> {
   const gh = await startFakeGitHub({ token: GH_TOKEN, branchExists: (b) => gitSync(['branch', '--list', b], origin) !== '' })
   writeFileSync(
     join(home, 'agents.yaml'),
-    `poll_interval_seconds: 1\nagents:\n  - name: rosie\n    engine: console\n    tracker: { mode: agent_session, relay_url: ${relay.url}, token_env: FACTORY_RELAY_WORKER_TOKEN, activity_interval_seconds: 0 }\n    repo: { url: ${origin}, base: main, github: acme/app }\n`,
+    `poll_interval_seconds: 1\nagents:\n  - name: rosie\n    engine: ${opts.engine ?? 'console'}\n    tracker: { mode: agent_session, relay_url: ${relay.url}, token_env: FACTORY_RELAY_WORKER_TOKEN, activity_interval_seconds: 0 }\n    repo: { url: ${origin}, base: main, github: acme/app }\n${opts.agentLines ?? ''}`,
   )
   // The worker's env: the relay's worker token and GitHub's; no Linear token at all.
   const env: Record<string, string> = {
