@@ -69,7 +69,7 @@ export function removeSetups(): void {
 }
 
 /** Start the sandbox, the relay, the fake GitHub and write the worker's agents.yaml (`agentLines`: extra lines of the agent, e.g. its engine). */
-export async function setup(opts: { engine?: string; agentLines?: string } = {}): Promise<Setup> {
+export async function setup(opts: { engine?: string; agentLines?: string; issues?: number } = {}): Promise<Setup> {
   const dir = tempDir('rose-session-')
   dirs.push(dir)
   const home = join(dir, 'home')
@@ -90,7 +90,11 @@ export async function setup(opts: { engine?: string; agentLines?: string } = {})
           app: { clientId: 'rosie-client', clientSecret: 'rosie-client-secret' },
         },
       ],
-      issues: [{ team: 'ENG', title: 'Add a health check', description: 'GET /healthz answers ok' }],
+      issues: Array.from({ length: opts.issues ?? 1 }, (_, i) =>
+        i === 0
+          ? { team: 'ENG', title: 'Add a health check', description: 'GET /healthz answers ok' }
+          : { team: 'ENG', title: `Task ${i + 1}`, description: `Do task ${i + 1}` },
+      ),
     },
   })
   const relayArgs = ['--local-queue', join(dir, 'relay', 'queue.db'), '--client-credentials']
