@@ -55,7 +55,7 @@ once: deps
 
 bench: deps engines
 	@{ echo "# Benchmarks"; echo; echo "Each section names the command that produced it. Machine: 2 cores, shared (numbers are noisy; compare ratios within one run)."; echo; \
-	  $(BUN) bench/poll.ts && echo && $(BUN) bench/idle-tick.ts && echo && $(BUN) bench/lifecycle.ts 2>/dev/null && echo && $(BUN) bench/state-size.ts 2>/dev/null && echo && $(BUN) bench/relay.ts 2>/dev/null && echo && $(BUN) bench/engine-overhead.ts --runs 20; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
+	  $(BUN) bench/poll.ts && echo && $(BUN) bench/idle-tick.ts && echo && $(BUN) bench/lifecycle.ts 2>/dev/null && echo && $(BUN) bench/state-size.ts 2>/dev/null && echo && $(BUN) bench/relay.ts 2>/dev/null && echo && $(BUN) bench/agent-session.ts 2>/dev/null && echo && $(BUN) bench/engine-overhead.ts --runs 20; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
 	@cat BENCHMARKS.md
 
 clean:
