@@ -1,19 +1,21 @@
 /**
- * agent_session mode with the REAL Claude Code CLI (a scripted model server on 127.0.0.1): its
- * stream-json becomes the session's activities (the tool call replaced by its result, the final
- * response carrying the model's summary), and a reply resumes the engine's own session. `doctor`
+ * agent_session mode with the REAL Claude Code and Codex CLIs (scripted model servers on 127.0.0.1): their
+ * events become the session's activities (the tool call replaced by its result, the final response
+ * carrying the model's summary), and a reply resumes the engine's own session or thread. `doctor`
  * checks Linear through the relay with the worker token.
  */
 import { afterAll, afterEach, describe, expect, test } from 'bun:test'
-import { realpathSync } from 'node:fs'
+import { mkdirSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { sandboxPrompt } from '../lib/sandbox/client.ts'
 import { startFakeAnthropic } from './fakes/anthropic.ts'
+import { startFakeOpenAI } from './fakes/openai.ts'
 import { removeSetups, setup, type Setup } from './fakes/agent-session-setup.ts'
 import { engineBin, suiteTitle } from './fakes/engine-harness.ts'
 import { gitSync, ROOT } from './helpers.ts'
 
 const claudeBin = engineBin('claude')
+const codexBin = engineBin('codex')
 let s: Setup | undefined
 const stops: (() => Promise<void>)[] = []
 afterEach(async () => {
@@ -77,5 +79,51 @@ describe.skipIf(!claudeBin && !process.env.CI)(suiteTitle('claude', 'agent_sessi
     expect(gitSync(['show', `${branch}:why.txt`], s.origin)).toBe('probes')
     expect((await s.session(sessionId)).activities.filter((a) => a.content.type === 'response')).toHaveLength(2)
     expect(s.gh.prs).toHaveLength(1)
+  }, 180_000)
+})
+
+describe.skipIf(!codexBin && !process.env.CI)(suiteTitle('codex', 'agent_session with Codex', codexBin), () => {
+  test('a delegated issue run by Codex: its patch pushed, its summary the final response; a reply resumes its thread', async () => {
+    expect(codexBin).toBeDefined()
+    const fake = await startFakeOpenAI((req, n) => {
+      const input = JSON.stringify(req.body.input)
+      if (n === 0) return { kind: 'apply_patch', patch: '*** Begin Patch\n*** Add File: health.txt\n+ok\n*** End Patch\n' }
+      if (input.includes('also say why') && !input.includes('why.txt'))
+        return { kind: 'apply_patch', patch: '*** Begin Patch\n*** Add File: why.txt\n+probes\n*** End Patch\n' }
+      return { kind: 'text', text: input.includes('why.txt') ? 'Added why.txt.' : 'Added health.txt.' }
+    })
+    stops.push(fake.stop)
+    const codexLines = [
+      '    engine_env: [FAKE_KEY]',
+      '    codex:',
+      `      bin: ${codexBin}`,
+      '      model: gpt-5.5',
+      '      config:',
+      "        - 'model_provider=fake'",
+      `        - 'model_providers.fake={name="fake",base_url="${fake.url}",wire_api="responses",env_key="FAKE_KEY",request_max_retries=0,stream_max_retries=0}'`,
+      '',
+    ].join('\n')
+    s = await setup({ engine: 'codex', agentLines: codexLines })
+    mkdirSync(join(s.dir, '.codex'), { recursive: true })
+    const env = { FAKE_KEY: 'fake-key' }
+    const sessionId = await s.delegate()
+    const first = await s.start(['--once'], env)
+    expect(first.code, first.stderr).toBe(0)
+    const contents = (await s.session(sessionId)).activities.map((a) => a.content)
+    expect(contents.at(-1)).toMatchObject({ type: 'response' })
+    expect(contents.at(-1)!.body).toContain('Added health.txt.')
+    expect(s.issueState()).toBe('In Review')
+    const branch = s.gh.prs[0]!.head
+    expect(gitSync(['show', `${branch}:health.txt`], s.origin)).toBe('ok')
+
+    const before = fake.requests.length
+    await sandboxPrompt(s.sandbox.baseUrl, { session: sessionId, body: 'please also say why', user: 'riley@rose.test' })
+    const second = await s.start(['--once'], env)
+    expect(second.code, second.stderr).toBe(0)
+    const resumed = JSON.stringify(fake.requests[before]!.input ?? fake.requests[before])
+    expect(resumed).toContain('Added health.txt.')
+    expect(resumed).toContain('please also say why')
+    expect(gitSync(['show', `${branch}:why.txt`], s.origin)).toBe('probes')
+    expect((await s.session(sessionId)).activities.filter((a) => a.content.type === 'response')).toHaveLength(2)
   }, 180_000)
 })
