@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeEach, expect, test } from 'bun:test'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { sandboxPrompt } from '../lib/sandbox/client.ts'
+import { sandboxMention, sandboxPrompt } from '../lib/sandbox/client.ts'
 import { APP_TOKEN, removeSetups, setup, type Setup } from './fakes/agent-session-setup.ts'
 import { WORKER_TOKEN } from './fakes/webhooks.ts'
 import { gitSync } from './helpers.ts'
@@ -84,4 +84,20 @@ test('stop on a queued session: nothing runs, one response says it stopped', asy
   expect(responses).toHaveLength(1)
   expect(responses[0]!.content.body).toContain('Stopped as asked')
   expect(s!.gh.prs).toHaveLength(0)
+}, 120_000)
+
+test('a mention on an issue delegated to nobody runs it and makes the agent its delegate', async () => {
+  const { session } = await sandboxMention(s!.sandbox.baseUrl, {
+    issue: 'ENG-1',
+    user: 'riley@rose.test',
+    app: 'rosie@app.rose.test',
+    body: '@rosie can you take this?',
+  })
+  const issue = () => s!.sandbox.store.issue('ENG-1')!
+  expect(issue().delegateId).toBeNull()
+  const run = await s!.start()
+  expect(run.code, run.stderr).toBe(0)
+  expect(issue().delegateId).toBe(s!.sandbox.store.userByEmail('rosie@app.rose.test')!.id)
+  expect(issueState()).toBe('In Review')
+  expect((await s!.session(session.id)).activities.at(-1)?.content.type).toBe('response')
 }, 120_000)

@@ -84,9 +84,15 @@ export async function claimIssue(
     })
   }
   const plan = planClaim(issue, record)
-  const moved = plan.moveTo ? { ...issue, state: plan.moveTo } : issue
+  // agent_session: a session on an issue delegated to nobody (a mention) makes the agent its delegate.
+  const delegate = !!record?.agentSessionId && !issue.delegateId
+  const moved = { ...issue, ...(plan.moveTo ? { state: plan.moveTo } : {}), ...(delegate ? { delegateId: viewerId } : {}) }
   const event = { type: 'claimed' as const, issue: moved, runNumber: plan.runNumber, resumes: plan.resumesRun, engine: ctx.agent.engine }
   if (ctx.dryRun) return { plan, issue: moved, event }
+  if (delegate) {
+    await ctx.tracker.delegateIssue(issue.id, viewerId)
+    ctx.log.info(`${issue.identifier}: delegated to the agent (it had no delegate)`)
+  }
   if (plan.moveTo) {
     await ctx.tracker.moveIssue(issue.id, plan.moveTo.id)
     ctx.log.info(`${issue.identifier}: moved to ${plan.moveTo.name}`)

@@ -100,6 +100,15 @@ export const ISSUE_MOVE_MUTATION = /* GraphQL */ `
   }
 `
 
+/** agent_session: make the agent the issue's delegate (Linear's advice when a session starts on an issue delegated to nobody). */
+export const ISSUE_DELEGATE_MUTATION = /* GraphQL */ `
+  mutation FactoryIssueDelegate($id: String!, $delegateId: String!) {
+    issueUpdate(id: $id, input: { delegateId: $delegateId }) {
+      success
+    }
+  }
+`
+
 /** Post a comment with a client-chosen id (invariant "idempotent-writes": a retry cannot duplicate it). */
 export const COMMENT_CREATE_MUTATION = /* GraphQL */ `
   mutation FactoryCommentCreate($id: String!, $issueId: String!, $body: String!) {
@@ -208,6 +217,7 @@ export const ALL_DOCUMENTS: Record<string, string> = {
   ISSUE_QUERY,
   ISSUE_COMMENTS_QUERY,
   ISSUE_MOVE_MUTATION,
+  ISSUE_DELEGATE_MUTATION,
   COMMENT_CREATE_MUTATION,
   COMMENT_QUERY,
   ATTACH_URL_MUTATION,

@@ -12,6 +12,7 @@ import {
   COMMENT_QUERY,
   ISSUE_COMMENTS_QUERY,
   ISSUE_MOVE_MUTATION,
+  ISSUE_DELEGATE_MUTATION,
   ISSUE_QUERY,
   COMMENTS_PAGE,
   MAX_COMMENT_PAGES,
@@ -268,6 +269,10 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker & { req
 
     async attachUrl(input) {
       await withRetry('attachmentLinkURL', ATTACH_URL_MUTATION, input)
+    },
+
+    async delegateIssue(issueId, delegateId) {
+      await withRetry('issueUpdate', ISSUE_DELEGATE_MUTATION, { id: issueId, delegateId })
     },
   }
 }

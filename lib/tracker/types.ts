@@ -158,4 +158,6 @@ export interface Tracker {
   createComment(input: { id: string; issueId: string; body: string }): Promise<{ created: boolean }>
   /** Attach a URL (the PR) to the issue; idempotent per url + issue. */
   attachUrl(input: { issueId: string; url: string; title: string }): Promise<void>
+  /** Make `userId` the issue's delegate. */
+  delegateIssue(issueId: string, userId: string): Promise<void>
 }
