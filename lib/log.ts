@@ -14,6 +14,7 @@ import { join } from 'node:path'
 // consola/core: the logger without consola's own reporters (ours replaces them), a fifth of the import cost.
 import { createConsola, type ConsolaInstance, type InputLogObject, type LogObject } from 'consola/core'
 import { printable } from './printable.ts'
+import { writeFd } from './stdio.ts'
 import { redact, secretValues } from './secrets.ts'
 
 /** Hides secret values in a text. */
@@ -133,13 +134,14 @@ function rotate(path: string): void {
 function rootLogger(): ConsolaInstance {
   if (root) return root
   const level = process.env.ROSE_LOG_LEVEL ? Number(process.env.ROSE_LOG_LEVEL) : process.env.DEBUG ? 4 : 3
-  root = createConsola({ level, stdout: process.stderr, stderr: process.stderr })
+  // No stdout/stderr streams handed to consola: our reporter writes to fd 2 itself (lib/stdio.ts).
+  root = createConsola({ level })
   root.setReporters([
     {
       log(obj) {
         const hide = typeof obj.redact === 'function' ? (obj.redact as Redactor) : (t: string) => t
         const e = event(obj, hide)
-        process.stderr.write(`${stderrLine(e)}\n`)
+        writeFd(2, `${stderrLine(e)}\n`)
         if (sink) writeFile(sink.path, fileLine(e))
       },
     },
