@@ -15,13 +15,10 @@ import { join } from 'node:path'
 import { createConsola, type ConsolaInstance, type InputLogObject, type LogObject } from 'consola/core'
 import { printable } from './printable.ts'
 import { writeFd } from './stdio.ts'
-import { redact, secretValues } from './secrets.ts'
+import { PUBLIC_ENV_NAMES, redact, secretValues } from './secrets.ts'
 
 /** Hides secret values in a text. */
 export type Redactor = (text: string) => string
-
-/** Deny-listed (by prefix) variables whose values are not secret: endpoints an error message must be able to name. */
-const PUBLIC_ENV_NAMES = ['LINEAR_API_URL', 'LINEAR_OAUTH_URL']
 
 /** The redactor for `env`: the deny-listed variables' values plus those of `names` (an agent's token_env). */
 export function redactorFor(env: NodeJS.ProcessEnv, names: readonly string[] = []): Redactor {

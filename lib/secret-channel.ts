@@ -14,7 +14,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync, writeSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
-import { isDeniedEnv } from './secrets.ts'
+import { isDeniedEnv, isPublicEndpoint } from './secrets.ts'
 
 /** Names the fd a process reads its secrets from (the name is not secret; the pipe's content is). */
 export const SECRET_FD_ENV = 'ROSE_SECRET_FD'
@@ -82,7 +82,8 @@ export function splitSecrets(
   const secrets: Record<string, string> = {}
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined || k === SECRET_FD_ENV) continue
-    if (isSecretName(k, names)) secrets[k] = v
+    // A public endpoint (LINEAR_API_URL) alone is no reason for a re-exec.
+    if (isSecretName(k, names) && !isPublicEndpoint(k, v)) secrets[k] = v
     else clean[k] = v
   }
   return { clean, secrets }

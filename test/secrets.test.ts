@@ -164,6 +164,16 @@ describe('splitSecrets (what leaves the environ for the secret channel)', () => 
     expect(secrets).toEqual({ GITHUB_TOKEN: 'ghp_x', LINEAR_API_KEY: 'lin', My_Agent_Key: 'lin_custom' })
   })
 
+  test('a Linear endpoint stays in the env (no re-exec for it) unless its URL carries credentials', () => {
+    const { clean, secrets } = splitSecrets({
+      ...HARMLESS,
+      LINEAR_API_URL: 'http://127.0.0.1:4000/graphql',
+      LINEAR_OAUTH_URL: 'https://user:hunter2@proxy.test/oauth',
+    })
+    expect(clean).toEqual({ ...HARMLESS, LINEAR_API_URL: 'http://127.0.0.1:4000/graphql' })
+    expect(secrets).toEqual({ LINEAR_OAUTH_URL: 'https://user:hunter2@proxy.test/oauth' })
+  })
+
   test('the names issue 8 found reaching the engine are secrets now', () => {
     for (const name of [
       'CODEX_API_KEY',
