@@ -3,7 +3,7 @@
  * updates it instead of opening another (invariant "idempotent-steps"). The token goes in one header per request.
  */
 import { ofetch, FetchError } from 'ofetch'
-import { z } from 'zod'
+import { z } from './zod.ts'
 import { FactoryError } from './errors.ts'
 
 export interface GitHubRepo {

@@ -148,9 +148,9 @@ export async function reexecWithoutSecrets(names: readonly string[] = []): Promi
 export async function enterWithoutSecrets(rawArgs: readonly string[] = process.argv.slice(2)): Promise<'clean' | 'unsupported'> {
   channelSecrets()
   if (printsOnly(rawArgs)) return 'clean'
-  // Imported here: the YAML parser is not needed by an entry that stops before this (--version, --help).
+  // Imported here: an entry that stops before this (--version, --help) reads no config.
   const { configSecretNames } = await import('./config-path.ts')
-  return reexecWithoutSecrets(configSecretNames(rawArgs, processEnv()))
+  return reexecWithoutSecrets(await configSecretNames(rawArgs, processEnv()))
 }
 
 /**
