@@ -12,9 +12,9 @@
 f=$0
 while [ -L "$f" ]; do
   l=$(readlink "$f")
-  case $l in /*) f=$l ;; *) case $f in */*) f=${f%/*}/$l ;; *) f=$l ;; esac ;; esac
+  case $l in /*) f=$l ;; *) case $f in *"/"*) f=${f%/*}/$l ;; *) f=$l ;; esac ;; esac
 done
-case $f in */*) d=${f%/*} ;; *) d=. ;; esac
+case $f in *"/"*) d=${f%/*} ;; *) d=. ;; esac
 pkg=$(cd "$d/.." && pwd -P)
 # The bundle made when packing; a git checkout runs the sources.
 cli=$pkg/dist/cli.js
