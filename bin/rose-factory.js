@@ -8,14 +8,15 @@
 # from `':' /*` to the closing comment marker is a string and a comment there): it looks again and
 # falls back to tsx, else prints what to do.
 # Builtins only on the way (each forked tool costs ~1 ms of a start-up budgeted in tens of ms):
-# ${f%/*} for dirname, and `-ef` before `wc` below.
+# ${f%/*} for dirname, no subshell, and `-ef` before `wc` below.
 f=$0
 while [ -L "$f" ]; do
   l=$(readlink "$f")
   case $l in /*) f=$l ;; *) case $f in *"/"*) f=${f%/*}/$l ;; *) f=$l ;; esac ;; esac
 done
 case $f in *"/"*) d=${f%/*} ;; *) d=. ;; esac
-pkg=$(cd "$d/.." && pwd -P)
+# Not canonicalised (a subshell less): the kernel resolves the path as `cd -P` would.
+pkg=$d/..
 # The bundle made when packing; a git checkout runs the sources.
 cli=$pkg/dist/cli.js
 [ -f "$cli" ] || cli=$pkg/scripts/cli.ts
