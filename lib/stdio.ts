@@ -6,8 +6,16 @@
  */
 import { fstatSync, writeSync } from 'node:fs'
 
+/**
+ * Test seam: a function set here receives what writeFd would write to that fd, instead of the fd
+ * (an in-process test captures the logs here as well as from process.stderr.write). Unset in use.
+ */
+export const stdioHooks: Partial<Record<1 | 2, (text: string) => void>> = {}
+
 /** Write all of `text` to fd 1 (stdout) or 2 (stderr), synchronously. */
 export function writeFd(fd: 1 | 2, text: string): void {
+  const hook = stdioHooks[fd]
+  if (hook) return hook(text)
   const data = Buffer.from(text)
   let off = 0
   try {
