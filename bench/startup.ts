@@ -3,8 +3,9 @@
  * Start-up cost of the installed command (bin/rose-factory.js -> bun dist/cli.js, the bundle
  * `npm pack` ships, built first), beside bare `bun -e 0`, interleaved in one run (shared, noisy
  * machines: compare the ratios). The idle `start --once` runs against the sandbox, once with the
- * agent's token in the environment (the process re-executes itself without it: lib/secret-channel.ts)
- * and once with the token handed on fd 3 as the driver hands it to its children (no re-exec).
+ * agent's token in the environment (the process wipes it from its own environ block:
+ * lib/secret-channel.ts, lib/environ.ts) and once with the token handed on fd 3 as the driver hands
+ * it to its children.
  * Targets: idle `start --once` median under 60 ms, `--help` under 40 ms. Prints a Markdown section.
  */
 import { spawn } from 'node:child_process'
@@ -34,9 +35,9 @@ const cases: Case[] = [
   { label: '`rose-factory --version`', cmd: command, args: ['--version'] },
   { label: '`rose-factory --help`', cmd: command, args: ['--help'] },
   { label: '`rose-factory start --help`', cmd: command, args: ['start', '--help'] },
-  { label: 'idle `rose-factory start --once`, token in env (re-exec)', cmd: command, args: once, env: f.env },
+  { label: 'idle `rose-factory start --once`, token in env (wiped in place)', cmd: command, args: once, env: f.env },
   {
-    label: 'idle `rose-factory start --once`, token on fd 3 (no re-exec)',
+    label: 'idle `rose-factory start --once`, token on fd 3',
     cmd: command,
     args: once,
     env: { ...withoutToken, ROSE_SECRET_FD: '3' },

@@ -7,18 +7,25 @@
 # Only when no Bun is found does sh hand this file to node, which reads it as JavaScript (everything
 # from `':' /*` to the closing comment marker is a string and a comment there): it looks again and
 # falls back to tsx, else prints what to do.
+# Builtins only on the way (each forked tool costs ~1 ms of a start-up budgeted in tens of ms):
+# ${f%/*} for dirname, no subshell, and `-ef` before `wc` below.
 f=$0
 while [ -L "$f" ]; do
   l=$(readlink "$f")
-  case $l in /*) f=$l ;; *) f=$(dirname "$f")/$l ;; esac
+  case $l in /*) f=$l ;; *) case $f in *"/"*) f=${f%/*}/$l ;; *) f=$l ;; esac ;; esac
 done
-pkg=$(cd "$(dirname "$f")/.." && pwd -P)
+case $f in *"/"*) d=${f%/*} ;; *) d=. ;; esac
+# Not canonicalised (a subshell less): the kernel resolves the path as `cd -P` would.
+pkg=$d/..
 # The bundle made when packing; a git checkout runs the sources.
 cli=$pkg/dist/cli.js
 [ -f "$cli" ] || cli=$pkg/scripts/cli.ts
 for b in "$pkg/node_modules/bun/bin/bun.exe" "$pkg/../bun/bin/bun.exe" "$pkg/node_modules/.bin/bun" "$pkg/../.bin/bun"; do
-  # The npm package's bin/bun.exe is a placeholder until its postinstall put the real binary there.
-  if [ -x "$b" ] && [ "$(wc -c < "$b")" -gt 1000000 ]; then exec "$b" "$cli" "$@"; fi
+  [ -x "$b" ] || continue
+  # The npm package's bin/bun.exe is a placeholder until its postinstall put the real binary there,
+  # hard-linked as bun.exe and bunx.exe (one file: no need to read its size); else it must be > 1 MB.
+  case $b in *.exe) x=${b%bun.exe}bunx.exe ;; *) x=${b}x ;; esac
+  if [ "$b" -ef "$x" ] || [ "$(wc -c < "$b")" -gt 1000000 ]; then exec "$b" "$cli" "$@"; fi
 done
 exec node "$f" "$@"
 */

@@ -6,7 +6,7 @@
  * text is `agentActivity.content.body`, falling back to `agentActivity.body` (Linear's docs and
  * its SDK disagree; ../shared/notes/linear.md).
  */
-import { z } from 'zod'
+import { z } from './zod.ts'
 
 const issueSchema = z.looseObject({
   id: z.string().min(1),

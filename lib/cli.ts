@@ -12,6 +12,7 @@ import type { AgentContext } from './context.ts'
 import { FactoryError, asFactoryError } from './errors.ts'
 import { LOG_FORMATS, type LogFormat, type Redactor, redactorFor } from './log.ts'
 import { processEnv } from './secret-channel.ts'
+import { isTerminal, writeFd } from './stdio.ts'
 
 /** Flags every step script shares. */
 export const commonArgs = {
@@ -43,7 +44,7 @@ export interface CliIo {
   err: (text: string) => void
   /** The env commands see through the session (default processEnv(): process.env plus the secrets of its channel). */
   env: NodeJS.ProcessEnv
-  /** Colours in --help (default: useColor(process.stdout, env)). */
+  /** Colours in --help (default: useColor on stdout, a terminal, and env). */
   color: boolean
 }
 
@@ -158,8 +159,8 @@ export async function runCli(
   rawArgs: string[] = process.argv.slice(2),
   io: Partial<CliIo> = {},
 ): Promise<{ code: number }> {
-  const out = io.out ?? ((t: string) => void process.stdout.write(t))
-  const err = io.err ?? ((t: string) => void process.stderr.write(t))
+  const out = io.out ?? ((t: string) => writeFd(1, t))
+  const err = io.err ?? ((t: string) => writeFd(2, t))
   const env = io.env ?? processEnv()
   const session: CliSession = { env, redact: redactorFor(env) }
   let leaf: AnyCommand = cmd
@@ -172,7 +173,7 @@ export async function runCli(
     const flags = dashDash >= 0 ? rawArgs.slice(0, dashDash) : rawArgs
     if (flags.includes('--help') || flags.includes('-h')) {
       const usage = await renderUsage(leaf, found.parent)
-      out(`${(io.color ?? useColor(process.stdout, env)) ? usage : stripAnsi(usage)}\n`)
+      out(`${(io.color ?? useColor({ isTTY: isTerminal(1) }, env)) ? usage : stripAnsi(usage)}\n`)
       return { code: 0 }
     }
     args = (await resolve(leaf.args)) ?? {}

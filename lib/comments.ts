@@ -4,8 +4,8 @@
  * "idempotent-writes"). Bodies carry the plain-text marker (HTML comments do not survive
  * Linear) and never a local path of this machine.
  */
-import { createHash } from 'node:crypto'
 import type { RunRecord } from './state.ts'
+import { sha256 } from './hash.ts'
 
 /** Plain text the factory puts in every comment it posts. */
 export const COMMENT_MARKER = 'Posted by rose-factory'
@@ -19,7 +19,7 @@ export interface PlannedComment {
 
 /** A UUID (v4 layout) derived from `seed`: the same run always writes with the same id. */
 export function stableUuid(seed: string): string {
-  const h = createHash('sha256').update(seed).digest()
+  const h = sha256(seed)
   h[6] = (h[6]! & 0x0f) | 0x40
   h[8] = (h[8]! & 0x3f) | 0x80
   const x = h.subarray(0, 16).toString('hex')

@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { LineCounter, parseDocument } from 'yaml'
-import { z } from 'zod'
+import { z } from './zod.ts'
 import { isolationStatus } from './engines/isolate.ts'
 import { didYouMean, formatPath, keysAt, where } from './config-issues.ts'
 import { FactoryError } from './errors.ts'

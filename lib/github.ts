@@ -2,8 +2,8 @@
  * GitHub pull requests over REST (ofetch). Find the open PR for the head branch first, so a rerun
  * updates it instead of opening another (invariant "idempotent-steps"). The token goes in one header per request.
  */
-import { ofetch, FetchError } from 'ofetch'
-import { z } from 'zod'
+import type { FetchError, ofetch } from 'ofetch'
+import { z } from './zod.ts'
 import { FactoryError } from './errors.ts'
 
 export interface GitHubRepo {
@@ -69,8 +69,10 @@ function ghError(err: unknown, what: string, timeoutMs: number): FactoryError {
       { fix: 'check GITHUB_API_URL and the network (a proxy that holds the connection open?); the run is retried', cause: err },
     )
   }
-  const status = err instanceof FetchError ? err.status : undefined
-  const msg = err instanceof FetchError ? ((err.data as { message?: string })?.message ?? err.message) : String(err)
+  // By name, not instanceof: ofetch is loaded only for a real call (a start-up without a PR to open never loads it).
+  const fetchError = err instanceof Error && err.name === 'FetchError' ? (err as FetchError) : undefined
+  const status = fetchError?.status
+  const msg = fetchError ? ((fetchError.data as { message?: string })?.message ?? fetchError.message) : String(err)
   const fix =
     status === 401
       ? 'the GitHub token is invalid or expired: set FACTORY_GITHUB_TOKEN (or the agent github.token_env) to a token with repo scope'
@@ -98,7 +100,7 @@ function validated<T>(schema: z.ZodType<T>, res: { status: number; headers: Head
 
 /** Open the PR for `plan.head`, or update the open one with the same head. Every call has a deadline and a checked answer. */
 export async function upsertPullRequest(plan: PullRequestPlan, deps: GitHubDeps): Promise<PullRequest> {
-  const api = deps.fetch ?? ofetch
+  const api = deps.fetch ?? (await import('ofetch')).ofetch
   const timeoutMs = deps.timeoutMs ?? httpTimeoutMs()
   const headers = {
     Authorization: `Bearer ${deps.token}`,

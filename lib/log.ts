@@ -14,13 +14,11 @@ import { join } from 'node:path'
 // consola/core: the logger without consola's own reporters (ours replaces them), a fifth of the import cost.
 import { createConsola, type ConsolaInstance, type InputLogObject, type LogObject } from 'consola/core'
 import { printable } from './printable.ts'
-import { redact, secretValues } from './secrets.ts'
+import { writeFd } from './stdio.ts'
+import { PUBLIC_ENV_NAMES, redact, secretValues } from './secrets.ts'
 
 /** Hides secret values in a text. */
 export type Redactor = (text: string) => string
-
-/** Deny-listed (by prefix) variables whose values are not secret: endpoints an error message must be able to name. */
-const PUBLIC_ENV_NAMES = ['LINEAR_API_URL', 'LINEAR_OAUTH_URL']
 
 /** The redactor for `env`: the deny-listed variables' values plus those of `names` (an agent's token_env). */
 export function redactorFor(env: NodeJS.ProcessEnv, names: readonly string[] = []): Redactor {
@@ -133,13 +131,14 @@ function rotate(path: string): void {
 function rootLogger(): ConsolaInstance {
   if (root) return root
   const level = process.env.ROSE_LOG_LEVEL ? Number(process.env.ROSE_LOG_LEVEL) : process.env.DEBUG ? 4 : 3
-  root = createConsola({ level, stdout: process.stderr, stderr: process.stderr })
+  // No stdout/stderr streams handed to consola: our reporter writes to fd 2 itself (lib/stdio.ts).
+  root = createConsola({ level })
   root.setReporters([
     {
       log(obj) {
         const hide = typeof obj.redact === 'function' ? (obj.redact as Redactor) : (t: string) => t
         const e = event(obj, hide)
-        process.stderr.write(`${stderrLine(e)}\n`)
+        writeFd(2, `${stderrLine(e)}\n`)
         if (sink) writeFile(sink.path, fileLine(e))
       },
     },

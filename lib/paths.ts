@@ -2,10 +2,10 @@
  * Invariant "paths-under-root": worktree and lock paths come from a sanitized issue key and are proven to stay
  * under the factory root, symlinks resolved. Branch names from Linear are sanitized too.
  */
-import { createHash } from 'node:crypto'
 import { accessSync, constants, existsSync, mkdirSync, realpathSync, statSync } from 'node:fs'
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { FactoryError } from './errors.ts'
+import { sha256Hex } from './hash.ts'
 
 /** A filesystem-safe key: anything outside [A-Za-z0-9._-] becomes `_`, plus a hash suffix when that changed it. */
 export function sanitizeKey(key: string): string {
@@ -14,7 +14,7 @@ export function sanitizeKey(key: string): string {
     .replace(/^\.+/, '_')
     .slice(0, 80)
   if (cleaned === key && cleaned !== '' && cleaned !== '.' && cleaned !== '..') return cleaned
-  const hash = createHash('sha256').update(key).digest('hex').slice(0, 8)
+  const hash = sha256Hex(key).slice(0, 8)
   return `${cleaned || 'issue'}-${hash}`
 }
 
@@ -85,9 +85,7 @@ export function sanitizeBranch(branchName: string | undefined, issueKey: string,
     out && /[A-Za-z0-9]/.test(out) && !reserved.has(out.toLowerCase()) && !['refs', 'heads', 'remotes', 'tags', 'origin'].includes(first)
   if (usable) return out
   const key = cleanRef(issueKey.toLowerCase())
-  return key && /[a-z0-9]/.test(key)
-    ? cleanRef(`rose/${key}`)
-    : `rose/issue-${createHash('sha256').update(issueKey).digest('hex').slice(0, 8)}`
+  return key && /[a-z0-9]/.test(key) ? cleanRef(`rose/${key}`) : `rose/issue-${sha256Hex(issueKey).slice(0, 8)}`
 }
 
 /** Directory layout under FACTORY_HOME. */

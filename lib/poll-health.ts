@@ -1,8 +1,8 @@
 /**
  * The poll's health per agent (when it last succeeded, its last error) for status, in a small
  * file of its own, $FACTORY_HOME/poll/<agent>.json: an idle tick rewrites this, never state.json
- * (invariant "small-state"). Written atomically (temp file, fsync, rename); lost or corrupt, it
- * only means "never polled" in status.
+ * (invariant "small-state"). Written atomically (temp file, rename) without fsync: lost or corrupt,
+ * it only means "never polled" in status.
  */
 import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -38,7 +38,8 @@ export function writePollHealth(home: string, agent: string, update: { at: strin
     : { lastPollAt: update.at }
   const tmp = `${path}.${process.pid}.tmp`
   try {
-    writeDurableSync(tmp, `${JSON.stringify(next)}\n`)
+    // No fsync: after a crash the file may hold the previous poll, or nothing ("never polled"), which is all it can cost.
+    writeDurableSync(tmp, `${JSON.stringify(next)}\n`, 0o600, { fsync: false })
     renameSync(tmp, path)
   } catch (err) {
     rmSync(tmp, { force: true })

@@ -4,12 +4,15 @@
  * issue text. Failures come back as values (exitCode, signal, timedOut), never as throws,
  * except when the binary itself is missing.
  */
-import { spawn as nodeSpawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { closeSync } from 'node:fs'
 import type { Writable } from 'node:stream'
 import { FactoryError } from './errors.ts'
 import { killTree, signalGroup } from './signal.ts'
 import { loadFfi, pipeHolding, processEnv, secretStdio, sendSecrets } from './secret-channel.ts'
+
+/** node:child_process, loaded on first use: an idle tick spawns nothing, and under Bun the module costs ~5 ms to load. */
+const childProcess = () => process.getBuiltinModule('node:child_process')
 
 export interface RunOptions {
   cwd?: string
@@ -61,11 +64,11 @@ function runWith(argv: string[], opts: RunOptions, ffi: Awaited<ReturnType<typeo
   const started = Date.now()
   const maxBuffer = opts.maxBuffer ?? 1024 * 1024
   return new Promise((resolve, reject) => {
-    let child: ReturnType<typeof nodeSpawn>
+    let child: ChildProcess
     // Real pipes (not the runtime's socket pairs), already written and closed on our side.
     const extra = (opts.fds ?? []).map((text) => pipeHolding(text, ffi))
     try {
-      child = nodeSpawn(argv[0]!, argv.slice(1), {
+      child = childProcess().spawn(argv[0]!, argv.slice(1), {
         cwd: opts.cwd,
         env: (opts.env ?? process.env) as NodeJS.ProcessEnv,
         stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...extra],
@@ -206,7 +209,7 @@ export function spawnScript(
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; secretNames?: readonly string[] } = {},
 ): ChildHandle {
   const { env, secrets } = secretStdio(opts.env ?? processEnv(), opts.secretNames)
-  const child = nodeSpawn(process.execPath, [...process.execArgv, script, ...args], {
+  const child = childProcess().spawn(process.execPath, [...process.execArgv, script, ...args], {
     cwd: opts.cwd,
     env,
     stdio: ['ignore', 'inherit', 'inherit', 'pipe'],

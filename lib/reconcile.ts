@@ -12,15 +12,11 @@ import { teardownRuntime } from './runtime/index.ts'
 import { sanitizeKey } from './paths.ts'
 import type { AgentContext } from './context.ts'
 import { asFactoryError } from './errors.ts'
-import { postEscalation } from './escalate.ts'
-import { git } from './git.ts'
 import { inspectLock, LOCK_STALE_MS, type LockStatus, STOPPING_NOTE } from './lock.ts'
 import { killOrphanEngine } from './orphans.ts'
 import { inPhase, isActive, isInFlight } from './phases.ts'
 import { type IssueRecord, pruneRecords, readState, updateRecord, updateRecords } from './state.ts'
 import { lockPathFor } from './steps/claim.ts'
-import { withRepoLock } from './steps/worktree.ts'
-import { followWorktreeLink, guardRepository } from './tamper.ts'
 import type { WatchedIssue } from './tracker/types.ts'
 import { isClosed, isOurs } from './workflow.ts'
 
@@ -153,6 +149,7 @@ export async function recoverStale(ctx: AgentContext, runningHere: Set<string>):
       ctx.log.warn(`${rec.identifier}: its run (${rec.phase}) has no live owner${why}; resuming it once`)
       out.requeued.push(rec.identifier)
     } else {
+      const { postEscalation } = await import('./escalate.ts')
       await postEscalation(ctx, step.record, 'its run died twice (the resumed attempt lost its process too)')
       out.escalated.push(rec.identifier)
     }
@@ -173,6 +170,12 @@ export async function cleanupClosed(ctx: AgentContext): Promise<string[]> {
     const path = rec.worktree!
     try {
       await teardownRuntime(ctx, rec) // never throws: a failure is logged and the worktree goes anyway
+      // Imported here, when a worktree is due: an idle tick loads no git, tamper or worktree code.
+      const [{ followWorktreeLink, guardRepository }, { withRepoLock }, { git }] = await Promise.all([
+        import('./tamper.ts'),
+        import('./steps/worktree.ts'),
+        import('./git.ts'),
+      ])
       // The worktree's .git link read as a file (no git in a worktree an engine left); a broken
       // link leaves git's record to the next `worktree prune` of the base clone.
       const link = followWorktreeLink(path)

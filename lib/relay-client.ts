@@ -6,7 +6,7 @@
  * timeout or a 5xx: poll again with backoff), `relay_refused` (any other refusal). The token is
  * sent as a bearer header and never appears in a message.
  */
-import { z } from 'zod'
+import { z } from './zod.ts'
 import { FactoryError } from './errors.ts'
 
 /** One leased event, as `GET /events` returns it. */

@@ -3,8 +3,9 @@
  * "no-secrets-in-reach"). On Linux /proc/<pid>/environ is the env block a process started with, and
  * any process of the same user (an engine's shell) can read it; deleting from process.env does not
  * change it. So:
- * - a process started by hand with tokens in its env re-executes itself (same pid, execve) with the
- *   env minus the secrets and the secrets on an inherited pipe (`reexecWithoutSecrets`);
+ * - a process started by hand with tokens in its env overwrites their values in its environ block
+ *   (lib/environ.ts), or where that cannot be verified re-executes itself (same pid, execve) with
+ *   the env minus the secrets and the secrets on an inherited pipe (`cleanOwnEnviron`);
  * - a parent hands a child its secrets on fd 3 (`secretStdio` + `sendSecrets`), the child's env clean;
  * - the receiving process reads the pipe once at start (`channelSecrets`) and merges the values into
  *   the in-memory env its context uses (`processEnv`); process.env itself stays clean, so anything
@@ -14,7 +15,8 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync, writeSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
-import { isDeniedEnv } from './secrets.ts'
+import { wipeEnvironSecrets } from './environ.ts'
+import { isDeniedEnv, isPublicEndpoint } from './secrets.ts'
 
 /** Names the fd a process reads its secrets from (the name is not secret; the pipe's content is). */
 export const SECRET_FD_ENV = 'ROSE_SECRET_FD'
@@ -82,7 +84,8 @@ export function splitSecrets(
   const secrets: Record<string, string> = {}
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined || k === SECRET_FD_ENV) continue
-    if (isSecretName(k, names)) secrets[k] = v
+    // A public endpoint (LINEAR_API_URL) is no secret: it may stay in an environ.
+    if (isSecretName(k, names) && !isPublicEndpoint(k, v)) secrets[k] = v
     else clean[k] = v
   }
   return { clean, secrets }
@@ -105,17 +108,25 @@ export function sendSecrets(pipe: Writable | null | undefined, secrets: Record<s
 }
 
 /**
- * If this process's own environ holds a secret (deny-listed or one of `names`), replace the
- * process image with the same command, the env minus the secrets, and the secrets on an inherited
- * pipe: same pid, same stdio, /proc/self/environ clean. Bun only (execve and pipe through
- * bun:ffi); elsewhere (Node/tsx) it returns 'unsupported' and the secrets stay in this process's
- * environ (the engine's PID namespace still hides it). Returns 'clean' when there was nothing to do.
+ * If this process's own environ holds a secret (deny-listed or one of `names`), take the secrets
+ * into memory (processEnv) and out of process.env, and make /proc/self/environ clean: first by
+ * wiping their values in the environ block in place (lib/environ.ts; 'wiped', checked by reading
+ * /proc/self/environ back: no second start, ~20 ms saved), else by replacing the process image
+ * with the same command, the env minus the secrets, and the secrets on an inherited pipe (same
+ * pid, same stdio). Bun on Linux only (bun:ffi); elsewhere (Node/tsx) it returns 'unsupported' and
+ * the secrets stay in this process's environ (the engine's PID namespace still hides it). Returns
+ * 'clean' when there was nothing to do.
  */
-export async function reexecWithoutSecrets(names: readonly string[] = []): Promise<'clean' | 'unsupported'> {
+export async function cleanOwnEnviron(names: readonly string[] = []): Promise<'clean' | 'wiped' | 'unsupported'> {
   const { clean, secrets } = splitSecrets(process.env, names)
   if (Object.keys(secrets).length === 0) return 'clean'
   const ffi = await loadFfi()
   if (!ffi) return 'unsupported'
+  if (wipeEnvironSecrets((name) => Object.hasOwn(secrets, name), ffi)) {
+    received = { ...channelSecrets(), ...secrets }
+    for (const name of Object.keys(secrets)) delete process.env[name]
+    return 'wiped'
+  }
   const { ptr } = ffi
   const readFd = pipeHolding(JSON.stringify({ ...channelSecrets(), ...secrets }), ffi)
   const libc = ffi.dlopen('libc.so.6', { execve: { args: ['ptr', 'ptr', 'ptr'], returns: 'i32' } })
@@ -141,20 +152,20 @@ export async function reexecWithoutSecrets(names: readonly string[] = []): Promi
 /**
  * What an entry that can start engines (start, run, run-engine) does first: take the secrets a
  * parent handed on the channel, then, if its own environ still holds a token (started by hand),
- * re-execute itself without (same pid; Bun on Linux). Names are the deny-list plus the token_env
+ * clean it (in place, else by re-executing itself; Bun on Linux). Names are the deny-list plus the token_env
  * of every agent in the config the arguments point at.
  */
-export async function enterWithoutSecrets(rawArgs: readonly string[] = process.argv.slice(2)): Promise<'clean' | 'unsupported'> {
+export async function enterWithoutSecrets(rawArgs: readonly string[] = process.argv.slice(2)): Promise<'clean' | 'wiped' | 'unsupported'> {
   channelSecrets()
   if (printsOnly(rawArgs)) return 'clean'
-  // Imported here: the YAML parser is not needed by an entry that stops before this (--version, --help).
+  // Imported here: an entry that stops before this (--version, --help) reads no config.
   const { configSecretNames } = await import('./config-path.ts')
-  return reexecWithoutSecrets(configSecretNames(rawArgs, processEnv()))
+  return cleanOwnEnviron(await configSecretNames(rawArgs, processEnv()))
 }
 
 /**
- * True for a command line that only prints and exits, so no engine can start and a re-exec would be
- * wasted start-up time: --help/-h/--version/-v among the flags (before `--`), or `help`, `version`,
+ * True for a command line that only prints and exits, so no engine can start and cleaning the
+ * environ would be wasted start-up time: --help/-h/--version/-v among the flags (before `--`), or `help`, `version`,
  * `completion` as the verb.
  */
 export function printsOnly(rawArgs: readonly string[]): boolean {

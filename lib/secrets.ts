@@ -54,6 +54,17 @@ export const DENIED_ENV_NAMES: readonly string[] = [
 /** Variable-name prefixes that hold secrets (same rules as DENIED_ENV_NAMES). */
 export const DENIED_ENV_PREFIXES: readonly string[] = ['LINEAR_', 'LANGFUSE_', 'FACTORY_SECRET_']
 
+/** Deny-listed (by prefix) variables whose values are not secret: endpoints that error messages name. */
+export const PUBLIC_ENV_NAMES: readonly string[] = ['LINEAR_API_URL', 'LINEAR_OAUTH_URL']
+
+/**
+ * True for a public endpoint variable whose URL carries no credentials (`https://user:pass@...`):
+ * it may stay in a factory process's environ (engines still never get it: their env is an allow-list).
+ */
+export function isPublicEndpoint(name: string, value: string): boolean {
+  return PUBLIC_ENV_NAMES.includes(name.toUpperCase()) && !/^[^/]*\/\/[^/]*@/.test(value)
+}
+
 /** True when `name` is on the deny-list (by exact name or prefix). */
 export function isDeniedEnv(name: string): boolean {
   const upper = name.toUpperCase()

@@ -19,7 +19,6 @@ import { processEnv } from './secret-channel.ts'
 import { agentState, readState, type IssueRecord, updateRecords } from './state.ts'
 import type { Tracker } from './tracker/types.ts'
 import { reconcileTick } from './reconcile.ts'
-import { ensureBaseRepo } from './steps/worktree.ts'
 import {
   type DispatchSummary,
   heldIssues,
@@ -181,6 +180,7 @@ export function createDriver(opts: DriverOptions) {
     try {
       // Fetch once per tick; runs dispatched between ticks (a slot freed) use that fetch.
       const tickNo = tickNos.get(agent.name) ?? 0
+      const { ensureBaseRepo } = await import('./steps/worktree.ts') // only when a run starts: an idle tick loads no git code
       await ensureBaseRepo(ctx, { fetch: fetchedTick.get(agent.name) !== tickNo })
       fetchedTick.set(agent.name, tickNo)
     } catch (err) {

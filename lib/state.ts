@@ -5,7 +5,7 @@
  */
 import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { z } from 'zod'
+import { z } from './zod.ts'
 import { FactoryError } from './errors.ts'
 import { lockSync } from './lock.ts'
 import { PHASES, type PhaseEvent, transition } from './phases.ts'

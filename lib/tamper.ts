@@ -8,10 +8,10 @@
  * own git commands touch the repository after an engine ran. A worktree's `.git` link (its
  * gitdir, commondir and back link) is checked the same way. Pure helpers + small file I/O.
  */
-import { createHash } from 'node:crypto'
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { FactoryError } from './errors.ts'
+import { sha256Hex } from './hash.ts'
 
 /** The paths (relative to the common git dir) whose content is fingerprinted: files, and every file under the dirs. */
 const FILES = ['config', 'config.worktree']
@@ -60,7 +60,7 @@ export function snapshot(gitDir: string): Record<string, string> {
 
 /** Where the fingerprint of a git dir lives (keyed by its real path). */
 export function fingerprintPath(home: string, gitDir: string): string {
-  const key = createHash('sha256').update(realpathSync(gitDir)).digest('hex').slice(0, 20)
+  const key = sha256Hex(realpathSync(gitDir)).slice(0, 20)
   return join(home, 'fingerprints', `${key}.json`)
 }
 

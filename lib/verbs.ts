@@ -6,6 +6,7 @@
 import { type CommandDef, defineCommand } from 'citty'
 import pkg from '../package.json' with { type: 'json' }
 import { FactoryError } from './errors.ts'
+import { writeFd } from './stdio.ts'
 
 /** Each verb's module. Literal import paths, so `bun build` can split each verb into its own chunk. */
 export const verbs: Record<string, () => Promise<{ default: CommandDef<any> }>> = {
@@ -46,6 +47,6 @@ export const rootCommand = defineCommand({
   run({ args }) {
     if (!args.version)
       throw new FactoryError('usage', 'no command specified', { fix: `use one of: ${Object.keys(verbs).join(', ')} (see --help)` })
-    process.stdout.write(`${version}\n`)
+    writeFd(1, `${version}\n`)
   },
 })

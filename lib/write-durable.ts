@@ -19,13 +19,13 @@ export function writeAllSync(fd: number, buf: Uint8Array): void {
 }
 
 /** Create (or truncate) `path` with `body`, complete and fsync'd; on failure `path` is removed and the error rethrown. */
-export function writeDurableSync(path: string, body: string | Uint8Array, mode = 0o600): void {
+export function writeDurableSync(path: string, body: string | Uint8Array, mode = 0o600, opts: { fsync?: boolean } = {}): void {
   const buf = typeof body === 'string' ? Buffer.from(body) : body
   // Only a file this call opened is removed on failure (never one it could not even open).
   let fd: number | undefined = openSync(path, 'w', mode)
   try {
     writeAllSync(fd, buf)
-    fsyncSync(fd)
+    if (opts.fsync !== false) fsyncSync(fd)
     closeSync(fd)
     fd = undefined
   } catch (err) {

@@ -11,7 +11,7 @@ import { createDriver, type TickReport } from '../lib/start.ts'
 import { logger, logToFile, redactorFor } from '../lib/log.ts'
 import { killTree } from '../lib/signal.ts'
 import { enterWithoutSecrets, processEnv } from '../lib/secret-channel.ts'
-import { checkExposure, parsePort, type StatusServer, startStatusServer } from '../lib/status-server.ts'
+import type { StatusServer } from '../lib/status-server.ts'
 
 const command = defineCommand({
   meta: {
@@ -46,8 +46,10 @@ const command = defineCommand({
     if (args.host && args.port === undefined)
       throw new FactoryError('usage', '--host is only for --port', { fix: 'add --port PORT, or drop --host' })
     const env = (data as CliSession | undefined)?.env ?? processEnv()
-    const port = args.port === undefined ? undefined : parsePort(args.port, '--port')
-    checkExposure(args.host ?? '127.0.0.1', env.ROSE_STATUS_TOKEN)
+    // Imported only with --port (--host needs it, above): node:http and the page cost a cron tick ~15 ms.
+    const statusServer = args.port === undefined ? undefined : await import('../lib/status-server.ts')
+    const port = statusServer?.parsePort(args.port!, '--port')
+    statusServer?.checkExposure(args.host ?? '127.0.0.1', env.ROSE_STATUS_TOKEN)
     // Token variables are checked per agent below: one agent's missing key does not stop the others.
     const { config, path } = loadConfig(args.config, env, { requireEnv: false })
     if (!dryRun)
@@ -71,9 +73,9 @@ const command = defineCommand({
         )
     const driver = createDriver({ config, configPath: path, agents, dryRun, env })
     let server: StatusServer | undefined
-    if (port !== undefined) {
+    if (statusServer && port !== undefined) {
       const facts = Object.fromEntries(config.agents.map((a) => [a.name, { engine: a.engine, mode: a.tracker.mode }]))
-      server = await startStatusServer({
+      server = await statusServer.startStatusServer({
         home: factoryHome(env),
         port,
         host: args.host,

@@ -2,12 +2,13 @@
 /** version: print the package version (also `rose-factory --version` and `-v`). */
 import { defineCommand } from 'citty'
 import { isEntry, runCli } from '../lib/cli.ts'
+import { writeFd } from '../lib/stdio.ts'
 import { version } from '../lib/verbs.ts'
 
 const command = defineCommand({
   meta: { name: 'version', description: 'Print the version of rose-factory (also --version, -v).' },
   run() {
-    process.stdout.write(`${version}\n`)
+    writeFd(1, `${version}\n`)
   },
 })
 

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { agentSecretEnvs, parseConfig } from '../lib/config.ts'
 import { agentContext } from '../lib/context.ts'
 import { logger } from '../lib/log.ts'
+import { stdioHooks } from '../lib/stdio.ts'
 import { fixture, ROOT, tempDir } from './helpers.ts'
 
 /** What `fn` writes to stderr (the logs), captured. */
@@ -15,10 +16,13 @@ function stderrOf(fn: () => void): string {
     out += chunk.toString()
     return true
   }) as typeof process.stderr.write
+  // The logger writes on fd 2 itself (lib/stdio.ts): captured at its seam too.
+  stdioHooks[2] = (text) => void (out += text)
   try {
     fn()
   } finally {
     process.stderr.write = write
+    delete stdioHooks[2]
   }
   return out
 }

@@ -11,6 +11,7 @@ import { dueLogDirs } from '../lib/log-retention.ts'
 import { readPollHealth } from '../lib/poll-health.ts'
 import { loadConfig } from '../lib/config.ts'
 import { agentContext } from '../lib/context.ts'
+import { tryLock } from '../lib/lock.ts'
 import { readState } from '../lib/state.ts'
 import { pollAgent } from '../lib/steps/poll.ts'
 import { createLinearTracker } from '../lib/tracker/linear.ts'
@@ -88,6 +89,24 @@ describe('poll', () => {
     expect(status.stdout).toContain(`tester: last poll ${at.toISOString()}; cursor `)
     const json = JSON.parse((await fx.script('status', ['--json'])).stdout)
     expect(json.agents.tester).toMatchObject({ lastPollAt: at.toISOString(), cursor: readState(statePath).agents.tester!.cursor })
+  }, 30_000)
+
+  test('an idle poll waits for no lock: with state.json locked by another live process it still finishes and records the poll', async () => {
+    fx = await fixture({ issues: [{ team: 'ENG', title: 'First', assignee: 'agent@rose.test' }] })
+    const { config, path } = loadConfig(fx.configPath, fx.env)
+    const ctx = agentContext({ config, configPath: path, agent: config.agents[0]!, env: { ...process.env, ...fx.env } })
+    const statePath = join(fx.home, 'state.json')
+    await pollAgent(ctx)
+    // Held as a run would hold it while writing (this test process is the live owner); a write would wait 15 s and fail.
+    const held = tryLock(`${statePath}.lock`, { staleMs: 30_000 })!
+    try {
+      const at = new Date(Date.now() + 60_000)
+      const idle = await pollAgent({ ...ctx, now: () => at })
+      expect(idle.items).toEqual([])
+      expect(readPollHealth(fx.home, 'tester').lastPollAt).toBe(at.toISOString())
+    } finally {
+      held.release()
+    }
   }, 30_000)
 
   test('a worktree of an issue reassigned while it ran and closed later is removed after the grace, and its logs after the retention', async () => {

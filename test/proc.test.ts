@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, realpathSync, rmSync } from 'node:fs'
+import { environClean } from '../lib/environ.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { run, spawnScript } from '../lib/proc.ts'
 import { descendants, killTree, pidAlive } from '../lib/signal.ts'
@@ -261,5 +262,38 @@ describe('secrets handed on file descriptors, never in an environ', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+  test('a process started with tokens in its env clears their values from its environ in place: one start, the tokens kept in memory', async () => {
+    const dir = tempDir()
+    try {
+      const script = `${dir}/by-hand.ts`
+      await Bun.write(
+        script,
+        `import { appendFileSync, readFileSync } from 'node:fs'\nimport { cleanOwnEnviron, processEnv } from '${process.cwd()}/lib/secret-channel.ts'\n` +
+          `appendFileSync('${dir}/starts', 'x')\nconst how = await cleanOwnEnviron(['MY_AGENT_KEY'])\nconst env = processEnv()\n` +
+          `await Bun.write('${dir}/out.json', JSON.stringify({ how, environ: readFileSync('/proc/self/environ', 'latin1'), token: env.GITHUB_TOKEN, custom: env.MY_AGENT_KEY, left: process.env.MY_AGENT_KEY ?? null }))\n`,
+      )
+      const child = Bun.spawnSync([process.execPath, script], {
+        env: { PATH: process.env.PATH!, GITHUB_TOKEN: 'ghp_wiped_in_place', MY_AGENT_KEY: 'lin_api_wiped_in_place', PLAIN: 'in-env' },
+      })
+      expect(child.exitCode, child.stderr.toString()).toBe(0)
+      const seen = JSON.parse(readFileSync(`${dir}/out.json`, 'utf8'))
+      expect(seen.environ).not.toContain('ghp_wiped_in_place')
+      expect(seen.environ).not.toContain('lin_api_wiped_in_place')
+      expect(seen.environ.split('\0')).toEqual(expect.arrayContaining(['PLAIN=in-env', 'GITHUB_TOKEN=', 'MY_AGENT_KEY=']))
+      expect(seen).toMatchObject({ how: 'wiped', token: 'ghp_wiped_in_place', custom: 'lin_api_wiped_in_place', left: null })
+      // No second start (a re-exec would have run the script's first line again).
+      expect(readFileSync(`${dir}/starts`, 'utf8')).toBe('x')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('an environ is clean when no secret entry has a value; an empty or non-secret one is fine', () => {
+    const isSecret = (n: string) => n === 'KEY'
+    expect(environClean(isSecret, 'PATH=/bin\0KEY=\0\0\0HOME=/h\0')).toBe(true)
+    expect(environClean(isSecret, 'PATH=/bin\0KEY=lin_x\0')).toBe(false)
+    // A second entry of the same name counts too.
+    expect(environClean(isSecret, 'KEY=\0PATH=/bin\0KEY=lin_x\0')).toBe(false)
   })
 })

@@ -1,4 +1,9 @@
 import { describe, expect, test } from 'bun:test'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parse } from 'yaml'
+import { configSecretNames, tokenEnvNames } from '../lib/config-path.ts'
 import { isSecretName, splitSecrets } from '../lib/secret-channel.ts'
 import { DENIED_ENV_NAMES, DENIED_ENV_PREFIXES, isDeniedEnv, mask, redact, scrubEnv, secretValues } from '../lib/secrets.ts'
 import { SECRET_ENV_NAMES } from './fakes/denied-env.ts'
@@ -164,6 +169,16 @@ describe('splitSecrets (what leaves the environ for the secret channel)', () => 
     expect(secrets).toEqual({ GITHUB_TOKEN: 'ghp_x', LINEAR_API_KEY: 'lin', My_Agent_Key: 'lin_custom' })
   })
 
+  test('a Linear endpoint stays in the env (no re-exec for it) unless its URL carries credentials', () => {
+    const { clean, secrets } = splitSecrets({
+      ...HARMLESS,
+      LINEAR_API_URL: 'http://127.0.0.1:4000/graphql',
+      LINEAR_OAUTH_URL: 'https://user:hunter2@proxy.test/oauth',
+    })
+    expect(clean).toEqual({ ...HARMLESS, LINEAR_API_URL: 'http://127.0.0.1:4000/graphql' })
+    expect(secrets).toEqual({ LINEAR_OAUTH_URL: 'https://user:hunter2@proxy.test/oauth' })
+  })
+
   test('the names issue 8 found reaching the engine are secrets now', () => {
     for (const name of [
       'CODEX_API_KEY',
@@ -176,5 +191,57 @@ describe('splitSecrets (what leaves the environ for the secret channel)', () => 
       'OPENAI_ADMIN_KEY',
     ])
       expect(isSecretName(name), name).toBe(true)
+  })
+})
+
+describe('the token names a process reads at its entry, without a YAML parser where it can', () => {
+  const yamlNames = (text: string) =>
+    (parse(text) as { agents: any[] }).agents.flatMap((a) => [a.tracker?.token_env, a.github?.token_env]).filter(Boolean)
+
+  test('agents.example.yaml: every token_env the YAML holds is found without the parser', () => {
+    const text = readFileSync(join(import.meta.dir, '..', 'agents.example.yaml'), 'utf8')
+    const quick = tokenEnvNames(text)
+    expect(quick).toBeDefined()
+    for (const name of yamlNames(text)) expect(quick).toContain(name)
+  })
+
+  test('block and flow mappings, quotes and comments are read', () => {
+    const text = [
+      'agents:',
+      '  - name: a',
+      '    tracker:',
+      '      token_env: "KEY_A"   # a comment',
+      '  - name: b',
+      "    tracker: { mode: api_key, token_env: 'KEY_B' }",
+      '    github: {token_env: GH_B}',
+    ].join('\n')
+    expect(tokenEnvNames(text)).toEqual(['KEY_A', 'KEY_B', 'GH_B'])
+  })
+
+  test('a form it does not know is left to the YAML parser', () => {
+    for (const text of [
+      'x: &k KEY\ntracker: { token_env: *k }',
+      'tracker:\n  token_env: &k KEY',
+      'tracker: { "token_env": KEY }',
+      'tracker:\n  token_env: >-\n    KEY',
+      'tracker: { token_env: !!str KEY }',
+      'tracker: { token_env: "K\\u0045Y" }',
+      'tracker: { my_token_env: KEY }',
+    ])
+      expect(tokenEnvNames(text), text).toBeUndefined()
+  })
+
+  test('configSecretNames falls back to the YAML parser and finds an aliased name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rose-names-'))
+    try {
+      const path = join(dir, 'agents.yaml')
+      writeFileSync(path, 'keys: { a: &k ALIASED_KEY }\nagents:\n  - name: a\n    tracker: { mode: api_key, token_env: *k }\n')
+      expect(await configSecretNames(['--config', path])).toEqual(['ALIASED_KEY', 'FACTORY_GITHUB_TOKEN'])
+      writeFileSync(path, 'agents:\n  - name: a\n    tracker: { mode: api_key, token_env: PLAIN_KEY }\n')
+      expect(await configSecretNames([`--config=${path}`])).toEqual(['PLAIN_KEY', 'FACTORY_GITHUB_TOKEN'])
+      expect(await configSecretNames(['--config', join(dir, 'missing.yaml')])).toEqual([])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -4,11 +4,11 @@
  * worktree, so every run with new input makes a commit, and reports a few steps as a real engine
  * would (a thought, a plan, a tool call and its result, the final text) so the agent panel shows them.
  */
-import { createHash } from 'node:crypto'
 import { appendFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { continueTranscript } from './cli.ts'
 import type { Engine, EngineEvent, EngineResult, EngineRunInput } from './types.ts'
+import { sha256Hex } from '../hash.ts'
 
 /** The file the console engine writes, relative to the worktree. */
 export const CONSOLE_OUTPUT = 'FACTORY_NOTES.md'
@@ -28,7 +28,7 @@ export function createConsoleEngine(opts: { delayMs?: number; stopMs?: number } 
         // Echoed for demos; not a log line, so not in JSON log output (the transcript has it).
         if (process.env.ROSE_LOG_FORMAT !== 'json') process.stderr.write(`  console> ${line}\n`)
       }
-      const sessionId = input.resume ?? `console-${createHash('sha256').update(input.cwd).digest('hex').slice(0, 12)}`
+      const sessionId = input.resume ?? `console-${sha256Hex(input.cwd).slice(0, 12)}`
       input.onEvent?.({ kind: 'started', sessionId })
       log(`session ${sessionId}${input.resume ? ' (resumed)' : ''}`)
       const delay = Number(process.env.ROSE_CONSOLE_DELAY_MS ?? opts.delayMs ?? 0)

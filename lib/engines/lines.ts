@@ -3,7 +3,7 @@
  * A line whose type we do not know is tolerated (CLIs add types between releases); a line that is
  * not JSON, or fails the schema of a type we do know, is malformed and only counted.
  */
-import { z } from 'zod'
+import { z } from '../zod.ts'
 
 export type Parsed<T> =
   | { kind: 'line'; line: T }

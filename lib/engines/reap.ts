@@ -5,7 +5,6 @@
  * inherit; after the run we SIGKILL whatever still carries the tag. Linux only (/proc); elsewhere
  * a no-op.
  */
-import { randomUUID } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 
 /** The env variable that marks every process of one engine run. */
@@ -13,7 +12,7 @@ export const RUN_TAG_ENV = 'ROSE_ENGINE_RUN'
 
 /** A fresh tag value for one run. */
 export function newRunTag(): string {
-  return randomUUID()
+  return crypto.randomUUID()
 }
 
 /** Pids of live processes (other than us) whose environment carries `RUN_TAG_ENV=tag`. */

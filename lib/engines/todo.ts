@@ -6,7 +6,7 @@
  * read). Codex's `exec --json` reports a `todo_list` item with done / not done per step. These
  * calls are the plan, not work worth showing as actions: the parser swallows them and their results.
  */
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import type { PlanStep } from './types.ts'
 
 const STATUS: Record<string, PlanStep['status']> = { pending: 'pending', in_progress: 'inProgress', completed: 'completed' }

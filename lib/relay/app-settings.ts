@@ -2,7 +2,7 @@
  * The relay's Linear app settings, read from the environment through one zod schema; every
  * missing or malformed variable is reported in one error (exit 2), never one at a time.
  */
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import { FactoryError } from '../errors.ts'
 
 /** The scopes an agent app asks for: read/write, and to be assignable and @-mentionable. */

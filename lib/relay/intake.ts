@@ -7,7 +7,7 @@
  * app-level note, or ignore.
  */
 import { LinearWebhookClient } from '@linear/sdk/webhooks'
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import type { IncomingEvent, RelayNote } from './store.ts'
 
 /** Bodies above this are refused with 413 before they are read in full. */

@@ -6,7 +6,7 @@
  * or a 5xx: the reply may be lost, the same request may be replayed) or `refused` (anything else).
  * No message ever carries a token, a code or the client secret.
  */
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import { FactoryError } from '../errors.ts'
 import { redact } from '../secrets.ts'
 import type { LinearAppSettings } from './app-settings.ts'

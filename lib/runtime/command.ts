@@ -4,7 +4,7 @@
  * no secret). prepare prints one JSON object on stdout: `{ "env": {...}, "urls": [{ "label", "url" }] }`.
  */
 import { existsSync } from 'node:fs'
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import { FactoryError } from '../errors.ts'
 import { run, type RunResult } from '../proc.ts'
 import type { Prepared, ProviderEntry } from './types.ts'

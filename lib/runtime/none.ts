@@ -1,5 +1,5 @@
 /** The `none` runtime provider: the engine works in the worktree alone; nothing to prepare or tear down. */
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import type { ProviderEntry } from './types.ts'
 
 const schema = z.strictObject({ provider: z.literal('none') })

@@ -2,7 +2,7 @@
  * The runtime providers agents.yaml may name. A new provider is one file exporting a ProviderEntry
  * and one entry in RUNTIME_PROVIDERS; routing, the tracker and the engines never change.
  */
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import { FactoryError } from '../errors.ts'
 import { commandProvider } from './command.ts'
 import { noneProvider } from './none.ts'

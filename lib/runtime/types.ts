@@ -4,7 +4,7 @@
  * once when the issue closes. Providers get only what is declared here (never the context, the
  * tracker or the engine): a new one is one file plus one line in registry.ts.
  */
-import type { z } from 'zod'
+import type { z } from '../zod.ts'
 
 /** A link a provider made for a run (a preview URL, a dashboard), shown in the summary comment. */
 export interface RuntimeUrl {

@@ -1,5 +1,5 @@
 /** Fault injection and Linear-like rate limits for the sandbox's /graphql endpoint. */
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import { SandboxError, type FaultKind, type SandboxFaults } from './types.ts'
 
 export const FAULT_KINDS: readonly FaultKind[] = ['ratelimited', '5xx', 'timeout']

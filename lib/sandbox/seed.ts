@@ -1,6 +1,6 @@
 /** The seed format (JSON) and how it becomes the sandbox's data. */
 import { randomBytes, randomUUID } from 'node:crypto'
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import { SandboxError, type SandboxData, type StateRecord } from './types.ts'
 
 const iso = z

@@ -115,6 +115,11 @@ export async function pollAgent(ctx: AgentContext): Promise<PollResult> {
   let plan = planPoll(known, res.viewer, res.issues, ctx.agent)
   if (ctx.dryRun) return { ...plan, requests: res.requests, watched: res.watched, watch }
   const at = ctx.now()
+  // Nothing returned, viewer and cursor as recorded: nothing to make durable, so no state lock and no write.
+  if (res.issues.length === 0 && known.viewerId === res.viewer.id && !known.lastPollAt && !known.lastPollError) {
+    writePollHealth(ctx.paths.home, ctx.agent.name, { at: at.toISOString() })
+    return { ...plan, requests: res.requests, watched: res.watched, watch }
+  }
   updateRecords(
     ctx.paths.state,
     ctx.agent.name,

@@ -6,7 +6,7 @@
  * is gone, the input is refused) is final: `tracker_refused`, never retried. RATELIMITED waits for
  * the reset the relay gives (lib/ratelimit.ts), outages back off (lib/backoff.ts).
  */
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import { backoffMs, REQUEST_RETRY } from '../backoff.ts'
 import { FactoryError } from '../errors.ts'
 import { clampResetAt, memoryRateGate, type RateGate } from '../ratelimit.ts'

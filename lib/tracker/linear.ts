@@ -4,7 +4,7 @@
  * from Linear's headers so callers can back off exactly that long.
  */
 import { backoffMs, REQUEST_RETRY } from '../backoff.ts'
-import { z } from 'zod'
+import { z } from '../zod.ts'
 import { FactoryError } from '../errors.ts'
 import {
   ATTACH_URL_MUTATION,

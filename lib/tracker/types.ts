@@ -1,5 +1,5 @@
 /** The tracker's view of Linear, normalized from our documents' responses. */
-import { z } from 'zod'
+import { z } from '../zod.ts'
 
 export const workflowStateSchema = z.object({
   id: z.string(),

@@ -13,6 +13,7 @@ import { loadEncryptionKey, sealer, type Sealer } from '../../lib/relay/seal.ts'
 import { openSqliteStore } from '../../lib/relay/store-sqlite.ts'
 import type { RelayStore } from '../../lib/relay/store.ts'
 import { tokenKeeper, type TokenDeps, type TokenKeeper } from '../../lib/relay/tokens.ts'
+import { stdioHooks } from '../../lib/stdio.ts'
 import { tempDir } from '../helpers.ts'
 import { startFakeLinearOAuth, type FakeLinearOAuth } from './linear-oauth.ts'
 
@@ -89,5 +90,16 @@ export function captureStderr(): { text: () => string; stop: () => void } {
     captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
     return (original as (...a: unknown[]) => boolean)(chunk, ...rest)
   }) as typeof process.stderr.write
-  return { text: () => captured, stop: () => (process.stderr.write = original) }
+  // The logger writes on fd 2 itself (lib/stdio.ts): captured at its seam too, and written through.
+  stdioHooks[2] = (text) => {
+    captured += text
+    original(text)
+  }
+  return {
+    text: () => captured,
+    stop: () => {
+      process.stderr.write = original
+      delete stdioHooks[2]
+    },
+  }
 }
