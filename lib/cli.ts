@@ -261,6 +261,12 @@ export async function contextFromArgs(
   const only = config.agents.length === 1 ? config.agents[0]!.name : undefined
   const name = args.agent ?? only ?? need(args.agent, 'agent', `name the agent: --agent ${config.agents.map((a) => a.name).join('|')}`)
   const agent = pickAgent(config, name)
+  if (config.secrets?.gcp_project) {
+    // Into the in-memory env only (never process.env): children get the values on their secret channel.
+    const [{ resolveSecrets }, { agentSecretEnvs }] = await Promise.all([import('./gcp-secrets.ts'), import('./config.ts')])
+    // The GitHub token is optional (the push may use the machine's credentials): absent is not an error.
+    await resolveSecrets(agentSecretEnvs(agent), env, config.secrets.gcp_project, { optional: [agent.github.token_env] })
+  }
   requireEnv(config, path, env, [agent])
   const ctx = agentContext({ config, configPath: path, agent, dryRun: !!args['dry-run'], tag, env })
   if (session) session.redact = ctx.redact

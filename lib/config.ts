@@ -106,6 +106,15 @@ export const configSchema = z.strictObject({
   /** Logs of an issue the factory forgot (record pruned) are removed once unwritten this many days. */
   log_retention_days: z.number().nonnegative().default(30),
   agents: z.array(agentSchema).min(1, 'list at least one agent'),
+  /** Where secrets unset in the environment come from: the Secret Manager of this GCP project (same names). */
+  secrets: z
+    .strictObject({
+      gcp_project: z
+        .string()
+        .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'must be a GCP project id')
+        .optional(),
+    })
+    .optional(),
 })
 
 export type FactoryConfig = z.infer<typeof configSchema>

@@ -53,6 +53,8 @@ export const ERRORS = {
   limit_max_cost: { exit: 1, retryable: false, fix: 'raise limits.max_cost_usd or split the issue' },
   escalated: { exit: 1, retryable: false, fix: 'a human comment on the issue starts a new run' },
   // The relay: its env (LINEAR_CLIENT_ID, RELAY_ENCRYPTION_KEY, ...) is missing or malformed.
+  // A secret is neither in the environment nor readable from GCP Secret Manager (the message names both).
+  secret_unavailable: { exit: 2, retryable: false, fix: 'export the variable, or create the secret in the configured GCP project' },
   relay_config_invalid: { exit: 2, retryable: false, fix: 'set the relay variables the message names (README: the relay)' },
   // The relay could not get or keep a Linear app token (code exchange, refresh, client_credentials).
   relay_oauth_failed: {

@@ -4,17 +4,17 @@ import { defineCommand } from 'citty'
 import { dirname } from 'node:path'
 import { type CliSession, isEntry, runCli } from '../lib/cli.ts'
 import { factoryHome } from '../lib/config.ts'
-import { logger } from '../lib/log.ts'
+import { logger, redactorFor } from '../lib/log.ts'
 import { relayLinear } from '../lib/relay/linear-app.ts'
 import { openStore } from '../lib/relay/open-store.ts'
 import { startRelay } from '../lib/relay/server.ts'
-import { redactUrl, relaySettings } from '../lib/relay/settings.ts'
+import { RELAY_OPTIONAL_SECRETS, RELAY_SECRETS, redactUrl, relaySettings } from '../lib/relay/settings.ts'
 
 const command = defineCommand({
   meta: {
     name: 'relay',
     description:
-      'Run the relay: POST /webhooks/linear (signed agent-session webhooks, deduped, stored durably), GET /events (workers long-poll leased events), /events/ack, /events/heartbeat, /linear/graphql, /oauth/*, /healthz, /status, /metrics. Needs LINEAR_WEBHOOK_SECRET and FACTORY_RELAY_WORKER_TOKEN; LINEAR_CLIENT_ID and LINEAR_CLIENT_SECRET turn on the Linear side (see docs/relay.md).',
+      'Run the relay: POST /webhooks/linear (signed agent-session webhooks, deduped, stored durably), GET /events (workers long-poll leased events), /events/ack, /events/heartbeat, /linear/graphql, /oauth/*, /healthz, /status, /metrics. Needs LINEAR_WEBHOOK_SECRET and FACTORY_RELAY_WORKER_TOKEN; LINEAR_CLIENT_ID and LINEAR_CLIENT_SECRET turn on the Linear side (see docs/relay.md). With --gcp-project (or GCP_PROJECT) a secret unset in the environment is read from GCP Secret Manager.',
   },
   args: {
     port: { type: 'string', description: 'port to listen on (default $PORT or 8787)', valueHint: '8787' },
@@ -29,6 +29,11 @@ const command = defineCommand({
       description: 'PostgreSQL URL for several relay instances (or RELAY_DATABASE_URL)',
       valueHint: 'postgres://...',
     },
+    'gcp-project': {
+      type: 'string',
+      description: 'GCP project whose Secret Manager holds the secrets unset in the environment (or GCP_PROJECT)',
+      valueHint: 'PROJECT',
+    },
     'client-credentials': {
       type: 'boolean',
       description: 'mint a single-workspace app token with the client_credentials grant (no OAuth install, no RELAY_PUBLIC_URL)',
@@ -36,7 +41,15 @@ const command = defineCommand({
     },
   },
   async run({ args, rawArgs, data }) {
-    const env = (data as CliSession | undefined)?.env ?? process.env
+    const session = data as CliSession | undefined
+    const env = session?.env ?? process.env
+    const project = args['gcp-project'] ?? env.GCP_PROJECT
+    if (project) {
+      // Resolved once, into the in-memory env this process reads; the redactor then knows the values.
+      const { resolveSecrets } = await import('../lib/gcp-secrets.ts')
+      await resolveSecrets(RELAY_SECRETS, env, project, { optional: RELAY_OPTIONAL_SECRETS })
+      if (session) session.redact = redactorFor(env)
+    }
     const localFlag = rawArgs.includes('--local-queue') ? (args['local-queue'] ?? true) : undefined
     const settings = relaySettings(
       { port: args.port, host: args.host, localQueue: localFlag, queueUrl: args['queue-url'] },

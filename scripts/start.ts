@@ -57,7 +57,17 @@ const command = defineCommand({
         factoryHome(env),
         config.agents.map((a) => a.name),
       )
+    const gcpProject = config.secrets?.gcp_project
+    const gcpFailures: FactoryError[] = []
+    if (gcpProject) {
+      // Into the in-memory env only: the runs get these values on their secret channel, like any token.
+      const { resolveSecrets } = await import('../lib/gcp-secrets.ts')
+      const names = selectAgents(config, args.agent).flatMap(agentSecretEnvs)
+      const optional = config.agents.map((a) => a.github.token_env)
+      await resolveSecrets(names, env, gcpProject, { optional, onError: (e) => gcpFailures.push(e) })
+    }
     const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
+    for (const e of gcpFailures) log.error(`${e.message} (fix: ${e.fix})`)
     const agents = admitAgents(selectAgents(config, args.agent), env, log)
     if (agents.length === 0) {
       log.error('no agent can run: fix the problems above (rose-factory doctor checks the whole set-up)')

@@ -1,10 +1,21 @@
 /**
- * The relay's own settings: flags plus the secrets it reads from the environment (env first;
- * GCP Secret Manager comes with the integrations). All missing variables are reported at once.
+ * The relay's own settings: flags plus the secrets it reads from the environment (env first, then
+ * GCP Secret Manager with --gcp-project: scripts/relay.ts fills RELAY_SECRETS before this runs).
+ * All missing variables are reported at once.
  */
 import { timingSafeEqual, createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { FactoryError } from '../errors.ts'
+
+/** Every secret the relay reads: the env var of that name, else the Secret Manager secret of that name. */
+export const RELAY_SECRETS = [
+  'LINEAR_WEBHOOK_SECRET',
+  'FACTORY_RELAY_WORKER_TOKEN',
+  'LINEAR_CLIENT_SECRET',
+  'RELAY_ENCRYPTION_KEY',
+] as const
+/** Those the relay runs without (the Linear app side is off, or the key comes from elsewhere). */
+export const RELAY_OPTIONAL_SECRETS: readonly string[] = ['LINEAR_CLIENT_SECRET', 'RELAY_ENCRYPTION_KEY']
 
 export interface RelaySettings {
   port: number
@@ -24,7 +35,7 @@ export function relaySettings(
   const missing = ['LINEAR_WEBHOOK_SECRET', 'FACTORY_RELAY_WORKER_TOKEN'].filter((name) => !env[name]?.trim())
   if (missing.length > 0)
     throw new FactoryError('config_invalid', `the relay needs ${missing.join(' and ')} in its environment`, {
-      fix: 'set LINEAR_WEBHOOK_SECRET (the Linear app webhook signing secret) and FACTORY_RELAY_WORKER_TOKEN (comma-separated bearer tokens of the workers)',
+      fix: 'set LINEAR_WEBHOOK_SECRET (the Linear app webhook signing secret) and FACTORY_RELAY_WORKER_TOKEN (comma-separated bearer tokens of the workers), or name the GCP project whose Secret Manager holds them (--gcp-project / GCP_PROJECT)',
     })
   const portText = flags.port ?? env.PORT ?? '8787'
   const port = Number(portText)
