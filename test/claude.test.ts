@@ -1,17 +1,19 @@
 /** The Claude engine, running the real Claude Code CLI against a scripted fake Anthropic server. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createClaudeEngine, type ClaudeOptions } from '../lib/engines/claude.ts'
 import { engineEnv } from '../lib/engines/env.ts'
 import type { EngineRunInput, PlanStep } from '../lib/engines/types.ts'
 import { type AnthropicReply, type AnthropicRequest, type FakeAnthropic, startFakeAnthropic, toolResults } from './fakes/anthropic.ts'
 import {
+  cmdlinesWith,
   engineBin,
   eventLog,
   eventually,
   groupMembers,
   makeWorkspace,
+  megabytePrompt,
   processesWith,
   suiteTitle,
   unique,
@@ -27,26 +29,6 @@ const T = 60_000
  * unique markers at both ends. Claude Code itself refuses 1 MB ("Prompt is too long": over its
  * context window by its own estimate), so its test uses half a megabyte.
  */
-function megabytePrompt(lines = 10_000): { prompt: string; marker: string } {
-  const marker = unique('bigprompt')
-  const body = Array.from({ length: lines }, (_, i) => `line ${i}: the private issue text goes on and on.`).join('\n')
-  return { prompt: `${marker} start\n${body}\n${marker} end`, marker }
-}
-
-/** Pids of processes on this machine whose command line contains `needle` (what `ps` would show anyone). */
-function cmdlinesWith(needle: string): number[] {
-  return readdirSync('/proc')
-    .filter((n) => /^\d+$/.test(n))
-    .filter((n) => {
-      try {
-        return readFileSync(`/proc/${n}/cmdline`, 'latin1').includes(needle)
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
-}
-
 if (!bin && process.env.CI) {
   test('the claude CLI is installed (CI installs it with `make engines`)', () => {
     throw new Error('claude CLI not found: run `make engines` (npm ci --prefix engines)')

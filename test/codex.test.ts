@@ -1,39 +1,30 @@
 /** The Codex engine, running the real Codex CLI against a scripted fake OpenAI Responses server. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs'
+import { existsSync, readFileSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { createCodexEngine, type CodexOptions } from '../lib/engines/codex.ts'
 import { engineEnv } from '../lib/engines/env.ts'
 import { probeBwrap } from '../lib/engines/isolate.ts'
 import type { EngineRunInput } from '../lib/engines/types.ts'
 import { deniedEnvFixture } from './fakes/denied-env.ts'
-import { engineBin, eventLog, eventually, groupMembers, makeWorkspace, suiteTitle, unique, type Workspace } from './fakes/engine-harness.ts'
+import {
+  cmdlinesWith,
+  engineBin,
+  eventLog,
+  eventually,
+  groupMembers,
+  makeWorkspace,
+  megabytePrompt,
+  suiteTitle,
+  unique,
+  type Workspace,
+} from './fakes/engine-harness.ts'
 import { type FakeOpenAI, type OpenAIReply, type OpenAIRequest, startFakeOpenAI, toolOutputs } from './fakes/openai.ts'
 
 const bin = engineBin('codex')
 const T = 60_000
 
 /** A prompt of about 1 MB (far over Linux's 128 KB limit for one argv element), unique markers at both ends. */
-function megabytePrompt(): { prompt: string; marker: string } {
-  const marker = unique('bigprompt')
-  const body = Array.from({ length: 16_000 }, (_, i) => `line ${i}: the private issue text goes on and on.`).join('\n')
-  return { prompt: `${marker} start\n${body}\n${marker} end`, marker }
-}
-
-/** Pids of processes on this machine whose command line contains `needle` (what `ps` would show anyone). */
-function cmdlinesWith(needle: string): number[] {
-  return readdirSync('/proc')
-    .filter((n) => /^\d+$/.test(n))
-    .filter((n) => {
-      try {
-        return readFileSync(`/proc/${n}/cmdline`, 'latin1').includes(needle)
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
-}
-
 if (!bin && process.env.CI) {
   test('the codex CLI is installed (CI installs it with `make engines`)', () => {
     throw new Error('codex CLI not found: run `make engines` (npm ci --prefix engines)')
@@ -133,7 +124,7 @@ describe.skipIf(!bin)(suiteTitle('codex', 'The Codex engine against a fake model
   test(
     'a 1 MB prompt goes in on stdin: the model receives it whole, and no command line on the machine shows it',
     async () => {
-      const { prompt, marker } = megabytePrompt()
+      const { prompt, marker } = megabytePrompt(16_000)
       let visible: number[] | undefined
       const { fake, input, engine } = await setup(() => {
         // While the engine waits for the model: what `ps` shows anyone on the machine.

@@ -4,7 +4,7 @@
  * and process-group inspection for the kill tests.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveEngineBin, type EngineBinName } from '../../lib/engines/resolve.ts'
@@ -142,4 +142,25 @@ export async function eventually(check: () => boolean, ms = 2000): Promise<boole
 /** A value that exists only in this test run, for env and marker checks. */
 export function unique(label: string): string {
   return `${label}-${process.pid}-${Math.random().toString(36).slice(2, 10)}`
+}
+
+/** A prompt of `lines` lines (about 50 bytes each) between two unique markers: too big for argv, found by its marker. */
+export function megabytePrompt(lines = 10_000): { prompt: string; marker: string } {
+  const marker = unique('bigprompt')
+  const body = Array.from({ length: lines }, (_, i) => `line ${i}: the private issue text goes on and on.`).join('\n')
+  return { prompt: `${marker} start\n${body}\n${marker} end`, marker }
+}
+
+/** Pids of processes on this machine whose command line contains `needle` (what `ps` would show anyone). */
+export function cmdlinesWith(needle: string): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readFileSync(`/proc/${n}/cmdline`, 'latin1').includes(needle)
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
 }
