@@ -208,7 +208,7 @@ async function onReleased(ctx: AgentContext, step: Applied): Promise<RunIssueRes
   const r = step.record
   const identifier = r?.identifier ?? step.issueId
   ctx.log.warn(`${identifier}: stopped, ${r?.releasedReason ?? step.refused ?? 'released'}; worktree kept`)
-  if (r && r.releasedReason === STOPPED_IN_LINEAR) await answerStop(ctx, r, true)
+  if (r && r.releasedReason === STOPPED_IN_LINEAR) await answerStop(ctx, r, 'running')
   return {
     ok: true,
     identifier,

@@ -31,14 +31,20 @@ export function sessionProgress(ctx: AgentContext, record: IssueRecord, n: numbe
   })
 }
 
-/** The final `response` after a stop in Linear: that it stopped and what was left (best effort). */
-export async function answerStop(ctx: AgentContext, record: IssueRecord, ran: boolean): Promise<void> {
+/**
+ * The final `response` after a stop in Linear: that it stopped and what was left (best effort).
+ * `was`: a run was under way, the issue only waited in the queue, or nothing was going on.
+ */
+export async function answerStop(ctx: AgentContext, record: IssueRecord, was: 'running' | 'queued' | 'idle'): Promise<void> {
   if (!record.agentSessionId) return
   const last = record.runs.at(-1)
+  const stopped = {
+    running: `Stopped as asked. Nothing from run #${last?.n ?? '?'} was pushed; its changes stay in the worktree${record.branch ? ` on branch \`${record.branch}\`` : ''}.`,
+    queued: 'Stopped as asked, before the run started.',
+    idle: 'Nothing was running, so there was nothing to stop.',
+  }
   const left = [
-    ran
-      ? `Stopped as asked. Nothing from run #${last?.n ?? '?'} was pushed; its changes stay in the worktree${record.branch ? ` on branch \`${record.branch}\`` : ''}.`
-      : 'Stopped as asked, before the run started.',
+    stopped[was],
     record.prUrl ? `Earlier work is in ${record.prUrl}.` : 'No branch was pushed.',
     'Reply in this session to start again.',
   ].join(' ')

@@ -101,3 +101,16 @@ test('a mention on an issue delegated to nobody runs it and makes the agent its 
   expect(issueState()).toBe('In Review')
   expect((await s!.session(session.id)).activities.at(-1)?.content.type).toBe('response')
 }, 120_000)
+
+test('stop on a finished session is answered that nothing was running, and runs nothing', async () => {
+  const sessionId = await delegate()
+  expect((await s!.start()).code).toBe(0)
+  await sandboxPrompt(s!.sandbox.baseUrl, { session: sessionId, signal: 'stop', user: 'riley@rose.test' })
+  const again = await s!.start()
+  expect(again.code, again.stderr).toBe(0)
+  const responses = (await s!.session(sessionId)).activities.filter((a) => a.content.type === 'response')
+  expect(responses).toHaveLength(2)
+  expect(responses[1]!.content.body).toContain('Nothing was running')
+  expect(s!.gh.prs).toHaveLength(1)
+  expect(s!.record()?.runs).toHaveLength(1)
+}, 120_000)

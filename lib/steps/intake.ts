@@ -98,7 +98,8 @@ async function take(ctx: AgentContext, a: AgentEvent): Promise<IntakeItem> {
     const stopped = record({ type: 'stop_requested', reason: STOPPED_IN_LINEAR }, a.issue.id)
     ctx.log.info(`${ctx.agent.name}: ${identifier}: stop ${stopped.refused ? `(nothing to stop: ${stopped.refused})` : 'requested'}`)
     // Nothing was running (queued, or already finished): no run will answer, so the intake does.
-    if (stopped.record && !isInFlight(known ?? stopped.record)) await answerStop(ctx, stopped.record, false)
+    if (stopped.record && !isInFlight(known ?? stopped.record))
+      await answerStop(ctx, stopped.record, known?.phase === 'queued' ? 'queued' : 'idle')
     return { sessionId: a.sessionId, action: 'stop', identifier, outcome: stopped.refused ?? 'recorded', before: known?.phase }
   }
   const prompted = record({ type: 'prompted', at: ctx.now().toISOString(), prompt: { id: a.activityId, body: a.body } }, a.issue.id)
