@@ -226,14 +226,22 @@ export function createDriver(opts: DriverOptions) {
   /** Per agent: the dispatch under way (in the loop, a slow base-clone fetch never holds up the agent's polls and reconciliation). */
   const dispatching = new Map<string, Promise<unknown>>()
 
-  /** Dispatch for `agent` in the background unless one is under way (it decides again after its fetch, so it sees what is due). */
+  /**
+   * Dispatch for `agent` in the background. A kick while one is under way asks for one more pass
+   * after it: what became due after its last decision (a session recorded meanwhile) starts then,
+   * not a tick later.
+   */
   function kick(agent: AgentConfig): void {
-    if (dispatching.has(agent.name)) return
+    if (dispatching.has(agent.name)) return void kickAgain.add(agent.name)
     const p = dispatch(agent)
       .catch((e) => log.error(`${agent.name}: dispatch failed: ${asFactoryError(e).describe()}`))
-      .finally(() => dispatching.delete(agent.name))
+      .finally(() => {
+        dispatching.delete(agent.name)
+        if (kickAgain.delete(agent.name) && !stopper.signal.aborted) kick(agent)
+      })
     dispatching.set(agent.name, p)
   }
+  const kickAgain = new Set<string>()
 
   /**
    * A child that left its record as it found it never took the issue (agents.yaml broken since the
