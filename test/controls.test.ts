@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { readState, updateState } from '../lib/state.ts'
-import { type Fixture, fixture, ROOT } from './helpers.ts'
+import { fixture, type Fixture, ROOT, until } from './helpers.ts'
 
 let fx: Fixture | undefined
 let loop: { pid: number; exited: Promise<number | null> } | undefined
@@ -24,14 +24,6 @@ afterEach(async () => {
 const ONE = [{ team: 'ENG', title: 'Add a health check', assignee: 'agent@rose.test' }]
 const record = (f: Fixture, key = 'ENG-1') =>
   Object.values(readState(join(f.home, 'state.json')).agents.tester?.issues ?? {}).find((r) => r.identifier === key)
-
-async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const t0 = Date.now()
-  while (!fn()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
-    await Bun.sleep(50)
-  }
-}
 
 /** The loop in its own process group (so the test can stop everything it started). */
 function startLoop(f: Fixture, env: Record<string, string> = {}) {

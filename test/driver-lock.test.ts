@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { type Fixture, fixture, ROOT } from './helpers.ts'
+import { fixture, type Fixture, ROOT, until } from './helpers.ts'
 
 let fx: Fixture | undefined
 afterEach(async () => {
@@ -36,14 +36,6 @@ function loop(f: Fixture, args: string[]) {
   child.stderr.on('data', (d) => (stderr += d))
   const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
   return { pid: child.pid!, exited, stderr: () => stderr }
-}
-
-async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const t0 = Date.now()
-  while (!fn()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
-    await Bun.sleep(50)
-  }
 }
 
 describe('one start per agent per FACTORY_HOME', () => {

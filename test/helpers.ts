@@ -22,6 +22,16 @@ export function failure(fn: () => unknown): FactoryError {
   throw new Error('expected a FactoryError, nothing was thrown')
 }
 
+/** Wait until `fn` holds (checked every 50 ms); throws naming `what` after `timeoutMs`; returns the ms waited. */
+export async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<number> {
+  const t0 = Date.now()
+  while (!(await fn())) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
+    await Bun.sleep(50)
+  }
+  return Date.now() - t0
+}
+
 /** A fresh temp directory (removed by the caller's cleanup). */
 /** The FactoryError `p` rejects with (fails the test when it resolves or rejects with something else). */
 export async function rejection(p: Promise<unknown>): Promise<FactoryError> {

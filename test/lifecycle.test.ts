@@ -20,7 +20,7 @@ import type { WatchedIssue } from '../lib/tracker/types.ts'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { type IssueRecord, readState } from '../lib/state.ts'
 import { startFakeGitHub } from './fakes/github.ts'
-import { type Fixture, fixture, gitSync, ROOT, seedWith } from './helpers.ts'
+import { fixture, type Fixture, gitSync, ROOT, seedWith, until } from './helpers.ts'
 
 let fx: Fixture | undefined
 let stopGh: (() => Promise<void>) | undefined
@@ -59,15 +59,6 @@ function background(f: Fixture, args: string[], env: Record<string, string> = {}
   child.stdout.resume()
   const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
   return { child, exited, stderr: () => stderr }
-}
-
-async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<number> {
-  const t0 = Date.now()
-  while (!fn()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return Date.now() - t0
 }
 
 async function withGitHub(f: Fixture) {

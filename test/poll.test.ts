@@ -16,7 +16,7 @@ import { readState } from '../lib/state.ts'
 import { pollAgent } from '../lib/steps/poll.ts'
 import { createLinearTracker } from '../lib/tracker/linear.ts'
 import type { Tracker } from '../lib/tracker/types.ts'
-import { AGENT_KEY, type Fixture, fixture, ROOT, tempDir } from './helpers.ts'
+import { AGENT_KEY, type Fixture, fixture, ROOT, tempDir, until } from './helpers.ts'
 
 let fx: Fixture | undefined
 afterEach(async () => {
@@ -178,11 +178,3 @@ describe('poll', () => {
     }
   })
 })
-
-async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const t0 = Date.now()
-  while (!fn()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}

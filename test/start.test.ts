@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { type IssueRecord, readState, updateState } from '../lib/state.ts'
 import { planDispatch, summarizeDispatch } from '../lib/dispatch.ts'
-import { type Fixture, fixture, gitSync, ROOT, seedWith } from './helpers.ts'
+import { fixture, type Fixture, gitSync, ROOT, seedWith, until } from './helpers.ts'
 import { DEFAULT_STATES } from '../lib/sandbox/seed.ts'
 import { loadConfig } from '../lib/config.ts'
 import { createDriver } from '../lib/start.ts'
@@ -379,14 +379,6 @@ describe('stopping start with signals', () => {
     return { pid: child.pid!, exited, stderr: () => stderr }
   }
 
-  async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<void> {
-    const t0 = Date.now()
-    while (!fn()) {
-      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
-      await Bun.sleep(50)
-    }
-  }
-
   /** The engine has started its work (not merely the phase set before it). */
   async function engineRunning(driver: { stderr(): string }): Promise<void> {
     await until('the engine runs', () => driver.stderr().includes('engine started'))
@@ -747,14 +739,6 @@ describe('reliability of the loop', () => {
     { team: 'ENG', title: 'Free', assignee: 'agent@rose.test' },
   ]
   const recordOf = (f: Fixture, agent: string) => Object.values(readState(join(f.home, 'state.json')).agents[agent]?.issues ?? {})[0]
-
-  async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<void> {
-    const t0 = Date.now()
-    while (!fn()) {
-      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
-      await sleep(50)
-    }
-  }
 
   test('a git remote that never answers holds up only its agent’s runs: the other agent’s issue is done, reconciliation goes on, and SIGTERM stops the driver within seconds', async () => {
     const remote = await hungRemote()

@@ -10,7 +10,7 @@ import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { readState, updateState } from '../lib/state.ts'
 import { startFakeGitHub } from './fakes/github.ts'
-import { type Fixture, fixture, gitSync, ROOT } from './helpers.ts'
+import { fixture, type Fixture, gitSync, ROOT, until } from './helpers.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
 const SKIP = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (Debian: apt-get install chromium)`
@@ -21,14 +21,6 @@ const cleanups: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
-
-async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const t0 = Date.now()
-  while (!fn()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
-    await Bun.sleep(50)
-  }
-}
 
 const phaseOf = (f: Fixture, key: string) =>
   Object.values(readState(join(f.home, 'state.json')).agents.tester?.issues ?? {}).find((r) => r.identifier === key)?.phase

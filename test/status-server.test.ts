@@ -6,7 +6,7 @@ import { type IncomingMessage, request } from 'node:http'
 import { join } from 'node:path'
 import { readState, updateState } from '../lib/state.ts'
 import { type StatusServer, startStatusServer } from '../lib/status-server.ts'
-import { type Fixture, fixture, ROOT } from './helpers.ts'
+import { fixture, type Fixture, ROOT, until } from './helpers.ts'
 
 let fx: Fixture | undefined
 let server: StatusServer | undefined
@@ -29,14 +29,6 @@ const THREE = [
   { team: 'ENG', title: 'Escalated one', assignee: 'agent@rose.test', priority: 3 },
   { team: 'ENG', title: 'Queued urgent', assignee: 'agent@rose.test', priority: 1 },
 ]
-
-async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const t0 = Date.now()
-  while (!(await fn())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
-    await Bun.sleep(50)
-  }
-}
 
 /** A factory home after one real tick (three issues done), then ENG-2 escalated and ENG-3 queued again. */
 async function seededHome(): Promise<Fixture> {
