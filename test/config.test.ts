@@ -348,7 +348,9 @@ describe('the JSON Schema of agents.yaml', () => {
     expect(schema.additionalProperties).toBe(false)
     expect(schema.properties.poll_interval_seconds.default).toBe(30)
     const agent = schema.properties.agents.items
-    expect(agent.required).toEqual(['name', 'engine', 'tracker', 'repo'])
+    expect(agent.required).toEqual(['name', 'engine', 'tracker'])
+    expect(agent.oneOf).toEqual([{ required: ['repo'] }, { required: ['repos'] }])
+    expect(agent.properties.repos.items.properties.match.additionalProperties).toBe(false)
     expect(agent.properties.engine.enum).toEqual(['claude', 'codex', 'console'])
     expect(agent.additionalProperties).toBe(false)
   })
