@@ -14,6 +14,7 @@ import { redactorFor } from './log.ts'
 import { ensureHome } from './paths.ts'
 import { cheapChecks, type CheckResult } from './preflight.ts'
 import { run, type RunOptions, type RunResult } from './proc.ts'
+import type { SecretStatus } from './secret-sources.ts'
 import { VIEWER_QUERY } from './tracker/documents.ts'
 
 export type { CheckResult } from './preflight.ts'
@@ -127,9 +128,9 @@ function machineChecks(home: string): Check[] {
 }
 
 /** One agent's checks, in table order. */
-function agentChecks(config: FactoryConfig, agent: AgentConfig, home: string): Check[] {
+function agentChecks(config: FactoryConfig, agent: AgentConfig, home: string, secrets: readonly SecretStatus[]): Check[] {
   const about = (name: string, fn: Check['run']): Check => ({ name, agent: agent.name, run: fn })
-  const cheap = (env: NodeJS.ProcessEnv, name: string) => cheapChecks(agent, env).find((c) => c.name === name)!
+  const cheap = (env: NodeJS.ProcessEnv, name: string) => cheapChecks(agent, env, secrets).find((c) => c.name === name)!
   const checks: Check[] = [
     about('linear token', ({ env }) => cheap(env, 'linear token')),
     about('linear', async (deps) => linearCheck(agent, deps)),
@@ -143,13 +144,17 @@ function agentChecks(config: FactoryConfig, agent: AgentConfig, home: string): C
   return checks
 }
 
-/** Every check for `agents` of `config` (null: the config did not load; `configError` says why). Pure. */
+/**
+ * Every check for `agents` of `config` (null: the config did not load; `configError` says why).
+ * `secrets`: where each secret came from (lib/secret-sources.ts), for the token checks. Pure.
+ */
 export function planChecks(input: {
   config: FactoryConfig | null
   configPath: string
   configError?: FactoryError
   agents: readonly AgentConfig[]
   env: NodeJS.ProcessEnv
+  secrets?: readonly SecretStatus[]
 }): Check[] {
   const { config, configPath, configError } = input
   const home = factoryHome(input.env)
@@ -160,7 +165,11 @@ export function planChecks(input: {
         ? { status: 'ok', detail: `${configPath}: ${config.agents.length} agent(s): ${config.agents.map((a) => a.name).join(', ')}` }
         : fail(configError!),
   }
-  return [configCheck, ...machineChecks(home), ...(config ? input.agents.flatMap((a) => agentChecks(config, a, home)) : [])]
+  return [
+    configCheck,
+    ...machineChecks(home),
+    ...(config ? input.agents.flatMap((a) => agentChecks(config, a, home, input.secrets ?? [])) : []),
+  ]
 }
 
 /** Run the checks side by side; results in the checks' order, a check that throws is a fail. Secrets never appear in the text. */

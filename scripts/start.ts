@@ -61,10 +61,16 @@ const command = defineCommand({
     const gcpFailures: FactoryError[] = []
     if (gcpProject) {
       // Into the in-memory env only: the runs get these values on their secret channel, like any token.
-      const { resolveSecrets } = await import('../lib/gcp-secrets.ts')
-      const names = selectAgents(config, args.agent).flatMap(agentSecretEnvs)
-      const optional = config.agents.map((a) => a.github.token_env)
-      await resolveSecrets(names, env, gcpProject, { optional, onError: (e) => gcpFailures.push(e) })
+      // The same list config check and doctor report (lib/secret-sources.ts): what they say is what runs get.
+      const [{ resolveSecrets }, { planSecrets }] = await Promise.all([import('../lib/gcp-secrets.ts'), import('../lib/secret-sources.ts')])
+      const needs = planSecrets(config, selectAgents(config, args.agent), env)
+      const optional = needs.filter((n) => !n.required).map((n) => n.name)
+      await resolveSecrets(
+        needs.map((n) => n.name),
+        env,
+        gcpProject,
+        { optional, onError: (e) => gcpFailures.push(e) },
+      )
     }
     const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
     for (const e of gcpFailures) log.error(`${e.message} (fix: ${e.fix})`)
