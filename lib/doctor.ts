@@ -5,6 +5,7 @@
  * repository, the relay's /healthz; git and the engine CLIs are run for real (their version,
  * `git ls-remote`, the CLIs' own login status: no model call).
  */
+import { repoName } from './route.ts'
 import { statfsSync, unlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { engineCheck, githubCheck, linearCheck, loginCheck, type Outcome, relayCheck, repoCheck } from './agent-checks.ts'
@@ -127,6 +128,16 @@ function machineChecks(home: string): Check[] {
   ]
 }
 
+/** One check per repository of the agent (the agent as each repository's run sees it). */
+function perRepo(agent: AgentConfig, _name: string, make: (a: AgentConfig) => Check): Check[] {
+  return agent.repos.map((repo) => make({ ...agent, repo }))
+}
+
+/** `repo`, or `repo acme/api` when the agent has several. */
+function repoLabel(agent: AgentConfig, a: AgentConfig, name: string): string {
+  return agent.repos.length > 1 ? `${name} ${repoName(a.repo)}` : name
+}
+
 /** One agent's checks, in table order. */
 function agentChecks(config: FactoryConfig, agent: AgentConfig, home: string, secrets: readonly SecretStatus[]): Check[] {
   const about = (name: string, fn: Check['run']): Check => ({ name, agent: agent.name, run: fn })
@@ -134,9 +145,10 @@ function agentChecks(config: FactoryConfig, agent: AgentConfig, home: string, se
   const checks: Check[] = [
     about('linear token', ({ env }) => cheap(env, 'linear token')),
     about('linear', async (deps) => linearCheck(agent, deps)),
-    about('repo', async (deps) => repoCheck(agent, home, deps)),
+    // Several repositories: each one's reachability and push rights (the check names it).
+    ...perRepo(agent, 'repo', (a) => about(repoLabel(agent, a, 'repo'), async (deps) => repoCheck(a, home, deps))),
     about('github token', ({ env }) => cheap(env, 'github token')),
-    about('github', async (deps) => githubCheck(agent, deps)),
+    ...perRepo(agent, 'github', (a) => about(repoLabel(agent, a, 'github'), async (deps) => githubCheck(a, deps))),
     about('engine', async (deps) => engineCheck(config, agent, deps)),
   ]
   if (agent.engine !== 'console') checks.push(about('engine login', async (deps) => loginCheck(config, agent, deps)))
