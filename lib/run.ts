@@ -18,6 +18,7 @@ import { type Applied, findRecord, type IssueRecord, readState, updateRecord } f
 import { claimIssue, lockIssue, resolveIssue } from './steps/claim.ts'
 import { type ReportPlan, reportRun } from './steps/report.ts'
 import { runEngineStep } from './steps/run-engine.ts'
+import { reportToSentry } from './sentry.ts'
 import { STOPPED_IN_LINEAR } from './steps/intake.ts'
 import { answerStop, sessionProgress } from './session-run.ts'
 import { ensureWorktree } from './steps/worktree.ts'
@@ -176,6 +177,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
       return onOperatorStop(ctx, identifier, runNumber, record)
     }
     ctx.log.error(`${identifier}: ${error.describe()}`)
+    void reportToSentry(err, { agent: ctx.agent.name, issue: identifier })
     if (issueId && lock && !ctx.dryRun) await onFailure(ctx, issueId, runNumber, error)
     return { ok: false, identifier, error, runNumber }
   } finally {

@@ -11,6 +11,7 @@ import { createDriver, type TickReport } from '../lib/start.ts'
 import { logger, logToFile, redactorFor } from '../lib/log.ts'
 import { killTree } from '../lib/signal.ts'
 import { enterWithoutSecrets, processEnv } from '../lib/secret-channel.ts'
+import { configureSentry } from '../lib/sentry.ts'
 import type { StatusServer } from '../lib/status-server.ts'
 
 const command = defineCommand({
@@ -58,6 +59,7 @@ const command = defineCommand({
         config.agents.map((a) => a.name),
       )
     const gcpProject = config.secrets?.gcp_project
+    configureSentry({ gcpProject })
     const gcpFailures: FactoryError[] = []
     if (gcpProject) {
       // Into the in-memory env only: the runs get these values on their secret channel, like any token.
