@@ -341,10 +341,10 @@ describe('the Linear sandbox faults and limits', () => {
 
   test("sends Linear's rate-limit and complexity headers and counts operations and complexity in the stats", async () => {
     const r = await poll(MINE)
-    expect(r.headers.get('x-complexity')).toBe('4759')
+    expect(r.headers.get('x-complexity')).toBe('4819')
     expect(r.headers.get('x-ratelimit-requests-remaining')).toBe('2499')
     expect(r.headers.get('x-ratelimit-requests-reset')).toBe(String(T0 + 3_600_000))
-    expect(r.headers.get('x-ratelimit-complexity-remaining')).toBe(String(3_000_000 - 4759))
+    expect(r.headers.get('x-ratelimit-complexity-remaining')).toBe(String(3_000_000 - 4819))
     expect(r.headers.get('x-ratelimit-complexity-limit')).toBe('3000000')
     expect(r.headers.get('x-ratelimit-complexity-reset')).toBe(String(T0 + 3_600_000))
     await gql(COMMENT_CREATE_MUTATION, { id: crypto.randomUUID(), issueId: 'ENG-1', body: 'x' })
@@ -353,7 +353,7 @@ describe('the Linear sandbox faults and limits', () => {
       queries: 1,
       mutations: 1,
       byOperation: { FactoryPoll: 1, FactoryCommentCreate: 1 },
-      complexity: { max: 4759 },
+      complexity: { max: 4819 },
     })
     sb.resetStats()
     expect(sb.stats().requests).toBe(0)
