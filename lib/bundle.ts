@@ -36,6 +36,8 @@ export async function bundleCli(root: string, outdir: string): Promise<BundleRes
     splitting: true,
     minify: true,
     define: { ROSE_VERB_META: JSON.stringify(meta) },
+    // Imported only when SENTRY_DSN is set (lib/sentry.ts): resolved from the installed package's node_modules at that moment.
+    external: ['@sentry/bun'],
   })
   if (!res.success) throw new AggregateError(res.logs, `bun build failed: ${res.logs.map((l) => String(l)).join('\n')}`)
   return { outdir, files: res.outputs.map((o) => ({ path: o.path, bytes: o.size })) }

@@ -12,6 +12,7 @@ import type { AgentContext } from './context.ts'
 import { FactoryError, asFactoryError } from './errors.ts'
 import { LOG_FORMATS, type LogFormat, type Redactor, redactorFor } from './log.ts'
 import { processEnv } from './secret-channel.ts'
+import { configureSentry, flushSentry, reportToSentry } from './sentry.ts'
 import { isTerminal, writeFd } from './stdio.ts'
 
 /** Flags every step script shares. */
@@ -163,12 +164,15 @@ export async function runCli(
   const err = io.err ?? ((t: string) => writeFd(2, t))
   const env = io.env ?? processEnv()
   const session: CliSession = { env, redact: redactorFor(env) }
+  // A test hands its own env: only a script's real entry reports uncaught exceptions.
+  configureSentry({ env, redact: (t) => session.redact(t), entry: !io.env })
   let leaf: AnyCommand = cmd
   let args: ArgsDef = {}
   try {
     rawArgs = takeLogFormat(rawArgs, env)
     const found = await resolveLeaf(cmd, rawArgs)
     leaf = found.leaf
+    configureSentry({ context: { verb: (await resolve(leaf.meta))?.name } })
     const dashDash = rawArgs.indexOf('--')
     const flags = dashDash >= 0 ? rawArgs.slice(0, dashDash) : rawArgs
     if (flags.includes('--help') || flags.includes('-h')) {
@@ -205,7 +209,10 @@ export async function runCli(
     const json = env.ROSE_LOG_FORMAT === 'json' && { time: new Date().toISOString(), level: 'error', tag: 'cli', ...e.toJSON() }
     err(`${session.redact(json ? JSON.stringify(json) : e.describe())}\n`)
     if (e.code === 'internal' && env.DEBUG) err(`${session.redact(String((thrown as Error)?.stack))}\n`)
+    if (e.code === 'internal') void reportToSentry(thrown)
     return { code: e.exitCode }
+  } finally {
+    await flushSentry()
   }
 }
 
@@ -261,6 +268,7 @@ export async function contextFromArgs(
   const only = config.agents.length === 1 ? config.agents[0]!.name : undefined
   const name = args.agent ?? only ?? need(args.agent, 'agent', `name the agent: --agent ${config.agents.map((a) => a.name).join('|')}`)
   const agent = pickAgent(config, name)
+  configureSentry({ gcpProject: config.secrets?.gcp_project, context: { agent: agent.name } })
   if (config.secrets?.gcp_project) {
     // Into the in-memory env only (never process.env): children get the values on their secret channel.
     const [{ resolveSecrets }, { agentSecretEnvs }, { langfuseSecretNames }] = await Promise.all([

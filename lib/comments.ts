@@ -74,6 +74,8 @@ export interface SummaryInput {
   headCommit?: string
   prUrl?: string
   prSkipped?: string
+  /** The repository it ran in, when the agent has several. */
+  repo?: string
   /** Why the issue was not moved (e.g. the team has no review state). */
   notMoved?: string
 }
@@ -93,6 +95,7 @@ export function summaryComment(input: SummaryInput): PlannedComment {
       '',
     )
     const pr = input.prUrl ? `PR: ${input.prUrl}` : input.prSkipped && input.commitsAhead > 0 ? `No PR: ${input.prSkipped}.` : undefined
+    if (input.repo) lines.push(`Repository: ${input.repo}`)
     if (pr) lines.push(pr)
     if (input.commitsAhead > 0)
       lines.push(`Branch: \`${input.branch}\`${input.headCommit ? ` at \`${input.headCommit.slice(0, 12)}\`` : ''}`)

@@ -40,6 +40,20 @@ const repoSchema = z.strictObject({
     .optional(),
 })
 
+/** Which issues a `repos` entry takes: every key given must hold (labels: any one of them); names compare case-insensitively. */
+const matchSchema = z
+  .strictObject({
+    labels: z.array(z.string().min(1)).min(1).optional(),
+    /** A team key, e.g. ENG. */
+    team: z.string().min(1).optional(),
+    /** A project name. */
+    project: z.string().min(1).optional(),
+  })
+  .refine((m) => m.labels || m.team || m.project, 'name at least one of labels, team, project (an entry without match is the default)')
+
+/** One repository of an agent that works in several (lib/route.ts picks one per issue). */
+const repoEntrySchema = repoSchema.extend({ match: matchSchema.optional() })
+
 const claudeSchema = z.strictObject({
   permission_mode: z.enum(['acceptEdits', 'bypassPermissions', 'default', 'plan']).default('bypassPermissions'),
   allowed_tools: z.array(z.string()).optional(),
@@ -81,7 +95,10 @@ const agentSchema = z.strictObject({
   name: z.string().regex(nameRe, 'must be lowercase letters, digits and dashes (e.g. benoit-codex)'),
   engine: z.enum(['claude', 'codex', 'console']),
   tracker: trackerSchema,
-  repo: repoSchema,
+  /** The one repository of the agent (or `repos`, never both). */
+  repo: repoSchema.optional(),
+  /** Several repositories: the first entry whose `match` holds takes the issue; the entry without `match` is the default. */
+  repos: z.array(repoEntrySchema).min(1).optional(),
   /** What a run needs besides its worktree (lib/runtime/): `none`, or `command` scripts around each run. */
   runtime: runtimeSchemaOf(RUNTIME_PROVIDERS),
   concurrency: z.number().int().positive().max(64).default(2),
@@ -117,8 +134,15 @@ export const configSchema = z.strictObject({
     .optional(),
 })
 
-export type FactoryConfig = z.infer<typeof configSchema>
-export type AgentConfig = z.infer<typeof agentSchema>
+export type RepoConfig = z.infer<typeof repoSchema>
+export type RepoEntry = z.infer<typeof repoEntrySchema>
+export type RepoMatch = z.infer<typeof matchSchema>
+/**
+ * An agent as loaded: `repos` lists every repository (a single `repo:` becomes one entry without
+ * match), `repo` is the default one; a run's context carries the issue's repo there (lib/route.ts).
+ */
+export type AgentConfig = Omit<z.infer<typeof agentSchema>, 'repo' | 'repos'> & { repo: RepoConfig; repos: RepoEntry[] }
+export type FactoryConfig = Omit<z.infer<typeof configSchema>, 'agents'> & { agents: AgentConfig[] }
 
 /** The env variables holding an agent's own secrets (beyond the fixed deny-list): never given to engines, always redacted. */
 export function agentSecretEnvs(agent: AgentConfig): string[] {
@@ -184,7 +208,10 @@ export function requireEnv(config: FactoryConfig, file: string, env: NodeJS.Proc
 
 /** The JSON Schema of agents.yaml (what a file may say: defaults optional), generated from the zod schema. */
 export function configJsonSchema(): Record<string, unknown> {
-  return { ...z.toJSONSchema(configSchema, { io: 'input' }), title: 'rose-factory agents.yaml' }
+  const schema = z.toJSONSchema(configSchema, { io: 'input' }) as unknown as { properties: { agents: { items: Record<string, unknown> } } }
+  // What parseConfig checks beyond zod: an agent has `repo` or `repos`, never both.
+  schema.properties.agents.items.oneOf = [{ required: ['repo'] }, { required: ['repos'] }]
+  return { ...schema, title: 'rose-factory agents.yaml' }
 }
 
 /** configJsonSchema() as the text of agents.schema.json (what `config schema` prints; a test keeps the file in sync). */
@@ -233,7 +260,31 @@ export function parseConfig(
       fix: 'correct the keys named above; agents.example.yaml and the README list every key',
     })
   }
-  const config = parsed.data
+  const rawAgents = parsed.data.agents
+  rawAgents.forEach((a, i) => {
+    if (!a.repo === !a.repos)
+      throw new FactoryError(
+        'config_invalid',
+        `${file}: agents[${i}]: ${a.repo ? 'both repo and repos are set' : 'no repo: set repo (one repository) or repos (several)'}${where(doc, lines, ['agents', i])}`,
+        {
+          fix: 'keep one: `repo: { url, base }` for one repository, or `repos: [{ url, base, match: { labels: [...] } }, ...]` for several',
+        },
+      )
+    const defaults = (a.repos ?? []).filter((r) => !r.match)
+    if (defaults.length > 1)
+      throw new FactoryError(
+        'config_invalid',
+        `${file}: agents[${i}].repos: ${defaults.length} entries have no match (${defaults.map((r) => r.url).join(', ')}); only one can be the default${where(doc, lines, ['agents', i, 'repos'])}`,
+        { fix: 'give every entry but the default a match: { labels | team | project }' },
+      )
+  })
+  const config: FactoryConfig = {
+    ...parsed.data,
+    agents: rawAgents.map((a) => {
+      const repos: RepoEntry[] = a.repos ?? [a.repo!]
+      return { ...a, repos, repo: a.repo ?? repos.find((r) => !r.match) ?? repos[0]! }
+    }),
+  }
   const seen = new Set<string>()
   config.agents.forEach((a, i) => {
     if (seen.has(a.name)) {

@@ -5,6 +5,7 @@
  * repository, the relay's /healthz; git and the engine CLIs are run for real (their version,
  * `git ls-remote`, the CLIs' own login status: no model call).
  */
+import { repoName } from './route.ts'
 import { statfsSync, unlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { engineCheck, githubCheck, linearCheck, loginCheck, type Outcome, relayCheck, repoCheck } from './agent-checks.ts'
@@ -14,6 +15,7 @@ import { redactorFor } from './log.ts'
 import { ensureHome } from './paths.ts'
 import { cheapChecks, type CheckResult } from './preflight.ts'
 import { run, type RunOptions, type RunResult } from './proc.ts'
+import type { SecretStatus } from './secret-sources.ts'
 import { VIEWER_QUERY } from './tracker/documents.ts'
 
 export type { CheckResult } from './preflight.ts'
@@ -126,16 +128,27 @@ function machineChecks(home: string): Check[] {
   ]
 }
 
+/** One check per repository of the agent (the agent as each repository's run sees it). */
+function perRepo(agent: AgentConfig, _name: string, make: (a: AgentConfig) => Check): Check[] {
+  return agent.repos.map((repo) => make({ ...agent, repo }))
+}
+
+/** `repo`, or `repo acme/api` when the agent has several. */
+function repoLabel(agent: AgentConfig, a: AgentConfig, name: string): string {
+  return agent.repos.length > 1 ? `${name} ${repoName(a.repo)}` : name
+}
+
 /** One agent's checks, in table order. */
-function agentChecks(config: FactoryConfig, agent: AgentConfig, home: string): Check[] {
+function agentChecks(config: FactoryConfig, agent: AgentConfig, home: string, secrets: readonly SecretStatus[]): Check[] {
   const about = (name: string, fn: Check['run']): Check => ({ name, agent: agent.name, run: fn })
-  const cheap = (env: NodeJS.ProcessEnv, name: string) => cheapChecks(agent, env).find((c) => c.name === name)!
+  const cheap = (env: NodeJS.ProcessEnv, name: string) => cheapChecks(agent, env, secrets).find((c) => c.name === name)!
   const checks: Check[] = [
     about('linear token', ({ env }) => cheap(env, 'linear token')),
     about('linear', async (deps) => linearCheck(agent, deps)),
-    about('repo', async (deps) => repoCheck(agent, home, deps)),
+    // Several repositories: each one's reachability and push rights (the check names it).
+    ...perRepo(agent, 'repo', (a) => about(repoLabel(agent, a, 'repo'), async (deps) => repoCheck(a, home, deps))),
     about('github token', ({ env }) => cheap(env, 'github token')),
-    about('github', async (deps) => githubCheck(agent, deps)),
+    ...perRepo(agent, 'github', (a) => about(repoLabel(agent, a, 'github'), async (deps) => githubCheck(a, deps))),
     about('engine', async (deps) => engineCheck(config, agent, deps)),
   ]
   if (agent.engine !== 'console') checks.push(about('engine login', async (deps) => loginCheck(config, agent, deps)))
@@ -143,13 +156,17 @@ function agentChecks(config: FactoryConfig, agent: AgentConfig, home: string): C
   return checks
 }
 
-/** Every check for `agents` of `config` (null: the config did not load; `configError` says why). Pure. */
+/**
+ * Every check for `agents` of `config` (null: the config did not load; `configError` says why).
+ * `secrets`: where each secret came from (lib/secret-sources.ts), for the token checks. Pure.
+ */
 export function planChecks(input: {
   config: FactoryConfig | null
   configPath: string
   configError?: FactoryError
   agents: readonly AgentConfig[]
   env: NodeJS.ProcessEnv
+  secrets?: readonly SecretStatus[]
 }): Check[] {
   const { config, configPath, configError } = input
   const home = factoryHome(input.env)
@@ -160,7 +177,11 @@ export function planChecks(input: {
         ? { status: 'ok', detail: `${configPath}: ${config.agents.length} agent(s): ${config.agents.map((a) => a.name).join(', ')}` }
         : fail(configError!),
   }
-  return [configCheck, ...machineChecks(home), ...(config ? input.agents.flatMap((a) => agentChecks(config, a, home)) : [])]
+  return [
+    configCheck,
+    ...machineChecks(home),
+    ...(config ? input.agents.flatMap((a) => agentChecks(config, a, home, input.secrets ?? [])) : []),
+  ]
 }
 
 /** Run the checks side by side; results in the checks' order, a check that throws is a fail. Secrets never appear in the text. */

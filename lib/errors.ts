@@ -42,6 +42,12 @@ export const ERRORS = {
   runtime_prepare_failed: { exit: 1, retryable: true, fix: 'fix runtime.prepare in agents.yaml (the message quotes its stderr)' },
   // Logged only: cleanup of the closed issue goes on.
   runtime_teardown_failed: { exit: 1, retryable: false, fix: 'fix runtime.teardown in agents.yaml; tear the environment down by hand' },
+  // No repos[].match rule takes the issue and the agent has no default entry: one comment says where each rule routes.
+  repo_unmatched: {
+    exit: 1,
+    retryable: false,
+    fix: 'give the issue a label, team or project a repos[].match rule names, then comment on it',
+  },
   github_failed: { exit: 1, retryable: true, fix: 'check the GitHub token (FACTORY_GITHUB_TOKEN) and repo.github' },
   engine_missing: { exit: 1, retryable: false, fix: 'install the engine CLI on this machine (make engines) or set its bin in agents.yaml' },
   engine_failed: { exit: 1, retryable: true },

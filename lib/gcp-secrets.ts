@@ -92,20 +92,34 @@ interface AccessAnswer {
   error?: { code?: number; message?: string; status?: string }
 }
 
-/** The FactoryError for a refused access: the env var, the secret, the project and the fix for each Google status. */
+/**
+ * The FactoryError for a refused access: the env var, the secret, the project and the fix for each Google status.
+ * A disabled or destroyed version: `versions/latest` is "an alias to the most recently created
+ * SecretVersion" whatever its state (docs.cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets.versions/access),
+ * so an older enabled version does not help; Google answers HTTP 400
+ * `{"error":{"code":400,"message":"Secret Version [projects/<number>/secrets/<id>/versions/<n>] is in DISABLED state.","status":"FAILED_PRECONDITION"}}`
+ * (as reported verbatim in github.com/google-github-actions/get-secretmanager-secrets/issues/268 for DESTROYED,
+ * and external-secrets/external-secrets issues 1951 and 4042 for DISABLED).
+ */
 function accessError(http: number, body: AccessAnswer, name: string, project: string, what: string): FactoryError {
   const status = body.error?.status ?? ''
   const said = `HTTP ${http} ${status}`.trim()
   const google = body.error?.message ? `: ${body.error.message}` : ''
   const state = /\b(DISABLED|DESTROYED)\b/.exec(body.error?.message ?? '')?.[1]
-  if (status === 'FAILED_PRECONDITION' || state)
+  const version = /\/versions\/(\d+)\]/.exec(body.error?.message ?? '')?.[1]
+  const add = `gcloud secrets versions add ${name} --project ${project} --data-file=-`
+  if (status === 'FAILED_PRECONDITION' || state) {
+    const newest = version ? `; version ${version} is the newest, and latest never falls back to an older one` : ''
+    const fix =
+      state === 'DESTROYED'
+        ? `export ${name}, or add a new version (a destroyed one cannot come back): ${add}`
+        : `export ${name}, or enable it (gcloud secrets versions enable ${version ?? '<version>'} --secret ${name} --project ${project}) or add a new one (${add})`
     return new FactoryError(
       'secret_unavailable',
-      `${what} refused: its latest version is ${state?.toLowerCase() ?? 'not enabled'} (${said}${google})`,
-      {
-        fix: `export ${name}, or enable the version (gcloud secrets versions enable <version> --secret ${name} --project ${project}) or add a new one (gcloud secrets versions add ${name} --project ${project} --data-file=-)`,
-      },
+      `${what} refused: its latest version is ${state?.toLowerCase() ?? 'not enabled'}${newest} (${said}${google})`,
+      { fix },
     )
+  }
   if (http === 404)
     return new FactoryError('secret_unavailable', `${what} has no such secret or no version of it (${said}${google})`, {
       fix: `export ${name}, or create it: gcloud secrets create ${name} --project ${project} --data-file=-`,

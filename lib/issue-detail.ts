@@ -49,6 +49,7 @@ export interface IssueDetail {
   prUrl?: string
   branch?: string
   worktree?: string
+  repo?: string
   logDir: string
   bootstrapLog?: string
   lastError?: { code: string; message: string; fix?: string }
@@ -108,6 +109,7 @@ export function issueDetail(home: string, agent: string, r: IssueRecord): IssueD
     prUrl: r.prUrl,
     branch: r.branch,
     worktree: r.worktree,
+    repo: r.repo,
     logDir,
     bootstrapLog: existsSync(join(logDir, 'bootstrap.log')) ? join(logDir, 'bootstrap.log') : undefined,
     lastError: r.lastError && { ...r.lastError, fix },
@@ -144,6 +146,7 @@ export function renderIssueDetail(d: IssueDetail): string {
     ['fix', d.lastError?.fix],
     ['PR', d.prUrl],
     ['Linear', d.url],
+    ['repository', d.repo],
     ['branch', d.branch],
     ['worktree', d.worktree],
     ['logs', d.logDir],

@@ -22,7 +22,7 @@ export type PhaseEvent =
   /** Webhook (agent_session): a human pressed stop. */
   | { type: 'stop_requested'; reason: string }
   /** The claim step took the lock, opened (or resumed) run `runNumber` and moved the issue. */
-  | { type: 'claimed'; issue: TrackerIssue; runNumber: number; resumes: boolean; engine: string }
+  | { type: 'claimed'; issue: TrackerIssue; runNumber: number; resumes: boolean; engine: string; repo?: string }
   | { type: 'worktree_ready'; path: string; branch: string }
   /** The engine ended (any status); `threadUsage`: the engine reports the thread's running total (Codex). */
   | { type: 'engine_finished'; run: Partial<RunRecord>; sessionId?: string; threadUsage?: boolean }
@@ -40,7 +40,8 @@ export type PhaseEvent =
   | { type: 'blocked'; error: FailureInfo }
   /** Reconciliation: gone, closed or no longer the agent's; again when a released issue with a worktree closes. */
   | { type: 'released'; reason: string; closed: boolean; state?: WorkflowState }
-  | { type: 'escalated'; reason: string }
+  /** A human must decide (e.g. no repository rule takes the issue: `error` says why and how to route it). */
+  | { type: 'escalated'; reason: string; error?: FailureInfo }
   /** A run in flight lost its owner (crash): resumed once. */
   | { type: 'recovered' }
   /** The operator stopped the run (Ctrl-C, SIGTERM): back to the queue, same run, no attempt used. */

@@ -88,6 +88,7 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       return { ok: true, record: { ...fresh(event.issue, 'queued', at), queuedAt: at, ...sessionFields(event) } }
     if (event.type === 'claimed') {
       const r = fresh(event.issue, 'claimed', at)
+      if (event.repo) r.repo = event.repo
       r.runs.push({ n: event.runNumber, startedAt: at, status: 'running', engine: event.engine })
       return { ok: true, record: r }
     }
@@ -142,6 +143,7 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
       if (released) return refuse('released')
       r.snapshot = event.issue
       r.phase = 'claimed'
+      if (event.repo) r.repo = event.repo
       if (!event.resumes) {
         // A new run takes every reply waiting so far (agent_session); later ones wait for the next run.
         const pending = r.pendingPrompts
@@ -211,6 +213,7 @@ export function transition(current: IssueRecord | undefined, event: PhaseEvent, 
     case 'escalated':
       if (!isActive(r)) return refuse(`${r.phase} is not queued or running`)
       Object.assign(r, { phase: 'escalated', escalatedAt: at, nextRetryAt: undefined })
+      if (event.error) r.lastError = { ...event.error, message: event.error.message.slice(0, 500) }
       return { ok: true, record: r }
     case 'recovered':
       if (!isInFlight(r)) return refuse(`${r.phase} is not in flight`)

@@ -9,6 +9,7 @@ import { INSTALL_FIX, resolveEngineBin } from './engines/resolve.ts'
 import { asFactoryError } from './errors.ts'
 import { isLocalRemote } from './git.ts'
 import { type GitHubRepo, parseGitHubUrl } from './github.ts'
+import type { SecretStatus } from './secret-sources.ts'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
 
@@ -39,10 +40,23 @@ export function githubToken(agent: AgentConfig, env: NodeJS.ProcessEnv): { value
   return { name: agent.github.token_env }
 }
 
-/** The agent's Linear token variable is set. */
-export function trackerTokenCheck(agent: AgentConfig, env: NodeJS.ProcessEnv): CheckResult {
+/** Where a set variable came from, for a check's detail: ` (env)` or ` (gcp: projects/P/secrets/NAME)`. */
+function origin(from: SecretStatus | undefined): string {
+  return from?.source === 'gcp' ? ` (gcp: ${from.secret})` : ' (env)'
+}
+
+/** A secret Secret Manager refused (403, not found, disabled): a failed check with Google's reason and the fix. */
+function refused(base: { name: string; agent: string }, from: SecretStatus | undefined): CheckResult | undefined {
+  if (from?.source === 'missing' && from.error) return { ...base, status: 'fail', detail: from.error.message, fix: from.error.fix }
+  return undefined
+}
+
+/** The agent's Linear token variable is set (`from`: where it came from, when secrets were resolved). */
+export function trackerTokenCheck(agent: AgentConfig, env: NodeJS.ProcessEnv, from?: SecretStatus): CheckResult {
   const name = agent.tracker.token_env
-  if (env[name]) return { name: 'linear token', agent: agent.name, status: 'ok', detail: `${name} is set` }
+  if (env[name]) return { name: 'linear token', agent: agent.name, status: 'ok', detail: `${name} is set${origin(from)}` }
+  const gcp = refused({ name: 'linear token', agent: agent.name }, from)
+  if (gcp) return gcp
   return {
     name: 'linear token',
     agent: agent.name,
@@ -66,12 +80,15 @@ export function engineBinCheck(agent: AgentConfig, env: NodeJS.ProcessEnv): Chec
 }
 
 /** A GitHub token is set when the agent's PRs go to GitHub (without one a run would end in review with no PR). */
-export function githubTokenCheck(agent: AgentConfig, env: NodeJS.ProcessEnv): CheckResult {
+export function githubTokenCheck(agent: AgentConfig, env: NodeJS.ProcessEnv, from?: SecretStatus): CheckResult {
   const base = { name: 'github token', agent: agent.name }
   const repo = prRepo(agent)
   if (!repo) return { ...base, status: 'ok', detail: `not needed: ${agent.repo.url} is not on GitHub (no PRs)` }
   const token = githubToken(agent, env)
-  if (token.value) return { ...base, status: 'ok', detail: `${token.name} is set (PRs to ${repo.owner}/${repo.name})` }
+  const via = token.name === agent.github.token_env ? origin(from) : ' (env)'
+  if (token.value) return { ...base, status: 'ok', detail: `${token.name} is set${via} (PRs to ${repo.owner}/${repo.name})` }
+  const gcp = refused(base, from)
+  if (gcp) return gcp
   return {
     ...base,
     status: 'fail',
@@ -80,9 +97,14 @@ export function githubTokenCheck(agent: AgentConfig, env: NodeJS.ProcessEnv): Ch
   }
 }
 
-/** The cheap checks of one agent, in table order. */
-export function cheapChecks(agent: AgentConfig, env: NodeJS.ProcessEnv): CheckResult[] {
-  return [trackerTokenCheck(agent, env), engineBinCheck(agent, env), githubTokenCheck(agent, env)]
+/** The cheap checks of one agent, in table order (`secrets`: where each secret came from, when resolved). */
+export function cheapChecks(agent: AgentConfig, env: NodeJS.ProcessEnv, secrets: readonly SecretStatus[] = []): CheckResult[] {
+  const from = (name: string) => secrets.find((s) => s.name === name)
+  return [
+    trackerTokenCheck(agent, env, from(agent.tracker.token_env)),
+    engineBinCheck(agent, env),
+    githubTokenCheck(agent, env, from(agent.github.token_env)),
+  ]
 }
 
 /**

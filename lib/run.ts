@@ -20,9 +20,13 @@ import { type Applied, findRecord, type IssueRecord, readState, updateRecord } f
 import { claimIssue, lockIssue, resolveIssue } from './steps/claim.ts'
 import { type ReportPlan, reportRun } from './steps/report.ts'
 import { runEngineStep } from './steps/run-engine.ts'
+import { reportToSentry } from './sentry.ts'
 import { STOPPED_IN_LINEAR } from './steps/intake.ts'
 import { answerStop, sessionProgress } from './session-run.ts'
 import { ensureWorktree } from './steps/worktree.ts'
+import { repoName, withRepo } from './route.ts'
+import { routeIssue, type Routed } from './steps/route.ts'
+import { speak } from './voice.ts'
 
 export interface RunIssueOptions {
   fetch: boolean
@@ -138,6 +142,14 @@ async function runSteps(ctx: AgentContext, ref: string, opts: RunIssueOptions, n
     }, opts.releaseCheckMs ?? 1000)
     watcher.unref?.()
 
+    // Several repositories: which one this issue runs in (recorded by the claim, kept for reruns).
+    const routed = await routeIssue(ctx, issue, before)
+    if (routed.kind === 'held') return await onUnrouted(ctx, identifier, issue.id, before, routed, record)
+    if (ctx.agent.repos.length > 1) {
+      ctx = withRepo(ctx, routed.repo)
+      ctx.log.info(`${identifier}: in ${repoName(routed.repo)} (${routed.why})`)
+    }
+
     mark('claim')
     const claim = await claimIssue(ctx, issue, viewerId, before)
     issue = claim.issue
@@ -214,6 +226,7 @@ async function runSteps(ctx: AgentContext, ref: string, opts: RunIssueOptions, n
       return onOperatorStop(ctx, identifier, runNumber, record)
     }
     ctx.log.error(`${identifier}: ${error.describe()}`)
+    void reportToSentry(err, { agent: ctx.agent.name, issue: identifier })
     if (issueId && lock && !ctx.dryRun) await onFailure(ctx, issueId, runNumber, error)
     return { ok: false, identifier, error, runNumber }
   } finally {
@@ -250,6 +263,26 @@ function onOperatorStop(
   }
   ctx.log.info(note)
   return { ok: false, identifier, runNumber, error: new FactoryError('engine_cancelled', note) }
+}
+
+/** No repository rule takes the issue: it waits for a human (escalated), told once why and how to route it. */
+async function onUnrouted(
+  ctx: AgentContext,
+  identifier: string,
+  issueId: string,
+  before: IssueRecord | undefined,
+  routed: Extract<Routed, { kind: 'held' }>,
+  record: (event: PhaseEvent) => Applied,
+): Promise<RunIssueResult> {
+  const error = routed.error
+  ctx.log.warn(`${identifier}: ${error.describe()}`)
+  if (ctx.dryRun) return { ok: false, identifier, error }
+  const step = before ? record(routed.event) : undefined
+  const to = step?.record ?? before ?? { id: issueId }
+  await speak(ctx, to, routed.say).catch((err) => {
+    ctx.log.error(`${identifier}: could not say which repositories it may run in: ${asFactoryError(err).message}`)
+  })
+  return { ok: false, identifier, error }
 }
 
 /** Reconciliation (or a stop in Linear) let go of the issue mid-run: the run is closed, the worktree kept, nothing reported. */

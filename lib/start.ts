@@ -5,7 +5,7 @@
  * because queued issues live in state.json until a run takes them.
  */
 import { fileURLToPath } from 'node:url'
-import { type AgentConfig, agentSecretEnvs, type FactoryConfig } from './config.ts'
+import { type AgentConfig, agentSecretEnvs, type FactoryConfig, type RepoEntry } from './config.ts'
 import { agentContext, type AgentContext, realSleep } from './context.ts'
 import { asFactoryError } from './errors.ts'
 import { inspectLock, LOCK_STALE_MS } from './lock.ts'
@@ -177,34 +177,48 @@ export function createDriver(opts: DriverOptions) {
     const first = decide(agent, ctx)
     const pick = first.start
     if (pick.length === 0) return { started: [], plan: summarizeDispatch(first) }
-    try {
-      // Fetch once per tick; runs dispatched between ticks (a slot freed) use that fetch.
-      const tickNo = tickNos.get(agent.name) ?? 0
-      const { ensureBaseRepo } = await import('./steps/worktree.ts') // only when a run starts: an idle tick loads no git code
-      await ensureBaseRepo(ctx, { fetch: fetchedTick.get(agent.name) !== tickNo })
-      fetchedTick.set(agent.name, tickNo)
-    } catch (err) {
-      // stop() killed the clone or fetch: nothing is wrong with the base clone.
-      if (stopper.signal.aborted) return { started: [], plan: summarizeDispatch(first) }
-      const e = asFactoryError(err)
-      log.error(`${agent.name}: cannot update the base clone; ${pick.length} issue(s) stay queued: ${e.describe()}`)
-      // Shown by status on each issue it holds up (they stay queued; no attempt is used).
-      const error = { code: e.code, message: `cannot update the base clone: ${e.message}`, fix: e.fix }
-      try {
-        updateRecords(
-          ctx.paths.state,
-          agent.name,
-          pick.map((r) => ({ issueId: r.id, event: { type: 'blocked' as const, error } })),
-          ctx.now(),
-        )
-      } catch {}
-      return { started: [], plan: summarizeDispatch(first), error: { code: e.code, message: error.message } }
+    // Fetch once per tick; runs dispatched between ticks (a slot freed) use that fetch. One base
+    // clone per repository the picked issues run in; a repository that fails holds up only its issues.
+    const tickNo = tickNos.get(agent.name) ?? 0
+    const { ensureBaseRepo } = await import('./steps/worktree.ts') // only when a run starts: an idle tick loads no git code
+    const { repoOfRecord, withRepo } = await import('./route.ts')
+    const blocked = new Set<string>()
+    let failure: { code: string; message: string } | undefined
+    const byRepo = new Map<RepoEntry, IssueRecord[]>()
+    for (const r of pick) {
+      const repo = repoOfRecord(agent, r) ?? agent.repo
+      byRepo.set(repo, [...(byRepo.get(repo) ?? []), r])
     }
+    for (const [repo, records] of byRepo) {
+      try {
+        await ensureBaseRepo(withRepo(ctx, repo), { fetch: fetchedTick.get(`${agent.name} ${repo.url}`) !== tickNo })
+        fetchedTick.set(`${agent.name} ${repo.url}`, tickNo)
+      } catch (err) {
+        // stop() killed the clone or fetch: nothing is wrong with the base clone.
+        if (stopper.signal.aborted) return { started: [], plan: summarizeDispatch(first) }
+        const e = asFactoryError(err)
+        log.error(`${agent.name}: cannot update the base clone of ${repo.url}; ${records.length} issue(s) stay queued: ${e.describe()}`)
+        // Shown by status on each issue it holds up (they stay queued; no attempt is used).
+        const error = { code: e.code, message: `cannot update the base clone: ${e.message}`, fix: e.fix }
+        records.forEach((r) => blocked.add(r.id))
+        failure = { code: e.code, message: error.message }
+        try {
+          updateRecords(
+            ctx.paths.state,
+            agent.name,
+            records.map((r) => ({ issueId: r.id, event: { type: 'blocked' as const, error } })),
+            ctx.now(),
+          )
+        } catch {}
+      }
+    }
+    if (blocked.size === pick.length) return { started: [], plan: summarizeDispatch(first), error: failure }
     // stop() may have come during the fetch: it signalled the runs it knew of, start no more.
     if (stopper.signal.aborted) return { started: [], plan: summarizeDispatch(first) }
     // Decided again now that the base clone is ready: other agents' dispatches (they run
     // concurrently) may have taken the machine's slots meanwhile. No await from here to the spawns.
     const decided = decide(agent, ctx)
+    decided.start = decided.start.filter((r) => !blocked.has(r.id))
     for (const r of decided.start) {
       const child = spawnRun(agent, r.id)
       const key = `${agent.name}/${r.id}`

@@ -70,6 +70,8 @@ const issueRecordSchema = z.preprocess(
     queuedAt: z.string().optional(),
     branch: z.string().optional(),
     worktree: z.string().optional(),
+    /** The repository (repos[].url) the issue runs in: routed at its first claim, kept for every rerun (lib/route.ts). */
+    repo: z.string().optional(),
     prUrl: z.string().optional(),
     sessionId: z.string().optional(),
     runs: z.array(runSchema).default([]),

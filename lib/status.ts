@@ -1,4 +1,5 @@
 /** The status view: per agent what runs, waits, retries, failed or is escalated, from state.json and the live locks. */
+import { repoName } from './route.ts'
 import { printable } from './printable.ts'
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -34,6 +35,8 @@ export interface StatusRow {
   attempts: number
   nextRetryAt?: string
   prUrl?: string
+  /** The repository it runs in (agents with several: routed at its first claim). */
+  repo?: string
   lastError?: { code: string; message: string }
   releasedReason?: string
   /** Cancelled by hand: held until a human comments or retries it. */
@@ -106,6 +109,7 @@ export function statusRows(state: FactoryState, home: string, opts: { agent?: st
         attempts: r.attempts,
         nextRetryAt: r.nextRetryAt,
         prUrl: r.prUrl,
+        repo: r.repo,
         lastError: r.lastError,
         releasedReason: r.releasedReason,
         cancelledAt: r.cancelledAt,
@@ -124,6 +128,12 @@ export function statusRows(state: FactoryState, home: string, opts: { agent?: st
 const firstLine = (text: string | undefined) => (text ?? '').split('\n')[0]!
 
 function detail(r: StatusRow, now: number): string {
+  const text = groupDetail(r, now)
+  // Agents with several repositories: which one (the table's DETAIL is never cut).
+  return r.repo ? `${text ? `${text} · ` : ''}in ${repoName({ url: r.repo })}` : text
+}
+
+function groupDetail(r: StatusRow, now: number): string {
   switch (r.group) {
     case 'running':
       return r.owner

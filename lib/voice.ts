@@ -6,7 +6,7 @@
  */
 import type { AgentContext } from './context.ts'
 import type { IssueRecord } from './state.ts'
-import { agentSessionClient, type AgentSessionClient } from './tracker/agent-session.ts'
+import { agentSessionClient, type AgentSessionClient, type SelectSignal } from './tracker/agent-session.ts'
 
 export type Utterance = 'summary' | 'failure' | 'escalation' | 'stopped'
 
@@ -23,7 +23,7 @@ export function sessionClientFor(ctx: AgentContext, record: Pick<IssueRecord, 'a
 export async function speak(
   ctx: AgentContext,
   record: Pick<IssueRecord, 'id' | 'agentSessionId' | 'agentOrgId'>,
-  what: { id: string; body: string; kind: Utterance },
+  what: { id: string; body: string; kind: Utterance; select?: SelectSignal['signalMetadata'] },
 ): Promise<{ created: boolean }> {
   const body = ctx.redact(what.body)
   const session = sessionClientFor(ctx, record)
@@ -32,6 +32,7 @@ export async function speak(
     id: what.id,
     sessionId: record.agentSessionId!,
     content: { type: TYPE[what.kind], body },
+    ...(what.select ? { select: what.select } : {}),
   })
   return { created: posted }
 }

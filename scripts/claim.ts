@@ -2,6 +2,7 @@
 /** claim: take one issue (ownership lock, a run in state.json) and move it to the team's started state. */
 import { defineCommand } from 'citty'
 import { claimIssue, lockIssue, resolveIssue } from '../lib/steps/claim.ts'
+import { routedContext } from '../lib/route.ts'
 import { updateRecord } from '../lib/state.ts'
 import { assertIssueLockFree } from '../lib/preview.ts'
 import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
@@ -14,8 +15,9 @@ const command = defineCommand({
     // By hand, state.json's snapshot may be old (unassigned since): read Linear so only what is ours is claimed.
   },
   async run({ args, data }) {
-    const ctx = await contextFromArgs(args, 'claim', data)
-    const { issue, viewerId, record } = await resolveIssue(ctx, args.issue)
+    const agentCtx = await contextFromArgs(args, 'claim', data)
+    const { issue, viewerId, record } = await resolveIssue(agentCtx, args.issue)
+    const ctx = routedContext(agentCtx, issue, record?.repo)
     // A dry run takes no lock, but refuses exactly when the real claim would (a live owner holds it).
     if (ctx.dryRun) assertIssueLockFree(ctx, issue.identifier)
     const lock = ctx.dryRun ? null : lockIssue(ctx, issue.identifier, 'claim')

@@ -6,12 +6,13 @@ import { agentSecretEnvs, type FactoryConfig, loadConfig, selectAgents, configPa
 import { planChecks, realDoctorDeps, renderChecks, runChecks } from '../lib/doctor.ts'
 import { asFactoryError, type FactoryError } from '../lib/errors.ts'
 import { enterWithoutSecrets, processEnv } from '../lib/secret-channel.ts'
+import { planSecrets, resolveSecretSources, type SecretStatus } from '../lib/secret-sources.ts'
 
 const command = defineCommand({
   meta: {
     name: 'doctor',
     description:
-      'Check the set-up: config, token variables, Linear (who the key is), git, the repo and its base branch, the GitHub token, the engine and its login, FACTORY_HOME, disk space. Each line says ok (✓), warning (!) or failure (✗) and the fix. Exit 1 on any failure, 2 when the config cannot be read.',
+      'Check the set-up: config, token variables (and where each came from: env or GCP Secret Manager), Linear (who the key is), git, the repo and its base branch, the GitHub token, the engine and its login, FACTORY_HOME, disk space. Each line says ok (✓), warning (!) or failure (✗) and the fix. Exit 1 on any failure, 2 when the config cannot be read.',
   },
   args: {
     config: { type: 'string', description: 'agents.yaml path (default $FACTORY_HOME/agents.yaml)' },
@@ -30,8 +31,12 @@ const command = defineCommand({
     }
     // An unknown --agent is bad usage (exit 2, naming the agents), not a check.
     const agents = config ? selectAgents(config, args.agent) : []
-    const checks = planChecks({ config, configPath: path, configError, agents, env })
-    const results = await runChecks(checks, realDoctorDeps(env), config?.agents.flatMap(agentSecretEnvs))
+    // Env first, then the config's GCP project: the token checks say which, and show a refusal with its fix.
+    let secrets: SecretStatus[] = []
+    if (config) secrets = await resolveSecretSources(planSecrets(config, agents, env), env, config.secrets?.gcp_project)
+    const checks = planChecks({ config, configPath: path, configError, agents, env, secrets })
+    const hidden = [...(config?.agents.flatMap(agentSecretEnvs) ?? []), ...secrets.map((s) => s.name)]
+    const results = await runChecks(checks, realDoctorDeps(env), hidden)
     if (args.json) printJson(results)
     else process.stdout.write(renderChecks(results))
     if (configError) return configError.exitCode

@@ -8,6 +8,7 @@ import { logger, redactorFor } from '../lib/log.ts'
 import { relayLinear } from '../lib/relay/linear-app.ts'
 import { openStore } from '../lib/relay/open-store.ts'
 import { startRelay } from '../lib/relay/server.ts'
+import { configureSentry } from '../lib/sentry.ts'
 import { RELAY_OPTIONAL_SECRETS, RELAY_SECRETS, redactUrl, relaySettings } from '../lib/relay/settings.ts'
 
 const command = defineCommand({
@@ -44,6 +45,7 @@ const command = defineCommand({
     const session = data as CliSession | undefined
     const env = session?.env ?? process.env
     const project = args['gcp-project'] ?? env.GCP_PROJECT
+    configureSentry({ gcpProject: project })
     if (project) {
       // Resolved once, into the in-memory env this process reads; the redactor then knows the values.
       const { resolveSecrets } = await import('../lib/gcp-secrets.ts')

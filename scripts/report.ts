@@ -2,6 +2,7 @@
 /** report: commit, push, PR, one summary comment, In Review; records the run. */
 import { defineCommand } from 'citty'
 import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
+import { routedContext } from '../lib/route.ts'
 import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { type ReportPlan, reportRun } from '../lib/steps/report.ts'
@@ -16,9 +17,10 @@ const command = defineCommand({
   },
   args: { ...commonArgs, ...issueArg },
   async run({ args, data }) {
-    const ctx = await contextFromArgs(args, 'report', data)
-    const { issue } = await resolveIssue(ctx, args.issue)
-    const record = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[issue.id]
+    const agentCtx = await contextFromArgs(args, 'report', data)
+    const { issue } = await resolveIssue(agentCtx, args.issue)
+    const record = readState(agentCtx.paths.state).agents[agentCtx.agent.name]?.issues[issue.id]
+    const ctx = routedContext(agentCtx, issue, record?.repo)
     const run = record?.runs.at(-1)
     if (!record || !run)
       throw new FactoryError('usage', `${issue.identifier} has no run to report`, { fix: 'claim, worktree and run-engine first' })

@@ -2,6 +2,7 @@
 /** run-engine: build the prompt and run the agent's engine in the issue's worktree. */
 import { defineCommand } from 'citty'
 import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
+import { routedContext } from '../lib/route.ts'
 import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { enterWithoutSecrets } from '../lib/secret-channel.ts'
 import { assertIssueLockFree } from '../lib/preview.ts'
@@ -17,9 +18,10 @@ const command = defineCommand({
   },
   args: { ...commonArgs, ...issueArg },
   async run({ args, data }) {
-    const ctx = await contextFromArgs(args, 'run-engine', data)
-    const { issue, viewerId } = await resolveIssue(ctx, args.issue)
-    const record = readState(ctx.paths.state).agents[ctx.agent.name]?.issues[issue.id]
+    const agentCtx = await contextFromArgs(args, 'run-engine', data)
+    const { issue, viewerId } = await resolveIssue(agentCtx, args.issue)
+    const record = readState(agentCtx.paths.state).agents[agentCtx.agent.name]?.issues[issue.id]
+    const ctx = routedContext(agentCtx, issue, record?.repo)
     const run = record?.runs.at(-1)
     if (!record || !run || run.reportedAt)
       throw new FactoryError('usage', `${issue.identifier} has no open run`, {

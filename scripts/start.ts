@@ -5,13 +5,14 @@ import { type CliSession, commonArgs, isEntry, runCli, printJson } from '../lib/
 import { agentSecretEnvs, factoryHome, loadConfig, selectAgents } from '../lib/config.ts'
 import { acquireDriverLocks } from '../lib/driver-lock.ts'
 import { FactoryError } from '../lib/errors.ts'
-import { langfuseSecretNames, langfuseWarning } from '../lib/langfuse-settings.ts'
+import { langfuseWarning } from '../lib/langfuse-settings.ts'
 import { heartbeatMs } from '../lib/lock.ts'
 import { admitAgents } from '../lib/preflight.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
 import { logger, logToFile, redactorFor } from '../lib/log.ts'
 import { killTree } from '../lib/signal.ts'
 import { enterWithoutSecrets, processEnv } from '../lib/secret-channel.ts'
+import { configureSentry } from '../lib/sentry.ts'
 import type { StatusServer } from '../lib/status-server.ts'
 
 const command = defineCommand({
@@ -59,13 +60,20 @@ const command = defineCommand({
         config.agents.map((a) => a.name),
       )
     const gcpProject = config.secrets?.gcp_project
+    configureSentry({ gcpProject })
     const gcpFailures: FactoryError[] = []
     if (gcpProject) {
       // Into the in-memory env only: the runs get these values on their secret channel, like any token.
-      const { resolveSecrets } = await import('../lib/gcp-secrets.ts')
-      const names = [...selectAgents(config, args.agent).flatMap(agentSecretEnvs), ...langfuseSecretNames(env)]
-      const optional = [...config.agents.map((a) => a.github.token_env), ...langfuseSecretNames(env)]
-      await resolveSecrets(names, env, gcpProject, { optional, onError: (e) => gcpFailures.push(e) })
+      // The same list config check and doctor report (lib/secret-sources.ts): what they say is what runs get.
+      const [{ resolveSecrets }, { planSecrets }] = await Promise.all([import('../lib/gcp-secrets.ts'), import('../lib/secret-sources.ts')])
+      const needs = planSecrets(config, selectAgents(config, args.agent), env)
+      const optional = needs.filter((n) => !n.required).map((n) => n.name)
+      await resolveSecrets(
+        needs.map((n) => n.name),
+        env,
+        gcpProject,
+        { optional, onError: (e) => gcpFailures.push(e) },
+      )
     }
     const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
     for (const e of gcpFailures) log.error(`${e.message} (fix: ${e.fix})`)

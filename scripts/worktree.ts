@@ -2,6 +2,7 @@
 /** worktree: base clone (fetched) + the issue's worktree + bootstrap, idempotent. */
 import { defineCommand } from 'citty'
 import { lockIssue, resolveIssue } from '../lib/steps/claim.ts'
+import { routedContext } from '../lib/route.ts'
 import { commonArgs, contextFromArgs, issueArg, isEntry, runCli, printJson } from '../lib/cli.ts'
 import { updateRecord } from '../lib/state.ts'
 import { assertIssueLockFree, previewWorktree } from '../lib/preview.ts'
@@ -19,8 +20,9 @@ const command = defineCommand({
     fetch: { type: 'boolean', description: 'fetch origin first (--no-fetch to skip)', default: true },
   },
   async run({ args, data }) {
-    const ctx = await contextFromArgs(args, 'worktree', data)
-    const { issue } = await resolveIssue(ctx, args.issue)
+    const agentCtx = await contextFromArgs(args, 'worktree', data)
+    const { issue, record } = await resolveIssue(agentCtx, args.issue)
+    const ctx = routedContext(agentCtx, issue, record?.repo)
     if (ctx.dryRun) {
       assertIssueLockFree(ctx, issue.identifier)
       const plan = await previewWorktree(ctx, issue, args['repo-root'])

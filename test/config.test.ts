@@ -16,6 +16,8 @@ import {
   selectAgents,
 } from '../lib/config.ts'
 import { FactoryError } from '../lib/errors.ts'
+import { parse as parseYaml } from 'yaml'
+import { type FakeSecret, startFakeGcp } from './fakes/gcp.ts'
 import { ROOT, tempDir, failure } from './helpers.ts'
 
 const ENV = { ROSE_KEY_A: 'lin_api_a', ROSE_KEY_B: 'lin_api_b' }
@@ -348,8 +350,137 @@ describe('the JSON Schema of agents.yaml', () => {
     expect(schema.additionalProperties).toBe(false)
     expect(schema.properties.poll_interval_seconds.default).toBe(30)
     const agent = schema.properties.agents.items
-    expect(agent.required).toEqual(['name', 'engine', 'tracker', 'repo'])
+    expect(agent.required).toEqual(['name', 'engine', 'tracker'])
+    expect(agent.oneOf).toEqual([{ required: ['repo'] }, { required: ['repos'] }])
+    expect(agent.properties.repos.items.properties.match.additionalProperties).toBe(false)
     expect(agent.properties.engine.enum).toEqual(['claude', 'codex', 'console'])
     expect(agent.additionalProperties).toBe(false)
   })
+})
+
+describe('config check: where each secret comes from (env, GCP Secret Manager, missing), never its value', () => {
+  /** Values only Secret Manager holds (proj-one), and the ones in the environment: none may be printed. */
+  const held: Record<string, FakeSecret> = {
+    ALPHA_GH_TOKEN: 'gh-from-gcp-value-7731',
+    NOTES_KEY: 'notes-from-gcp-value-2290',
+    RELAY_WORKER_TOKEN: 'worker-from-gcp-value-5512',
+    LANGFUSE_SECRET_KEY: 'langfuse-from-gcp-value-8841',
+    CLAUDE_AUTH_TOKEN: { refuse: 'disabled' },
+    FORBIDDEN_LINEAR_KEY: { refuse: 403 },
+  }
+  const inEnv = { ROSE_KEY_A: 'lin_api_env_value_0042', LANGFUSE_PUBLIC_KEY: 'pk-lf-env-value-3317' }
+  const gcp = startFakeGcp({ 'proj-one': held })
+  const dir = tempDir('config-secrets-')
+  afterAll(() => {
+    gcp.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const yaml = (linearKey: string, project = 'secrets: { gcp_project: proj-one }\n') =>
+    `${project}agents:
+  - name: alpha
+    engine: claude
+    tracker: { mode: api_key, token_env: ${linearKey} }
+    repo: { url: https://github.com/acme/app.git }
+    github: { token_env: ALPHA_GH_TOKEN }
+    mcp_servers:
+      notes: { command: notes-mcp, env: { NOTES_KEY: '\${NOTES_KEY}', MODE: plain } }
+  - name: relayed
+    engine: console
+    tracker: { mode: agent_session, token_env: RELAY_WORKER_TOKEN, relay_url: 'http://127.0.0.1:9' }
+    repo: { url: /srv/none.git }
+`
+  /** `bun scripts/config.ts check ...` as a real process (async: the fake answers from this one). */
+  async function check(config: string, args: string[] = [], env: Record<string, string> = {}) {
+    const path = join(dir, `${Math.random().toString(36).slice(2)}.yaml`)
+    writeFileSync(path, config)
+    const child = Bun.spawn([process.execPath, join(ROOT, 'scripts', 'config.ts'), 'check', '--config', path, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: dir, FACTORY_HOME: dir, NO_COLOR: '1', ...gcp.env, ...inEnv, ...env },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited])
+    const values = [...Object.values(held), ...Object.values(inEnv)].filter((v): v is string => typeof v === 'string')
+    for (const v of values) expect(stdout + stderr).not.toContain(v)
+    return { code, stdout, stderr }
+  }
+
+  test('each secret is one line: env, gcp with its resource name, or missing with what needs it and the fix; exit 0 when every required one is there', async () => {
+    const res = await check(yaml('ROSE_KEY_A'))
+    expect(res.code, res.stderr).toBe(0)
+    const lines = res.stdout.split('\n').filter((l) => l.startsWith('#   '))
+    expect(lines.map((l) => l.slice(4).split(' ')[0])).toEqual([
+      'ROSE_KEY_A:',
+      'ALPHA_GH_TOKEN:',
+      'NOTES_KEY:',
+      'CLAUDE_AUTH_TOKEN:',
+      'RELAY_WORKER_TOKEN:',
+      'LANGFUSE_PUBLIC_KEY:',
+      'LANGFUSE_SECRET_KEY:',
+      'SENTRY_DSN:',
+    ])
+    expect(lines).toContain('#   ROSE_KEY_A: env')
+    expect(lines).toContain('#   ALPHA_GH_TOKEN: gcp (projects/proj-one/secrets/ALPHA_GH_TOKEN)')
+    expect(lines).toContain('#   NOTES_KEY: gcp (projects/proj-one/secrets/NOTES_KEY)')
+    expect(lines).toContain('#   RELAY_WORKER_TOKEN: gcp (projects/proj-one/secrets/RELAY_WORKER_TOKEN)')
+    expect(lines).toContain('#   LANGFUSE_PUBLIC_KEY: env')
+    expect(lines).toContain('#   LANGFUSE_SECRET_KEY: gcp (projects/proj-one/secrets/LANGFUSE_SECRET_KEY)')
+    const claude = lines.find((l) => l.startsWith('#   CLAUDE_AUTH_TOKEN: missing (optional, for alpha: '))!
+    expect(claude).toContain('is in DISABLED state')
+    expect(claude).toContain(
+      'fix: export CLAUDE_AUTH_TOKEN, or enable it (gcloud secrets versions enable 2 --secret CLAUDE_AUTH_TOKEN --project proj-one)',
+    )
+    const sentry = lines.find((l) => l.startsWith('#   SENTRY_DSN: missing (optional, for Sentry error reports; '))!
+    expect(sentry).toContain('404 NOT_FOUND')
+    expect(res.stdout.split('\n')[0]).toMatch(/: valid$/)
+    // The rest is still the resolved config, readable as YAML (the source lines are comments).
+    expect(() => parseYaml(res.stdout)).not.toThrow()
+  }, 30_000)
+
+  test('--json gives the same as data: name, source, the Secret Manager resource, required, what needs it', async () => {
+    const res = await check(yaml('ROSE_KEY_A'), ['--json'])
+    expect(res.code, res.stderr).toBe(0)
+    const sources = (JSON.parse(res.stdout) as { secret_sources: Record<string, unknown>[] }).secret_sources
+    const by = Object.fromEntries(sources.map((s) => [s.name, s]))
+    expect(by.ROSE_KEY_A).toEqual({
+      name: 'ROSE_KEY_A',
+      source: 'env',
+      secret: 'projects/proj-one/secrets/ROSE_KEY_A',
+      required: true,
+      needs: ['alpha: Linear API key (tracker.token_env)'],
+    })
+    expect(by.NOTES_KEY).toMatchObject({
+      source: 'gcp',
+      required: true,
+      needs: ['alpha: MCP server notes (mcp_servers.notes.env.NOTES_KEY)'],
+    })
+    expect(by.RELAY_WORKER_TOKEN).toMatchObject({ source: 'gcp', needs: ['relayed: relay worker token (tracker.token_env)'] })
+    expect(by.CLAUDE_AUTH_TOKEN).toMatchObject({ source: 'missing', required: false })
+    expect(by.CLAUDE_AUTH_TOKEN!.fix).toContain('gcloud secrets versions enable 2')
+    expect(by.CLAUDE_AUTH_TOKEN!.error).toContain('HTTP 400 FAILED_PRECONDITION')
+  }, 30_000)
+
+  test('a required secret Secret Manager refuses (403) exits 2 naming it, the project and the IAM fix; the lines are still printed', async () => {
+    const res = await check(yaml('FORBIDDEN_LINEAR_KEY'))
+    expect(res.code).toBe(2)
+    expect(res.stdout.split('\n')[0]).toContain('valid, but secrets are missing')
+    expect(res.stdout).toContain('#   FORBIDDEN_LINEAR_KEY: missing (required by alpha: Linear API key (tracker.token_env); ')
+    expect(res.stderr).toContain('FORBIDDEN_LINEAR_KEY is missing (alpha: Linear API key (tracker.token_env))')
+    expect(res.stderr).toContain('HTTP 403 PERMISSION_DENIED')
+    expect(res.stderr).toContain('roles/secretmanager.secretAccessor on secret FORBIDDEN_LINEAR_KEY in project proj-one')
+  }, 30_000)
+
+  test('without a GCP project nothing is fetched: an unset token is missing with the export fix and exits 2, as it always did', async () => {
+    gcp.reset()
+    const res = await check(yaml('ROSE_KEY_UNSET', ''))
+    expect(res.code).toBe(2)
+    expect(res.stdout).toContain(
+      "#   ROSE_KEY_UNSET: missing (required by alpha: Linear API key (tracker.token_env); fix: export ROSE_KEY_UNSET=<the Linear API key of agent alpha's user>",
+    )
+    expect(res.stdout).toContain('#   NOTES_KEY: missing (required by alpha: MCP server notes')
+    expect(res.stdout).toContain('#   LANGFUSE_PUBLIC_KEY: env')
+    expect(res.stdout).not.toContain('SENTRY_DSN')
+    expect(res.stderr).toContain('ROSE_KEY_UNSET is missing')
+    expect(res.stderr).toContain('export NOTES_KEY=')
+    expect(gcp.calls).toEqual({ metadata: 0, token: 0, access: [] })
+  }, 30_000)
 })

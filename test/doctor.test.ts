@@ -4,7 +4,7 @@
  * the fix. And start's preflight: an agent whose engine or credentials are missing is refused
  * before any of its issues is touched.
  */
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterAll, afterEach, describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -12,11 +12,16 @@ import { relayCheck } from '../lib/agent-checks.ts'
 import { type AgentConfig, parseConfig } from '../lib/config.ts'
 import { type CheckResult, type DoctorDeps, planChecks, realDoctorDeps, runChecks } from '../lib/doctor.ts'
 import { projectEngineBin } from '../lib/engines/resolve.ts'
+import { type FakeSecret, startFakeGcp } from './fakes/gcp.ts'
 import { startFakeGitHub } from './fakes/github.ts'
 import { type Fixture, fixture } from './helpers.ts'
 
 let fx: Fixture | undefined
 let gh: Awaited<ReturnType<typeof startFakeGitHub>> | undefined
+/** The fake Secret Manager's project proj-one (tests add what they need). */
+const gcpHeld: Record<string, FakeSecret> = {}
+const gcp = startFakeGcp({ 'proj-one': gcpHeld })
+afterAll(() => gcp.stop())
 afterEach(async () => {
   await fx?.cleanup()
   await gh?.stop()
@@ -127,6 +132,63 @@ describe('doctor', () => {
     expect(res.by['tester: linear token']!.fix).toContain('export ROSE_TEST_LINEAR_KEY=')
     expect(res.by['tester: linear']!.status).toBe('warn')
     expect(fx!.sandbox.stats().requests).toBe(0)
+  }, 60_000)
+
+  test('with secrets.gcp_project the token checks say a token came from Secret Manager (never its value), and Linear and GitHub accept it', async () => {
+    const env = await setUp((o) => agentYaml(o))
+    gcpHeld.ROSE_TEST_LINEAR_KEY = fx!.env.ROSE_TEST_LINEAR_KEY!
+    gcpHeld.GH_DOCTOR_KEY = GH_TOKEN
+    writeFileSync(
+      fx!.configPath,
+      `secrets: { gcp_project: proj-one }\nagents:\n${agentYaml(fx!.origin, { extra: '    github: { token_env: GH_DOCTOR_KEY }\n' })}`,
+    )
+    const res = await doctor({ ...env, ...gcp.env, ROSE_TEST_LINEAR_KEY: '', FACTORY_GITHUB_TOKEN: '' })
+    expect(res.code, res.stderr + res.stdout).toBe(0)
+    expect(res.by['tester: linear token']!.detail).toBe('ROSE_TEST_LINEAR_KEY is set (gcp: projects/proj-one/secrets/ROSE_TEST_LINEAR_KEY)')
+    expect(res.by['tester: linear']!.detail).toContain('the key is Factory Agent')
+    expect(res.by['tester: github token']!.detail).toBe(
+      'GH_DOCTOR_KEY is set (gcp: projects/proj-one/secrets/GH_DOCTOR_KEY) (PRs to acme/app)',
+    )
+    expect(res.by['tester: github']!.status).toBe('ok')
+    expect(res.stdout + res.stderr).not.toContain(GH_TOKEN)
+    expect(res.stdout + res.stderr).not.toContain(fx!.env.ROSE_TEST_LINEAR_KEY!)
+
+    const fromEnv = await doctor({ ...env, ...gcp.env, GH_DOCTOR_KEY: GH_TOKEN })
+    expect(fromEnv.by['tester: linear token']!.detail).toBe('ROSE_TEST_LINEAR_KEY is set (env)')
+    expect(fromEnv.by['tester: github token']!.detail).toBe('GH_DOCTOR_KEY is set (env) (PRs to acme/app)')
+  }, 60_000)
+
+  test('a token Secret Manager refuses (403) or whose newest version is disabled is a failed check with the fix for it', async () => {
+    const env = await setUp((o) => agentYaml(o))
+    gcpHeld.DENIED_LINEAR_KEY = { refuse: 403 }
+    gcpHeld.DISABLED_GH_KEY = { refuse: 'disabled' }
+    const agent = agentYaml(fx!.origin, { extra: '    github: { token_env: DISABLED_GH_KEY }\n' }).replace(
+      'ROSE_TEST_LINEAR_KEY',
+      'DENIED_LINEAR_KEY',
+    )
+    writeFileSync(fx!.configPath, `secrets: { gcp_project: proj-one }\nagents:\n${agent}`)
+    const res = await doctor({ ...env, ...gcp.env, FACTORY_GITHUB_TOKEN: '' })
+    expect(res.code).toBe(1)
+    const linear = res.by['tester: linear token']!
+    expect(linear.status).toBe('fail')
+    expect(linear.detail).toContain(
+      'DENIED_LINEAR_KEY is not in the environment and GCP Secret Manager (project proj-one, secret DENIED_LINEAR_KEY',
+    )
+    expect(linear.detail).toContain('HTTP 403 PERMISSION_DENIED')
+    expect(linear.fix).toBe(
+      'export DENIED_LINEAR_KEY, or grant this service account roles/secretmanager.secretAccessor on secret DENIED_LINEAR_KEY in project proj-one',
+    )
+    expect(res.by['tester: linear']!.status).toBe('warn')
+    const github = res.by['tester: github token']!
+    expect(github.status).toBe('fail')
+    expect(github.detail).toContain('its latest version is disabled; version 2 is the newest')
+    expect(github.detail).toContain('HTTP 400 FAILED_PRECONDITION')
+    expect(github.fix).toContain('gcloud secrets versions enable 2 --secret DISABLED_GH_KEY --project proj-one')
+
+    const table = await fx!.script('doctor', ['--config', fx!.configPath], { ...env, ...gcp.env, FACTORY_GITHUB_TOKEN: '' })
+    expect(table.stdout).toMatch(/^✗ tester: linear token +DENIED_LINEAR_KEY is not in the environment and GCP Secret Manager/m)
+    expect(table.stdout).toMatch(/^ +fix: export DENIED_LINEAR_KEY, or grant this service account roles\/secretmanager\.secretAccessor/m)
+    expect(table.stdout).toMatch(/^ +fix: export DISABLED_GH_KEY, or enable it \(gcloud secrets versions enable 2 /m)
   }, 60_000)
 
   test('an unreachable Linear fails naming LINEAR_API_URL', async () => {

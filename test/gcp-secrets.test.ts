@@ -1,6 +1,6 @@
 /** Secrets resolve env first, then GCP Secret Manager, against a fake metadata server and Secret Manager on 127.0.0.1. */
 import { afterAll, beforeEach, expect, test } from 'bun:test'
-import { createVerify, generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,81 +10,32 @@ import { contextFromArgs, runCli } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { clearGcpSecrets, crc32c, resolveSecrets } from '../lib/gcp-secrets.ts'
 import { CLOUD_PLATFORM_SCOPE } from '../lib/gcp-token.ts'
+import { type FakeSecret, startFakeGcp } from './fakes/gcp.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'gcp-secrets-'))
 const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
 
 /** What the fake Secret Manager holds in project `proj-one`: a value, or how it refuses. */
-const secrets: Record<string, string | { refuse: 403 | 'disabled' }> = {
+const secrets: Record<string, FakeSecret> = {
   LINEAR_API_KEY: 'lin-value-from-gcp-0123',
   LINEAR_WEBHOOK_SECRET: 'webhook-secret-from-gcp-4567',
   FACTORY_RELAY_WORKER_TOKEN: 'worker-token-from-gcp-89ab',
   FORBIDDEN_KEY: { refuse: 403 },
   DISABLED_KEY: { refuse: 'disabled' },
+  DESTROYED_KEY: { refuse: 'destroyed' },
 }
-const calls = { metadata: 0, token: 0, access: [] as { path: string; auth: string | null }[] }
-const jwtClaims: Record<string, unknown>[] = []
-
-const googleError = (code: number, status: string, message: string) => Response.json({ error: { code, message, status } }, { status: code })
-
-const server = Bun.serve({
-  hostname: '127.0.0.1',
-  port: 0,
-  async fetch(req) {
-    const url = new URL(req.url)
-    if (url.pathname === '/computeMetadata/v1/instance/service-accounts/default/token') {
-      if (req.headers.get('metadata-flavor') !== 'Google') return new Response('Missing Metadata-Flavor', { status: 403 })
-      calls.metadata++
-      return Response.json({ access_token: `meta-token-${calls.metadata}`, expires_in: 3599, token_type: 'Bearer' })
-    }
-    if (url.pathname === '/oauth2/token' && req.method === 'POST') {
-      const form = new URLSearchParams(await req.text())
-      const [h, c, sig] = (form.get('assertion') ?? '').split('.')
-      const signed = createVerify('RSA-SHA256')
-        .update(`${h}.${c}`)
-        .verify(publicKey, Buffer.from(sig ?? '', 'base64url'))
-      if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer' || !signed)
-        return Response.json({ error: 'invalid_grant', error_description: 'Invalid JWT Signature.' }, { status: 400 })
-      jwtClaims.push(JSON.parse(Buffer.from(c!, 'base64url').toString()))
-      calls.token++
-      return Response.json({ access_token: 'sa-token', expires_in: 3599, token_type: 'Bearer' })
-    }
-    const m = url.pathname.match(/^\/v1\/projects\/([^/]+)\/secrets\/([^/]+)\/versions\/latest:access$/)
-    if (m && req.method === 'GET') {
-      calls.access.push({ path: url.pathname, auth: req.headers.get('authorization') })
-      if (!/^Bearer (meta-token-\d+|sa-token)$/.test(req.headers.get('authorization') ?? ''))
-        return googleError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.')
-      const [, project, name] = m
-      const held = project === 'proj-one' ? secrets[name!] : undefined
-      if (held === undefined) return googleError(404, 'NOT_FOUND', `Secret [projects/123456/secrets/${name}] not found or has no versions.`)
-      if (typeof held === 'object' && held.refuse === 403)
-        return googleError(
-          403,
-          'PERMISSION_DENIED',
-          `Permission 'secretmanager.versions.access' denied for resource 'projects/${project}/secrets/${name}/versions/latest' (or it may not exist).`,
-        )
-      if (typeof held === 'object')
-        return googleError(400, 'FAILED_PRECONDITION', `Secret Version [projects/123456/secrets/${name}/versions/2] is in DISABLED state.`)
-      const data = Buffer.from(held)
-      return Response.json({
-        name: `projects/123456/secrets/${name}/versions/3`,
-        payload: { data: data.toString('base64'), dataCrc32c: String(crc32c(data)) },
-      })
-    }
-    return new Response('not found', { status: 404 })
-  },
-})
-const base = `http://127.0.0.1:${server.port}`
-const gcpEnv = () => ({ GCP_METADATA_URL: base, GCP_SECRETMANAGER_URL: base }) as NodeJS.ProcessEnv
+const gcp = startFakeGcp({ 'proj-one': secrets }, publicKey)
+const { calls, jwtClaims } = gcp
+const base = gcp.url
+const gcpEnv = () => ({ ...gcp.env }) as NodeJS.ProcessEnv
 
 beforeEach(() => {
   clearGcpSecrets()
-  calls.metadata = calls.token = 0
-  calls.access = []
+  gcp.reset()
 })
 afterAll(() => {
-  server.stop(true)
+  gcp.stop()
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -172,6 +123,23 @@ test('a missing secret, a 403 and a disabled version each name the env var, the 
   expect(disabled.message).toContain('project proj-one, secret DISABLED_KEY')
   expect(disabled.message).toContain('its latest version is disabled')
   expect(disabled.fix).toContain('gcloud secrets versions enable')
+})
+
+test('a disabled newest version names that version and how to enable it; a destroyed one says to add a new version', async () => {
+  const disabled = await failure(resolveSecrets(['DISABLED_KEY'], gcpEnv(), 'proj-one'))
+  expect(disabled.message).toContain('its latest version is disabled; version 2 is the newest, and latest never falls back to an older one')
+  expect(disabled.message).toContain(
+    'HTTP 400 FAILED_PRECONDITION: Secret Version [projects/123456/secrets/DISABLED_KEY/versions/2] is in DISABLED state.',
+  )
+  expect(disabled.fix).toContain('gcloud secrets versions enable 2 --secret DISABLED_KEY --project proj-one')
+  expect(disabled.fix).toContain('gcloud secrets versions add DISABLED_KEY --project proj-one --data-file=-')
+
+  const destroyed = await failure(resolveSecrets(['DESTROYED_KEY'], gcpEnv(), 'proj-one'))
+  expect(destroyed.message).toContain('project proj-one, secret DESTROYED_KEY')
+  expect(destroyed.message).toContain('its latest version is destroyed')
+  expect(destroyed.fix).toBe(
+    'export DESTROYED_KEY, or add a new version (a destroyed one cannot come back): gcloud secrets versions add DESTROYED_KEY --project proj-one --data-file=-',
+  )
 })
 
 test('an optional secret absent from Secret Manager is missing, not an error; with onError a failure is reported', async () => {

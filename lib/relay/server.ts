@@ -5,6 +5,7 @@
  */
 import type { Server } from 'bun'
 import { logger } from '../log.ts'
+import { reportToSentry } from '../sentry.ts'
 import { DEFAULT_POLICY, longPoll, MAX_WAIT_S, type QueuePolicy } from './events.ts'
 import { MAX_WEBHOOK_BYTES, planIntake } from './intake.ts'
 import { RelayMetrics } from './metrics.ts'
@@ -224,6 +225,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e)
         remember(`${req.method} ${url.pathname}: ${message}`)
+        void reportToSentry(e, { tags: { route: `${req.method} ${url.pathname}` } })
         out = { res: error(500, 'internal', message) }
       }
       const ms = (performance.now() - started).toFixed(1)

@@ -62,6 +62,11 @@ export const AGENT_RESOLVERS: Record<string, Record<string, Resolver>> = {
       if (!activity) throw new SandboxError('not_found', 'Entity not found: AgentActivity', 'id', 'AgentActivity')
       return activity
     },
+    issueRepositorySuggestions: (_p, a, ctx) => {
+      const issue = ctx.store.issue(String(a.issueId))
+      if (!issue) throw new SandboxError('not_found', 'Entity not found: Issue', 'issueId', 'Issue')
+      return { suggestions: suggestRepositories(issue, a.candidateRepositories as Candidate[]) }
+    },
   },
   Mutation: {
     agentActivityCreate: (_p, a, ctx) => payload('agentActivity', createActivity(ctx.store, ctx.viewer, a.input as ActivityInput), ctx),
@@ -114,4 +119,20 @@ export const AGENT_RESOLVERS: Record<string, Record<string, Resolver>> = {
   AgentActivityPromptContent: contentBody,
   AgentActivityResponseContent: contentBody,
   AgentActivityThoughtContent: contentBody,
+}
+
+type Candidate = { hostname: string; repositoryFullName: string }
+
+/**
+ * The sandbox's stand-in for Linear's model: a candidate whose repository name is a word of the
+ * issue's title or description gets 0.9, every other one 0.3 (Linear ranks with a model; only the
+ * payload's shape and the 0-1 range are Linear's).
+ */
+function suggestRepositories(issue: { title: string; description: string | null }, candidates: Candidate[]) {
+  const words = new Set(`${issue.title} ${issue.description ?? ''}`.toLowerCase().split(/[^a-z0-9_.-]+/))
+  return candidates.map((c) => ({
+    repositoryFullName: c.repositoryFullName,
+    hostname: c.hostname,
+    confidence: words.has(c.repositoryFullName.split('/').pop()!.toLowerCase()) ? 0.9 : 0.3,
+  }))
 }

@@ -170,6 +170,7 @@ const resolvers: Record<string, Record<string, Resolver>> = {
     assignee: (i: IssueRecord, _a, ctx) => ctx.store.user(i.assigneeId) ?? null,
     delegate: (i: IssueRecord, _a, ctx) => ctx.store.user(i.delegateId) ?? null,
     creator: (i: IssueRecord, _a, ctx) => ctx.store.user(i.creatorId) ?? null,
+    project: (i: IssueRecord) => i.project ?? null,
     labels: (i: IssueRecord, a, ctx) => {
       const labels = ctx.store.data.labels
         .filter((l) => i.labelIds.includes(l.id))

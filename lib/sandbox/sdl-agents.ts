@@ -11,6 +11,22 @@ extend type Query {
   agentSession(id: String!): AgentSession!
   agentSessions(after: String, before: String, first: Int, includeArchived: Boolean, last: Int, orderBy: PaginationOrderBy): AgentSessionConnection!
   agentActivity(id: String!): AgentActivity!
+  issueRepositorySuggestions(agentSessionId: String, candidateRepositories: [CandidateRepository!]!, issueId: String!): RepositorySuggestionsPayload!
+}
+
+input CandidateRepository {
+  hostname: String!
+  repositoryFullName: String!
+}
+
+type RepositorySuggestion {
+  confidence: Float!
+  hostname: String
+  repositoryFullName: String!
+}
+
+type RepositorySuggestionsPayload {
+  suggestions: [RepositorySuggestion!]!
 }
 
 extend type Mutation {

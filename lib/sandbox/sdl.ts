@@ -121,9 +121,15 @@ type Issue implements Node {
   delegate: User
   creator: User
   labelIds: [String!]!
+  project: Project
   labels(after: String, before: String, first: Int, includeArchived: Boolean, last: Int, orderBy: PaginationOrderBy): IssueLabelConnection!
   comments(after: String, before: String, first: Int, includeArchived: Boolean, last: Int, orderBy: PaginationOrderBy): CommentConnection!
   attachments(after: String, before: String, first: Int, includeArchived: Boolean, last: Int, orderBy: PaginationOrderBy): AttachmentConnection!
+}
+
+type Project implements Node {
+  id: ID!
+  name: String!
 }
 
 type IssueLabel implements Node {

@@ -1,5 +1,5 @@
 /** The seed format (JSON) and how it becomes the sandbox's data. */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { z } from '../zod.ts'
 import { SandboxError, type SandboxData, type StateRecord } from './types.ts'
 
@@ -51,6 +51,8 @@ export const seedSchema = z.strictObject({
         state: z.string().min(1).optional(),
         priority: z.number().int().min(0).max(4).optional(),
         labels: z.array(z.string().min(1)).optional(),
+        /** A project name (issues naming the same one share it). */
+        project: z.string().min(1).optional(),
         createdAt: iso.optional(),
         branchName: z.string().min(1).optional(),
         comments: z
@@ -251,6 +253,7 @@ export function buildData(input: unknown, tick: () => string): SandboxData {
       creatorId: null,
       priority: s.priority ?? 0,
       labelIds,
+      ...(s.project ? { project: { id: stableProjectId(s.project), name: s.project } } : {}),
       createdAt,
       updatedAt: createdAt,
       ...(s.branchName ? { branchName: s.branchName } : {}),
@@ -270,4 +273,10 @@ export function buildData(input: unknown, tick: () => string): SandboxData {
     })
   })
   return data
+}
+
+/** One id per project name, so issues naming the same project share it. */
+function stableProjectId(name: string): string {
+  const h = createHash('sha256').update(`project:${name}`).digest('hex')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`
 }

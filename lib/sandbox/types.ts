@@ -63,6 +63,8 @@ export interface IssueRecord {
   creatorId: string | null
   priority: number
   labelIds: string[]
+  /** The issue's project (kept on the issue: the sandbox serves a project's id and name only). */
+  project?: { id: string; name: string } | null
   createdAt: string
   updatedAt: string
   /** Linear's suggested branch when seeded explicitly (edge-data tests); else derived from the identifier and title. */

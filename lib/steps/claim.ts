@@ -87,7 +87,15 @@ export async function claimIssue(
   // agent_session: a session on an issue delegated to nobody (a mention) makes the agent its delegate.
   const delegate = !!record?.agentSessionId && !issue.delegateId
   const moved = { ...issue, ...(plan.moveTo ? { state: plan.moveTo } : {}), ...(delegate ? { delegateId: viewerId } : {}) }
-  const event = { type: 'claimed' as const, issue: moved, runNumber: plan.runNumber, resumes: plan.resumesRun, engine: ctx.agent.engine }
+  const event = {
+    type: 'claimed' as const,
+    issue: moved,
+    runNumber: plan.runNumber,
+    resumes: plan.resumesRun,
+    engine: ctx.agent.engine,
+    // Several repositories: the routed one (the caller's context carries it), kept for every rerun.
+    ...(ctx.agent.repos.length > 1 ? { repo: ctx.agent.repo.url } : {}),
+  }
   if (ctx.dryRun) return { plan, issue: moved, event }
   if (delegate) {
     await ctx.tracker.delegateIssue(issue.id, viewerId)

@@ -9,6 +9,7 @@
  * agents.yaml URL, never a remote the repository names.
  */
 import type { AgentContext } from '../context.ts'
+import { repoName } from '../route.ts'
 import { crashPoint } from '../crash.ts'
 import { FactoryError } from '../errors.ts'
 import { git, type GitCaller, gitOut, isLocalRemote } from '../git.ts'
@@ -31,6 +32,8 @@ export interface ReportInput {
   base: string
   repoUrl: string
   githubRepo?: string
+  /** The repository's name when the agent has several (the summary says which one it ran in). */
+  repoName?: string
   hasGitHubToken: boolean
   /** Commits on the branch beyond origin/base, after the commit step. */
   commitsAhead: number
@@ -105,6 +108,7 @@ export function planReport(input: ReportInput): ReportPlan {
       headCommit: input.headCommit,
       prUrl: input.prUrl,
       prSkipped,
+      repo: input.repoName,
       notMoved: outcome !== 'failed' && !review ? NO_REVIEW_STATE : undefined,
     }),
     moveTo: outcome === 'failed' ? null : (review ?? null),
@@ -173,6 +177,7 @@ export async function reportRun(
       base: agent.repo.base,
       repoUrl: agent.repo.url,
       githubRepo: agent.repo.github,
+      repoName: agent.repos.length > 1 ? repoName(agent.repo) : undefined,
       hasGitHubToken: !!token,
       commitsAhead: ahead,
       commitFiles,

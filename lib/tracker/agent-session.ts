@@ -15,6 +15,7 @@ import {
   AGENT_ACTIVITY_QUERY,
   AGENT_SESSION_QUERY,
   AGENT_SESSION_UPDATE_MUTATION,
+  REPOSITORY_SUGGESTIONS_QUERY,
   SESSION_ACTIVITIES_PAGE,
 } from './documents.ts'
 import { relayErrorOf, relayFailure, relayGraphqlUrl, relayHeaders } from './relay.ts'
@@ -48,6 +49,18 @@ const sessionSchema = z.looseObject({
     ),
   }),
 })
+const suggestionsSchema = z.object({
+  suggestions: z.array(z.looseObject({ repositoryFullName: z.string(), hostname: z.string().nullish(), confidence: z.number() })),
+})
+/** Linear's ranked repositories for an issue. */
+export type RepositorySuggestion = z.infer<typeof suggestionsSchema>['suggestions'][number]
+
+/** A `select` elicitation's options (Linear shows them as choices; the answer comes back as a prompt). */
+export interface SelectSignal {
+  signal: 'select'
+  signalMetadata: { options: { label: string; value: string }[] }
+}
+
 /** A session as a worker resuming it reads it (newest activities first). */
 export type AgentSessionView = z.infer<typeof sessionSchema>
 
@@ -59,7 +72,19 @@ export interface AgentSessionDeps {
 
 export interface AgentSessionClient {
   /** Post one activity under `id`; `posted: false` when Linear already had it. Throws tracker_refused when Linear refuses it for good. */
-  postActivity(input: { id: string; sessionId: string; content: ActivityContent; ephemeral?: boolean }): Promise<{ posted: boolean }>
+  postActivity(input: {
+    id: string
+    sessionId: string
+    content: ActivityContent
+    ephemeral?: boolean
+    select?: SelectSignal['signalMetadata']
+  }): Promise<{ posted: boolean }>
+  /** Linear's confidence in each candidate repository for the issue (`issueRepositorySuggestions`). */
+  repositorySuggestions(
+    issueId: string,
+    sessionId: string,
+    candidates: { hostname: string; repositoryFullName: string }[],
+  ): Promise<RepositorySuggestion[]>
   /** Add links (the PR) and/or replace the plan of a session. */
   updateSession(sessionId: string, patch: { addedExternalUrls?: { label: string; url: string }[]; plan?: PlanItem[] }): Promise<void>
   /** The session, its issue and its newest activities. */
@@ -171,7 +196,13 @@ export function agentSessionClient(opts: {
 
     async postActivity(input) {
       const variables = {
-        input: { id: input.id, agentSessionId: input.sessionId, content: input.content, ...(input.ephemeral ? { ephemeral: true } : {}) },
+        input: {
+          id: input.id,
+          agentSessionId: input.sessionId,
+          content: input.content,
+          ...(input.ephemeral ? { ephemeral: true } : {}),
+          ...(input.select ? { signal: 'select', signalMetadata: input.select } : {}),
+        },
       }
       let failure: unknown
       try {
@@ -191,6 +222,18 @@ export function agentSessionClient(opts: {
       const data = await withRetry('agentSessionUpdate', AGENT_SESSION_UPDATE_MUTATION, { id: sessionId, input: patch })
       if (!(data.agentSessionUpdate as { success?: boolean } | undefined)?.success)
         throw new FactoryError('tracker_error', `Linear did not update agent session ${sessionId} (success: false)`)
+    },
+
+    async repositorySuggestions(issueId, sessionId, candidates) {
+      const data = await withRetry('issueRepositorySuggestions', REPOSITORY_SUGGESTIONS_QUERY, {
+        issueId,
+        agentSessionId: sessionId,
+        candidates,
+      })
+      const parsed = suggestionsSchema.safeParse(data.issueRepositorySuggestions)
+      if (!parsed.success)
+        throw new FactoryError('tracker_error', `unexpected issueRepositorySuggestions shape: ${parsed.error.issues[0]?.message}`)
+      return parsed.data.suggestions
     },
 
     async getSession(sessionId) {

@@ -34,6 +34,7 @@ const ISSUE_FIELDS = /* GraphQL */ `
       states(first: $statesFirst) { nodes { id name type position } }
     }
     labels(first: $labelsFirst) { nodes { name } }
+    project { id name }
     assignee { id name }
     delegate { id name }
     comments(first: $commentsFirst) {
@@ -204,6 +205,15 @@ export const AGENT_SESSION_QUERY = /* GraphQL */ `
   }
 `
 
+/** Linear's ranking of candidate repositories for an issue (confidence 0-1): routing when no repos rule decides. */
+export const REPOSITORY_SUGGESTIONS_QUERY = /* GraphQL */ `
+  query FactoryRepositorySuggestions($issueId: String!, $agentSessionId: String, $candidates: [CandidateRepository!]!) {
+    issueRepositorySuggestions(issueId: $issueId, agentSessionId: $agentSessionId, candidateRepositories: $candidates) {
+      suggestions { repositoryFullName hostname confidence }
+    }
+  }
+`
+
 /** Who the key belongs to (doctor: Linear reachable and the key accepted, in one request). */
 export const VIEWER_QUERY = /* GraphQL */ `
   query FactoryViewer {
@@ -225,5 +235,6 @@ export const ALL_DOCUMENTS: Record<string, string> = {
   AGENT_ACTIVITY_QUERY,
   AGENT_SESSION_UPDATE_MUTATION,
   AGENT_SESSION_QUERY,
+  REPOSITORY_SUGGESTIONS_QUERY,
   VIEWER_QUERY,
 }

@@ -32,6 +32,7 @@ export const rawIssueSchema = z.object({
   state: workflowStateSchema,
   team: z.object({ id: z.string(), key: z.string(), states: z.object({ nodes: z.array(workflowStateSchema) }) }),
   labels: z.object({ nodes: z.array(z.object({ name: z.string() })) }),
+  project: z.object({ id: z.string(), name: z.string() }).nullish(),
   assignee: userRefSchema.nullish(),
   delegate: userRefSchema.nullish(),
   comments: z.object({
@@ -59,6 +60,8 @@ export interface TrackerIssue {
   state: WorkflowState
   team: { id: string; key: string; states: WorkflowState[] }
   labels: string[]
+  /** The project's name (repository routing matches on it); null when the issue has none. */
+  project?: string | null
   assigneeId: string | null
   delegateId: string | null
   comments: TrackerComment[]
@@ -110,6 +113,7 @@ export function normalizeIssue(raw: RawIssue, opts: { since?: string | null; mor
     state: raw.state,
     team: { id: raw.team.id, key: raw.team.key, states: raw.team.states.nodes },
     labels: raw.labels.nodes.map((l) => l.name),
+    project: raw.project?.name ?? null,
     assigneeId: raw.assignee?.id ?? null,
     delegateId: raw.delegate?.id ?? null,
     comments: all.slice(-MAX_COMMENTS),

@@ -69,7 +69,15 @@ export function removeSetups(): void {
 }
 
 /** Start the sandbox, the relay, the fake GitHub and write the worker's agents.yaml (`agentLines`: extra lines of the agent, e.g. its engine). */
-export async function setup(opts: { engine?: string; agentLines?: string; issues?: number } = {}): Promise<Setup> {
+export async function setup(
+  opts: {
+    engine?: string
+    agentLines?: string
+    issues?: number
+    /** The agent's repository lines instead of `repo:` on the one origin (e.g. `repos:` over several; `dir` is the set-up's). */
+    repoLines?: (origin: string, dir: string) => string
+  } = {},
+): Promise<Setup> {
   const dir = tempDir('rose-session-')
   dirs.push(dir)
   const home = join(dir, 'home')
@@ -110,7 +118,7 @@ export async function setup(opts: { engine?: string; agentLines?: string; issues
   const gh = await startFakeGitHub({ token: GH_TOKEN, branchExists: (b) => gitSync(['branch', '--list', b], origin) !== '' })
   writeFileSync(
     join(home, 'agents.yaml'),
-    `poll_interval_seconds: 1\nagents:\n  - name: rosie\n    engine: ${opts.engine ?? 'console'}\n    tracker: { mode: agent_session, relay_url: ${relay.url}, token_env: FACTORY_RELAY_WORKER_TOKEN, activity_interval_seconds: 0 }\n    repo: { url: ${origin}, base: main, github: acme/app }\n${opts.agentLines ?? ''}`,
+    `poll_interval_seconds: 1\nagents:\n  - name: rosie\n    engine: ${opts.engine ?? 'console'}\n    tracker: { mode: agent_session, relay_url: ${relay.url}, token_env: FACTORY_RELAY_WORKER_TOKEN, activity_interval_seconds: 0 }\n${opts.repoLines?.(origin, dir) ?? `    repo: { url: ${origin}, base: main, github: acme/app }\n`}${opts.agentLines ?? ''}`,
   )
   // The worker's env: the relay's worker token and GitHub's; no Linear token at all.
   const env: Record<string, string> = {

@@ -1,0 +1,199 @@
+/** One agent, several repositories: the routing rules (lib/route.ts) and the pipeline over two origins in api_key mode. */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseConfig, type RepoEntry } from '../lib/config.ts'
+import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
+import { candidates, pickFromReplies, pickSuggestion, planRoute } from '../lib/route.ts'
+import { failure, fixture, type Fixture, gitSync } from './helpers.ts'
+
+const env = { KEY: 'lin_api_x' }
+const agentYaml = (repoLines: string) =>
+  `agents:\n  - name: a\n    engine: console\n    tracker: { mode: api_key, token_env: KEY }\n${repoLines}`
+
+const REPOS: RepoEntry[] = [
+  { url: '/r/api.git', base: 'main', bootstrap_timeout_seconds: 300, github: 'acme/api', match: { labels: ['backend', 'API'] } },
+  { url: '/r/web.git', base: 'main', bootstrap_timeout_seconds: 300, github: 'acme/web', match: { team: 'web', project: 'Site' } },
+  { url: '/r/mono.git', base: 'develop', bootstrap_timeout_seconds: 300, github: 'acme/mono' },
+]
+const issue = (labels: string[], team = 'ENG', project: string | null = null) => ({ labels, team: { key: team }, project })
+
+describe('planRoute', () => {
+  test('the first entry whose rule holds takes the issue; labels match any one of them, case-insensitively', () => {
+    expect(planRoute(issue(['api']), { repos: REPOS })).toMatchObject({ kind: 'repo', repo: { url: '/r/api.git' } })
+    expect(planRoute(issue(['x', 'Backend']), { repos: REPOS })).toMatchObject({ kind: 'repo', why: 'matches labels backend or API' })
+  })
+
+  test('every key of a rule must hold (team and project), else the entry without match is the default', () => {
+    expect(planRoute(issue([], 'WEB', 'site'), { repos: REPOS })).toMatchObject({ repo: { url: '/r/web.git' } })
+    expect(planRoute(issue([], 'WEB', null), { repos: REPOS })).toMatchObject({ repo: { url: '/r/mono.git' }, why: 'the default entry' })
+  })
+
+  test('with no default and no rule holding, nothing decides', () => {
+    expect(planRoute(issue(['docs']), { repos: REPOS.slice(0, 2) })).toEqual({ kind: 'unmatched' })
+  })
+
+  test('a recorded repository is kept even when the labels now route elsewhere; one no longer configured is named', () => {
+    expect(planRoute(issue(['backend']), { repos: REPOS }, '/r/web.git')).toMatchObject({ repo: { url: '/r/web.git' } })
+    expect(planRoute(issue([]), { repos: REPOS }, '/r/gone.git')).toEqual({ kind: 'gone', url: '/r/gone.git' })
+  })
+})
+
+describe("Linear's suggestions and the user's answer", () => {
+  test('candidates are the entries with an owner/name on GitHub', () => {
+    expect(
+      candidates([...REPOS, { url: '/r/local.git', base: 'main', bootstrap_timeout_seconds: 1 }]).map((c) => c.repositoryFullName),
+    ).toEqual(['acme/api', 'acme/web', 'acme/mono'])
+  })
+
+  test('a suggestion is taken from confidence 0.8 up, and only for one of our candidates', () => {
+    expect(pickSuggestion([{ repositoryFullName: 'acme/web', confidence: 0.8 }], REPOS)?.repo.url).toBe('/r/web.git')
+    expect(pickSuggestion([{ repositoryFullName: 'acme/web', confidence: 0.79 }], REPOS)).toBeUndefined()
+    expect(pickSuggestion([{ repositoryFullName: 'other/thing', confidence: 0.99 }], REPOS)).toBeUndefined()
+  })
+
+  test('a reply naming a repository (owner/name or URL, in backticks or not) picks it; the newest reply wins; chatter picks nothing', () => {
+    expect(pickFromReplies(['`acme/api`'], REPOS)?.url).toBe('/r/api.git')
+    expect(pickFromReplies(['acme/api', ' /r/web.git '], REPOS)?.url).toBe('/r/web.git')
+    expect(pickFromReplies(['the api one please'], REPOS)).toBeUndefined()
+  })
+})
+
+describe('repos in agents.yaml', () => {
+  test('a single repo is one entry without match, and the default', () => {
+    const c = parseConfig(agentYaml('    repo: { url: /r/one.git }\n'), 'agents.yaml', env)
+    expect(c.agents[0]!.repos).toEqual([{ url: '/r/one.git', base: 'main', bootstrap_timeout_seconds: 300 }])
+    expect(c.agents[0]!.repo.url).toBe('/r/one.git')
+  })
+
+  test('repos keeps its order; the default is the entry without match', () => {
+    const c = parseConfig(
+      agentYaml('    repos:\n      - { url: /r/api.git, match: { labels: [backend] } }\n      - { url: /r/mono.git }\n'),
+      'agents.yaml',
+      env,
+    )
+    expect(c.agents[0]!.repos.map((r) => r.url)).toEqual(['/r/api.git', '/r/mono.git'])
+    expect(c.agents[0]!.repo.url).toBe('/r/mono.git')
+  })
+
+  test('both repo and repos, neither, two defaults, an empty or unknown match key are config errors naming the agent', () => {
+    const both = failure(() => parseConfig(agentYaml('    repo: { url: /r/a.git }\n    repos: [{ url: /r/b.git }]\n'), 'agents.yaml', env))
+    expect(both.code).toBe('config_invalid')
+    expect(both.message).toContain('agents[0]: both repo and repos are set (line 2')
+    expect(failure(() => parseConfig(agentYaml(''), 'agents.yaml', env)).message).toContain('agents[0]: no repo: set repo')
+    const twoDefaults = failure(() => parseConfig(agentYaml('    repos: [{ url: /r/a.git }, { url: /r/b.git }]\n'), 'agents.yaml', env))
+    expect(twoDefaults.message).toContain('2 entries have no match (/r/a.git, /r/b.git)')
+    const empty = failure(() => parseConfig(agentYaml('    repos: [{ url: /r/a.git, match: {} }]\n'), 'agents.yaml', env))
+    expect(empty.message).toContain('agents[0].repos[0].match: name at least one of labels, team, project')
+    const unknown = failure(() => parseConfig(agentYaml('    repos: [{ url: /r/a.git, match: { label: [x] } }]\n'), 'agents.yaml', env))
+    expect(unknown.message).toContain('unknown key "label"')
+    expect(unknown.message).toContain('did you mean "labels"?')
+  })
+})
+
+describe('an agent with two repositories, through the pipeline', () => {
+  let fx: Fixture | undefined
+  afterEach(async () => {
+    await fx?.cleanup()
+    fx = undefined
+  })
+
+  const branchesOf = (bare: string) =>
+    gitSync(['for-each-ref', '--format=%(refname:short)', 'refs/heads'], bare).split('\n').filter(Boolean)
+  const ours = (fx: Fixture, key: string) =>
+    fx.issue(key).comments.filter((c) => c.userId === fx.sandbox.store.userByEmail('agent@rose.test')!.id)
+  const statusJson = async (fx: Fixture) => JSON.parse((await fx.script('status', ['--all', '--json'])).stdout)
+
+  async function twoRepos(issues: Parameters<typeof fixture>[0]['issues']): Promise<{ fx: Fixture; api: string; web: string }> {
+    let api = ''
+    const f = await fixture({
+      issues,
+      agentYaml: (web) => {
+        mkdirSync(join(web, '..', 'api'), { recursive: true })
+        api = createSampleOrigin(join(web, '..', 'api'))
+        return [
+          'poll_interval_seconds: 1',
+          'agents:',
+          '  - name: tester',
+          '    engine: console',
+          '    concurrency: 3',
+          '    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }',
+          '    repos:',
+          `      - { url: ${api}, base: main, match: { labels: [backend] } }`,
+          `      - { url: ${web}, base: main, match: { labels: [frontend] } }`,
+          '',
+        ].join('\n')
+      },
+    })
+    return { fx: f, api, web: f.origin }
+  }
+
+  test('each issue runs in the repository its labels route it to; one that matches none gets one comment and is not run', async () => {
+    const t = await twoRepos([
+      { team: 'ENG', title: 'Fix the API', labels: ['backend'], assignee: 'agent@rose.test' },
+      { team: 'ENG', title: 'Polish the page', labels: ['frontend'], assignee: 'agent@rose.test' },
+      { team: 'ENG', title: 'Something vague', labels: ['docs'], assignee: 'agent@rose.test' },
+    ])
+    fx = t.fx
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(1) // ENG-3 could not run
+    expect(res.stderr).toContain('ENG-3 matches no repository of agent tester (it has labels docs, team ENG, project (none))')
+
+    const api = branchesOf(t.api)
+    const web = branchesOf(t.web)
+    expect(api.some((b) => b.includes('eng-1'))).toBe(true)
+    expect(api.some((b) => b.includes('eng-2') || b.includes('eng-3'))).toBe(false)
+    expect(web.some((b) => b.includes('eng-2'))).toBe(true)
+    expect(web.some((b) => b.includes('eng-1') || b.includes('eng-3'))).toBe(false)
+    expect(fx.issue('ENG-1').state).toBe('In Review')
+    expect(ours(fx, 'ENG-1').at(-1)!.body).toContain(`Repository: ${t.api}`)
+
+    // ENG-3: one comment naming where each rule routes, still Todo, waiting for a human.
+    expect(fx.issue('ENG-3').state).toBe('Todo')
+    const said = ours(fx, 'ENG-3')
+    expect(said).toHaveLength(1)
+    expect(said[0]!.body).toContain('**No repository for this issue.**')
+    expect(said[0]!.body).toContain(`- label backend -> ${t.api}`)
+    expect(said[0]!.body).toContain(`- label frontend -> ${t.web}`)
+
+    const status = await statusJson(fx)
+    const row = (k: string) => status.issues.find((r: { identifier: string }) => r.identifier === k)
+    expect(row('ENG-3')).toMatchObject({ group: 'escalated', lastError: { code: 'repo_unmatched' } })
+    expect(row('ENG-1').repo).toBe(t.api)
+    expect(row('ENG-2').repo).toBe(t.web)
+    const table = (await fx.script('status', ['--all'])).stdout
+    expect(table).toMatch(new RegExp(`ENG-1 .*in ${t.api.replace(/[/.]/g, '\\$&')}`))
+
+    // Nothing changed: no second comment, no run.
+    expect((await fx.script('start', ['--once', '--config', fx.configPath])).code).toBe(0)
+    expect(ours(fx, 'ENG-3')).toHaveLength(1)
+    expect(fx.issue('ENG-3').state).toBe('Todo')
+  }, 120_000)
+
+  test('a rerun stays in the repository of the first run, though the labels now route elsewhere', async () => {
+    const t = await twoRepos([{ team: 'ENG', title: 'Fix the API', labels: ['backend'], assignee: 'agent@rose.test' }])
+    fx = t.fx
+    expect((await fx.script('start', ['--once', '--config', fx.configPath])).code).toBe(0)
+    const branch = branchesOf(t.api).find((b) => b.includes('eng-1'))!
+    const before = gitSync(['rev-list', '--count', branch], t.api)
+
+    // Relabelled frontend, then a reviewer asks for more.
+    const store = fx.sandbox.store
+    const frontend = {
+      id: crypto.randomUUID(),
+      teamId: store.data.teams[0]!.id,
+      name: 'frontend',
+      color: '#000000',
+      createdAt: '',
+      updatedAt: '',
+    }
+    store.data.labels.push(frontend)
+    store.issue('ENG-1')!.labelIds = [frontend.id]
+    fx.comment('ENG-1', 'riley@rose.test', 'Please also handle the empty case.')
+    const res = await fx.script('start', ['--once', '--config', fx.configPath])
+    expect(res.code, res.stderr).toBe(0)
+
+    expect(Number(gitSync(['rev-list', '--count', branch], t.api))).toBeGreaterThan(Number(before))
+    expect(branchesOf(t.web)).toEqual(['main'])
+  }, 120_000)
+})
