@@ -271,9 +271,16 @@ export async function contextFromArgs(
   configureSentry({ gcpProject: config.secrets?.gcp_project, context: { agent: agent.name } })
   if (config.secrets?.gcp_project) {
     // Into the in-memory env only (never process.env): children get the values on their secret channel.
-    const [{ resolveSecrets }, { agentSecretEnvs }] = await Promise.all([import('./gcp-secrets.ts'), import('./config.ts')])
-    // The GitHub token is optional (the push may use the machine's credentials): absent is not an error.
-    await resolveSecrets(agentSecretEnvs(agent), env, config.secrets.gcp_project, { optional: [agent.github.token_env] })
+    const [{ resolveSecrets }, { agentSecretEnvs }, { langfuseSecretNames }] = await Promise.all([
+      import('./gcp-secrets.ts'),
+      import('./config.ts'),
+      import('./langfuse-settings.ts'),
+    ])
+    // The GitHub token is optional (the push may use the machine's credentials): absent is not an error; so are Langfuse's keys.
+    const langfuse = langfuseSecretNames(env)
+    await resolveSecrets([...agentSecretEnvs(agent), ...langfuse], env, config.secrets.gcp_project, {
+      optional: [agent.github.token_env, ...langfuse],
+    })
   }
   requireEnv(config, path, env, [agent])
   const ctx = agentContext({ config, configPath: path, agent, dryRun: !!args['dry-run'], tag, env })

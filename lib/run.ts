@@ -11,6 +11,8 @@ import { crashPoint } from './crash.ts'
 import type { Engine, EngineEvent } from './engines/types.ts'
 import { asFactoryError, type ErrorCode, FactoryError, isErrorCode } from './errors.ts'
 import { postEscalation, postFailure } from './escalate.ts'
+import { langfuseSettings } from './langfuse-settings.ts'
+import type { RunNotes, TraceStep } from './langfuse.ts'
 import { killOrphanEngine, processStartTime } from './orphans.ts'
 import { inPhase, type PhaseEvent } from './phases.ts'
 import { planFailure } from './retry.ts'
@@ -49,15 +51,55 @@ function runError(record: IssueRecord, n: number): FactoryError {
   return new FactoryError(code, `run #${n} ${run?.status ?? 'failed'}: ${(run?.summary ?? '').split('\n')[0]}`)
 }
 
-/** Run one issue end to end; failures come back as values (and are recorded and explained). */
+/**
+ * Run one issue end to end; failures come back as values (and are recorded and explained). With
+ * Langfuse set up (LANGFUSE_HOST and keys), the run's trace is sent once it is over, after the
+ * lock is let go; otherwise nothing of it is built and lib/langfuse.ts is never imported.
+ */
 export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOptions): Promise<RunIssueResult> {
+  const langfuse = langfuseSettings(ctx.env)
+  if (!langfuse) return runSteps(ctx, ref, opts)
+  const notes: RunNotes = { steps: {} }
+  const result = await runSteps(ctx, ref, opts, notes)
+  markStep(notes, undefined, ctx.now())
+  if (result.runNumber === undefined) return result
+  try {
+    const { runFacts, traceRun } = await import('./langfuse.ts')
+    const facts = runFacts(
+      ctx,
+      notes,
+      result.runNumber,
+      result.ok ? result.outcome : result.error.code,
+      result.ok ? undefined : result.error,
+    )
+    if (facts) await traceRun(ctx, langfuse, facts)
+  } catch (err) {
+    ctx.log.warn(`${result.identifier}: Langfuse trace not sent: ${asFactoryError(err).message}; the run is not affected`)
+  }
+  return result
+}
+
+/** Close the step in progress at `at` and start `step` (none: just close). */
+function markStep(notes: RunNotes, step: TraceStep | undefined, at: Date): void {
+  if (notes.open) notes.steps[notes.open]!.end = at.toISOString()
+  notes.open = step
+  if (step) notes.steps[(notes.last = step)] = { start: at.toISOString(), end: at.toISOString() }
+}
+
+/** The steps of runIssue, noting (when `notes` is given) the issue, the record and each step's times. */
+async function runSteps(ctx: AgentContext, ref: string, opts: RunIssueOptions, notes?: RunNotes): Promise<RunIssueResult> {
   let identifier = ref
   let runNumber: number | undefined
   let issueId: string | undefined
   let lock: ReturnType<typeof lockIssue> | undefined
   const released = new AbortController()
   let watcher: ReturnType<typeof setInterval> | undefined
-  const record = (event: PhaseEvent): Applied => updateRecord(ctx.paths.state, ctx.agent.name, issueId!, event, ctx.now())
+  const record = (event: PhaseEvent): Applied => {
+    const applied = updateRecord(ctx.paths.state, ctx.agent.name, issueId!, event, ctx.now())
+    if (notes && applied.record) notes.record = applied.record
+    return applied
+  }
+  const mark = (step?: TraceStep) => notes && markStep(notes, step, ctx.now())
   const skipped = (reason: string): RunIssueResult => ({ ok: true, identifier, outcome: 'skipped', runNumber, reason })
   try {
     const resolved = await resolveIssue(ctx, ref)
@@ -65,6 +107,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     let issue = resolved.issue
     identifier = issue.identifier
     issueId = issue.id
+    if (notes) notes.issue = { id: issue.id, identifier, title: issue.title }
     try {
       lock = lockIssue(ctx, identifier, 'claim')
     } catch (err) {
@@ -107,6 +150,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
       ctx.log.info(`${identifier}: in ${repoName(routed.repo)} (${routed.why})`)
     }
 
+    mark('claim')
     const claim = await claimIssue(ctx, issue, viewerId, before)
     issue = claim.issue
     runNumber = claim.plan.runNumber
@@ -115,13 +159,16 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     crashPoint('after_claim')
 
     beat('worktree')
+    mark('worktree')
     const wt = await ensureWorktree(ctx, issue, { fetch: opts.fetch, repoRoot: opts.repoRoot })
     step = record({ type: 'worktree_ready', path: wt.path, branch: wt.branch })
+    mark()
     if (step.refused) return await onReleased(ctx, step)
 
     if (opts.signal?.aborted) return onOperatorStop(ctx, identifier, runNumber, record)
     if (inPhase(step.record, 'running')) {
       beat('engine')
+      mark('engine')
       const progressTo = sessionProgress(ctx, step.record!, runNumber)
       const signal = opts.signal ? AbortSignal.any([opts.signal, released.signal]) : released.signal
       const engine = await runEngineStep(ctx, {
@@ -145,6 +192,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
       // Stopped by the operator: not the engine's failure. The same run is queued again; nothing is posted.
       if (opts.signal?.aborted && !released.signal.aborted) return onOperatorStop(ctx, identifier, runNumber, record)
       step = record(engine.event)
+      mark()
       if (inPhase(step.record, 'released')) return await onReleased(ctx, step)
       const { result } = engine
       ctx.log.info(
@@ -164,6 +212,7 @@ export async function runIssue(ctx: AgentContext, ref: string, opts: RunIssueOpt
     }
 
     beat('report')
+    mark('report')
     const report = await reportRun(ctx, { issue, record: step.record!, runNumber, worktree: wt.path, branch: wt.branch })
     step = record(report.event!)
     if (step.refused) return await onReleased(ctx, step)

@@ -55,7 +55,7 @@ export const DENIED_ENV_NAMES: readonly string[] = [
 export const DENIED_ENV_PREFIXES: readonly string[] = ['LINEAR_', 'LANGFUSE_', 'FACTORY_SECRET_']
 
 /** Deny-listed (by prefix) variables whose values are not secret: endpoints that error messages name. */
-export const PUBLIC_ENV_NAMES: readonly string[] = ['LINEAR_API_URL', 'LINEAR_OAUTH_URL']
+export const PUBLIC_ENV_NAMES: readonly string[] = ['LINEAR_API_URL', 'LINEAR_OAUTH_URL', 'LANGFUSE_HOST']
 
 /**
  * True for a public endpoint variable whose URL carries no credentials (`https://user:pass@...`):

@@ -5,6 +5,7 @@ import { type CliSession, commonArgs, isEntry, runCli, printJson } from '../lib/
 import { agentSecretEnvs, factoryHome, loadConfig, selectAgents } from '../lib/config.ts'
 import { acquireDriverLocks } from '../lib/driver-lock.ts'
 import { FactoryError } from '../lib/errors.ts'
+import { langfuseWarning } from '../lib/langfuse-settings.ts'
 import { heartbeatMs } from '../lib/lock.ts'
 import { admitAgents } from '../lib/preflight.ts'
 import { createDriver, type TickReport } from '../lib/start.ts'
@@ -76,6 +77,8 @@ const command = defineCommand({
     }
     const log = logger('start', redactorFor(env, config.agents.flatMap(agentSecretEnvs)))
     for (const e of gcpFailures) log.error(`${e.message} (fix: ${e.fix})`)
+    const langfuse = langfuseWarning(env)
+    if (langfuse) log.warn(langfuse)
     const agents = admitAgents(selectAgents(config, args.agent), env, log)
     if (agents.length === 0) {
       log.error('no agent can run: fix the problems above (rose-factory doctor checks the whole set-up)')
