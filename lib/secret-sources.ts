@@ -32,8 +32,16 @@ export interface SecretStatus extends SecretNeed {
 
 /** Optional secrets read from the environment (or Secret Manager) by the factory's tracing and error reports. */
 const OBSERVABILITY: readonly { name: string; needs: string; fix: string }[] = [
-  { name: 'LANGFUSE_PUBLIC_KEY', needs: 'Langfuse traces', fix: 'export LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to send traces' },
-  { name: 'LANGFUSE_SECRET_KEY', needs: 'Langfuse traces', fix: 'export LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to send traces' },
+  {
+    name: 'LANGFUSE_PUBLIC_KEY',
+    needs: 'Langfuse traces',
+    fix: 'export LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to send traces',
+  },
+  {
+    name: 'LANGFUSE_SECRET_KEY',
+    needs: 'Langfuse traces',
+    fix: 'export LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to send traces',
+  },
   { name: 'SENTRY_DSN', needs: 'Sentry error reports', fix: 'export SENTRY_DSN (Sentry: Project settings > Client Keys) to report errors' },
 ]
 
