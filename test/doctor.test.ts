@@ -235,6 +235,23 @@ describe('doctor', () => {
     expect(res.by['tester: repo']!.fix).toContain('set repo.base of agent tester')
   }, 60_000)
 
+  test('an agent with several repositories gets a repo and a github check for each, named; only the unreachable one fails', async () => {
+    const env = await setUp(
+      (o) =>
+        `  - name: tester\n    engine: console\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repos:\n` +
+        `      - { url: ${o}, base: main, github: acme/app, match: { labels: [backend] } }\n` +
+        `      - { url: /nonexistent/web.git, base: main, github: acme/web }\n`,
+    )
+    const res = await doctor(env)
+    expect(res.code).toBe(1)
+    expect(res.by['tester: repo acme/app']).toMatchObject({ status: 'ok' })
+    expect(res.by['tester: repo acme/web']).toMatchObject({ status: 'fail' })
+    expect(res.by['tester: repo acme/web']!.detail).toContain('/nonexistent/web.git is not reachable')
+    expect(res.by['tester: github acme/app']).toMatchObject({ status: 'ok' })
+    expect(res.by['tester: github acme/web']).toBeDefined()
+    expect(res.by['tester: repo']).toBeUndefined()
+  }, 60_000)
+
   test('a GitHub token without push fails: no PR could be opened; no token at all fails saying what to export', async () => {
     const env = await setUp((o) => agentYaml(o), { push: false })
     const res = await doctor(env)
