@@ -62,7 +62,7 @@ export const STATUS_PAGE = `<!doctype html>
     const body = rows.map((r) => el('tr', { 'data-issue': r.identifier, 'data-group': group }, ...columns.map((c) => el('td', {}, c[1](r)))))
     return [el('h3', { textContent: title + ' (' + rows.length + ')' }), el('table', { 'data-section': group }, head, ...body)]
   }
-  const issueCell = (r) => el('span', {}, link(r.url, r.identifier) || r.identifier, ' ', el('span', { className: 'muted', textContent: r.title }))
+  const issueCell = (r) => el('span', {}, link(r.url, r.identifier) || r.identifier, ' ', el('span', { className: 'muted', textContent: r.title + (r.repo ? ' · in ' + r.repo : '') }))
   const errCell = (r) => r.lastError ? el('span', { className: 'err', textContent: r.lastError.code + ': ' + r.lastError.message }) : ''
 
   function draw(view) {

@@ -5,6 +5,7 @@
  * Linear's rate limit when one is recorded. Read from the files only (state.json, locks, poll/,
  * ratelimit/), so a process that owns no loop answers the same as the loop itself.
  */
+import { repoName } from './route.ts'
 import { join } from 'node:path'
 import { layout, sanitizeKey } from './paths.ts'
 import { fileRateGate } from './ratelimit.ts'
@@ -22,6 +23,8 @@ export interface IssueItem {
   url?: string
   phase: string
   prUrl?: string
+  /** The repository it runs in (agents with several; owner/name or the URL). */
+  repo?: string
   attempts: number
   lastError?: { code: string; message: string; fix?: string }
 }
@@ -37,6 +40,7 @@ export interface RecentRun {
   costUsd?: number
   prUrl?: string
   linearState?: string
+  repo?: string
 }
 
 export interface AgentView {
@@ -83,6 +87,7 @@ function item(r: IssueRecord): IssueItem {
     url: r.snapshot.url,
     phase: r.phase,
     prUrl: r.prUrl,
+    repo: r.repo && repoName({ url: r.repo }),
     attempts: r.attempts,
     lastError: r.lastError,
   }
@@ -156,6 +161,7 @@ function recentRuns(records: IssueRecord[], rows: StatusRow[]): RecentRun[] {
       costUsd: x.costUsd,
       prUrl: x.prUrl ?? (x.reportedAt ? r.prUrl : undefined),
       linearState: r.snapshot.state?.name,
+      repo: r.repo && repoName({ url: r.repo }),
     })),
   )
   return out.sort((a, b) => (b.endedAt ?? b.startedAt).localeCompare(a.endedAt ?? a.startedAt)).slice(0, RECENT)

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { parseConfig, type RepoEntry } from '../lib/config.ts'
 import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
 import { candidates, pickFromReplies, pickSuggestion, planRoute } from '../lib/route.ts'
+import { stateView } from '../lib/status-view.ts'
 import { failure, fixture, type Fixture, gitSync } from './helpers.ts'
 
 const env = { KEY: 'lin_api_x' }
@@ -163,6 +164,10 @@ describe('an agent with two repositories, through the pipeline', () => {
     expect(row('ENG-2').repo).toBe(t.web)
     const table = (await fx.script('status', ['--all'])).stdout
     expect(table).toMatch(new RegExp(`ENG-1 .*in ${t.api.replace(/[/.]/g, '\\$&')}`))
+
+    // The status page's data names it too.
+    const view = stateView(fx.home, { mode: 'watch' })
+    expect(view.agents.tester!.recent.find((r) => r.identifier === 'ENG-2')?.repo).toBe(t.web)
 
     // Nothing changed: no second comment, no run.
     expect((await fx.script('start', ['--once', '--config', fx.configPath])).code).toBe(0)
