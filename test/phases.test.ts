@@ -138,6 +138,21 @@ describe('what a transition does besides the phase', () => {
     })
   })
 
+  test('a claim records the routed repository and a rerun keeps it; a claim with none leaves it unset', () => {
+    const first = transition(rec('queued', { runs: [] }), { ...EVENTS.claimed!, repo: '/r/api.git' } as PhaseEvent, NOW)
+    expect(first.ok && first.record.repo).toBe('/r/api.git')
+    const rerun = transition({ ...rec('queued'), repo: '/r/api.git' }, EVENTS.claimed!, NOW)
+    expect(rerun.ok && rerun.record.repo).toBe('/r/api.git')
+    const unrouted = transition(rec('queued'), EVENTS.claimed!, NOW)
+    expect(unrouted.ok && unrouted.record.repo).toBeUndefined()
+  })
+
+  test('an escalation that carries an error (no repository rule takes the issue) keeps it for status and the comment', () => {
+    const error = { code: 'repo_unmatched', message: 'ENG-1 matches no repository', fix: 'label it backend' }
+    const t = transition(rec('queued', { runs: [] }), { type: 'escalated', reason: 'no repository rule takes it', error }, NOW)
+    expect(t.ok && t.record).toMatchObject({ phase: 'escalated', escalatedAt: NOW.toISOString(), lastError: error })
+  })
+
   test('a retry by hand of an issue waiting for its backoff makes it due now and keeps its attempt count', () => {
     const t = transition(
       rec('queued', { attempts: 1, nextRetryAt: '2026-12-01T12:05:00.000Z', lastError: git }),
