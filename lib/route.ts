@@ -127,6 +127,18 @@ export function repoOfRecord(
   return d.kind === 'repo' ? d.repo : undefined
 }
 
+/** Where an issue would run, in words (`start --dry-run`): `in acme/api (matches label backend)`. */
+export function describeRoute(
+  issue: Partial<Pick<TrackerIssue, 'labels' | 'project'>> & { team?: { key: string } },
+  agent: Pick<AgentConfig, 'repos'>,
+  recorded?: string,
+): string {
+  const d = planRoute({ labels: issue.labels ?? [], team: { key: issue.team?.key ?? '' }, project: issue.project }, agent, recorded)
+  if (d.kind === 'repo') return `in ${repoName(d.repo)} (${d.why})`
+  if (d.kind === 'gone') return `in ${d.url}, which repos no longer lists (the run would fail)`
+  return 'nowhere yet: no repos rule takes it (the run would ask a human)'
+}
+
 /** The context of one issue's run: the agent's `repo` is the issue's repository (worktree, push, PR, bootstrap all read it). */
 export function withRepo(ctx: AgentContext, repo: RepoEntry): AgentContext {
   return ctx.agent.repo === repo ? ctx : { ...ctx, agent: { ...ctx.agent, repo } }

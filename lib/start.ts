@@ -111,7 +111,17 @@ export function createDriver(opts: DriverOptions) {
     if (opts.dryRun) {
       // What the real tick would start, planned by the same planDispatch as the real dispatch. Nothing is written.
       const lockOf = (identifier: string) => inspectLock(lockPathFor(ctx, identifier), LOCK_STALE_MS)
-      const dispatch = previewDispatch(agentState(readState(ctx.paths.state), agent.name), plan, lockOf, capsFor(agent), ctx.now())
+      const state = agentState(readState(ctx.paths.state), agent.name)
+      const dispatch = previewDispatch(state, plan, lockOf, capsFor(agent), ctx.now())
+      if (agent.repos.length > 1) {
+        // Several repositories: where each issue it would start goes (a recorded choice, else the rules).
+        const { describeRoute } = await import('./route.ts')
+        for (const key of dispatch.start) {
+          const r = Object.values(state.issues).find((x) => x.identifier === key)
+          const issue = plan.items.find((i) => i.issue.identifier === key)?.issue ?? r?.snapshot
+          if (issue) log.info(`${agent.name}: ${key} would run ${describeRoute(issue, agent, r?.repo)}`)
+        }
+      }
       return { agent: agent.name, ok: true, plan, started: [], dispatch }
     }
     await reconcileTick(ctx, plan, hereOf(agent))

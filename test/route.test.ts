@@ -136,6 +136,12 @@ describe('an agent with two repositories, through the pipeline', () => {
       { team: 'ENG', title: 'Something vague', labels: ['docs'], assignee: 'agent@rose.test' },
     ])
     fx = t.fx
+    const dry = await fx.script('start', ['--once', '--dry-run', '--config', fx.configPath])
+    expect(dry.code, dry.stderr).toBe(0)
+    expect(dry.stderr).toContain(`tester: ENG-1 would run in ${t.api} (matches label backend)`)
+    expect(dry.stderr).toContain(`tester: ENG-2 would run in ${t.web} (matches label frontend)`)
+    expect(dry.stderr).toContain('tester: ENG-3 would run nowhere yet: no repos rule takes it (the run would ask a human)')
+
     const res = await fx.script('start', ['--once', '--config', fx.configPath])
     expect(res.code, res.stderr).toBe(1) // ENG-3 could not run
     expect(res.stderr).toContain('ENG-3 matches no repository of agent tester (it has labels docs, team ENG, project (none))')
