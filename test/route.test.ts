@@ -6,6 +6,7 @@ import { parseConfig, type RepoEntry } from '../lib/config.ts'
 import { createSampleOrigin } from '../lib/sandbox/sample-repo.ts'
 import { candidates, pickFromReplies, pickSuggestion, planRoute } from '../lib/route.ts'
 import { stateView } from '../lib/status-view.ts'
+import { startFakeGitHub } from './fakes/github.ts'
 import { failure, fixture, type Fixture, gitSync } from './helpers.ts'
 
 const env = { KEY: 'lin_api_x' }
@@ -94,10 +95,13 @@ describe('repos in agents.yaml', () => {
 
 describe('an agent with two repositories, through the pipeline', () => {
   let fx: Fixture | undefined
+  let gh: Awaited<ReturnType<typeof startFakeGitHub>> | undefined
   afterEach(async () => {
     await fx?.cleanup()
-    fx = undefined
+    await gh?.stop()
+    fx = gh = undefined
   })
+  const GH_TOKEN = 'gh-route-test-token'
 
   const branchesOf = (bare: string) =>
     gitSync(['for-each-ref', '--format=%(refname:short)', 'refs/heads'], bare).split('\n').filter(Boolean)
@@ -105,11 +109,19 @@ describe('an agent with two repositories, through the pipeline', () => {
     fx.issue(key).comments.filter((c) => c.userId === fx.sandbox.store.userByEmail('agent@rose.test')!.id)
   const statusJson = async (fx: Fixture) => JSON.parse((await fx.script('status', ['--all', '--json'])).stdout)
 
-  async function twoRepos(issues: Parameters<typeof fixture>[0]['issues']): Promise<{ fx: Fixture; api: string; web: string }> {
+  /** Two origins, PRs to acme/api and acme/web on the fake GitHub (its branches: both origins'). */
+  async function twoRepos(
+    issues: Parameters<typeof fixture>[0]['issues'],
+  ): Promise<{ fx: Fixture; api: string; web: string; gh: Awaited<ReturnType<typeof startFakeGitHub>> }> {
     let api = ''
+    let web = ''
+    const has = (bare: string, b: string) => !!bare && gitSync(['branch', '--list', b], bare) !== ''
+    gh = await startFakeGitHub({ token: GH_TOKEN, branchExists: (b) => has(api, b) || has(web, b) })
     const f = await fixture({
       issues,
-      agentYaml: (web) => {
+      env: { GITHUB_API_URL: gh.url, FACTORY_GITHUB_TOKEN: GH_TOKEN },
+      agentYaml: (origin) => {
+        web = origin
         mkdirSync(join(web, '..', 'api'), { recursive: true })
         api = createSampleOrigin(join(web, '..', 'api'))
         return [
@@ -120,13 +132,13 @@ describe('an agent with two repositories, through the pipeline', () => {
           '    concurrency: 3',
           '    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }',
           '    repos:',
-          `      - { url: ${api}, base: main, match: { labels: [backend] } }`,
-          `      - { url: ${web}, base: main, match: { labels: [frontend] } }`,
+          `      - { url: ${api}, base: main, github: acme/api, match: { labels: [backend] } }`,
+          `      - { url: ${web}, base: main, github: acme/web, match: { labels: [frontend] } }`,
           '',
         ].join('\n')
       },
     })
-    return { fx: f, api, web: f.origin }
+    return { fx: f, api, web: f.origin, gh }
   }
 
   test('each issue runs in the repository its labels route it to; one that matches none gets one comment and is not run', async () => {
@@ -138,8 +150,8 @@ describe('an agent with two repositories, through the pipeline', () => {
     fx = t.fx
     const dry = await fx.script('start', ['--once', '--dry-run', '--config', fx.configPath])
     expect(dry.code, dry.stderr).toBe(0)
-    expect(dry.stderr).toContain(`tester: ENG-1 would run in ${t.api} (matches label backend)`)
-    expect(dry.stderr).toContain(`tester: ENG-2 would run in ${t.web} (matches label frontend)`)
+    expect(dry.stderr).toContain('tester: ENG-1 would run in acme/api (matches label backend)')
+    expect(dry.stderr).toContain('tester: ENG-2 would run in acme/web (matches label frontend)')
     expect(dry.stderr).toContain('tester: ENG-3 would run nowhere yet: no repos rule takes it (the run would ask a human)')
 
     const res = await fx.script('start', ['--once', '--config', fx.configPath])
@@ -153,15 +165,21 @@ describe('an agent with two repositories, through the pipeline', () => {
     expect(web.some((b) => b.includes('eng-2'))).toBe(true)
     expect(web.some((b) => b.includes('eng-1') || b.includes('eng-3'))).toBe(false)
     expect(fx.issue('ENG-1').state).toBe('In Review')
-    expect(ours(fx, 'ENG-1').at(-1)!.body).toContain(`Repository: ${t.api}`)
+    expect(ours(fx, 'ENG-1').at(-1)!.body).toContain('Repository: acme/api')
+    expect(ours(fx, 'ENG-2').at(-1)!.body).toContain('Repository: acme/web')
+    // Each PR is opened on its own repository's GitHub project.
+    const prs = Object.fromEntries(t.gh.prs.map((p) => [p.head, p.html_url]))
+    expect(Object.keys(prs)).toHaveLength(2)
+    expect(prs[api.find((b) => b.includes('eng-1'))!]).toContain('/acme/api/pull/')
+    expect(prs[web.find((b) => b.includes('eng-2'))!]).toContain('/acme/web/pull/')
 
     // ENG-3: one comment naming where each rule routes, still Todo, waiting for a human.
     expect(fx.issue('ENG-3').state).toBe('Todo')
     const said = ours(fx, 'ENG-3')
     expect(said).toHaveLength(1)
     expect(said[0]!.body).toContain('**No repository for this issue.**')
-    expect(said[0]!.body).toContain(`- label backend -> ${t.api}`)
-    expect(said[0]!.body).toContain(`- label frontend -> ${t.web}`)
+    expect(said[0]!.body).toContain('- label backend -> acme/api')
+    expect(said[0]!.body).toContain('- label frontend -> acme/web')
 
     const status = await statusJson(fx)
     const row = (k: string) => status.issues.find((r: { identifier: string }) => r.identifier === k)
