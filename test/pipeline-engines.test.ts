@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { COMMENT_MARKER } from '../lib/prompt.ts'
 import { readState } from '../lib/state.ts'
 import { startFakeAnthropic } from './fakes/anthropic.ts'
+import { startFakeLangfuse } from './fakes/langfuse.ts'
 import { engineBin, suiteTitle } from './fakes/engine-harness.ts'
 import { startFakeOpenAI } from './fakes/openai.ts'
 import { type Fixture, fixture, gitSync } from './helpers.ts'
@@ -72,11 +73,17 @@ describe.skipIf(!claudeBin && !process.env.CI)(suiteTitle('claude', 'pipeline wi
         `agents:\n  - name: tester\n    engine: claude\n    tracker: { mode: api_key, token_env: ROSE_TEST_LINEAR_KEY }\n    repo: { url: ${o}, base: main }\n    claude: { bin: ${claudeBin} }\n`,
     })
     worktree = join(realpathSync(fx.home), 'worktrees', 'tester', 'ENG-1')
+    // Langfuse on: the real CLI's usage and cost reach the run's trace, and no secret does.
+    const langfuse = await startFakeLangfuse({ publicKey: 'pk-lf-pipeline', secretKey: 'sk-lf-pipeline-secret' })
+    stops.push(langfuse.stop)
     const env = {
       ANTHROPIC_BASE_URL: fake.url,
       CLAUDE_AUTH_TOKEN: 'fake-oauth-token',
       CLAUDE_CODE_MAX_RETRIES: '1',
       OPENAI_API_KEY: 'sk-should-never-reach-the-engine',
+      LANGFUSE_HOST: langfuse.url,
+      LANGFUSE_PUBLIC_KEY: 'pk-lf-pipeline',
+      LANGFUSE_SECRET_KEY: 'sk-lf-pipeline-secret',
     }
 
     const first = await fx.script('start', ['--once', '--config', fx.configPath], env)
@@ -91,6 +98,16 @@ describe.skipIf(!claudeBin && !process.env.CI)(suiteTitle('claude', 'pipeline wi
     expect(rec.sessionId).toMatch(/^[0-9a-f-]{36}$/)
     expect(rec.runs[0]!.costUsd).toBeGreaterThan(0)
     expect(rec.runs[0]!.usage?.outputTokens).toBeGreaterThan(0)
+    const usage = rec.runs[0]!.usage!
+    const generation = langfuse.events().find((e) => e.type === 'generation-create')!
+    expect(langfuse.requests.flatMap((r) => r.invalid)).toEqual([])
+    expect(generation.body).toMatchObject({
+      usageDetails: { input: usage.inputTokens, output: usage.outputTokens, total: usage.inputTokens + usage.outputTokens },
+      costDetails: { total: rec.runs[0]!.costUsd },
+    })
+    for (const r of langfuse.requests)
+      for (const secret of ['fake-oauth-token', 'sk-lf-pipeline-secret', 'sk-should-never-reach-the-engine', fx.env.ROSE_TEST_LINEAR_KEY!])
+        expect(r.raw.includes(secret), secret).toBe(false)
 
     const requestsBefore = fake.requests.length
     const second = await rerunAfterComment(fx, env)
