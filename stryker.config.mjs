@@ -7,6 +7,7 @@ const MODULES = {
   'lib/secrets.ts': ['test/secrets.test.ts'],
   'lib/workflow.ts': ['test/workflow.test.ts'],
   'lib/phases.ts': ['test/phases.test.ts'],
+  'lib/route.ts': ['test/route.test.ts'],
   'lib/retry.ts': ['test/retry.test.ts'],
   'lib/backoff.ts': ['test/backoff.test.ts'],
 }
