@@ -147,6 +147,53 @@ describe('what a transition does besides the phase', () => {
     expect(unrouted.ok && unrouted.record.repo).toBeUndefined()
   })
 
+  test('a first claim with no record yet records the routed repository too', () => {
+    expect(after(undefined, { ...EVENTS.claimed!, repo: '/r/web.git' } as PhaseEvent).repo).toBe('/r/web.git')
+  })
+
+  test('a new session on a finished issue forgets replies left from the old one; a reply is refused only if that very reply was kept', () => {
+    const old = rec('done', { agentSessionId: 's-1', pendingPrompts: [{ id: 'p-old', body: 'stale', at: 'x' }] })
+    expect(after(old, { type: 'session_created', issue: ISSUE, sessionId: 's-2' }).pendingPrompts).toBeUndefined()
+    const two = rec('running', {
+      runs: [run(1)],
+      pendingPrompts: [
+        { id: 'a-1', body: 'one', at: 'x' },
+        { id: 'a-2', body: 'two', at: 'x' },
+      ],
+    })
+    expect(transition(two, { type: 'prompted', at: NOW.toISOString(), prompt: { id: 'a-2', body: 'two' } }, NOW)).toEqual({
+      ok: false,
+      refused: 'reply a-2 already recorded',
+    })
+  })
+
+  test('a release records the state Linear moved the issue to and when it closed; a closed release of a released issue only marks it closed', () => {
+    const done = { id: 's-done', name: 'Done', type: 'completed' }
+    const r = after(rec('running'), { type: 'released', reason: 'moved to Done', closed: true, state: done })
+    expect(r).toMatchObject({ phase: 'released', closedAt: NOW.toISOString(), snapshot: { state: done } })
+    const open = after(rec('running'), { type: 'released', reason: 'unassigned', closed: false })
+    expect(open.closedAt).toBeUndefined()
+    expect(open.snapshot.state).toEqual(ISSUE.state)
+    const later = new Date('2026-12-01T13:00:00.000Z')
+    const again = after(open, { type: 'released', reason: 'moved to Done', closed: true, state: done }, later)
+    expect(again).toMatchObject({
+      phase: 'released',
+      releasedReason: 'unassigned',
+      closedAt: later.toISOString(),
+      snapshot: { state: done },
+    })
+    expect(after(again, { type: 'released', reason: 'again', closed: true }, new Date('2026-12-01T14:00:00.000Z')).closedAt).toBe(
+      later.toISOString(),
+    )
+    // A stop in Linear is not a release by Linear's state: the snapshot keeps its state.
+    expect(after(rec('running'), { type: 'stop_requested', reason: 'stopped by Riley' }).snapshot.state).toEqual(ISSUE.state)
+  })
+
+  test('an escalation keeps at most 500 characters of its error message', () => {
+    const long = { code: 'repo_unmatched', message: 'x'.repeat(600) }
+    expect(after(rec('queued', { runs: [] }), { type: 'escalated', reason: 'r', error: long }).lastError!.message).toHaveLength(500)
+  })
+
   test('an escalation that carries an error (no repository rule takes the issue) keeps it for status and the comment', () => {
     const error = { code: 'repo_unmatched', message: 'ENG-1 matches no repository', fix: 'label it backend' }
     const t = transition(rec('queued', { runs: [] }), { type: 'escalated', reason: 'no repository rule takes it', error }, NOW)
@@ -303,12 +350,24 @@ describe('refusals', () => {
     ['queued', 'recovered', 'queued is not in flight'],
     ['done', 'stopped', 'done is not in flight'],
     ['running', 'worktree_removed', 'a run is using or about to use the worktree'],
+    ['done', 'cancel_requested', 'done: nothing queued or running to cancel'],
+    ['running', 'retry_requested', 'running: already queued or running'],
+    ['seen', 'retry_requested', 'seen: never run; move the issue to an active state in Linear'],
   ]
   for (const [phase, event, why] of cases) {
     test(`${event} from ${phase ?? 'no record'} is refused with "${why}"`, () => {
       expect(transition(phase && rec(phase), EVENTS[event]!, NOW)).toEqual({ ok: false, refused: why })
     })
   }
+
+  test("a session's created handed out again names the session; an engine result for a reported run names the run", () => {
+    expect(transition(rec('done', { agentSessionId: 's-1' }), { type: 'session_created', issue: ISSUE, sessionId: 's-1' }, NOW)).toEqual({
+      ok: false,
+      refused: 'session s-1 already taken (done)',
+    })
+    const closed = rec('running', { runs: [run(1, { reportedAt: '2026-12-01T11:30:00.000Z' })] })
+    expect(transition(closed, EVENTS.engine_finished!, NOW)).toEqual({ ok: false, refused: 'run #1 is closed' })
+  })
 
   test('an engine result or a report for a record with no run is refused, not applied to nothing', () => {
     const noRun = rec('running', { runs: [] })

@@ -38,6 +38,7 @@ describe('planRoute', () => {
   test('every key of a rule must hold (team and project), else the entry without match is the default', () => {
     expect(planRoute(issue([], 'WEB', 'site'), { repos: REPOS })).toMatchObject({ repo: { url: '/r/web.git' } })
     expect(planRoute(issue([], 'WEB', null), { repos: REPOS })).toMatchObject({ repo: { url: '/r/mono.git' }, why: 'the default entry' })
+    expect(planRoute(issue([], 'ENG', 'Site'), { repos: REPOS })).toMatchObject({ repo: { url: '/r/mono.git' } })
   })
 
   test('with no default and no rule holding, nothing decides', () => {
@@ -57,6 +58,21 @@ describe("Linear's suggestions and the user's answer", () => {
     ).toEqual(['acme/api', 'acme/web', 'acme/mono'])
   })
 
+  test('a github.com URL is a candidate too (owner/name from it), on host github.com', () => {
+    const [c] = candidates([{ url: 'git@github.com:acme/x.git', base: 'main', bootstrap_timeout_seconds: 1 }])
+    expect(c).toMatchObject({ hostname: 'github.com', repositoryFullName: 'acme/x' })
+    expect(candidates([{ url: '/r/local.git', base: 'main', bootstrap_timeout_seconds: 1 }])).toEqual([])
+  })
+
+  test('the most confident suggestion is the one judged, wherever Linear lists it', () => {
+    const ranked = [
+      { repositoryFullName: 'acme/web', confidence: 0.5 },
+      { repositoryFullName: 'acme/api', confidence: 0.9 },
+      { repositoryFullName: 'acme/mono', confidence: 0.7 },
+    ]
+    expect(pickSuggestion(ranked, REPOS)?.repo.url).toBe('/r/api.git')
+  })
+
   test('a suggestion is taken from confidence 0.8 up, and only for one of our candidates', () => {
     expect(pickSuggestion([{ repositoryFullName: 'acme/web', confidence: 0.8 }], REPOS)?.repo.url).toBe('/r/web.git')
     expect(pickSuggestion([{ repositoryFullName: 'acme/web', confidence: 0.79 }], REPOS)).toBeUndefined()
@@ -67,6 +83,7 @@ describe("Linear's suggestions and the user's answer", () => {
     expect(pickFromReplies(['`acme/api`'], REPOS)?.url).toBe('/r/api.git')
     expect(pickFromReplies(['acme/api', ' /r/web.git '], REPOS)?.url).toBe('/r/web.git')
     expect(pickFromReplies(['the api one please'], REPOS)).toBeUndefined()
+    expect(pickFromReplies(['acme/api', 'thanks!'], REPOS)?.url).toBe('/r/api.git')
   })
 })
 
@@ -120,7 +137,8 @@ describe('the route in words and in a run context', () => {
     const e = unmatchedError({ identifier: 'ENG-3', ...issue(['docs'], 'ENG', 'Handbook') }, { name: 'a', repos: REPOS.slice(0, 2) })
     expect(e.code).toBe('repo_unmatched')
     expect(e.message).toBe('ENG-3 matches no repository of agent a (it has labels docs, team ENG, project Handbook)')
-    expect(e.fix).toContain('- team web, project Site -> acme/web')
+    expect(e.fix).toContain('- labels backend or API -> acme/api\n- team web, project Site -> acme/web')
+    expect(unmatchedError({ identifier: 'ENG-5', ...issue(['docs', 'ops']) }, agent).message).toContain('labels docs, ops, team ENG')
     expect(unmatchedError({ identifier: 'ENG-4', ...issue([]) }, agent).message).toContain('labels (none), team ENG, project (none)')
   })
 
