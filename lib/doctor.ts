@@ -129,7 +129,7 @@ function machineChecks(home: string): Check[] {
 }
 
 /** One check per repository of the agent (the agent as each repository's run sees it). */
-function perRepo(agent: AgentConfig, _name: string, make: (a: AgentConfig) => Check): Check[] {
+function perRepo(agent: AgentConfig, make: (a: AgentConfig) => Check): Check[] {
   return agent.repos.map((repo) => make({ ...agent, repo }))
 }
 
@@ -146,9 +146,9 @@ function agentChecks(config: FactoryConfig, agent: AgentConfig, home: string, se
     about('linear token', ({ env }) => cheap(env, 'linear token')),
     about('linear', async (deps) => linearCheck(agent, deps)),
     // Several repositories: each one's reachability and push rights (the check names it).
-    ...perRepo(agent, 'repo', (a) => about(repoLabel(agent, a, 'repo'), async (deps) => repoCheck(a, home, deps))),
+    ...perRepo(agent, (a) => about(repoLabel(agent, a, 'repo'), async (deps) => repoCheck(a, home, deps))),
     about('github token', ({ env }) => cheap(env, 'github token')),
-    ...perRepo(agent, 'github', (a) => about(repoLabel(agent, a, 'github'), async (deps) => githubCheck(a, deps))),
+    ...perRepo(agent, (a) => about(repoLabel(agent, a, 'github'), async (deps) => githubCheck(a, deps))),
     about('engine', async (deps) => engineCheck(config, agent, deps)),
   ]
   if (agent.engine !== 'console') checks.push(about('engine login', async (deps) => loginCheck(config, agent, deps)))

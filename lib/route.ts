@@ -21,6 +21,8 @@ export type RouteDecision =
   | { kind: 'gone'; url: string }
 
 type Routable = Pick<TrackerIssue, 'labels' | 'project'> & { team: { key: string } }
+/** What routing reads of an issue: a whole issue, or a record's slimmed snapshot (fields may be absent). */
+type RouteInput = Partial<Pick<TrackerIssue, 'labels' | 'project'>> & { team?: { key: string } }
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 
@@ -33,7 +35,8 @@ export function matches(m: RepoMatch, issue: Routable): boolean {
 }
 
 /** Decide the issue's repository: the recorded one, else the first matching entry, else the default. Pure. */
-export function planRoute(issue: Routable, agent: Pick<AgentConfig, 'repos'>, recorded?: string): RouteDecision {
+export function planRoute(input: RouteInput, agent: Pick<AgentConfig, 'repos'>, recorded?: string): RouteDecision {
+  const issue: Routable = { labels: input.labels ?? [], team: { key: input.team?.key ?? '' }, project: input.project }
   if (recorded) {
     const repo = agent.repos.find((r) => r.url === recorded)
     return repo ? { kind: 'repo', repo, why: 'recorded at its first run' } : { kind: 'gone', url: recorded }
@@ -114,26 +117,15 @@ export function unmatchedError(
 }
 
 /** The repository a queued record will run in (recorded, else routed from its snapshot), or undefined when none decides yet. */
-export function repoOfRecord(
-  agent: Pick<AgentConfig, 'repos'>,
-  r: { repo?: string; snapshot: Partial<Pick<TrackerIssue, 'labels' | 'project'>> & { team?: { key: string } } },
-): RepoEntry | undefined {
+export function repoOfRecord(agent: Pick<AgentConfig, 'repos'>, r: { repo?: string; snapshot: RouteInput }): RepoEntry | undefined {
   if (agent.repos.length === 1) return agent.repos[0]
-  const d = planRoute(
-    { labels: r.snapshot.labels ?? [], team: { key: r.snapshot.team?.key ?? '' }, project: r.snapshot.project },
-    agent,
-    r.repo,
-  )
+  const d = planRoute(r.snapshot, agent, r.repo)
   return d.kind === 'repo' ? d.repo : undefined
 }
 
 /** Where an issue would run, in words (`start --dry-run`): `in acme/api (matches label backend)`. */
-export function describeRoute(
-  issue: Partial<Pick<TrackerIssue, 'labels' | 'project'>> & { team?: { key: string } },
-  agent: Pick<AgentConfig, 'repos'>,
-  recorded?: string,
-): string {
-  const d = planRoute({ labels: issue.labels ?? [], team: { key: issue.team?.key ?? '' }, project: issue.project }, agent, recorded)
+export function describeRoute(issue: RouteInput, agent: Pick<AgentConfig, 'repos'>, recorded?: string): string {
+  const d = planRoute(issue, agent, recorded)
   if (d.kind === 'repo') return `in ${repoName(d.repo)} (${d.why})`
   if (d.kind === 'gone') return `in ${d.url}, which repos no longer lists (the run would fail)`
   return 'nowhere yet: no repos rule takes it (the run would ask a human)'

@@ -9,6 +9,7 @@ import { defineCommand } from 'citty'
 import { contextFromArgs, runCli } from '../lib/cli.ts'
 import { FactoryError } from '../lib/errors.ts'
 import { clearGcpSecrets, crc32c, resolveSecrets } from '../lib/gcp-secrets.ts'
+import { rejection } from './helpers.ts'
 import { CLOUD_PLATFORM_SCOPE } from '../lib/gcp-token.ts'
 import { type FakeSecret, startFakeGcp } from './fakes/gcp.ts'
 
@@ -38,16 +39,6 @@ afterAll(() => {
   gcp.stop()
   rmSync(dir, { recursive: true, force: true })
 })
-
-const failure = async (p: Promise<unknown>): Promise<FactoryError> => {
-  try {
-    await p
-  } catch (e) {
-    if (e instanceof FactoryError) return e
-    throw e
-  }
-  throw new Error('expected a FactoryError')
-}
 
 test('CRC32C matches the Castagnoli check value Secret Manager uses', () => {
   expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283)
@@ -107,26 +98,26 @@ test('with GOOGLE_APPLICATION_CREDENTIALS a signed RS256 JWT is exchanged at the
 })
 
 test('a missing secret, a 403 and a disabled version each name the env var, the secret, the project and the fix', async () => {
-  const missing = await failure(resolveSecrets(['NOPE_KEY'], gcpEnv(), 'proj-one'))
+  const missing = await rejection(resolveSecrets(['NOPE_KEY'], gcpEnv(), 'proj-one'))
   expect(missing.code).toBe('secret_unavailable')
   expect(missing.message).toContain('NOPE_KEY is not in the environment')
   expect(missing.message).toContain('project proj-one, secret NOPE_KEY')
   expect(missing.message).toContain('404 NOT_FOUND')
   expect(missing.fix).toContain('gcloud secrets create NOPE_KEY --project proj-one')
 
-  const denied = await failure(resolveSecrets(['FORBIDDEN_KEY'], gcpEnv(), 'proj-one'))
+  const denied = await rejection(resolveSecrets(['FORBIDDEN_KEY'], gcpEnv(), 'proj-one'))
   expect(denied.message).toContain('project proj-one, secret FORBIDDEN_KEY')
   expect(denied.message).toContain('refused access (HTTP 403 PERMISSION_DENIED')
   expect(denied.fix).toContain('roles/secretmanager.secretAccessor on secret FORBIDDEN_KEY in project proj-one')
 
-  const disabled = await failure(resolveSecrets(['DISABLED_KEY'], gcpEnv(), 'proj-one'))
+  const disabled = await rejection(resolveSecrets(['DISABLED_KEY'], gcpEnv(), 'proj-one'))
   expect(disabled.message).toContain('project proj-one, secret DISABLED_KEY')
   expect(disabled.message).toContain('its latest version is disabled')
   expect(disabled.fix).toContain('gcloud secrets versions enable')
 })
 
 test('a disabled newest version names that version and how to enable it; a destroyed one says to add a new version', async () => {
-  const disabled = await failure(resolveSecrets(['DISABLED_KEY'], gcpEnv(), 'proj-one'))
+  const disabled = await rejection(resolveSecrets(['DISABLED_KEY'], gcpEnv(), 'proj-one'))
   expect(disabled.message).toContain('its latest version is disabled; version 2 is the newest, and latest never falls back to an older one')
   expect(disabled.message).toContain(
     'HTTP 400 FAILED_PRECONDITION: Secret Version [projects/123456/secrets/DISABLED_KEY/versions/2] is in DISABLED state.',
@@ -134,7 +125,7 @@ test('a disabled newest version names that version and how to enable it; a destr
   expect(disabled.fix).toContain('gcloud secrets versions enable 2 --secret DISABLED_KEY --project proj-one')
   expect(disabled.fix).toContain('gcloud secrets versions add DISABLED_KEY --project proj-one --data-file=-')
 
-  const destroyed = await failure(resolveSecrets(['DESTROYED_KEY'], gcpEnv(), 'proj-one'))
+  const destroyed = await rejection(resolveSecrets(['DESTROYED_KEY'], gcpEnv(), 'proj-one'))
   expect(destroyed.message).toContain('project proj-one, secret DESTROYED_KEY')
   expect(destroyed.message).toContain('its latest version is destroyed')
   expect(destroyed.fix).toBe(
