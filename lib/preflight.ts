@@ -33,6 +33,11 @@ export function prRepo(agent: AgentConfig): GitHubRepo | null {
   return isLocalRemote(agent.repo.url) ? null : parseGitHubUrl(agent.repo.url)
 }
 
+/** Every GitHub repository the agent's PRs may go to: one per `repos` entry on GitHub. */
+export function prRepos(agent: AgentConfig): GitHubRepo[] {
+  return agent.repos.flatMap((repo) => prRepo({ ...agent, repo }) ?? [])
+}
+
 /** The GitHub token the agent's pushes and PRs use (github.token_env, else GITHUB_TOKEN), and where it came from. */
 export function githubToken(agent: AgentConfig, env: NodeJS.ProcessEnv): { value?: string; name: string } {
   if (env[agent.github.token_env]) return { value: env[agent.github.token_env], name: agent.github.token_env }
@@ -82,18 +87,25 @@ export function engineBinCheck(agent: AgentConfig, env: NodeJS.ProcessEnv): Chec
 /** A GitHub token is set when the agent's PRs go to GitHub (without one a run would end in review with no PR). */
 export function githubTokenCheck(agent: AgentConfig, env: NodeJS.ProcessEnv, from?: SecretStatus): CheckResult {
   const base = { name: 'github token', agent: agent.name }
-  const repo = prRepo(agent)
-  if (!repo) return { ...base, status: 'ok', detail: `not needed: ${agent.repo.url} is not on GitHub (no PRs)` }
+  // Any repository of the agent on GitHub needs it (several repositories: named together).
+  const slugs = prRepos(agent).map((r) => `${r.owner}/${r.name}`)
+  if (!slugs.length)
+    return {
+      ...base,
+      status: 'ok',
+      detail: `not needed: ${agent.repos.length > 1 ? 'no repository of the agent' : agent.repo.url} is not on GitHub (no PRs)`,
+    }
+  const slug = slugs.join(', ')
   const token = githubToken(agent, env)
   const via = token.name === agent.github.token_env ? origin(from) : ' (env)'
-  if (token.value) return { ...base, status: 'ok', detail: `${token.name} is set${via} (PRs to ${repo.owner}/${repo.name})` }
+  if (token.value) return { ...base, status: 'ok', detail: `${token.name} is set${via} (PRs to ${slug})` }
   const gcp = refused(base, from)
   if (gcp) return gcp
   return {
     ...base,
     status: 'fail',
-    detail: `${agent.github.token_env} is not set (nor GITHUB_TOKEN): no PR could be opened on ${repo.owner}/${repo.name}`,
-    fix: `export ${agent.github.token_env}=<a GitHub token that can push to and open pull requests on ${repo.owner}/${repo.name}>`,
+    detail: `${agent.github.token_env} is not set (nor GITHUB_TOKEN): no PR could be opened on ${slug}`,
+    fix: `export ${agent.github.token_env}=<a GitHub token that can push to and open pull requests on ${slug}>`,
   }
 }
 

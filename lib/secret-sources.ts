@@ -9,7 +9,7 @@ import { type AgentConfig, type FactoryConfig, mcpSecretRefs } from './config.ts
 import type { SecretSource } from './gcp-secrets.ts'
 import type { GcpDeps } from './gcp-token.ts'
 import { isLocalRemote } from './git.ts'
-import { prRepo } from './preflight.ts'
+import { prRepos } from './preflight.ts'
 
 /** A secret the config needs: its variable name, what needs it and how to provide it. */
 export interface SecretNeed {
@@ -75,21 +75,25 @@ export function planSecrets(config: FactoryConfig, agents: readonly AgentConfig[
         true,
         `export ${t.token_env}=<the Linear API key of agent ${a.name}'s user> (Linear: Settings > Security & access > Personal API keys)`,
       )
-    const repo = prRepo(a)
-    if (repo)
+    // Every repository of the agent: one on GitHub (PRs) or any https remote (pushes) needs the token.
+    const slugs = prRepos(a)
+      .map((r) => `${r.owner}/${r.name}`)
+      .join(', ')
+    const https = a.repos.find((r) => r.url.startsWith('https://') && !isLocalRemote(r.url))
+    if (slugs)
       add(
         a.github.token_env,
-        `${a.name}: pushes and PRs to ${repo.owner}/${repo.name} (github.token_env)`,
+        `${a.name}: pushes and PRs to ${slugs} (github.token_env)`,
         false,
-        `export ${a.github.token_env}=<a GitHub token that can push to and open pull requests on ${repo.owner}/${repo.name}>`,
+        `export ${a.github.token_env}=<a GitHub token that can push to and open pull requests on ${slugs}>`,
       )
-    else if (a.repo.url.startsWith('https://') && !isLocalRemote(a.repo.url))
+    else if (https)
       // lib/steps/worktree.ts authenticates any https remote with it.
       add(
         a.github.token_env,
-        `${a.name}: https pushes to ${a.repo.url} (github.token_env)`,
+        `${a.name}: https pushes to ${https.url} (github.token_env)`,
         false,
-        `export ${a.github.token_env}=<a token that can push to ${a.repo.url}>`,
+        `export ${a.github.token_env}=<a token that can push to ${https.url}>`,
       )
     for (const r of mcpSecretRefs(a))
       add(

@@ -12,6 +12,8 @@ import { relayCheck } from '../lib/agent-checks.ts'
 import { type AgentConfig, parseConfig } from '../lib/config.ts'
 import { type CheckResult, type DoctorDeps, planChecks, realDoctorDeps, runChecks } from '../lib/doctor.ts'
 import { projectEngineBin } from '../lib/engines/resolve.ts'
+import { githubTokenCheck } from '../lib/preflight.ts'
+import { planSecrets } from '../lib/secret-sources.ts'
 import { type FakeSecret, startFakeGcp } from './fakes/gcp.ts'
 import { startFakeGitHub } from './fakes/github.ts'
 import { type Fixture, fixture } from './helpers.ts'
@@ -251,6 +253,23 @@ describe('doctor', () => {
     expect(res.by['tester: github acme/web']).toBeDefined()
     expect(res.by['tester: repo']).toBeUndefined()
   }, 60_000)
+
+  test('a GitHub token is needed when any repository of the agent is on GitHub, not only its default one', () => {
+    const config = parseConfig(
+      'agents:\n  - name: multi\n    engine: console\n    tracker: { mode: api_key, token_env: KEY }\n    repos:\n' +
+        '      - { url: /srv/local.git }\n      - { url: /srv/web.git, github: acme/web, match: { labels: [web] } }\n',
+      'agents.yaml',
+      { KEY: 'x' },
+    )
+    const agent = config.agents[0]!
+    expect(agent.repo.url).toBe('/srv/local.git')
+    const check = githubTokenCheck(agent, {})
+    expect(check).toMatchObject({ status: 'fail' })
+    expect(check.detail).toContain('no PR could be opened on acme/web')
+    expect(planSecrets(config, config.agents, {}).find((n) => n.name === 'FACTORY_GITHUB_TOKEN')?.needs).toEqual([
+      'multi: pushes and PRs to acme/web (github.token_env)',
+    ])
+  })
 
   test('a GitHub token without push fails: no PR could be opened; no token at all fails saying what to export', async () => {
     const env = await setUp((o) => agentYaml(o), { push: false })
