@@ -2,8 +2,9 @@
  * Whether Langfuse tracing is on, read from the env. Tiny on purpose: every run reads it, and
  * lib/langfuse.ts (the trace, the sender) is imported only when this says on. LANGFUSE_HOST is the
  * switch and has no default (the factory writes no internet host of its own): with the keys but
- * no host nothing is sent and `start` says why; the keys are looked up in GCP Secret Manager
- * (secrets.gcp_project) only once the host is set, so an unconfigured factory asks nobody.
+ * no host nothing is sent and `start` says why. With secrets.gcp_project, a step or run process
+ * looks the keys up in GCP Secret Manager only once the host is set (langfuseSecretNames);
+ * `start` and `config check` ask for them whenever a project is configured (lib/secret-sources.ts).
  */
 
 /** The secret variables of Langfuse (LANGFUSE_ is a deny-listed prefix: redacted, never given to engines). */
